@@ -1,0 +1,1 @@
+"""One module per paper; importing this package registers every scenario."""
