@@ -16,7 +16,8 @@ Distances that enter a logarithm are floored at ``min_distance_m`` (default
 1 m; decision: keeps zero distances finite with finite gradients; below the
 floor the loss is constant and its distance gradient is zero). Losses are in
 dB, positive. String variants (``scenario``, ``band``) are static Python
-arguments; unknown values raise ``ValueError``.
+arguments; unknown values raise ``ValueError`` (when wrapping these functions
+in your own ``jax.jit``, mark ``scenario``/``band`` static or close over them).
 
 The numeric kernels are ``jax.jit``-decorated (compiled once per input
 shape when called eagerly; inlined when called inside a user's ``jit``). The

@@ -1,1 +1,2 @@
 """One module per paper; importing this package registers every scenario."""
+from jaxsg.scenarios import sgin  # noqa: F401

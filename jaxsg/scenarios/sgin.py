@@ -1,0 +1,601 @@
+"""Scenario ``sgin``: Stackelberg computation offloading with privacy overhead.
+
+Source: Gong et al., "Blockchain-aided digital twin offloading mechanism in
+space-air-ground networks", IEEE TCOM 2024 (arXiv 2302.08525), Sec. III-IV;
+our spec is ``specs/sgin.md``. Equation numbers below are the paper's.
+
+Agents
+------
+* ``follower`` — N·M digital twins (DTs), M per macro base station (MBS).
+  Hybrid action (eq. 30): ``offload`` ∈ {0, 1} (paper α = 1 − offload),
+  ``leo`` ∈ {0..O−1}, ``channel`` ∈ {0..R−1}, ``cpu_ghz`` ∈ [f_min, f_max],
+  ``block_mbit`` ∈ [S_min, S_max]. Observation (normalised, O(1) scales):
+  ``[A/A_max, w/w_max, Q/(10·A_max), x_o/2000 km (O), y_o/2000 km (O),
+  λ/λ_max, (I_dBm + 100)/50]`` with I the follower's own last-slot
+  interference.
+* ``leader`` — the cloud provider. Observation S_L = {f of every DT last slot
+  (/f_max), c/λ_max}. Action: price λ per DT ∈ [λ_min, λ_max]. With
+  ``price_mode="leader"`` the action sets λ for the *next* slot (the leader
+  moves first; followers observe the price before acting); with
+  ``price_mode="fixed"`` λ = ``params.price`` always (the paper's Fig. 9).
+
+Slot t (ordering of eq. 23)
+---------------------------
+The state holds slot t's exogenous draws (A, w, x, y, ε), which followers
+observe. Given actions: path loss (eq. 2-3, read as 20·log10 — the printed
+log2 gives 440-470 dB) → power gain g = 10^(−L/10) (eq. 4-5 print |g|², a
+squared power gain that makes every SNR ≈ 0; we use the power gain) →
+co-channel interference at the chosen LEO (eq. 4) → rate (eq. 5) → capacity
+D = f·τ/w (eq. 1, local) or R·τ (eq. 6, offload) → queue
+Q' = Q − min(D, Q) + A (eq. 23 with constraint 16 as a clip) → privacy
+overhead per MBS (eq. 7-10) → rewards. Then slot t+1's draws are sampled.
+
+Decisions where the paper is silent or wrong (also in ``specs/sgin.md``)
+---------------------------------------------------------------------
+* Interference (eq. 4) counts only other MBSs' DTs; independent agents cannot
+  guarantee intra-cell orthogonality, so ``intra_cell_interference`` (param,
+  0/1, default 1) adds same-MBS co-channel DTs.
+* Only offloading DTs transmit, on their chosen channel to their chosen LEO.
+  Offloading to a LEO below the elevation mask (orbit geometry) transmits
+  nothing and serves 0 bits; ``avail_actions`` masks it.
+* Privacy overhead per MBS n: block size S_n = the largest block chosen by its
+  DTs; verification gated by the slowest verifier max_m S_n·v/f_{n,m}
+  (``jaxsg.consensus.sgin_privacy_overhead``). Every DT of MBS n bears C_n.
+* Follower utility F = D − w_priv·C_SBC − λ·f (eq. 29) in Mbit, ms and GHz;
+  the price is paid on the chosen CPU frequency f whether or not the DT
+  offloads (the paper's profit eq. 11 sums λ·f over all DTs). Block size only
+  costs (no benefit in the paper's model), so S_min is always a best choice.
+* Follower reward R = Q·D + V·F (eq. 33, drift-plus-penalty) with Q, D in
+  Mbit; D is the capacity (the paper's "processed bits"), not min(D, Q).
+  Kept literal; agents normalise. Optional penalty for I > I_max (eq. 17),
+  weight 0 by default (faithful).
+* Leader reward R_L = Σ (λ − c)·f (eq. 11), f in GHz.
+* "MB" in the paper's task sizes is read as Mbit.
+* ``interference_dbm`` floors the mean interference at 1e-20 W (−170 dBm) so
+  slots with no transmitter stay finite.
+
+Defaults vs the paper (the paper's numbers do not form a stable system)
+----------------------------------------------------------------------
+=====================  ==================  =========================================
+param                  default             paper (``preset="paper"``)
+=====================  ==================  =========================================
+arrival A              U(4, 8) Mbit/slot   U(10, 30) "MB" (read as Mbit)
+cycles per bit w       U(2000, 4000)       same
+x / y                  U(1000,2000) km /   same
+                       U(500, 2000) km
+f_c, c                 0.1 GHz, 3e8 m/s    same
+ε_LoS / ε_NLoS         U(0,1) / U(10,30)   same
+(a, b) Al-Hourani      (9.61, 0.16) urban  unknown b1, b2
+noise σ²               1e-13 W             same
+bandwidth B/channel    20 MHz              not printed (Fig. 8 sweeps MHz)
+power P                16 W                not printed (Fig. 7 sweeps W)
+f range                [0.5, 6] GHz        not printed
+slot τ                 1 s                 not printed
+f_MBS, r_up, r_down    6e9, 5e9, 1e10      same
+δ                      0.5                 swept (Fig. 10)
+|W|, S_B range         1 Mbit, [0.5, 4]    not printed
+                       Mbit
+V                      10                  swept (Fig. 4-5)
+price λ (init/fixed)   6, range [0, 10]    swept 2..10 (Fig. 9)
+unit cost c            1                   swept (Fig. 6)
+=====================  ==================  =========================================
+
+Regime (checked in ``tests/test_sgin.py``): at defaults, all-offload on one
+channel and all-local at f_min make queues grow without bound, the
+best-response reference keeps them bounded, and good policies mix local
+computing and offloading.
+
+Geometries (static ``geometry``): ``"uniform"`` as the paper (x, y i.i.d. per
+(DT, LEO) per slot); ``"orbit"`` (beyond the paper): DTs fixed around their
+MBS, LEOs on a Walker-δ shell ``num_leo/orbit_planes/orbit_phasing`` at
+``orbit_altitude_m``; x = d·cos α and y = d·sin α from the true slant range d
+and elevation α at time t0 + t·τ (t0 random per episode), LEOs below
+``min_elevation_rad`` not selectable. Earth rotation is ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxsg import spaces
+from jaxsg.consensus import sgin_privacy_overhead
+from jaxsg.env import EnvState, MultiAgentEnv, register
+from jaxsg.physics.geometry import (
+    elevation_angle,
+    geodetic_to_ecef,
+    orbital_period,
+    walker_delta,
+)
+from jaxsg.physics.link import cochannel_interference, same_group_mask, shannon_rate, sinr
+from jaxsg.physics.pathloss import air_to_ground_pathloss_db
+from jaxsg.physics.units import EARTH_RADIUS, watt_to_dbm
+from jaxsg.queues import drift_plus_penalty_reward, queue_update
+from jaxsg.validation import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, Bound, check_choice, check_int
+
+MBIT = 1e6
+GHZ = 1e9
+MS = 1e-3
+DISTANCE_SCALE_M = 2.0e6
+INTERFERENCE_FLOOR_W = 1e-20
+
+
+@struct.dataclass
+class SginParams:
+    """Every numeric knob of the scenario, SI units (bits, Hz, W, s, m, rad)."""
+
+    # time and traffic
+    slot_s: float = 1.0
+    arrival_min_bits: float = 4e6
+    arrival_max_bits: float = 8e6
+    cycles_per_bit_min: float = 2000.0
+    cycles_per_bit_max: float = 4000.0
+    initial_queue_bits: float = 0.0
+    # uniform geometry (paper)
+    horizontal_min_m: float = 1.0e6
+    horizontal_max_m: float = 2.0e6
+    altitude_min_m: float = 0.5e6
+    altitude_max_m: float = 2.0e6
+    # path loss (eq. 2-3)
+    carrier_hz: float = 1e8
+    speed_of_light: float = 3e8
+    los_a: float = 9.61
+    los_b: float = 0.16
+    eta_los_min_db: float = 0.0
+    eta_los_max_db: float = 1.0
+    eta_nlos_min_db: float = 10.0
+    eta_nlos_max_db: float = 30.0
+    # radio (eq. 4-6, 17)
+    power_w: float = 16.0
+    bandwidth_hz: float = 20e6
+    noise_w: float = 1e-13
+    intra_cell_interference: float = 1.0
+    interference_max_w: float = 1e-12
+    interference_penalty: float = 0.0
+    # computing (eq. 1)
+    cpu_min_hz: float = 0.5e9
+    cpu_max_hz: float = 6.0e9
+    # blockchain privacy overhead (eq. 7-10)
+    block_min_bits: float = 0.5e6
+    block_max_bits: float = 4.0e6
+    model_bits: float = 1e6
+    f_mbs_hz: float = 6e9
+    delta: float = 0.5
+    r_up_bps: float = 5e9
+    r_down_bps: float = 1e10
+    verify_cycles_per_bit: float = 1.0
+    # Lyapunov and economics (eq. 11, 29, 33)
+    v_weight: float = 10.0
+    privacy_weight: float = 1.0
+    price: float = 6.0
+    price_min: float = 0.0
+    price_max: float = 10.0
+    unit_cost: float = 1.0
+    # orbit geometry (beyond the paper)
+    orbit_altitude_m: float = 1.0e6
+    orbit_inclination_rad: float = math.radians(53.0)
+    min_elevation_rad: float = math.radians(10.0)
+    site_lat_rad: float = math.radians(40.0)
+    site_lon_rad: float = math.radians(116.0)
+    mbs_spacing_m: float = 50e3
+    cell_radius_m: float = 5e3
+
+
+PAPER_OVERRIDES = {"arrival_min_bits": 10e6, "arrival_max_bits": 30e6}
+
+_BIG = math.inf
+PARAM_BOUNDS = {
+    "slot_s": POSITIVE,
+    "arrival_min_bits": NON_NEGATIVE,
+    "arrival_max_bits": NON_NEGATIVE,
+    "cycles_per_bit_min": POSITIVE,
+    "cycles_per_bit_max": POSITIVE,
+    "initial_queue_bits": NON_NEGATIVE,
+    "horizontal_min_m": NON_NEGATIVE,
+    "horizontal_max_m": NON_NEGATIVE,
+    "altitude_min_m": POSITIVE,
+    "altitude_max_m": POSITIVE,
+    "carrier_hz": POSITIVE,
+    "speed_of_light": POSITIVE,
+    "los_a": POSITIVE,
+    "los_b": POSITIVE,
+    "eta_los_min_db": NON_NEGATIVE,
+    "eta_los_max_db": NON_NEGATIVE,
+    "eta_nlos_min_db": NON_NEGATIVE,
+    "eta_nlos_max_db": NON_NEGATIVE,
+    "power_w": POSITIVE,
+    "bandwidth_hz": POSITIVE,
+    "noise_w": POSITIVE,
+    "intra_cell_interference": UNIT_INTERVAL,
+    "interference_max_w": POSITIVE,
+    "interference_penalty": NON_NEGATIVE,
+    "cpu_min_hz": POSITIVE,
+    "cpu_max_hz": POSITIVE,
+    "block_min_bits": POSITIVE,
+    "block_max_bits": POSITIVE,
+    "model_bits": POSITIVE,
+    "f_mbs_hz": POSITIVE,
+    "delta": NON_NEGATIVE,
+    "r_up_bps": POSITIVE,
+    "r_down_bps": POSITIVE,
+    "verify_cycles_per_bit": NON_NEGATIVE,
+    "v_weight": NON_NEGATIVE,
+    "privacy_weight": NON_NEGATIVE,
+    "price": NON_NEGATIVE,
+    "price_min": NON_NEGATIVE,
+    "price_max": POSITIVE,
+    "unit_cost": NON_NEGATIVE,
+    "orbit_altitude_m": Bound(100e3, 40_000e3),
+    "orbit_inclination_rad": Bound(0.0, math.pi),
+    "min_elevation_rad": Bound(0.0, math.pi / 2, high_inclusive=False),
+    "site_lat_rad": Bound(-math.pi / 2, math.pi / 2),
+    "site_lon_rad": Bound(-2 * math.pi, 2 * math.pi),
+    "mbs_spacing_m": NON_NEGATIVE,
+    "cell_radius_m": NON_NEGATIVE,
+}
+PARAM_ORDER = (
+    ("arrival_min_bits", "arrival_max_bits"),
+    ("cycles_per_bit_min", "cycles_per_bit_max"),
+    ("horizontal_min_m", "horizontal_max_m"),
+    ("altitude_min_m", "altitude_max_m"),
+    ("eta_los_min_db", "eta_los_max_db"),
+    ("eta_nlos_min_db", "eta_nlos_max_db"),
+    ("cpu_min_hz", "cpu_max_hz"),
+    ("block_min_bits", "block_max_bits"),
+    ("price_min", "price_max"),
+    ("price_min", "price"),
+    ("price", "price_max"),
+)
+
+
+@struct.dataclass
+class SginState(EnvState):
+    """Slot-t state: queues, slot-t exogenous draws, last-slot observables."""
+
+    queue_bits: jnp.ndarray  # (NM,) Q_t
+    arrivals_bits: jnp.ndarray  # (NM,) A_t, joins the queue at the end of slot t
+    cycles_per_bit: jnp.ndarray  # (NM,) w_t
+    horizontal_m: jnp.ndarray  # (NM, O) x
+    vertical_m: jnp.ndarray  # (NM, O) y
+    eta_los_db: jnp.ndarray  # (NM, O) ε_LoS
+    eta_nlos_db: jnp.ndarray  # (NM, O) ε_NLoS
+    visible: jnp.ndarray  # (NM, O) bool, LEO above the elevation mask
+    price: jnp.ndarray  # (NM,) λ in force during slot t
+    last_cpu_hz: jnp.ndarray  # (NM,) f of slot t−1 (leader observation)
+    last_interference_w: jnp.ndarray  # (NM,) own interference in slot t−1
+    last_rx_power_w: jnp.ndarray  # (N, O, R) received power per MBS, LEO, channel in t−1
+    time_offset_s: jnp.ndarray  # () orbit epoch of this episode
+    ground_xyz: jnp.ndarray  # (NM, 3) DT positions (orbit geometry; zeros otherwise)
+
+
+class SginEnv(MultiAgentEnv):
+    """Followers (DTs) offload or compute locally; a leader prices their CPU."""
+
+    agent_classes = ("follower", "leader")
+    param_bounds = PARAM_BOUNDS
+    param_order = PARAM_ORDER
+
+    def __init__(
+        self,
+        num_mbs: int = 4,
+        users_per_mbs: int = 12,
+        num_leo: int = 4,
+        num_channels: int = 12,
+        horizon: int = 100,
+        geometry: str = "uniform",
+        price_mode: str = "leader",
+        preset: str = "default",
+        orbit_planes: int = 1,
+        orbit_phasing: int = 0,
+    ):
+        super().__init__(horizon)
+        where = "sgin"
+        self.num_mbs = check_int("num_mbs", num_mbs, 1, where=where)
+        self.users_per_mbs = check_int("users_per_mbs", users_per_mbs, 1, where=where)
+        self.num_leo = check_int("num_leo", num_leo, 1, where=where)
+        self.num_channels = check_int("num_channels", num_channels, 1, where=where)
+        self.geometry = check_choice("geometry", geometry, ("uniform", "orbit"), where)
+        self.price_mode = check_choice("price_mode", price_mode, ("leader", "fixed"), where)
+        self.preset = check_choice("preset", preset, ("default", "paper"), where)
+        self.orbit_planes = check_int("orbit_planes", orbit_planes, 1, where=where)
+        self.orbit_phasing = check_int("orbit_phasing", orbit_phasing, 0, orbit_planes - 1, where)
+        if self.num_leo % self.orbit_planes:
+            raise ValueError(
+                f"sgin: 'orbit_planes' = {orbit_planes} must divide 'num_leo' = {num_leo}"
+            )
+        self.num_followers = self.num_mbs * self.users_per_mbs
+
+    # ----------------------------------------------------------- spaces
+    @property
+    def default_params(self) -> SginParams:
+        params = SginParams()
+        return params.replace(**PAPER_OVERRIDES) if self.preset == "paper" else params
+
+    def num_agents(self, agent_class: str) -> int:
+        return {"follower": self.num_followers, "leader": 1}[agent_class]
+
+    def observation_space(self, agent_class: str, params: Any = None) -> spaces.Space:
+        if agent_class == "follower":
+            return spaces.Box(-jnp.inf, jnp.inf, (self.num_followers, 5 + 2 * self.num_leo))
+        return spaces.Box(-jnp.inf, jnp.inf, (1, self.num_followers + 1))
+
+    def action_space(self, agent_class: str, params: Any = None) -> spaces.Space:
+        p = self.default_params if params is None else params
+        n = self.num_followers
+        if agent_class == "follower":
+            return spaces.Dict(
+                {
+                    "offload": spaces.Discrete(2, (n,)),
+                    "leo": spaces.Discrete(self.num_leo, (n,)),
+                    "channel": spaces.Discrete(self.num_channels, (n,)),
+                    "cpu_ghz": spaces.Box(p.cpu_min_hz / GHZ, p.cpu_max_hz / GHZ, (n,)),
+                    "block_mbit": spaces.Box(p.block_min_bits / MBIT, p.block_max_bits / MBIT, (n,)),
+                }
+            )
+        return spaces.Box(p.price_min, p.price_max, (1, n))
+
+    def avail_actions(self, state: SginState, params: SginParams) -> dict:
+        any_visible = jnp.any(state.visible, axis=-1)
+        n = self.num_followers
+        return {
+            "follower": {
+                "offload": jnp.stack([jnp.ones(n, bool), any_visible], axis=-1),
+                "leo": state.visible,
+                "channel": jnp.ones((n, self.num_channels), bool),
+            },
+            "leader": {},
+        }
+
+    # ------------------------------------------------------- randomness
+    def draw_slot(
+        self, key: chex.PRNGKey, time_s: jnp.ndarray, ground_xyz: jnp.ndarray, params: SginParams
+    ) -> dict:
+        """Exogenous draws of one slot: A, w, x, y, ε_LoS, ε_NLoS, visibility."""
+        n, o = self.num_followers, self.num_leo
+        k_a, k_w, k_x, k_y, k_l, k_n = jax.random.split(key, 6)
+        u = lambda k, shape, lo, hi: jax.random.uniform(k, shape, jnp.float32, lo, hi)  # noqa: E731
+        draws = {
+            "arrivals_bits": u(k_a, (n,), params.arrival_min_bits, params.arrival_max_bits),
+            "cycles_per_bit": u(k_w, (n,), params.cycles_per_bit_min, params.cycles_per_bit_max),
+            "eta_los_db": u(k_l, (n, o), params.eta_los_min_db, params.eta_los_max_db),
+            "eta_nlos_db": u(k_n, (n, o), params.eta_nlos_min_db, params.eta_nlos_max_db),
+        }
+        if self.geometry == "uniform":
+            draws["horizontal_m"] = u(k_x, (n, o), params.horizontal_min_m, params.horizontal_max_m)
+            draws["vertical_m"] = u(k_y, (n, o), params.altitude_min_m, params.altitude_max_m)
+            draws["visible"] = jnp.ones((n, o), bool)
+        else:
+            x, y, visible = self.orbit_geometry(time_s, ground_xyz, params)
+            draws.update(horizontal_m=x, vertical_m=y, visible=visible)
+        return draws
+
+    def orbit_geometry(self, time_s, ground_xyz, params):
+        """x = d·cos α, y = d·sin α to every LEO of the Walker-δ shell; visibility mask."""
+        sat_xyz, _ = walker_delta(
+            time_s,
+            self.num_leo,
+            self.orbit_planes,
+            self.orbit_phasing,
+            params.orbit_altitude_m,
+            params.orbit_inclination_rad,
+        )
+        elevation = elevation_angle(ground_xyz[:, None, :], sat_xyz[None, :, :])
+        distance = jnp.linalg.norm(sat_xyz[None, :, :] - ground_xyz[:, None, :], axis=-1)
+        return (
+            distance * jnp.cos(elevation),
+            distance * jnp.sin(elevation),
+            elevation >= params.min_elevation_rad,
+        )
+
+    def place_ground(self, key: chex.PRNGKey, params: SginParams) -> jnp.ndarray:
+        """DT positions: MBSs on a line eastward from the site, DTs uniform in a disc."""
+        n_mbs, m = self.num_mbs, self.users_per_mbs
+        k_r, k_a = jax.random.split(key)
+        radius = params.cell_radius_m * jnp.sqrt(jax.random.uniform(k_r, (n_mbs, m)))
+        angle = jax.random.uniform(k_a, (n_mbs, m), maxval=2 * jnp.pi)
+        east = jnp.arange(n_mbs)[:, None] * params.mbs_spacing_m + radius * jnp.cos(angle)
+        north = radius * jnp.sin(angle)
+        lat = params.site_lat_rad + north / EARTH_RADIUS
+        lon = params.site_lon_rad + east / (EARTH_RADIUS * jnp.cos(params.site_lat_rad))
+        return geodetic_to_ecef(lat, lon).reshape(n_mbs * m, 3)
+
+    def slot_time_s(self, state_time_offset, step, params):
+        return state_time_offset + step.astype(jnp.float32) * params.slot_s
+
+    # ---------------------------------------------------------- physics
+    def path_gain(self, state: SginState, params: SginParams) -> jnp.ndarray:
+        """Power gain g = 10^(−L/10) of every (DT, LEO) link, eq. (2)-(3)."""
+        loss_db = air_to_ground_pathloss_db(
+            state.horizontal_m,
+            state.vertical_m,
+            params.carrier_hz,
+            state.eta_los_db,
+            state.eta_nlos_db,
+            params.los_a,
+            params.los_b,
+            speed_of_light=params.speed_of_light,
+        )
+        return jnp.power(10.0, -loss_db / 10.0)
+
+    def cell_of_follower(self) -> jnp.ndarray:
+        return jnp.arange(self.num_followers) // self.users_per_mbs
+
+    def clip_follower_action(self, action: dict, params: SginParams) -> dict:
+        """Integers into range; continuous actions clipped to their bounds (NaN stays NaN)."""
+        return {
+            "offload": jnp.clip(action["offload"], 0, 1).astype(bool),
+            "leo": jnp.clip(action["leo"], 0, self.num_leo - 1),
+            "channel": jnp.clip(action["channel"], 0, self.num_channels - 1),
+            "cpu_hz": jnp.clip(action["cpu_ghz"] * GHZ, params.cpu_min_hz, params.cpu_max_hz),
+            "block_bits": jnp.clip(
+                action["block_mbit"] * MBIT, params.block_min_bits, params.block_max_bits
+            ),
+        }
+
+    def slot_outcome(self, state: SginState, follower_action: dict, params: SginParams) -> dict:
+        """Everything that happens in slot t given the followers' actions (pure)."""
+        a = self.clip_follower_action(follower_action, params)
+        n_mbs, m, o, r = self.num_mbs, self.users_per_mbs, self.num_leo, self.num_channels
+        gain = self.path_gain(state, params)  # (NM, O)
+        link_gain = jnp.take_along_axis(gain, a["leo"][:, None], axis=1)[:, 0]
+        link_visible = jnp.take_along_axis(state.visible, a["leo"][:, None], axis=1)[:, 0]
+        transmit = a["offload"] & link_visible
+        # rx[i, j]: power of DT j received at DT i's chosen LEO (eq. 4); same-MBS
+        # interferers weighted by intra_cell_interference (one weighted sum, exact for 0 < w < 1)
+        same_cell = same_group_mask(self.cell_of_follower())
+        cell_weight = jnp.where(same_cell, params.intra_cell_interference, 1.0)
+        rx_power = params.power_w * gain.T[a["leo"]] * cell_weight
+        interference = cochannel_interference(rx_power, a["channel"], transmit)
+        signal = params.power_w * link_gain
+        rate_bps = jnp.where(
+            transmit,
+            shannon_rate(params.bandwidth_hz, sinr(signal, interference, params.noise_w)),
+            0.0,
+        )
+        local_bits = a["cpu_hz"] * params.slot_s / state.cycles_per_bit  # eq. (1)
+        capacity_bits = jnp.where(a["offload"], rate_bps * params.slot_s, local_bits)  # eq. (6)
+        queue_next, served_bits = queue_update(
+            state.queue_bits, capacity_bits, state.arrivals_bits
+        )  # eq. (23)
+        overhead = sgin_privacy_overhead(
+            params.model_bits,
+            params.f_mbs_hz,
+            params.delta,
+            n_mbs,
+            n_mbs * m,
+            params.r_up_bps,
+            params.r_down_bps,
+            a["block_bits"].reshape(n_mbs, m).max(axis=-1),
+            a["cpu_hz"].reshape(n_mbs, m),
+            params.verify_cycles_per_bit,
+        )  # eq. (7)-(10), per MBS
+        overhead_s = jnp.repeat(overhead.total, m)
+        utility = (
+            capacity_bits / MBIT
+            - params.privacy_weight * overhead_s / MS
+            - state.price * a["cpu_hz"] / GHZ
+        )  # eq. (29)
+        violation = transmit & (interference > params.interference_max_w)  # eq. (17)
+        reward = drift_plus_penalty_reward(
+            state.queue_bits / MBIT, capacity_bits / MBIT, utility, params.v_weight
+        ) - params.interference_penalty * violation  # eq. (33)
+        profit = jnp.sum((state.price - params.unit_cost) * a["cpu_hz"] / GHZ)  # eq. (11)
+        on_channel = jax.nn.one_hot(a["channel"], r) * transmit[:, None]  # (NM, R)
+        rx_grid = params.power_w * gain[:, :, None] * on_channel[:, None, :]
+        return {
+            "action": a,
+            "transmit": transmit,
+            "interference_w": interference,
+            "rate_bps": rate_bps,
+            "capacity_bits": capacity_bits,
+            "served_bits": served_bits,
+            "queue_next_bits": queue_next,
+            "overhead": overhead,
+            "utility": utility,
+            "violation": violation,
+            "follower_reward": reward,
+            "leader_profit": profit,
+            "rx_power_grid_w": rx_grid.reshape(n_mbs, m, o, r).sum(axis=1),
+        }
+
+    # ---------------------------------------------------------- env API
+    def reset_env(self, key: chex.PRNGKey, params: SginParams):
+        k_ground, k_epoch, k_draw = jax.random.split(key, 3)
+        n, o, r = self.num_followers, self.num_leo, self.num_channels
+        if self.geometry == "orbit":
+            ground = self.place_ground(k_ground, params)
+            epoch = jax.random.uniform(k_epoch, (), maxval=orbital_period(params.orbit_altitude_m))
+        else:
+            ground = jnp.zeros((n, 3), jnp.float32)
+            epoch = jnp.zeros((), jnp.float32)
+        draws = self.draw_slot(k_draw, epoch, ground, params)
+        state = SginState(
+            step=jnp.zeros((), jnp.int32),
+            queue_bits=jnp.full((n,), params.initial_queue_bits, jnp.float32),
+            price=jnp.full((n,), params.price, jnp.float32),
+            last_cpu_hz=jnp.full((n,), params.cpu_min_hz, jnp.float32),
+            last_interference_w=jnp.zeros((n,), jnp.float32),
+            last_rx_power_w=jnp.zeros((self.num_mbs, o, r), jnp.float32),
+            time_offset_s=jnp.asarray(epoch, jnp.float32),
+            ground_xyz=ground.astype(jnp.float32),
+            **draws,
+        )
+        return self.observe(state, params), state
+
+    def step_env(self, key: chex.PRNGKey, state: SginState, action: dict, params: SginParams):
+        out = self.slot_outcome(state, action["follower"], params)
+        if self.price_mode == "leader":
+            price_next = jnp.clip(action["leader"][0], params.price_min, params.price_max)
+        else:
+            price_next = jnp.full((self.num_followers,), params.price, jnp.float32)
+        time_next = self.slot_time_s(state.time_offset_s, state.step + 1, params)
+        draws = self.draw_slot(key, time_next, state.ground_xyz, params)
+        next_state = state.replace(
+            queue_bits=out["queue_next_bits"],
+            price=price_next.astype(jnp.float32),
+            last_cpu_hz=out["action"]["cpu_hz"],
+            last_interference_w=out["interference_w"],
+            last_rx_power_w=out["rx_power_grid_w"],
+            **draws,
+        )
+        reward = {
+            "follower": out["follower_reward"].astype(jnp.float32),
+            "leader": jnp.reshape(out["leader_profit"], (1,)).astype(jnp.float32),
+        }
+        terminated = jnp.zeros((), bool)
+        return self.observe(next_state, params), next_state, reward, terminated, self.metrics(out, state)
+
+    def observe(self, state: SginState, params: SginParams) -> dict:
+        inter_dbm = watt_to_dbm(jnp.maximum(state.last_interference_w, INTERFERENCE_FLOOR_W))
+        follower = jnp.concatenate(
+            [
+                (state.arrivals_bits / params.arrival_max_bits)[:, None],
+                (state.cycles_per_bit / params.cycles_per_bit_max)[:, None],
+                (state.queue_bits / (10.0 * params.arrival_max_bits))[:, None],
+                state.horizontal_m / DISTANCE_SCALE_M,
+                state.vertical_m / DISTANCE_SCALE_M,
+                (state.price / params.price_max)[:, None],
+                ((inter_dbm + 100.0) / 50.0)[:, None],
+            ],
+            axis=-1,
+        )
+        leader = jnp.concatenate(
+            [state.last_cpu_hz / params.cpu_max_hz, jnp.reshape(params.unit_cost / params.price_max, (1,))]
+        )[None, :]
+        return {"follower": follower.astype(jnp.float32), "leader": leader.astype(jnp.float32)}
+
+    def metrics(self, out: dict, state: SginState) -> dict:
+        """Scalar per-slot metrics (units in the names)."""
+        tx = out["transmit"].astype(jnp.float32)
+        n_tx = jnp.sum(tx)
+        mean_interference = jnp.sum(out["interference_w"] * tx) / jnp.maximum(n_tx, 1.0)
+        po = out["overhead"]
+        f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        return {
+            "throughput_mbit": f(jnp.sum(out["capacity_bits"]) / MBIT),
+            "served_mbit": f(jnp.sum(out["served_bits"]) / MBIT),
+            "queue_mean_mbit": f(jnp.mean(out["queue_next_bits"]) / MBIT),
+            "queue_max_mbit": f(jnp.max(out["queue_next_bits"]) / MBIT),
+            "interference_w": f(mean_interference),
+            "interference_dbm": f(watt_to_dbm(jnp.maximum(mean_interference, INTERFERENCE_FLOOR_W))),
+            "interference_violations": f(jnp.sum(out["violation"])),
+            "leader_profit": f(out["leader_profit"]),
+            "privacy_overhead_ms": f(jnp.mean(po.total) / MS),
+            "privacy_c1_ms": f(jnp.mean(po.c1) / MS),
+            "privacy_c2_ms": f(jnp.mean(po.c2) / MS),
+            "privacy_c3_ms": f(jnp.mean(po.c3) / MS),
+            "offload_fraction": f(jnp.mean(out["action"]["offload"])),
+            "price_mean": f(jnp.mean(state.price)),
+            "cpu_mean_ghz": f(jnp.mean(out["action"]["cpu_hz"]) / GHZ),
+            "rate_mean_mbps": f(jnp.sum(out["rate_bps"]) / jnp.maximum(n_tx, 1.0) / MBIT),
+            "follower_utility_mean": f(jnp.mean(out["utility"])),
+            "follower_reward_mean": f(jnp.mean(out["follower_reward"])),
+        }
+
+
+register("sgin", SginEnv)
