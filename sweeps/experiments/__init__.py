@@ -1,0 +1,154 @@
+"""The experiment registry of ``python -m sweeps.grid``.
+
+An :class:`Experiment` is one paper figure (or table): a list of grid
+:class:`Cell` s at a given scale, a function that computes one cell's tidy
+records, and optional ``plot``/``report`` functions over all the records.
+Scenario modules (``sweeps/experiments/<scenario>.py``) build their
+experiments and call :func:`register_experiment` at import time; the registry
+imports the modules listed in :data:`EXPERIMENT_MODULES` lazily, on the first
+:func:`get_experiment`/:func:`list_experiments` call.
+
+    def cells(scale: str) -> list[Cell]:
+        n = {"smoke": 2, "default": 8, "paper": 32}[scale]
+        return [Cell(f"users-{u}", {"users": u}) for u in range(2, 2 + n)]
+
+    def run_cell(cell: Cell, ctx: RunContext) -> list[dict]:
+        ...   # vmapped over seeds/numeric axes via sweeps.sharding.run_batched
+        return [{"users": u, "seed": s, "throughput_bps": float(x)} for ...]
+
+    register_experiment(Experiment(
+        name="sgin_fig3", scenario="sgin", title="Throughput vs users (Fig. 3)",
+        cells=cells, run_cell=run_cell, plot=plot, report=report))
+
+Contract:
+
+* ``cells(scale)`` is deterministic; cell ids are filesystem-safe and unique
+  within the experiment (they name the files ``cells/<id>.json``).
+* ``run_cell(cell, ctx)`` depends only on ``cell.config`` and ``ctx.seed``
+  (not on the device count, not on which other cells ran) and returns flat
+  records: dicts of ``str``/``int``/``float``/``bool`` (NumPy/JAX scalars are
+  converted). The columns ``experiment`` and ``cell`` are added by the runner.
+* ``plot(records, fig_dir)`` writes PNG files into ``fig_dir`` (shared by all
+  experiments, so prefix file names with the experiment name) and returns
+  their paths. ``report(records)`` returns Markdown (set the reproduced numbers
+  beside the paper's claim). Both receive NaN where a value was non-finite.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Modules that register experiments when imported. A module that does not
+#: exist (yet) is skipped; any other import error propagates.
+EXPERIMENT_MODULES: list[str] = ["sweeps.experiments.sgin"]
+
+SCALES: tuple[str, ...] = ("smoke", "default", "paper")
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]*$")
+
+
+def _check_safe_name(what: str, value: str) -> None:
+    if not isinstance(value, str) or not _SAFE_NAME.match(value) or len(value) > 200:
+        raise ValueError(
+            f"{what} {value!r} is not filesystem-safe: use letters, digits and "
+            "'_.=+-', not starting with '.', '-', '+' or '=' (at most 200 characters)"
+        )
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: a filesystem-safe ``id`` and a JSON-serialisable ``config``."""
+
+    id: str
+    config: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_safe_name("cell id", self.id)
+        try:
+            json.dumps(self.config, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"cell {self.id!r}: config is not JSON-serialisable: {err}") from None
+
+    @property
+    def json_config(self) -> Any:
+        """The config as it reads back from JSON (tuples become lists)."""
+        return json.loads(json.dumps(self.config, allow_nan=False))
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What ``run_cell`` gets besides the cell: the scale, the base seed of the
+    run (``--seed``) and the scale's output directory (``OUT/<scale>``)."""
+
+    scale: str
+    seed: int = 0
+    out_dir: Path = Path("results")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One reproducible figure/table: its grid, cell function, plot and report."""
+
+    name: str
+    scenario: str
+    title: str
+    cells: Callable[[str], list[Cell]]
+    run_cell: Callable[[Cell, RunContext], list[dict]]
+    plot: Callable[[list[dict], Path], list[Path]] | None = None
+    report: Callable[[list[dict]], str] | None = None
+    default: bool = True
+
+    def __post_init__(self) -> None:
+        _check_safe_name("experiment name", self.name)
+
+
+_REGISTRY: dict[str, Experiment] = {}
+_modules_loaded = False
+
+
+def register_experiment(exp: Experiment, *, replace: bool = False) -> Experiment:
+    """Add ``exp`` to the registry (ValueError if another experiment already has
+    its name, unless ``replace``). Returns ``exp``."""
+    if not isinstance(exp, Experiment):
+        raise TypeError(f"expected an Experiment, got {type(exp).__name__}")
+    old = _REGISTRY.get(exp.name)
+    if old is not None and old is not exp and not replace:
+        raise ValueError(f"experiment {exp.name!r} is already registered")
+    _REGISTRY[exp.name] = exp
+    return exp
+
+
+def load_experiment_modules() -> None:
+    """Import every module of :data:`EXPERIMENT_MODULES` that exists (once)."""
+    global _modules_loaded
+    if _modules_loaded:
+        return
+    for module in EXPERIMENT_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:  # the module exists but one of its imports is missing
+                raise
+    _modules_loaded = True
+
+
+def list_experiments() -> list[Experiment]:
+    """All registered experiments, in registration order."""
+    load_experiment_modules()
+    return list(_REGISTRY.values())
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment called ``name`` (KeyError listing the known names)."""
+    load_experiment_modules()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(_REGISTRY) or "(none registered)"
+        raise KeyError(f"unknown experiment {name!r}; known experiments: {known}") from None
