@@ -95,7 +95,8 @@ def mamcc_follower(env, state, params):
 def mamcc(env) -> Callable:
     def policy(key, obs, state, params):
         del key, obs
-        return {"follower": mamcc_follower(env, state, params), "leader": _posted_price(env, params)}
+        follower = mamcc_follower(env, state, params)
+        return {"follower": follower, "leader": _posted_price(env, params)}
 
     policy.__name__ = "mamcc"
     return policy
@@ -215,7 +216,9 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
         new_ch = jnp.where(go, best_off % n_ch, channel[i])
         new_cpu = jnp.where(go, cpu_grid[k_off], cpu_grid[jnp.argmax(local_value)])
         offload = offload.at[i].set(go)
-        leo, channel, cpu = leo.at[i].set(new_leo), channel.at[i].set(new_ch), cpu.at[i].set(new_cpu)
+        leo = leo.at[i].set(new_leo)
+        channel = channel.at[i].set(new_ch)
+        cpu = cpu.at[i].set(new_cpu)
         per_cell = per_cell.at[my_cell].add(contribution(i, go, new_leo, new_ch))
         return (offload, leo, channel, cpu, per_cell), None
 

@@ -9,10 +9,12 @@ Layers (bottom up): ``jaxsg.physics`` kernels, ``jaxsg.queues``,
 (one module per paper); ``jaxsg.reference`` (plain NumPy oracles).
 """
 
-from jaxsg import spaces
+from jaxsg import (
+    scenarios,  # noqa: F401  (registers the scenarios)
+    spaces,
+)
 from jaxsg.env import EnvState, MultiAgentEnv, make, register, registered_envs
 from jaxsg.wrappers import LogWrapper, random_policy, rollout
-from jaxsg import scenarios  # noqa: F401  (registers the scenarios)
 
 __all__ = [
     "EnvState",

@@ -151,9 +151,9 @@ def test_make_rejects_unknown_env():
 
 
 def test_validation_checks_min_le_max_and_sweep_axes():
-    from jaxsg.validation import Bound, validate_params
-
     import dataclasses
+
+    from jaxsg.validation import Bound, validate_params
 
     @dataclasses.dataclass
     class Range:

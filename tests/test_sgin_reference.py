@@ -127,7 +127,11 @@ def check_equivalence(sizes, price_mode, intra, seed, forced=None):
     _, actions, rewards, infos, next_obs, next_states = traj
 
     ref_state = state_from(state0)
-    assert_close("reset obs follower", ref.observe(ref_state)["follower"], obs0["follower"])
+    # the last feature (I_dBm + 100)/50 is 0 at the noise floor: slack 1 (its O(1) scale)
+    reset_scale = np.zeros_like(obs0["follower"])
+    reset_scale[:, -1] = 1.0
+    assert_close("reset obs follower", ref.observe(ref_state)["follower"], obs0["follower"],
+                 slack=reset_scale)
     assert_close("reset obs leader", ref.observe(ref_state)["leader"], obs0["leader"])
     price_moved = False
     for t in range(env.horizon - 1):

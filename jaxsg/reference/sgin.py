@@ -469,7 +469,8 @@ class SginReference:
         p, NM, O = self.p, self.NM, self.O
         follower = np.zeros((NM, 5 + 2 * O))
         for i in range(NM):
-            i_dbm = watt_to_dbm(max(state["last_interference_w"][i], INTERFERENCE_FLOOR_W))
+            # observed interference is floored at the noise power (eq. 5's σ²)
+            i_dbm = watt_to_dbm(max(state["last_interference_w"][i], p.noise_w))
             follower[i, 0] = state["arrivals_bits"][i] / p.arrival_max_bits
             follower[i, 1] = state["cycles_per_bit"][i] / p.cycles_per_bit_max
             follower[i, 2] = state["queue_bits"][i] / (10.0 * p.arrival_max_bits)

@@ -254,10 +254,10 @@ def _report(fig: int):
         key = _series_key(fig)
         summary = _summary(records, metric, key)
         lines = [f"**Paper:** {claim}.", "", f"| series | {xlabel}: " + " / ".join(
-            f"{v * xscale:g}" for v in next(iter(summary.values()))[0]) + f" | trend |",
+            f"{v * xscale:g}" for v in next(iter(summary.values()))[0]) + " | trend |",
             "|---|---|---|"]
         verdicts = []
-        for s, (x, y, _) in summary.items():
+        for s, (_, y, _) in summary.items():
             label = f"M = {s}" if key == "users_per_mbs" else METHOD_LABELS.get(s, s)
             t = _trend(y)
             verdicts.append(t == direction)
@@ -270,9 +270,9 @@ def _report(fig: int):
             means = {s: np.nanmean(y) for s, (_, y, _) in summary.items()}
             order = [means[s] for s in sorted(means)]
             rising = all(b >= a for a, b in zip(order, order[1:]))
-            lines.append(f"More users → larger value: {'reproduced' if rising else 'not reproduced'}"
-                         f" (means by M: " + ", ".join(f"{s}: {means[s]:.4g}" for s in sorted(means))
-                         + ").")
+            by_m = ", ".join(f"{s}: {means[s]:.4g}" for s in sorted(means))
+            verdict = "reproduced" if rising else "not reproduced"
+            lines.append(f"More users → larger value: {verdict} (means by M: {by_m}).")
         if key == "method":
             means = {s: np.nanmean(y) for s, (_, y, _) in summary.items()}
             best = (min if direction == "down" or metric in ("interference_dbm",
