@@ -124,7 +124,7 @@ class MultiAgentEnv:
         terminated = jnp.asarray(terminated, bool)
         truncated = state_step.step >= self.horizon
         done = terminated | truncated
-        obs_reset, state_reset = self.reset_env(key_reset, params)
+        obs_reset, state_reset = self.reset_for_autoreset(key_reset, params, state_step)
         state_next = _select_tree(done, state_reset, state_step)
         obs_next = _select_tree(done, obs_reset, obs_step)
         info = dict(info)
@@ -134,6 +134,16 @@ class MultiAgentEnv:
     # ---------------------------------------------------- subclass contract
     def reset_env(self, key: chex.PRNGKey, params: Any) -> tuple[Obs, EnvState]:
         raise NotImplementedError
+
+    def reset_for_autoreset(
+        self, key: chex.PRNGKey, params: Any, state_step: EnvState
+    ) -> tuple[Obs, EnvState]:
+        """The fresh episode ``step`` switches to on done (computed every step under
+        jit/vmap and selected leaf by leaf). Defaults to ``reset_env``; an env may
+        reuse random draws of ``state_step`` that are independent of the episode's
+        history, to halve the random bits a batched step needs."""
+        del state_step
+        return self.reset_env(key, params)
 
     def step_env(
         self, key: chex.PRNGKey, state: EnvState, action: Action, params: Any

@@ -47,14 +47,19 @@ class Discrete(Space):
 
         Rows whose mask is all False fall back to uniform over all options, so a
         sample always exists; callers that care check ``avail_actions`` first.
+        One uniform draw per element (the k-th available option, k uniform), not
+        one Gumbel per option: random bits dominate the cost of batched steps.
         """
         if mask is None:
             return jax.random.randint(key, self.shape, 0, self.n, dtype=self.dtype)
         mask = jnp.asarray(mask, bool)
         chex.assert_shape(mask, self.shape + (self.n,))
-        any_ok = jnp.any(mask, axis=-1, keepdims=True)
-        logits = jnp.where(mask | ~any_ok, 0.0, -jnp.inf)
-        return jax.random.categorical(key, logits, axis=-1).astype(self.dtype)
+        mask = mask | ~jnp.any(mask, axis=-1, keepdims=True)
+        rank = jnp.cumsum(mask, axis=-1)  # 1-based rank of each available option
+        count = rank[..., -1]
+        k = jnp.floor(jax.random.uniform(key, self.shape) * count).astype(rank.dtype)
+        k = jnp.minimum(k, count - 1)
+        return jnp.argmax(mask & (rank == (k + 1)[..., None]), axis=-1).astype(self.dtype)
 
     def contains(self, x: Any) -> jnp.ndarray:
         x = jnp.asarray(x)
@@ -82,15 +87,15 @@ class Box(Space):
             raise ValueError(f"Box: low must be <= high elementwise, got low={low}, high={high}")
 
     def sample(self, key: chex.PRNGKey, mask: Any = None) -> jnp.ndarray:
-        """Uniform on the box; unbounded sides are replaced by a unit-scale normal draw."""
+        """Uniform on the box; where a side is unbounded, a unit normal (from the same
+        uniform, by inverse CDF) clipped to the finite side. One draw per element."""
         del mask
         finite = jnp.isfinite(self.low) & jnp.isfinite(self.high)
-        k_u, k_n = jax.random.split(key)
-        u = jax.random.uniform(k_u, self.shape, self.dtype)
+        u = jax.random.uniform(key, self.shape, self.dtype, minval=1e-6, maxval=1.0 - 1e-6)
         low = jnp.where(finite, self.low, 0.0)
         high = jnp.where(finite, self.high, 1.0)
         bounded = low + u * (high - low)
-        free = jnp.clip(jax.random.normal(k_n, self.shape, self.dtype), self.low, self.high)
+        free = jnp.clip(jax.scipy.special.ndtri(u), self.low, self.high)
         return jnp.where(finite, bounded, free)
 
     def contains(self, x: Any) -> jnp.ndarray:

@@ -263,6 +263,11 @@ PARAM_ORDER = (
 )
 
 
+#: State fields holding one slot's exogenous draws (see ``SginEnv.draw_slot``).
+DRAW_FIELDS = ("arrivals_bits", "cycles_per_bit", "horizontal_m", "vertical_m", "eta_los_db",
+               "eta_nlos_db", "visible")
+
+
 @struct.dataclass
 class SginState(EnvState):
     """Slot-t state: queues, slot-t exogenous draws, last-slot observables."""
@@ -369,17 +374,20 @@ class SginEnv(MultiAgentEnv):
     ) -> dict:
         """Exogenous draws of one slot: A, w, x, y, ε_LoS, ε_NLoS, visibility."""
         n, o = self.num_followers, self.num_leo
-        k_a, k_w, k_x, k_y, k_l, k_n = jax.random.split(key, 6)
-        u = lambda k, shape, lo, hi: jax.random.uniform(k, shape, jnp.float32, lo, hi)  # noqa: E731
+        # one RNG call for the whole slot: columns [A, w, ε_LoS (O), ε_NLoS (O), x (O), y (O)]
+        u = jax.random.uniform(key, (n, 2 + 4 * o), jnp.float32)
+        scale = lambda x, lo, hi: lo + x * (hi - lo)  # noqa: E731
+        block = lambda j: u[:, 2 + j * o: 2 + (j + 1) * o]  # noqa: E731
         draws = {
-            "arrivals_bits": u(k_a, (n,), params.arrival_min_bits, params.arrival_max_bits),
-            "cycles_per_bit": u(k_w, (n,), params.cycles_per_bit_min, params.cycles_per_bit_max),
-            "eta_los_db": u(k_l, (n, o), params.eta_los_min_db, params.eta_los_max_db),
-            "eta_nlos_db": u(k_n, (n, o), params.eta_nlos_min_db, params.eta_nlos_max_db),
+            "arrivals_bits": scale(u[:, 0], params.arrival_min_bits, params.arrival_max_bits),
+            "cycles_per_bit": scale(u[:, 1], params.cycles_per_bit_min, params.cycles_per_bit_max),
+            "eta_los_db": scale(block(0), params.eta_los_min_db, params.eta_los_max_db),
+            "eta_nlos_db": scale(block(1), params.eta_nlos_min_db, params.eta_nlos_max_db),
         }
         if self.geometry == "uniform":
-            draws["horizontal_m"] = u(k_x, (n, o), params.horizontal_min_m, params.horizontal_max_m)
-            draws["vertical_m"] = u(k_y, (n, o), params.altitude_min_m, params.altitude_max_m)
+            x_lo, x_hi = params.horizontal_min_m, params.horizontal_max_m
+            draws["horizontal_m"] = scale(block(2), x_lo, x_hi)
+            draws["vertical_m"] = scale(block(3), params.altitude_min_m, params.altitude_max_m)
             draws["visible"] = jnp.ones((n, o), bool)
         else:
             x, y, visible = self.orbit_geometry(time_s, ground_xyz, params)
@@ -518,7 +526,7 @@ class SginEnv(MultiAgentEnv):
     # ---------------------------------------------------------- env API
     def reset_env(self, key: chex.PRNGKey, params: SginParams):
         k_ground, k_epoch, k_draw = jax.random.split(key, 3)
-        n, o, r = self.num_followers, self.num_leo, self.num_channels
+        n = self.num_followers
         if self.geometry == "orbit":
             ground = self.place_ground(k_ground, params)
             epoch = jax.random.uniform(k_epoch, (), maxval=orbital_period(params.orbit_altitude_m))
@@ -526,7 +534,25 @@ class SginEnv(MultiAgentEnv):
             ground = jnp.zeros((n, 3), jnp.float32)
             epoch = jnp.zeros((), jnp.float32)
         draws = self.draw_slot(k_draw, epoch, ground, params)
-        state = SginState(
+        state = self.initial_state(draws, ground, epoch, params)
+        return self.observe(state, params), state
+
+    def reset_for_autoreset(self, key: chex.PRNGKey, params: SginParams, state_step: SginState):
+        """Uniform geometry: the fresh episode reuses the slot draws ``step_env`` just made
+        for the next slot (i.i.d. per slot, independent of the finished episode), so an
+        auto-resetting batched step draws one slot of randomness, not two. The orbit
+        geometry draws new ground positions and epoch (full ``reset_env``)."""
+        if self.geometry == "orbit":
+            return self.reset_env(key, params)
+        draws = {name: getattr(state_step, name) for name in DRAW_FIELDS}
+        ground = jnp.zeros((self.num_followers, 3), jnp.float32)
+        state = self.initial_state(draws, ground, jnp.zeros((), jnp.float32), params)
+        return self.observe(state, params), state
+
+    def initial_state(self, draws: dict, ground, epoch, params: SginParams) -> SginState:
+        """Slot-0 state: empty queues (``initial_queue_bits``), posted price, given draws."""
+        n, o, r = self.num_followers, self.num_leo, self.num_channels
+        return SginState(
             step=jnp.zeros((), jnp.int32),
             queue_bits=jnp.full((n,), params.initial_queue_bits, jnp.float32),
             price=jnp.full((n,), params.price, jnp.float32),
@@ -537,7 +563,6 @@ class SginEnv(MultiAgentEnv):
             ground_xyz=ground.astype(jnp.float32),
             **draws,
         )
-        return self.observe(state, params), state
 
     def step_env(self, key: chex.PRNGKey, state: SginState, action: dict, params: SginParams):
         out = self.slot_outcome(state, action["follower"], params)

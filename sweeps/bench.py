@@ -1,0 +1,587 @@
+"""``python -m sweeps.bench``: simulator throughput, JAX vs the NumPy reference.
+
+    python -m sweeps.bench                                  # sgin, 1 … 16384 episodes
+    python -m sweeps.bench --batches 1,64,4096 --steps 100 --repeats 10
+    python -m sweeps.bench --json results/bench.json        # also write JSON
+    python -m sweeps.bench --json -                         # JSON on stdout, table on stderr
+    python -m sweeps.bench --set num_mbs=8 --set users_per_mbs=16
+
+Definitions (printed in the header as well)
+-------------------------------------------
+* **agent-step**: one agent acting in one environment step. Only the agent
+  classes listed as *counted* for the scenario are counted; for ``sgin`` that
+  is the N·M follower DTs, the leader (one per episode) is **not** counted.
+  agent-steps of one timed call = parallel episodes × scan steps × counted
+  agents per episode.
+* **JAX**: ``run(keys, state, obs) -> (state, obs, checksum)`` does ``steps``
+  env steps for a batch of episodes inside one ``lax.scan``; each step splits
+  every episode's key, samples :func:`jaxsg.random_policy` (uniform, respecting
+  ``avail_actions``) and calls ``env.step`` (with its auto-reset), both
+  ``vmap``-ed over the batch. So random-policy action sampling and key
+  splitting are *inside* the timed loop. The checksum sums every reward, the
+  done flags and every scalar metric of ``info``, so nothing the step returns
+  is dead code. ``run`` is compiled ahead of time
+  (``jax.jit(run).lower(...).compile()``; "compile s" = trace + lower + XLA
+  compile, excluded from the throughput), called once to warm up, then timed
+  ``--repeats`` times around ``jax.block_until_ready``, each call continuing
+  from the previous call's state; the table gives the median call
+  (agent-steps/s) and the best call. The batch starts from one
+  ``env.reset`` broadcast to every episode (each episode has its own key, so
+  they diverge from the first step; this saves compiling a batched reset per
+  batch size).
+* **NumPy**: the scenario's plain-NumPy reference, one episode at a time
+  (float64, explicit loops), random actions drawn with ``numpy`` uniformly
+  over the same action spaces (sampling inside the timed loop too), stepped
+  for ``--ref-seconds`` in ``--ref-chunks`` chunks; median and best chunk.
+  Its agent-steps/s does not depend on the batch size, so it is one row.
+* **ratio** = JAX agent-steps/s ÷ NumPy agent-steps/s, both measured in this
+  run (median ÷ median; "best" = best ÷ best).
+* **cpu/wall** = process CPU time ÷ wall time over the timed calls (all
+  threads). Well below 1 means other processes had the CPU; above 1, XLA used
+  more than one core.
+
+Large batches: a timed call does ``steps = min(--steps, max(1, --max-env-steps
+// batch))`` steps, i.e. the scan is shortened so that batch × steps stays
+under ``--max-env-steps`` (default 65536 episode-steps ≈ 3 M agent-steps for
+sgin's 48 followers), which keeps the default run to a few minutes on a 2-core
+CPU and memory modest (the default run peaks at about 2 GB RSS). The
+``steps`` column shows the value used. Throughput is per agent-step, so rows
+with different scan lengths compare directly.
+
+Output: a table (header: jax version, backend, device kind and count, CPU
+count, load average) and, with ``--json PATH``, a JSON document (``-`` for
+stdout, the table then goes to stderr). Exit status 0, or 2 for bad arguments.
+
+Extension point: :data:`SECTIONS` lists the benchmark sections run in order
+(``--sections``); each takes ``(args, scenario, out)`` and adds its results to
+``out`` (the JSON document) and its lines to ``out["_lines"]``. Training
+throughput (MADFRL / MAPPO updates per second) goes in as a new section.
+New scenarios go in :data:`SCENARIOS`: ``jaxsg.make`` kwargs, a reference
+constructor ``(env, params) -> reference`` with ``reset(rng)`` /
+``step(action, rng)``, and the agent classes counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxsg
+from jaxsg import spaces
+from jaxsg.reference.sgin import SginReference
+
+__all__ = ["SCENARIOS", "SECTIONS", "Scenario", "build_parser", "main", "numpy_sample"]
+
+DEFAULT_BATCHES = (1, 64, 1024, 4096, 16384)
+
+
+# ------------------------------------------------------------------ registry
+@dataclass(frozen=True)
+class Scenario:
+    """How to benchmark one registered env."""
+
+    make_kwargs: dict = field(default_factory=dict)
+    #: ``(env, params) -> reference`` with ``reset(rng)`` and ``step(action, rng)``.
+    reference: Callable[[Any, Any], Any] | None = None
+    #: agent classes counted in an agent-step (others, e.g. a single leader, are not).
+    counted_classes: tuple[str, ...] = ()
+    note: str = ""
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "sgin": Scenario(
+        make_kwargs={"num_mbs": 4, "users_per_mbs": 12, "num_leo": 4, "num_channels": 12},
+        reference=SginReference.from_env,
+        counted_classes=("follower",),
+        note="agent-step = one follower DT step (N·M per episode-step); the leader is not counted",
+    ),
+}
+
+
+# ------------------------------------------------------------------ helpers
+def numpy_sample(space: spaces.Space, rng: np.random.Generator) -> Any:
+    """A uniform draw from a :mod:`jaxsg.spaces` space with NumPy (no masks)."""
+    if isinstance(space, spaces.Dict):
+        return {name: numpy_sample(s, rng) for name, s in space.spaces.items()}
+    if isinstance(space, spaces.Discrete):
+        return rng.integers(0, space.n, space.shape)
+    if isinstance(space, spaces.Box):
+        low = np.broadcast_to(np.asarray(space.low, np.float64), space.shape)
+        high = np.broadcast_to(np.asarray(space.high, np.float64), space.shape)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(f"numpy_sample: unbounded action space {space!r}")
+        return rng.uniform(low, high)
+    raise TypeError(f"numpy_sample: unsupported space {space!r}")
+
+
+def _parse_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _positive_int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def _positive(cast):
+    def parse(text):
+        value = cast(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _device_info() -> dict:
+    dev = jax.devices()[0]
+    try:
+        load = list(os.getloadavg())
+    except OSError:  # pragma: no cover
+        load = None
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        usable = os.cpu_count()
+    return {
+        "jax_version": jax.__version__,
+        "jaxlib_version": _jaxlib_version(),
+        "numpy_version": np.__version__,
+        "python": platform.python_version(),
+        "backend": jax.default_backend(),
+        "platform": dev.platform,
+        "device_kind": dev.device_kind,
+        "device": str(dev),
+        "device_count": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "cpu_usable": usable,
+        "processor": platform.processor() or platform.machine(),
+        "loadavg_start": load,
+    }
+
+
+def _jaxlib_version() -> str | None:
+    try:
+        import jaxlib
+
+        return jaxlib.__version__
+    except Exception:  # pragma: no cover
+        return None
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def steps_for(batch: int, steps: int, max_env_steps: int) -> int:
+    """Scan length of one timed call: ``min(steps, max(1, max_env_steps // batch))``."""
+    return max(1, min(steps, max_env_steps // batch))
+
+
+# ------------------------------------------------------------------ JAX side
+def make_run(env, params, policy, steps: int) -> Callable:
+    """``run(keys, state, obs) -> (state, obs, checksum)``: ``steps`` random-policy
+    env steps of a batch of episodes (leading axis of every argument)."""
+
+    def one_step(key, state, obs):
+        k_next, k_act, k_env = jax.random.split(key, 3)
+        action = policy(k_act, obs, state, params)
+        obs, state, reward, terminated, truncated, info = env.step(k_env, state, action, params)
+        total = sum(jnp.sum(r) for r in jax.tree.leaves(reward))
+        total = total + terminated.astype(jnp.float32) + truncated.astype(jnp.float32)
+        total = total + sum(jnp.sum(v) for v in jaxsg.wrappers.scalar_metrics(info).values())
+        return k_next, state, obs, total
+
+    batched_step = jax.vmap(one_step)
+
+    def run(keys, state, obs):
+        def body(carry, _):
+            keys, state, obs, acc = carry
+            keys, state, obs, total = batched_step(keys, state, obs)
+            return (keys, state, obs, acc + jnp.sum(total)), None
+
+        init = (keys, state, obs, jnp.zeros((), jnp.float32))
+        (_, state, obs, checksum), _ = jax.lax.scan(body, init, None, length=steps)
+        return state, obs, checksum
+
+    return run
+
+
+def broadcast_batch(tree: Any, batch: int) -> Any:
+    """Every leaf of ``tree`` repeated along a new leading axis of length ``batch``."""
+    return jax.tree.map(lambda x: jnp.array(jnp.broadcast_to(x, (batch,) + x.shape)), tree)
+
+
+def bench_jax_batch(
+    run_fn: Callable,
+    initial: tuple,
+    batch: int,
+    repeats: int,
+    seed: int,
+    compiler_options: dict | None = None,
+) -> dict:
+    """AOT-compile ``run_fn`` for ``batch`` episodes, warm up once, time ``repeats`` calls.
+
+    ``initial`` is one episode's ``(obs, state)`` from ``env.reset``, broadcast to
+    the batch (each episode has its own key, so they diverge from the first
+    step; this avoids compiling a batched reset per batch size). Each call
+    continues from the previous call's ``(state, obs)``.
+    """
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), batch), batch)
+    obs, state = broadcast_batch(initial, batch)
+    jax.block_until_ready((keys, obs, state))
+
+    t0 = time.perf_counter()
+    lowered = jax.jit(run_fn).lower(keys, state, obs)
+    t1 = time.perf_counter()
+    compiled = lowered.compile(compiler_options=compiler_options or None)
+    t2 = time.perf_counter()
+
+    state, obs, checksum = jax.block_until_ready(compiled(keys, state, obs))  # warm-up
+    checksums = [float(checksum)]
+    times, cpu = [], 0.0
+    for _ in range(repeats):
+        c = time.process_time()
+        t = time.perf_counter()
+        state, obs, checksum = jax.block_until_ready(compiled(keys, state, obs))
+        times.append(time.perf_counter() - t)
+        cpu += time.process_time() - c
+        checksums.append(float(checksum))
+    return {
+        "batch": batch,
+        "lower_s": t1 - t0,
+        "compile_s": t2 - t0,
+        "call_s": times,
+        "call_s_median": statistics.median(times),
+        "call_s_best": min(times),
+        "cpu_per_wall": cpu / sum(times),
+        "checksum": checksums[-1],
+        "checksums_finite": all(math.isfinite(c) for c in checksums),
+    }
+
+
+# ------------------------------------------------------------------ NumPy side
+def bench_reference(
+    env, params, scenario: Scenario, seconds: float, chunks: int, seed: int
+) -> dict:
+    ref = scenario.reference(env, params)
+    rng = np.random.default_rng(seed)
+    action_spaces = {c: env.action_space(c, params) for c in env.agent_classes}
+
+    def step():
+        action = {c: numpy_sample(s, rng) for c, s in action_spaces.items()}
+        ref.step(action, rng)
+
+    ref.reset(rng)
+    for _ in range(3):  # warm-up (first-call allocations)
+        step()
+    chunk_s = seconds / chunks
+    rates_steps, total_steps, total_s = [], 0, 0.0
+    c0 = time.process_time()
+    for _ in range(chunks):
+        n = 0
+        t0 = time.perf_counter()
+        while True:
+            step()
+            n += 1
+            dt = time.perf_counter() - t0
+            if dt >= chunk_s:
+                break
+        rates_steps.append(n / dt)
+        total_steps += n
+        total_s += dt
+    cpu = time.process_time() - c0
+    return {
+        "episode_steps": total_steps,
+        "seconds": total_s,
+        "chunks": chunks,
+        "episode_steps_per_s_chunks": rates_steps,
+        "episode_steps_per_s_median": statistics.median(rates_steps),
+        "episode_steps_per_s_best": max(rates_steps),
+        "cpu_per_wall": cpu / total_s,
+    }
+
+
+# ------------------------------------------------------------------ sections
+def section_env(args, scenario: Scenario, out: dict) -> None:
+    """Environment stepping throughput: JAX batches vs the NumPy reference."""
+    lines = out["_lines"]
+    env, params = jaxsg.make(args.scenario, **out["env_kwargs"])
+    agents = sum(env.num_agents(c) for c in scenario.counted_classes)
+    policy = jaxsg.random_policy(env)
+
+    lines.append(
+        f"env stepping, random policy; agents counted per episode-step: {agents} "
+        f"({'+'.join(scenario.counted_classes)}); {scenario.note}"
+    )
+    lines.append(
+        "JAX: AOT-compiled lax.scan of vmapped (key split + random_policy + env.step), "
+        "action sampling inside the timed loop; median of "
+        f"{args.repeats} block_until_ready-timed calls after 1 warm-up"
+    )
+    lines.append(
+        "NumPy: reference, one episode at a time, numpy-uniform random actions "
+        f"(sampling timed), {args.ref_seconds:g} s in {args.ref_chunks} chunks, median chunk"
+    )
+    lines.append(
+        "ratio = JAX / NumPy agent-steps/s (median/median; best = best/best); cpu/wall = "
+        "process CPU time / wall time while timed (well below 1: the CPU was shared)"
+    )
+    _flush(args, out)
+
+    ref_row = None
+    if scenario.reference is not None:
+        r = bench_reference(env, params, scenario, args.ref_seconds, args.ref_chunks, args.seed)
+        ref_row = dict(
+            r,
+            agents_per_episode=agents,
+            agent_steps_per_s=r["episode_steps_per_s_median"] * agents,
+            agent_steps_per_s_best=r["episode_steps_per_s_best"] * agents,
+        )
+
+    header = (
+        f"{'batch':>7} {'steps':>5} {'agent-steps/call':>16} {'compile s':>9} "
+        f"{'median s':>9} {'agent-steps/s':>13} {'best a-s/s':>13} {'ratio':>7} "
+        f"{'best':>7} {'cpu/wall':>8}"
+    )
+    lines.append("")
+    lines.append(header)
+    lines.append("-" * len(header))
+    if ref_row is not None:
+        lines.append(
+            f"{'NumPy':>7} {'':>5} {'1 episode':>16} {'-':>9} "
+            f"{1.0 / ref_row['episode_steps_per_s_median']:>9.2e} "
+            f"{_fmt_rate(ref_row['agent_steps_per_s']):>13} "
+            f"{_fmt_rate(ref_row['agent_steps_per_s_best']):>13} {'1.0x':>7} {'1.0x':>7} "
+            f"{ref_row['cpu_per_wall']:>8.2f}"
+        )
+    _flush(args, out)
+
+    initial = jax.jit(lambda k: env.reset(k, params))(jax.random.key(args.seed))
+    compiler_options = {"xla_backend_optimization_level": 0} if args.fast_compile else None
+    rows = []
+    for batch in args.batches:
+        steps = steps_for(batch, args.steps, args.max_env_steps)
+        row = bench_jax_batch(
+            make_run(env, params, policy, steps),
+            initial,
+            batch,
+            args.repeats,
+            args.seed,
+            compiler_options,
+        )
+        row["steps"] = steps
+        per_call = batch * steps * agents
+        row.update(
+            agent_steps_per_call=per_call,
+            agent_steps_per_s=per_call / row["call_s_median"],
+            agent_steps_per_s_best=per_call / row["call_s_best"],
+            peak_rss_mb=_peak_rss_mb(),
+        )
+        if ref_row is not None:
+            row["ratio_vs_numpy"] = row["agent_steps_per_s"] / ref_row["agent_steps_per_s"]
+            row["ratio_vs_numpy_best"] = (
+                row["agent_steps_per_s_best"] / ref_row["agent_steps_per_s_best"]
+            )
+        ratio = f"{row['ratio_vs_numpy']:.1f}x" if ref_row is not None else "-"
+        ratio_best = f"{row['ratio_vs_numpy_best']:.1f}x" if ref_row is not None else "-"
+        lines.append(
+            f"{batch:>7} {steps:>5} {per_call:>16,} {row['compile_s']:>9.1f} "
+            f"{row['call_s_median']:>9.2e} {_fmt_rate(row['agent_steps_per_s']):>13} "
+            f"{_fmt_rate(row['agent_steps_per_s_best']):>13} {ratio:>7} {ratio_best:>7} "
+            f"{row['cpu_per_wall']:>8.2f}"
+        )
+        rows.append(row)
+        _flush(args, out)
+
+    out["env"] = {
+        "agents_per_episode": agents,
+        "counted_classes": list(scenario.counted_classes),
+        "definition": (
+            "agent-steps/s = parallel episodes x scan steps x counted agents per episode "
+            f"/ seconds per call; counted: {list(scenario.counted_classes)}; {scenario.note}"
+        ),
+        "reference": ref_row,
+        "jax": rows,
+    }
+
+
+#: Benchmark sections, run in this order (``--sections``). Each is
+#: ``fn(args, scenario, out)``. Training throughput (MADFRL / MAPPO) goes here.
+SECTIONS: dict[str, Callable[[argparse.Namespace, Scenario, dict], None]] = {
+    "env": section_env,
+}
+
+
+# ------------------------------------------------------------------ CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sweeps.bench",
+        description="Agent-steps/s of a jaxsg scenario under a random policy, "
+        "JAX (AOT, batched) vs the NumPy reference.",
+    )
+    p.add_argument("--scenario", default="sgin", choices=sorted(SCENARIOS))
+    p.add_argument(
+        "--batches",
+        type=_positive_int_list,
+        default=list(DEFAULT_BATCHES),
+        help="comma-separated parallel-episode counts (default 1,64,1024,4096,16384)",
+    )
+    p.add_argument("--steps", type=_positive(int), default=50, help="scan length per call (max)")
+    p.add_argument(
+        "--max-env-steps",
+        type=_positive(int),
+        default=65536,
+        help="cap on batch x steps per timed call; large batches get fewer steps (default 65536)",
+    )
+    p.add_argument("--repeats", type=_positive(int), default=5, help="timed calls per batch")
+    p.add_argument("--ref-seconds", type=_positive(float), default=2.0)
+    p.add_argument("--ref-chunks", type=_positive(int), default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--fast-compile",
+        action="store_true",
+        help="XLA backend optimisation level 0: about half the compile time, slower code; "
+        "for smoke tests only (timings not representative; flagged in the output)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a jaxsg.make kwarg (sizes, options, params), repeatable",
+    )
+    p.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, from {list(SECTIONS)}",
+    )
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH ('-': stdout)")
+    return p
+
+
+def _flush(args, out: dict) -> None:
+    stream = sys.stderr if args.json == "-" else sys.stdout
+    for line in out["_lines"][out["_printed"] :]:
+        print(line, file=stream, flush=True)
+    out["_printed"] = len(out["_lines"])
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON values; non-finite floats become ``null``."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown or not sections:
+        parser.error(f"--sections: unknown {unknown}; choose from {list(SECTIONS)}")
+    scenario = SCENARIOS[args.scenario]
+    env_kwargs = dict(scenario.make_kwargs)
+    for item in args.set:
+        if "=" not in item:
+            parser.error(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        env_kwargs[k.strip()] = _parse_value(v.strip())
+    try:
+        jaxsg.make(args.scenario, **env_kwargs)
+    except (ValueError, TypeError) as e:
+        parser.error(f"--set: {e}")
+
+    t_start = time.perf_counter()
+    dev = _device_info()
+    out: dict = {
+        "_lines": [],
+        "_printed": 0,
+        "scenario": args.scenario,
+        "env_kwargs": env_kwargs,
+        "device": dev,
+        "config": {
+            "batches": args.batches,
+            "steps": args.steps,
+            "max_env_steps": args.max_env_steps,
+            "repeats": args.repeats,
+            "ref_seconds": args.ref_seconds,
+            "ref_chunks": args.ref_chunks,
+            "seed": args.seed,
+            "fast_compile": args.fast_compile,
+            "sections": sections,
+        },
+    }
+    load = dev["loadavg_start"]
+    out["_lines"] += [
+        f"jaxsg bench — scenario {args.scenario} {env_kwargs}",
+        f"jax {dev['jax_version']} (jaxlib {dev['jaxlib_version']}), numpy {dev['numpy_version']}, "
+        f"python {dev['python']}",
+        f"backend {dev['backend']}, device {dev['device']} kind {dev['device_kind']!r} "
+        f"platform {dev['platform']} x{dev['device_count']}; "
+        f"CPUs {dev['cpu_count']} ({dev['cpu_usable']} usable), {dev['processor']}; "
+        + (f"load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else ""),
+    ]
+    if args.fast_compile:
+        out["_lines"].append(
+            "WARNING: --fast-compile (XLA opt level 0): timings not representative"
+        )
+    for name in sections:
+        SECTIONS[name](args, scenario, out)
+    out["total_s"] = time.perf_counter() - t_start
+    out["peak_rss_mb"] = _peak_rss_mb()
+    out["_lines"].append("")
+    out["_lines"].append(f"total {out['total_s']:.1f} s, peak RSS {out['peak_rss_mb']:.0f} MB")
+    _flush(args, out)
+
+    result = {k: v for k, v in out.items() if not k.startswith("_")}
+    if args.json:
+        import json
+
+        text = json.dumps(_jsonable(result), indent=2, allow_nan=False)
+        if args.json == "-":
+            print(text)
+        else:
+            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

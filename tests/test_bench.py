@@ -1,0 +1,108 @@
+"""``python -m sweeps.bench``: a tiny end-to-end run and its JSON (no wall-clock asserts).
+
+The run uses small sgin sizes and ``--fast-compile`` so its two AOT compiles
+stay within a few seconds each on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import jaxsg
+from sweeps import bench
+
+BATCHES = (1, 4)
+SMALL = ["num_mbs=2", "users_per_mbs=3", "num_leo=2", "num_channels=2"]
+
+
+def _positive_finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def bench_json(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    argv = ["--batches", ",".join(map(str, BATCHES)), "--steps", "3", "--repeats", "1"]
+    argv += ["--ref-seconds", "0.2", "--fast-compile", "--json", str(path)]
+    for item in SMALL:
+        argv += ["--set", item]
+    returned = bench.main(argv)
+    return json.loads(path.read_text()), returned
+
+
+def test_json_rows_reference_ratios_device(bench_json, capsys):
+    data, returned = bench_json
+    assert data["scenario"] == "sgin"
+    assert data["env_kwargs"] == {"num_mbs": 2, "users_per_mbs": 3, "num_leo": 2, "num_channels": 2}
+    dev = data["device"]
+    assert dev["device_kind"] and dev["platform"] and dev["backend"] and dev["jax_version"]
+    assert dev["cpu_count"] >= 1
+    assert data["config"]["fast_compile"] is True
+
+    env = data["env"]
+    # followers only: N·M = 2·3, the leader is not counted
+    assert env["agents_per_episode"] == 6
+    assert env["counted_classes"] == ["follower"]
+    assert "leader is not counted" in env["definition"]
+
+    ref = env["reference"]
+    assert _positive_finite(ref["agent_steps_per_s"])
+    assert _positive_finite(ref["agent_steps_per_s_best"])
+    assert ref["episode_steps"] >= ref["chunks"] == 5
+
+    rows = env["jax"]
+    assert [r["batch"] for r in rows] == list(BATCHES)
+    for r in rows:
+        assert r["steps"] == 3
+        assert r["agent_steps_per_call"] == r["batch"] * 3 * 6
+        assert len(r["call_s"]) == 1
+        for key in ("agent_steps_per_s", "agent_steps_per_s_best", "compile_s", "call_s_median"):
+            assert _positive_finite(r[key]), (key, r[key])
+        assert _positive_finite(r["ratio_vs_numpy"])
+        assert r["ratio_vs_numpy"] == pytest.approx(
+            r["agent_steps_per_s"] / ref["agent_steps_per_s"]
+        )
+        assert r["checksums_finite"] is True
+    # main() returns the same document it wrote
+    assert returned["env"]["jax"][0]["batch"] == rows[0]["batch"]
+
+
+def test_steps_for_caps_large_batches():
+    assert bench.steps_for(1, 50, 65536) == 50
+    assert bench.steps_for(1024, 50, 65536) == 50
+    assert bench.steps_for(4096, 50, 65536) == 16
+    assert bench.steps_for(16384, 50, 65536) == 4
+    assert bench.steps_for(10**6, 50, 65536) == 1
+
+
+def test_numpy_sample_matches_action_spaces():
+    env, params = jaxsg.make("sgin")
+    rng = np.random.default_rng(0)
+    follower = bench.numpy_sample(env.action_space("follower", params), rng)
+    n = env.num_followers
+    assert set(follower) == {"offload", "leo", "channel", "cpu_ghz", "block_mbit"}
+    assert follower["leo"].shape == (n,) and follower["leo"].max() < env.num_leo
+    assert np.all((follower["cpu_ghz"] >= 0.5) & (follower["cpu_ghz"] <= 6.0))
+    leader = bench.numpy_sample(env.action_space("leader", params), rng)
+    assert leader.shape == (1, n) and np.all((leader >= 0) & (leader <= 10))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--batches", "0"],
+        ["--batches", "a,b"],
+        ["--set", "num_mbs=0"],
+        ["--set", "nonsense"],
+        ["--sections", "train"],
+        ["--scenario", "nope"],
+    ],
+)
+def test_bad_arguments_exit_2(argv):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
