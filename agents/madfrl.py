@@ -76,7 +76,8 @@ class MADFRLConfig:
                 raise ValueError(f"MADFRLConfig.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("gamma", "tau", "eps_start", "eps_end"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise ValueError(f"MADFRLConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+                value = getattr(self, name)
+                raise ValueError(f"MADFRLConfig.{name} must be in [0, 1], got {value}")
 
 
 class DeterministicHybridActor(nn.Module):
