@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxsg.physics.units import _as_float
+
 __all__ = [
     "DTWNRoundTime",
     "PBFTLatency",
@@ -67,14 +69,6 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
-
-def _as_float(x):
-    """Array view of ``x`` with a floating dtype (float32 unless already float)."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
-    return x
 
 
 def _safe_div_time(bits, rate):

@@ -15,20 +15,14 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jaxsg.physics.units import _as_float
+
 __all__ = [
     "drift_plus_penalty_reward",
     "lyapunov",
     "lyapunov_drift",
     "queue_update",
 ]
-
-
-def _as_float(x):
-    """Array view of ``x`` with a floating dtype (float32 unless x is already float)."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
-    return x
 
 
 def queue_update(q, served, arrivals):
