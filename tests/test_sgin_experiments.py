@@ -32,3 +32,34 @@ def test_smoke_cell_sweeps_the_axis_and_reproduces_the_overhead_trend():
     assert np.all(np.diff(overhead) > 0)
     text = exp.report(records)
     assert "Paper:" in text and "reproduced by 1/1 series" in text
+
+
+def test_sgin_grid_gives_the_same_numbers_on_1_and_4_host_devices(tmp_path):
+    """`python -m sweeps.grid` on a real sgin figure: device count must not change results."""
+    import csv
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(devices):
+        env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(root))
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        out = tmp_path / f"d{devices}"
+        subprocess.run([sys.executable, "-m", "sweeps.grid", "--scale", "smoke",
+                        "--experiment", "sgin_fig7", "--out", str(out)],
+                       cwd=root, env=env, check=True, capture_output=True, timeout=600)
+        with open(out / "smoke" / "sgin_fig7" / "records.csv") as f:
+            rows = list(csv.DictReader(f))
+        cells = [p.read_text() for p in (out / "smoke" / "sgin_fig7" / "cells").glob("*.json")]
+        assert any(f'"cpu:{devices - 1}"' in c or f"cpu:{devices - 1}" in c for c in cells)
+        return rows
+
+    one, four = run(1), run(4)
+    assert len(one) == len(four) > 0
+    for a, b in zip(one, four):
+        assert (a["method"], a["value"], a["seed"]) == (b["method"], b["value"], b["seed"])
+        for k in sgin_exps.METRICS:
+            np.testing.assert_allclose(float(a[k]), float(b[k]), rtol=1e-5, err_msg=k)
