@@ -122,7 +122,7 @@ from jaxsg.physics.geometry import (
     orbital_period,
     walker_delta,
 )
-from jaxsg.physics.link import cochannel_interference, same_group_mask, shannon_rate, sinr
+from jaxsg.physics.link import cochannel_interference, shannon_rate, sinr
 from jaxsg.physics.pathloss import air_to_ground_pathloss_db
 from jaxsg.physics.units import EARTH_RADIUS, watt_to_dbm
 from jaxsg.queues import drift_plus_penalty_reward, queue_update
@@ -465,12 +465,27 @@ class SginEnv(MultiAgentEnv):
         link_gain = jnp.take_along_axis(gain, a["leo"][:, None], axis=1)[:, 0]
         link_visible = jnp.take_along_axis(state.visible, a["leo"][:, None], axis=1)[:, 0]
         transmit = a["offload"] & link_visible
-        # rx[i, j]: power of DT j received at DT i's chosen LEO (eq. 4); same-MBS
-        # interferers weighted by intra_cell_interference (one weighted sum, exact for 0 < w < 1)
-        same_cell = same_group_mask(self.cell_of_follower())
-        cell_weight = jnp.where(same_cell, params.intra_cell_interference, 1.0)
-        rx_power = params.power_w * gain.T[a["leo"]] * cell_weight
-        interference = cochannel_interference(rx_power, a["channel"], transmit)
+        # Interference at DT i's LEO on its channel (eq. 4), in two parts so no episode
+        # builds an (NM, NM) matrix: (a) other MBSs, from per-MBS received-power grids
+        # (N, O, R) summed over n' != n with exclusive prefix + suffix sums (no subtractive
+        # cancellation); (b) same-MBS co-channel DTs (weight intra_cell_interference)
+        # with the shared kernel on (M, M) blocks.
+        on_channel = jax.nn.one_hot(a["channel"], r) * transmit[:, None]  # (NM, R)
+        tx_gain = (params.power_w * gain).reshape(n_mbs, m, o)
+        grid = jnp.einsum("nmo,nmr->nor", tx_gain, on_channel.reshape(n_mbs, m, r),
+                          precision=jax.lax.Precision.HIGHEST)  # no TF32 on GPUs
+        zeros = jnp.zeros((1, o, r), grid.dtype)
+        before = jnp.concatenate([zeros, jnp.cumsum(grid, axis=0)[:-1]], axis=0)
+        after = jnp.concatenate([jnp.cumsum(grid[::-1], axis=0)[::-1][1:], zeros], axis=0)
+        cell = self.cell_of_follower()
+        inter_other = (before + after)[cell, a["leo"], a["channel"]]
+        leo_c = a["leo"].reshape(n_mbs, m)
+        # rx_same[n, i, j]: power of DT j (MBS n) at DT i's LEO
+        rx_same = jnp.take_along_axis(tx_gain.transpose(0, 2, 1), leo_c[:, :, None], axis=1)
+        inter_same = cochannel_interference(
+            rx_same, a["channel"].reshape(n_mbs, m), transmit.reshape(n_mbs, m)
+        ).reshape(-1)
+        interference = inter_other + params.intra_cell_interference * inter_same
         signal = params.power_w * link_gain
         rate_bps = jnp.where(
             transmit,
@@ -505,8 +520,6 @@ class SginEnv(MultiAgentEnv):
             state.queue_bits / MBIT, capacity_bits / MBIT, utility, params.v_weight
         ) - params.interference_penalty * violation  # eq. (33)
         profit = jnp.sum((state.price - params.unit_cost) * a["cpu_hz"] / GHZ)  # eq. (11)
-        on_channel = jax.nn.one_hot(a["channel"], r) * transmit[:, None]  # (NM, R)
-        rx_grid = params.power_w * gain[:, :, None] * on_channel[:, None, :]
         return {
             "action": a,
             "transmit": transmit,
@@ -520,7 +533,7 @@ class SginEnv(MultiAgentEnv):
             "violation": violation,
             "follower_reward": reward,
             "leader_profit": profit,
-            "rx_power_grid_w": rx_grid.reshape(n_mbs, m, o, r).sum(axis=1),
+            "rx_power_grid_w": grid,
         }
 
     # ---------------------------------------------------------- env API
