@@ -78,6 +78,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import agents as _cpu_flags  # noqa: F401  (CPU runtime flags; set before the backend exists)
 import jaxsg
 from jaxsg import spaces
 from jaxsg.reference.sgin import SginReference
@@ -434,10 +435,67 @@ def section_env(args, scenario: Scenario, out: dict) -> None:
     }
 
 
+def _train_configs(updates: int) -> dict:
+    """Small fixed training configs: the bench measures throughput, not learning."""
+    from agents import madfrl, mappo
+
+    m_cfg = madfrl.MADFRLConfig(num_envs=8, total_updates=updates, batch_size=64,
+                                buffer_size=128, warmup_updates=1)
+    p_cfg = mappo.MAPPOConfig(num_envs=8, num_steps=10, total_updates=max(1, updates // 10),
+                              update_epochs=2, num_minibatches=2)
+    return {
+        # name: (make_train, config, env steps per env per train call)
+        "madfrl": (madfrl.make_train, m_cfg, m_cfg.total_updates),
+        "mappo": (mappo.make_train, p_cfg, p_cfg.total_updates * p_cfg.num_steps),
+    }
+
+
+def section_train(args, scenario: Scenario, out: dict) -> None:
+    """Training throughput: env agent-steps per second *including* the updates, for
+    ``jit(vmap(train))`` over 1 and 64 seeds (AOT-compiled, block_until_ready-timed)."""
+    lines = out["_lines"]
+    env, params = jaxsg.make(args.scenario, **out["env_kwargs"])
+    n_agents = sum(env.num_agents(c) for c in scenario.counted_classes)
+    lines.append("")
+    lines.append(
+        f"training, jit(vmap(train)) over seeds, {args.train_updates} MADFRL updates "
+        "(8 envs, 1 env step + 1 gradient step per update) / MAPPO rollouts of 8 envs x 10 "
+        "steps; agent-steps/s = seeds x env steps x counted agents / s, updates included"
+    )
+    header = (f"{'algorithm':>9} {'seeds':>5} {'agent-steps/call':>16} {'compile s':>9} "
+              f"{'median s':>9} {'agent-steps/s':>13}")
+    lines += [header, "-" * len(header)]
+    _flush(args, out)
+    rows = []
+    for name, (make_train, cfg, steps_per_env) in _train_configs(args.train_updates).items():
+        train = make_train(env, cfg)
+        for seeds in args.train_seeds:
+            keys = jax.random.split(jax.random.PRNGKey(args.seed), seeds)
+            t0 = time.perf_counter()
+            compiled = jax.jit(jax.vmap(train, in_axes=(0, None))).lower(keys, params).compile()
+            compile_s = time.perf_counter() - t0
+            jax.block_until_ready(compiled(keys, params))  # warm-up
+            times = []
+            for _ in range(args.train_repeats):
+                t0 = time.perf_counter()
+                jax.block_until_ready(compiled(keys, params))
+                times.append(time.perf_counter() - t0)
+            per_call = seeds * cfg.num_envs * steps_per_env * n_agents
+            median = statistics.median(times)
+            rows.append({"algorithm": name, "seeds": seeds, "agent_steps_per_call": per_call,
+                         "compile_s": compile_s, "call_s_median": median,
+                         "agent_steps_per_s": per_call / median})
+            lines.append(f"{name:>9} {seeds:>5} {per_call:>16,} {compile_s:>9.1f} "
+                         f"{median:>9.2e} {_fmt_rate(per_call / median):>13}")
+            _flush(args, out)
+    out["train"] = rows
+
+
 #: Benchmark sections, run in this order (``--sections``). Each is
-#: ``fn(args, scenario, out)``. Training throughput (MADFRL / MAPPO) goes here.
+#: ``fn(args, scenario, out)``.
 SECTIONS: dict[str, Callable[[argparse.Namespace, Scenario, dict], None]] = {
     "env": section_env,
+    "train": section_train,
 }
 
 
@@ -466,6 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref-seconds", type=_positive(float), default=2.0)
     p.add_argument("--ref-chunks", type=_positive(int), default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-seeds", type=_positive_int_list, default=[1, 64],
+                   help="vmapped seeds for the training section (default 1,64)")
+    p.add_argument("--train-repeats", type=int, default=2,
+                   help="timed calls per training row after one warm-up (default 2)")
+    p.add_argument("--train-updates", type=int, default=20,
+                   help="MADFRL updates per timed train call (MAPPO: a tenth, at least 1)")
     p.add_argument(
         "--fast-compile",
         action="store_true",

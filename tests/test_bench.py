@@ -28,6 +28,7 @@ def bench_json(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     argv = ["--batches", ",".join(map(str, BATCHES)), "--steps", "3", "--repeats", "1"]
     argv += ["--ref-seconds", "0.2", "--fast-compile", "--json", str(path)]
+    argv += ["--sections", "env"]
     for item in SMALL:
         argv += ["--set", item]
     returned = bench.main(argv)
@@ -98,7 +99,7 @@ def test_numpy_sample_matches_action_spaces():
         ["--batches", "a,b"],
         ["--set", "num_mbs=0"],
         ["--set", "nonsense"],
-        ["--sections", "train"],
+        ["--sections", "nope"],
         ["--scenario", "nope"],
     ],
 )
@@ -106,3 +107,17 @@ def test_bad_arguments_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
         bench.main(argv)
     assert exc.value.code == 2
+
+
+def test_train_section_reports_both_learners(tmp_path):
+    path = tmp_path / "train.json"
+    argv = ["--sections", "train", "--train-seeds", "1", "--train-updates", "2",
+            "--train-repeats", "1", "--fast-compile", "--json", str(path)]
+    for item in ("num_mbs=2", "users_per_mbs=3", "num_leo=2", "num_channels=3"):
+        argv += ["--set", item]
+    doc = bench.main(argv)
+    rows = doc["train"]
+    assert {r["algorithm"] for r in rows} == {"madfrl", "mappo"}
+    for r in rows:
+        assert r["seeds"] == 1
+        assert math.isfinite(r["agent_steps_per_s"]) and r["agent_steps_per_s"] > 0
