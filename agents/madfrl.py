@@ -196,10 +196,6 @@ class TrainState:
     update: jnp.ndarray
 
 
-def _leader_action_dict(action):
-    return {"price": action}
-
-
 def make_train(env, config: MADFRLConfig):
     """Build ``train(key, env_params) -> (policy_params, metrics)`` (pure, jit-able)."""
     cfg = config
