@@ -46,7 +46,12 @@ from typing import Any
 
 #: Modules that register experiments when imported. A module that does not
 #: exist (yet) is skipped; any other import error propagates.
-EXPERIMENT_MODULES: list[str] = ["sweeps.experiments.sgin"]
+EXPERIMENT_MODULES: list[str] = [
+    "sweeps.experiments.sgin",
+    "sweeps.experiments.dt_deploy",
+    "sweeps.experiments.spectrum",
+    "sweeps.experiments.edge_assoc",
+]
 
 SCALES: tuple[str, ...] = ("smoke", "default", "paper")
 
