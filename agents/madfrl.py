@@ -27,9 +27,12 @@ own state (privacy: no information exchange between followers); their critics
   followers' own observations) and the global model is issued to every
   follower; critics stay local.
 
-``make_train(env, config) -> train(key, env_params) -> (policy_params, metrics)``
-runs the whole loop in one ``lax.scan``, so ``jax.jit(jax.vmap(train))`` trains
-many seeds or swept env params at once. ``make_policy`` turns trained params
+``make_train(env, config) -> train(key, env_params, init=None) -> (policy_params,
+metrics)`` runs the whole loop in one ``lax.scan``, so ``jax.jit(jax.vmap(train))`` trains
+many seeds or swept env params at once. ``init`` (optional) is one follower
+actor-critic ``{"actor", "critic"}`` (single-agent params, e.g. a MAML
+meta-initialisation from ``agents.maml_madfrl``) copied to every follower
+instead of a random initialisation. ``make_policy`` turns trained params
 into a ``policy(key, obs, state, params)`` with the heuristics' signature.
 """
 
@@ -215,13 +218,18 @@ def make_train(env, config: MADFRLConfig):
     vreset = jax.vmap(env.reset, in_axes=(0, None))
     fed = cfg.federated
 
-    def init_group(key, actor, obs_dim, feat_dim, n_agents):
-        k_a, k_c = jax.random.split(key)
-        a_keys = jax.random.split(k_a, n_agents)
-        c_keys = jax.random.split(k_c, n_agents)
-        actor_p = jax.vmap(actor.init, in_axes=(0, None))(a_keys, jnp.zeros((obs_dim,)))
-        critic_p = jax.vmap(critic.init, in_axes=(0, None, None))(
-            c_keys, jnp.zeros((obs_dim,)), jnp.zeros((feat_dim,)))
+    def init_group(key, actor, obs_dim, feat_dim, n_agents, init=None):
+        if init is None:
+            k_a, k_c = jax.random.split(key)
+            a_keys = jax.random.split(k_a, n_agents)
+            c_keys = jax.random.split(k_c, n_agents)
+            actor_p = jax.vmap(actor.init, in_axes=(0, None))(a_keys, jnp.zeros((obs_dim,)))
+            critic_p = jax.vmap(critic.init, in_axes=(0, None, None))(
+                c_keys, jnp.zeros((obs_dim,)), jnp.zeros((feat_dim,)))
+        else:  # one given actor-critic copied to every agent of the group
+            stack = lambda tree: jax.tree.map(  # noqa: E731
+                lambda x: jnp.broadcast_to(x, (n_agents,) + jnp.shape(x)), tree)
+            actor_p, critic_p = stack(init["actor"]), stack(init["critic"])
         return AgentGroupState(actor_p, critic_p, actor_p, critic_p,
                                jax.vmap(actor_tx.init)(actor_p), jax.vmap(critic_tx.init)(critic_p))
 
@@ -265,9 +273,9 @@ def make_train(env, config: MADFRLConfig):
                               jax.tree.map(soft, gs.target_critic, critic_p), a_opt, c_opt)
         return new, {"critic_loss": c_loss, "actor_loss": a_loss, "q_mean": q.mean()}
 
-    def train(key, env_params):
+    def train(key, env_params, init=None):
         k_f, k_l, k_env, k_run = jax.random.split(key, 4)
-        follower = init_group(k_f, f_actor, obs_dim_f, f_feat_dim, n_f)
+        follower = init_group(k_f, f_actor, obs_dim_f, f_feat_dim, n_f, init)
         leader = init_group(k_l, l_actor, obs_dim_l, n_f, 1)
         obs, env_state = vreset(jax.random.split(k_env, cfg.num_envs), env_params)
         cap, e = cfg.buffer_size, cfg.num_envs

@@ -1,0 +1,69 @@
+"""MAML-MADFRL (SGIN Alg. 2 + 3): meta-trained initialisation, then MADFRL + FL."""
+
+import jax
+import numpy as np
+import pytest
+
+import jaxsg
+from agents import heuristics, madfrl
+from agents import maml_madfrl as mm
+from jaxsg.wrappers import rollout
+
+SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
+CONFIG = mm.MetaConfig(
+    madfrl=madfrl.MADFRLConfig(num_envs=8, total_updates=60, batch_size=64, buffer_size=256,
+                               warmup_updates=8),
+    meta_iterations=30, num_tasks=4, num_envs=4, rollout_steps=8)
+#: Stated margin: MAML-MADFRL's mean follower reward per DT per slot (eq. 33) must exceed
+#: MARTO's by this much. Measured on this config: ≈ 90–100 vs ≈ −20 (4 seeds).
+MARGIN = 30.0
+
+
+def _mean_reward(env, params, policy, episodes=16):
+    keys = jax.random.split(jax.random.PRNGKey(123), episodes)
+    traj = jax.jit(jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon)))(keys)
+    return float(np.mean(traj["reward"]["follower"]))
+
+
+def test_maml_madfrl_trains_end_to_end_and_beats_marto():
+    env, params = jaxsg.make("sgin", **SMALL)
+    policy_params, metrics = jax.jit(mm.make_train(env, CONFIG))(jax.random.PRNGKey(0), params)
+    assert metrics["meta_loss"].shape == (CONFIG.meta_iterations,)
+    assert np.all(np.isfinite(np.asarray(metrics["meta_loss"])))
+    assert metrics["follower_reward"].shape == (CONFIG.madfrl.total_updates,)
+    learned = _mean_reward(env, params, mm.make_policy(env, CONFIG, policy_params))
+    random = _mean_reward(env, params, heuristics.marto(env))
+    assert learned > random + MARGIN, (learned, random)
+
+
+def test_meta_initialisation_is_what_madfrl_starts_from():
+    """``init`` replaces the random initialisation of every follower (zero updates → init)."""
+    env, params = jaxsg.make("sgin", **SMALL)
+    theta = mm.init_follower(env, CONFIG.madfrl, jax.random.PRNGKey(3))
+    cfg = madfrl.MADFRLConfig(num_envs=2, total_updates=2, batch_size=8, buffer_size=8,
+                              warmup_updates=10, federated=None)  # warmup > updates: no learning
+    policy_params, _ = jax.jit(madfrl.make_train(env, cfg))(jax.random.PRNGKey(0), params, theta)
+    got, want = jax.tree.leaves(policy_params["follower"]), jax.tree.leaves(theta["actor"])
+    for g, w in zip(got, want):
+        stacked = np.broadcast_to(w, (env.num_followers,) + w.shape)
+        np.testing.assert_array_equal(np.asarray(g), stacked)
+
+
+def test_adaptation_eval_k0_is_the_initial_policy_and_steps_change_it():
+    env, params = jaxsg.make("sgin", **SMALL)
+    cfg = mm.MetaConfig(madfrl=CONFIG.madfrl, num_envs=2, rollout_steps=4, inner_lr=0.05)
+    theta = mm.init_follower(env, cfg.madfrl, jax.random.PRNGKey(4))
+    evaluate = jax.jit(mm.make_adaptation_eval(env, cfg, (0, 0, 1, 3), horizon=10))
+    r = np.asarray(evaluate(jax.random.PRNGKey(5), theta, params))
+    assert r.shape == (4,) and np.all(np.isfinite(r))
+    assert r[0] == r[1]  # k = 0 twice: the same, unadapted policy
+    assert r[2] != r[0] or r[3] != r[0]  # adapting moves the policy
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="rollout_steps"):
+        mm.MetaConfig(rollout_steps=3)
+    with pytest.raises(ValueError, match="inner_lr"):
+        mm.MetaConfig(inner_lr=0.0)
+    with pytest.raises(ValueError, match="num_tasks"):
+        mm.MetaConfig(num_tasks=0)
