@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import fnmatch
 import os
 import subprocess
 import sys
@@ -206,16 +207,26 @@ class ExperimentResult:
         return self.computed + self.reused
 
 
+def select_cells(cells: list[Cell], patterns: list[str] | None) -> list[Cell]:
+    """Cells whose id matches any ``fnmatch`` pattern (all cells when ``patterns`` is None)."""
+    if not patterns:
+        return cells
+    return [c for c in cells if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+
+
 def run_experiment(
-    exp: Experiment, ctx: RunContext, *, resume: bool = True, progress: bool | None = None
+    exp: Experiment, ctx: RunContext, *, resume: bool = True, progress: bool | None = None,
+    cell_patterns: list[str] | None = None,
 ) -> ExperimentResult:
     """Run (or reuse) every cell of ``exp`` at ``ctx.scale``, then write its
     records, figures and report text. ``ctx.out_dir`` is ``OUT/<scale>``.
 
     ``progress=None`` shows the progress bar only when stderr is a terminal.
+    ``cell_patterns`` (``fnmatch`` on cell ids) restricts the run, the records,
+    figures and report to the matching cells; other finished cells stay on disk.
     """
     exp_dir = Path(ctx.out_dir) / exp.name
-    cells = _check_cells(exp, exp.cells(ctx.scale))
+    cells = select_cells(_check_cells(exp, exp.cells(ctx.scale)), cell_patterns)
     result = ExperimentResult(exp)
 
     bar = tqdm(
@@ -335,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="reuse finished cells (default: on)")
     parser.add_argument("--seed", type=int, default=0, help="base seed given to every cell")
+    parser.add_argument("--cells", action="append", metavar="PATTERN",
+                        help="only cells whose id matches this fnmatch pattern (repeatable, "
+                        "comma-separated allowed), e.g. --cells 'marto,best_response'")
     return parser
 
 
@@ -373,9 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     if not selected:
         print("warning: no experiments selected (none registered with default=True)",
               file=sys.stderr)
+    patterns = None
+    if args.cells:
+        patterns = [p.strip() for arg in args.cells for p in arg.split(",") if p.strip()]
     results = []
     for exp in selected:
-        res = run_experiment(exp, ctx, resume=args.resume)
+        res = run_experiment(exp, ctx, resume=args.resume, cell_patterns=patterns)
         print(f"{exp.name}: {res.num_cells} cells ({res.computed} computed, {res.reused} reused), "
               f"{len(res.records)} records -> {Path(ctx.out_dir) / exp.name}")
         results.append(res)

@@ -165,6 +165,18 @@ def test_run_writes_everything_and_rerun_reuses(tmp_path, capsys):
     assert len(CALLS) == 3
 
 
+def test_cells_filter_runs_and_reports_only_matching_cells(tmp_path):
+    register_toy(n_cells=4)
+    CALLS.clear()
+    assert grid.main(["--experiment", TOY, "--out", str(tmp_path), "--cells", "mu-1,mu-3"]) == 0
+    assert sorted(CALLS) == [("mu-1", 0), ("mu-3", 0)]
+    assert sorted({r["cell"] for r in load_records(tmp_path)}) == ["mu-1", "mu-3"]
+    CALLS.clear()  # a wider pattern computes only what is missing
+    assert grid.main(["--experiment", TOY, "--out", str(tmp_path), "--cells", "mu-*"]) == 0
+    assert sorted(CALLS) == [("mu-0", 0), ("mu-2", 0)]
+    assert len(load_records(tmp_path)) == 4 * 5
+
+
 def test_corrupt_cell_is_recomputed(tmp_path):
     register_toy(n_cells=3)
     assert grid.main(["--experiment", TOY, "--out", str(tmp_path), "--scale", "smoke"]) == 0

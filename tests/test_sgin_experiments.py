@@ -11,11 +11,21 @@ from sweeps.experiments import sgin as sgin_exps
 def test_every_paper_figure_is_registered():
     names = {e.name for e in list_experiments()}
     assert {f"sgin_fig{i}" for i in range(4, 12)} <= names
-    for fig in (7, 8, 9, 10, 11):
-        cells = get_experiment(f"sgin_fig{fig}").cells("default")
-        assert [c.config["method"] for c in cells] == list(sgin_exps.HEURISTIC_METHODS)
+    learned = sgin_exps.LEARNED_METHODS
+    assert learned == ("maml_madfrl", "mappo")
+    for scale in ("smoke", "default", "paper"):
+        for fig in (7, 8, 9, 10, 11):
+            cells = get_experiment(f"sgin_fig{fig}").cells(scale)
+            expected = list(sgin_exps.HEURISTIC_METHODS)
+            if fig in sgin_exps.LEARNED_FIGURES[scale]:
+                expected += list(learned)
+            assert [c.config["method"] for c in cells] == expected
+    assert sgin_exps.LEARNED_FIGURES["paper"] == tuple(range(4, 12))
     users = [c.config["users"] for c in get_experiment("sgin_fig4").cells("default")]
     assert users == [12, 20, 28]
+    paper = [(c.config["method"], c.config["users"])
+             for c in get_experiment("sgin_fig4").cells("paper")]
+    assert ("maml_madfrl", 28) in paper and ("best_response", 12) in paper
 
 
 def test_smoke_cell_sweeps_the_axis_and_reproduces_the_overhead_trend():
@@ -63,3 +73,24 @@ def test_sgin_grid_gives_the_same_numbers_on_1_and_4_host_devices(tmp_path):
         assert (a["method"], a["value"], a["seed"]) == (b["method"], b["value"], b["seed"])
         for k in sgin_exps.METRICS:
             np.testing.assert_allclose(float(a[k]), float(b[k]), rtol=1e-5, err_msg=k)
+
+
+def test_learned_smoke_cell_trains_per_axis_value_and_reports_the_paper_point():
+    """A learned series: one training per (price, seed) in one batch, then evaluation."""
+    exp = get_experiment("sgin_fig9")
+    cell = next(c for c in exp.cells("smoke") if c.config["method"] == "maml_madfrl")
+    records = exp.run_cell(cell, RunContext(scale="smoke", seed=0))
+    scale = sgin_exps.SCALES["smoke"]
+    assert len(records) == scale["points"] * scale["seeds"]
+    assert {r["method"] for r in records} == {"maml_madfrl"}
+    assert all(math.isfinite(r[k]) for r in records for k in (*sgin_exps.METRICS,
+                                                               "follower_reward"))
+    prices = sorted({r["value"] for r in records})
+    assert prices == [2.0, 6.0, 10.0]
+    # fixed posted price: every record's mean price is its axis value
+    for r in records:
+        np.testing.assert_allclose(r["price_mean"], r["value"], rtol=1e-5)
+    mamcc = exp.run_cell(Cell("mamcc", {"figure": 9, "method": "mamcc"}),
+                         RunContext(scale="smoke", seed=0))
+    text = exp.report(records + mamcc)
+    assert "Proposed vs baselines at price λ = 6: MAMCC: paper ≈45 %, ours" in text

@@ -7,8 +7,14 @@ with common random numbers: seed s uses the same key at every axis value.
 
 Each record is one (axis value, seed): time averages over the episode of the
 env's per-slot metrics. Methods: the paper's heuristic baselines MARTO, MAMCC,
-MAGCS and our best-response reference (``agents.heuristics``); learned methods
-(MAML-MADFRL, MAPPO) join with the agents issue.
+MAGCS and our best-response reference (``agents.heuristics``), and the learned
+methods MAML-MADFRL (proposed) and MAPPO, trained per (axis value, seed) in the
+same batch (``sweeps.experiments.sgin_learners``). Training a policy per
+(axis value, seed) costs minutes per cell on a CPU, so the learned series
+join the figures listed per scale in :data:`LEARNED_FIGURES`: every figure at
+the paper scale (MAML-MADFRL per M in Figs. 4-6, both learners in Figs. 7-11),
+the headline throughput and profit figures (8, 9) at the default scale, and
+Fig. 9 at the smoke scale (tests).
 
 Decisions where the paper is silent:
 * axes: V ∈ {1, 5, 10, 50, 100}; P ∈ {8..40} W; B ∈ {10..30} MHz;
@@ -31,6 +37,12 @@ import jaxsg
 from agents import heuristics
 from jaxsg.wrappers import rollout
 from sweeps.experiments import Cell, Experiment, RunContext, register_experiment
+from sweeps.experiments.sgin_learners import (
+    LEARNED_LABELS,
+    LEARNED_METHODS,
+    SGIN_METRICS,
+    run_learned_series,
+)
 from sweeps.sharding import run_batched
 
 HEURISTIC_METHODS = ("marto", "mamcc", "magcs", "best_response")
@@ -40,19 +52,9 @@ METHOD_LABELS = {
     "magcs": "MAGCS",
     "best_response": "best response (ref.)",
     "stackelberg": "Stackelberg (ref.)",
+    **LEARNED_LABELS,
 }
-METRICS = (
-    "throughput_mbit",
-    "served_mbit",
-    "queue_mean_mbit",
-    "interference_dbm",
-    "interference_w",
-    "leader_profit",
-    "privacy_overhead_ms",
-    "offload_fraction",
-    "price_mean",
-    "cpu_mean_ghz",
-)
+METRICS = SGIN_METRICS
 
 #: Per scale: episode length, seeds, axis points, users per MBS for Figs. 4-6, sizes.
 SCALES = {
@@ -98,6 +100,10 @@ PAPER_CLAIMS = {
 }
 
 
+#: Figures that include the learned methods, per scale (see the module docstring).
+LEARNED_FIGURES = {"smoke": (9,), "default": (8, 9), "paper": tuple(range(4, 12))}
+
+
 def _scale(name: str) -> dict:
     return SCALES[name]
 
@@ -125,8 +131,13 @@ def run_series(
     seed: int,
     overrides: dict | None = None,
     price_mode: str = "leader",
+    scale: str = "default",
 ) -> list[dict]:
     """Time-averaged metrics for every (axis value, seed), one compiled batch."""
+    if method in LEARNED_METHODS:
+        return run_learned_series(sizes, method, field, values, horizon=horizon, seeds=seeds,
+                                  seed=seed, scale=scale, metrics=METRICS, overrides=overrides,
+                                  price_mode=price_mode)
     env, params = jaxsg.make("sgin", horizon=horizon, price_mode=price_mode, **sizes,
                              **(overrides or {}))
     policy = _policy(method, env)
@@ -155,7 +166,8 @@ def run_series(
 # ------------------------------------------------------------- experiments
 def _cells_by_method(fig: int):
     def cells(scale_name: str) -> list[Cell]:
-        return [Cell(m, {"figure": fig, "method": m}) for m in HEURISTIC_METHODS]
+        learned = LEARNED_METHODS if fig in LEARNED_FIGURES[scale_name] else ()
+        return [Cell(m, {"figure": fig, "method": m}) for m in HEURISTIC_METHODS + learned]
 
     return cells
 
@@ -163,9 +175,11 @@ def _cells_by_method(fig: int):
 def _cells_by_users(fig: int):
     def cells(scale_name: str) -> list[Cell]:
         users = _scale(scale_name)["users"]
-        method = "stackelberg" if fig == 6 else "best_response"
+        methods = ["stackelberg" if fig == 6 else "best_response"]
+        if fig in LEARNED_FIGURES[scale_name]:
+            methods.append("maml_madfrl")
         return [Cell(f"{method}-M{u}", {"figure": fig, "method": method, "users": u})
-                for u in users]
+                for method in methods for u in users]
 
     return cells
 
@@ -185,26 +199,34 @@ def _run_cell(fig: int):
         return run_series(
             sizes, cell.config["method"], field, _axis(fig, scale),
             horizon=horizon, seeds=scale["seeds"], seed=ctx.seed, overrides=overrides,
-            price_mode="fixed" if fig == 9 else "leader",
+            price_mode="fixed" if fig == 9 else "leader", scale=ctx.scale,
         )
 
     return run_cell
 
 
-def _summary(records: list[dict], metric: str, series_key: str) -> dict:
+def _series(fig: int, record: dict) -> tuple:
+    """Series of a record: (method,) or, for Figs. 4-6, (method, users per MBS)."""
+    if fig in (4, 5, 6):
+        return (record["method"], int(record["users_per_mbs"]))
+    return (record["method"],)
+
+
+def _label(series: tuple) -> str:
+    name = METHOD_LABELS.get(series[0], series[0])
+    return name if len(series) == 1 else f"{name}, M = {series[1]}"
+
+
+def _summary(records: list[dict], metric: str, fig: int) -> dict:
     """{series: (x values, mean over seeds, std over seeds)}."""
     out = {}
-    for s in sorted({r[series_key] for r in records}, key=str):
-        rows = [r for r in records if r[series_key] == s]
+    for s in sorted({_series(fig, r) for r in records}, key=str):
+        rows = [r for r in records if _series(fig, r) == s]
         xs = sorted({r["value"] for r in rows})
         ys = [[r[metric] for r in rows if r["value"] == x] for x in xs]
         out[s] = (np.array(xs), np.array([np.nanmean(y) for y in ys]),
                   np.array([np.nanstd(y) for y in ys]))
     return out
-
-
-def _series_key(fig: int) -> str:
-    return "users_per_mbs" if fig in (4, 5, 6) else "method"
 
 
 def _plot(fig: int):
@@ -216,18 +238,18 @@ def _plot(fig: int):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        key = _series_key(fig)
-        figure, ax = plt.subplots(figsize=(5.2, 3.6))
-        for s, (x, y, sd) in _summary(records, metric, key).items():
-            label = f"M = {s}" if key == "users_per_mbs" else METHOD_LABELS.get(s, s)
-            ax.errorbar(x * xscale, y, yerr=sd, marker="o", capsize=3, label=label)
+        figure, ax = plt.subplots(figsize=(5.6, 3.8))
+        for s, (x, y, sd) in _summary(records, metric, fig).items():
+            style = "--" if s[0] in LEARNED_METHODS else "-"
+            ax.errorbar(x * xscale, y, yerr=sd, marker="o", capsize=3, linestyle=style,
+                        label=_label(s))
         if field == "v_weight":
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(f"sgin Fig. {fig}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         figure.tight_layout()
         path = Path(fig_dir) / f"sgin_fig{fig}.png"
         figure.savefig(path, dpi=120)
@@ -246,40 +268,83 @@ def _trend(y: np.ndarray) -> str:
     return "up" if rel > 0 else "down"
 
 
+#: The paper's point comparisons: figure -> (axis value in SI, {baseline: claimed % gain of
+#: the proposed method}); "gain" is lower-is-better for interference and privacy overhead.
+CLAIM_POINTS = {
+    7: (32.0, {"mappo": 1.0}),
+    8: (30e6, {"mappo": 1.3}),
+    9: (6.0, {"marto": 55.0, "mamcc": 45.0, "magcs": 15.0, "mappo": 6.0}),
+    10: (0.8, {"marto": 20.7}),
+    11: (5e9, {"marto": 67.0, "mamcc": 55.0, "magcs": 41.0, "mappo": 20.0}),
+}
+LOWER_IS_BETTER = ("interference_dbm", "privacy_overhead_ms", "queue_mean_mbit")
+
+
+def _point_gains(fig: int, summary: dict, metric: str) -> list[str]:
+    """Proposed vs each baseline at the paper's point, as the paper states gains (%)."""
+    if fig not in CLAIM_POINTS or ("maml_madfrl",) not in summary:
+        return []
+    x, claims = CLAIM_POINTS[fig]
+    xs, ys, _ = summary[("maml_madfrl",)]
+    if not np.any(np.isclose(xs, x)):
+        return []
+    ours = ys[np.isclose(xs, x)][0]
+    lines = []
+    for base, claimed in claims.items():
+        if (base,) not in summary:
+            continue
+        bx, by, _ = summary[(base,)]
+        other = by[np.isclose(bx, x)][0]
+        if metric == "interference_dbm":  # compare powers, not dBm
+            ours_v, other_v = 10 ** (ours / 10), 10 ** (other / 10)
+        else:
+            ours_v, other_v = ours, other
+        if metric in LOWER_IS_BETTER:
+            gain = 100.0 * (other_v - ours_v) / max(abs(other_v), 1e-12)
+        else:
+            gain = 100.0 * (ours_v - other_v) / max(abs(other_v), 1e-12)
+        lines.append(f"{METHOD_LABELS[base]}: paper ≈{claimed:g} %, ours {gain:+.1f} %")
+    return lines
+
+
 def _report(fig: int):
     field, _, xlabel, xscale, metric, ylabel = FIGURES[fig]
     claim, direction, users_claim = PAPER_CLAIMS[fig]
 
     def report(records: list[dict]) -> str:
-        key = _series_key(fig)
-        summary = _summary(records, metric, key)
+        summary = _summary(records, metric, fig)
         lines = [f"**Paper:** {claim}.", "", f"| series | {xlabel}: " + " / ".join(
             f"{v * xscale:g}" for v in next(iter(summary.values()))[0]) + " | trend |",
             "|---|---|---|"]
         verdicts = []
         for s, (_, y, _) in summary.items():
-            label = f"M = {s}" if key == "users_per_mbs" else METHOD_LABELS.get(s, s)
             t = _trend(y)
             verdicts.append(t == direction)
-            lines.append(f"| {label} | " + " / ".join(f"{v:.4g}" for v in y) + f" | {t} |")
+            lines.append(f"| {_label(s)} | " + " / ".join(f"{v:.4g}" for v in y) + f" | {t} |")
         lines.append("")
         ok = sum(verdicts)
         lines.append(f"**Ours ({ylabel}):** trend '{direction}' with {xlabel} reproduced by "
                      f"{ok}/{len(verdicts)} series.")
         if users_claim:
+            for method in sorted({s[0] for s in summary}):
+                means = {s[1]: np.nanmean(y) for s, (_, y, _) in summary.items()
+                         if s[0] == method}
+                order = [means[u] for u in sorted(means)]
+                rising = all(b >= a for a, b in zip(order, order[1:]))
+                by_m = ", ".join(f"{u}: {means[u]:.4g}" for u in sorted(means))
+                verdict = "reproduced" if rising else "not reproduced"
+                lines.append(f"More users → larger value ({METHOD_LABELS.get(method, method)}): "
+                             f"{verdict} (means by M: {by_m}).")
+        else:
             means = {s: np.nanmean(y) for s, (_, y, _) in summary.items()}
-            order = [means[s] for s in sorted(means)]
-            rising = all(b >= a for a, b in zip(order, order[1:]))
-            by_m = ", ".join(f"{s}: {means[s]:.4g}" for s in sorted(means))
-            verdict = "reproduced" if rising else "not reproduced"
-            lines.append(f"More users → larger value: {verdict} (means by M: {by_m}).")
-        if key == "method":
-            means = {s: np.nanmean(y) for s, (_, y, _) in summary.items()}
-            best = (min if direction == "down" or metric in ("interference_dbm",
-                                                            "privacy_overhead_ms") else max)
+            best = min if metric in LOWER_IS_BETTER else max
             winner = best(means, key=means.get)
-            lines.append(f"Best method on average: {METHOD_LABELS.get(winner, winner)} "
-                         "(learned methods join with the agents issue).")
+            lines.append(f"Best method on average: {_label(winner)}.")
+            gains = _point_gains(fig, summary, metric)
+            if gains:
+                x = CLAIM_POINTS[fig][0] * xscale
+                lines.append(f"Proposed vs baselines at {xlabel} = {x:g}: " + "; ".join(gains)
+                             + ".")
         return "\n".join(lines)
 
     return report
