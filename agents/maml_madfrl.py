@@ -117,7 +117,9 @@ def _nets(env, cfg: madfrl.MADFRLConfig) -> _Nets:
     actor = madfrl.DeterministicHybridActor(group.discrete, group.continuous, tuple(cfg.hidden))
     critic = QCritic(tuple(cfg.hidden), "relu")
     feat_dim = sum(n for _, n in group.discrete) + len(group.continuous)
-    return _Nets(actor, critic, group, env.observation_space("follower").shape[-1], feat_dim)
+    obs_dim = env.observation_space("follower").shape[-1]
+    obs_dim += env.num_agents("follower") if cfg.agent_id else 0
+    return _Nets(actor, critic, group, obs_dim, feat_dim)
 
 
 def init_follower(env, cfg: madfrl.MADFRLConfig, key) -> dict:
@@ -155,7 +157,8 @@ def make_collect(env, cfg: MetaConfig):
             obs, state = carry
             k_act, k_env = jax.random.split(k)
             masks = jax.vmap(env.avail_actions, in_axes=(0, None))(state, env_params)["follower"]
-            logits, pre = nets.actor.apply(theta["actor"], obs["follower"])
+            f_obs = madfrl.follower_obs(obs["follower"], cfg.madfrl.agent_id)
+            logits, pre = nets.actor.apply(theta["actor"], f_obs)
             oh, unit = madfrl.explore(k_act, logits, pre, masks, nets.group, eps,
                                       cfg.madfrl.noise_std)
             action = {"follower": madfrl.to_env_action(oh, unit, nets.group, f_low, f_high),
@@ -163,9 +166,10 @@ def make_collect(env, cfg: MetaConfig):
             obs2, state, reward, term, _, info = vstep(jax.random.split(k_env, e), state, action,
                                                       env_params)
             n_f = reward["follower"].shape[-1]
-            tr = {"obs": obs["follower"], "feat": madfrl.features_from(oh, unit, nets.group),
+            tr = {"obs": f_obs, "feat": madfrl.features_from(oh, unit, nets.group),
                   "rew": reward["follower"],
-                  "nobs": info["final_observation"]["follower"],
+                  "nobs": madfrl.follower_obs(info["final_observation"]["follower"],
+                                              cfg.madfrl.agent_id),
                   "term": jnp.broadcast_to(term[:, None], (e, n_f)).astype(jnp.float32),
                   "masks": masks}
             return (obs2, state), tr
@@ -313,7 +317,8 @@ def make_adaptation_eval(env, config: MetaConfig, ks: Sequence[int], horizon: in
         def body(carry, k):
             obs, state = carry
             masks = env.avail_actions(state, params)["follower"]
-            logits, pre = nets.actor.apply(actor_p, obs["follower"])
+            logits, pre = nets.actor.apply(
+                actor_p, madfrl.follower_obs(obs["follower"], cfg.madfrl.agent_id))
             oh, unit = madfrl.greedy(logits, pre, masks, nets.group)
             action = {"follower": madfrl.to_env_action(oh, unit, nets.group, f_low, f_high),
                       "leader": jnp.full((1, n_f), params.price, jnp.float32)}
