@@ -1,4 +1,3 @@
 """One module per paper; importing this package registers every scenario."""
-from jaxsg.scenarios import sgin  # noqa: F401
 
-# Scenario modules added by later issues register themselves with one import line each.
+from jaxsg.scenarios import dt_deploy, edge_assoc, sgin, spectrum  # noqa: F401

@@ -1,0 +1,455 @@
+"""Recurrent value-decomposition MARL: IQL, VDN (the paper's "proposed" sum mixing) and QMIX.
+
+Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): each agent has a GRU + FC
+Q-network fed its own observation and its last action; the joint value is the sum of
+the agents' values (VDN, monotone by construction, eq. 22), trained with the TD loss of
+eq. (23) from an episode replay buffer with target networks. QMIX (Rashid et al. 2018)
+replaces the sum by a state-conditioned monotone hypernetwork mixer; IQL trains every
+agent on its own TD error.
+
+    train = make_train(env, VDConfig(mixer="vdn"))
+    policy_params, metrics = jax.jit(train)(key, params)
+    jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, params)          # many seeds
+
+Design decisions
+----------------
+* **Agent network.** ``AgentQNet``: Dense(fc) + ReLU → ``GRUCell`` → Dense(|A|).
+  Input = own observation ‖ own last action one-hot ‖ one-hot agent id; parameters
+  shared by all agents of ``config.agent_class``, applied to the ``(..., n, features)``
+  array (no loop over agents).
+* **Hidden-state reset alignment.** Every step t carries a ``reset`` flag that *belongs
+  to step t*: it is True when step t is the first step of an episode, i.e. the done
+  flag of step t − 1 (True at the very first step). The hidden state is zeroed before
+  consuming step t's input: ``h_t = GRU(where(reset_t, 0, h_{t−1}), x_t)``. Resetting
+  with step t's own done (the known bug of public implementations, e.g. JaxMARL's
+  recurrent IQL/VDN/QMIX, which reset with the current step's done) would zero the memory
+  *before the last step* of an episode and carry it *into* the next one.
+  ``tests/test_value_decomp.py`` checks both the unroll and the acting loop.
+* **Bootstrap targets without crossing episodes.** Each stored step also keeps the
+  *final* input of that step (``info["final_observation"]`` ‖ one-hot of the action
+  taken) and its avail mask (``info["final_avail_actions"]`` when the env provides it,
+  else all True). Q(τ_{t+1}) is one GRU step from h_t on that final input, so every
+  step bootstraps from its own episode's next observation (truncation bootstraps,
+  termination does not: factor ``1 − terminated``). When step t is not done, this
+  equals the unrolled Q at t+1.
+* **Replay.** ``agents.replay`` holds whole episodes as items: each iteration every one
+  of ``num_envs`` envs plays ``env.horizon`` steps (the env auto-resets at the horizon,
+  so an item is one episode) and the episodes are added; ``updates_per_iter`` gradient
+  steps each sample ``batch_episodes`` episodes; learning is gated by
+  ``warmup_episodes`` (``jnp.where``, not a Python ``if``).
+* **Targets.** Double Q (online argmax over available actions, target network value),
+  hard target update every ``target_update_interval`` iterations, γ from the config
+  (paper: 0.9). Team reward = the mean over agents of the learning class's reward
+  (dt_deploy's reward is shared), times ``reward_scale``.
+* **Mixers.** ``"none"`` (IQL): loss = mean over agents of each agent's TD error² with
+  the team reward. ``"vdn"``: Q_tot = Σ_i Q_i (eq. 21). ``"qmix"``: hypernetworks of the
+  global state give |W1| (n × embed), b1, |W2| (embed × 1) and a state-value bias b2
+  (2 layers); Q_tot = ELU(q·W1 + b1)·W2 + b2, monotone in every Q_i. Global state = all
+  agents' observations flattened (dt_deploy's observations include the node loads).
+* **Exploration.** ε-greedy over the available actions, ε linear from ``eps_start``
+  to ``eps_end`` over ``eps_decay_frac`` of the iterations. ``num_eval_envs`` extra
+  envs play greedily (ε = 0) in the same vmapped rollout; their episodes are not stored
+  and give the learning-curve metrics ``eval_*``.
+* **Loss and optimiser.** ½·mean TD² (eq. 23), Adam with global-norm clipping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from agents import replay
+from agents.networks import mask_logits
+from jaxsg.wrappers import scalar_metrics
+
+MIXERS = ("none", "vdn", "qmix")
+
+
+@dataclasses.dataclass(frozen=True)
+class VDConfig:
+    """Static hyperparameters (hashable)."""
+
+    mixer: str = "vdn"
+    num_envs: int = 8
+    num_eval_envs: int = 4
+    num_iterations: int = 200
+    updates_per_iter: int = 1
+    batch_episodes: int = 32
+    buffer_episodes: int = 1000
+    warmup_episodes: int = 32
+    gamma: float = 0.9
+    lr: float = 5e-4
+    max_grad_norm: float = 10.0
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    eps_decay_frac: float = 0.5
+    target_update_interval: int = 10
+    hidden: int = 64
+    fc: int = 64
+    mixer_embed: int = 32
+    hyper_hidden: int = 64
+    reward_scale: float = 1.0
+    double_q: bool = True
+    agent_class: str = "user"
+
+    def __post_init__(self):
+        if self.mixer not in MIXERS:
+            raise ValueError(f"VDConfig: 'mixer' must be one of {MIXERS}, got {self.mixer!r}")
+        for name in ("num_envs", "num_iterations", "updates_per_iter", "batch_episodes",
+                     "buffer_episodes", "target_update_interval", "hidden", "fc",
+                     "mixer_embed", "hyper_hidden"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"VDConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        for name in ("num_eval_envs", "warmup_episodes"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"VDConfig: '{name}' must be >= 0, got {getattr(self, name)}")
+        for name in ("gamma", "eps_start", "eps_end", "eps_decay_frac"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(
+                    f"VDConfig: '{name}' must be in [0, 1], got {getattr(self, name)}")
+        for name in ("lr", "max_grad_norm", "reward_scale"):
+            if not getattr(self, name) > 0.0:
+                raise ValueError(f"VDConfig: '{name}' must be > 0, got {getattr(self, name)}")
+
+
+# ------------------------------------------------------------------ networks
+class AgentQNet(nn.Module):
+    """One recurrent step: ``(h, x, reset) -> (h', q)``; ``reset`` zeroes h first."""
+
+    num_actions: int
+    hidden: int = 64
+    fc: int = 64
+
+    @nn.compact
+    def __call__(self, h, x, reset):
+        h = jnp.where(reset[..., None], jnp.zeros_like(h), h)
+        z = nn.relu(nn.Dense(self.fc, name="fc_in")(x))
+        h, _ = nn.GRUCell(self.hidden, name="gru")(h, z)
+        return h, nn.Dense(self.num_actions, name="q")(h)
+
+
+class QMixer(nn.Module):
+    """Monotone mixer: ``Q_tot = ELU(q·|W1(s)| + b1(s))·|W2(s)| + V(s)``."""
+
+    embed: int = 32
+    hyper_hidden: int = 64
+
+    @nn.compact
+    def __call__(self, qs, state):
+        n = qs.shape[-1]
+        w1 = nn.Dense(self.hyper_hidden, name="hw1_0")(state)
+        w1 = jnp.abs(nn.Dense(n * self.embed, name="hw1_1")(nn.relu(w1)))
+        w1 = w1.reshape(state.shape[:-1] + (n, self.embed))
+        b1 = nn.Dense(self.embed, name="hb1")(state)
+        hidden = nn.elu(jnp.einsum("...n,...ne->...e", qs, w1) + b1)
+        w2 = nn.Dense(self.hyper_hidden, name="hw2_0")(state)
+        w2 = jnp.abs(nn.Dense(self.embed, name="hw2_1")(nn.relu(w2)))
+        v = nn.Dense(1, name="v_1")(nn.relu(nn.Dense(self.embed, name="v_0")(state)))[..., 0]
+        return jnp.sum(hidden * w2, axis=-1) + v
+
+
+def with_id(x: jnp.ndarray, n: int) -> jnp.ndarray:
+    """``(..., n, d) -> (..., n, d + n)``: append a one-hot agent id."""
+    ids = jnp.broadcast_to(jnp.eye(n, dtype=x.dtype), x.shape[:-2] + (n, n))
+    return jnp.concatenate([x, ids], axis=-1)
+
+
+def unroll(net: AgentQNet, agent_params, h0, inputs, resets):
+    """Unroll over a leading time axis: ``inputs (T, ..., d)``, ``resets (T, ...)``.
+
+    Returns ``(hs, qs)`` with ``hs[t]`` the hidden state *after* step t and ``qs[t]`` its
+    Q-values; ``resets[t]`` zeroes the memory before step t is consumed.
+    """
+
+    def body(h, xr):
+        x, r = xr
+        h, q = net.apply(agent_params, h, x, r)
+        return h, (h, q)
+
+    _, (hs, qs) = jax.lax.scan(body, h0, (inputs, resets))
+    return hs, qs
+
+
+class Episode(NamedTuple):
+    """One stored episode (time-major, T = env.horizon)."""
+
+    inputs: jnp.ndarray  # (T, n, d + |A|) observation ‖ last action one-hot
+    masks: jnp.ndarray  # (T, n, |A|)
+    actions: jnp.ndarray  # (T, n)
+    final_inputs: jnp.ndarray  # (T, n, d + |A|) final observation ‖ one-hot(action)
+    final_masks: jnp.ndarray  # (T, n, |A|)
+    reward: jnp.ndarray  # (T,) team reward (raw)
+    terminated: jnp.ndarray  # (T,)
+    resets: jnp.ndarray  # (T,) step t starts an episode (= done of step t − 1)
+
+
+class _Spec(NamedTuple):
+    n: int
+    obs_dim: int
+    num_actions: int
+    cls: str
+
+
+def _spec(env, config: VDConfig) -> _Spec:
+    cls = config.agent_class
+    if cls not in env.agent_classes:
+        raise ValueError(f"VDConfig: agent_class '{cls}' not in {env.agent_classes}")
+    if len(env.agent_classes) != 1:
+        raise ValueError("value_decomp learns one agent class; env has "
+                         f"{env.agent_classes}")
+    space = env.action_space(cls)
+    if not hasattr(space, "n"):
+        raise ValueError(f"value_decomp needs a Discrete action space, got {space!r}")
+    return _Spec(env.num_agents(cls), int(env.observation_space(cls).shape[-1]), space.n, cls)
+
+
+def _agent_net(spec: _Spec, config: VDConfig) -> AgentQNet:
+    return AgentQNet(spec.num_actions, config.hidden, config.fc)
+
+
+def init_agent_params(env, config: VDConfig, key: chex.PRNGKey):
+    spec = _spec(env, config)
+    net = _agent_net(spec, config)
+    d = spec.obs_dim + spec.num_actions + spec.n
+    return net.init(key, jnp.zeros((spec.n, config.hidden)), jnp.zeros((spec.n, d)),
+                    jnp.zeros((spec.n,), bool))
+
+
+# ------------------------------------------------------------------ acting
+class ActState(NamedTuple):
+    env_state: Any
+    obs: dict
+    h: jnp.ndarray  # (n, H)
+    last_action: jnp.ndarray  # (n, |A|) one-hot, zeros at an episode start
+    reset: jnp.ndarray  # () bool: the *next* step starts an episode
+
+
+def _masks(env, state, params, cls):
+    m = env.avail_actions(state, params).get(cls, {})
+    return m.get("action")
+
+
+def make_actor(env, config: VDConfig):
+    """``(reset_fn, step_fn)`` acting with the recurrent Q-net in one env (vmap outside).
+
+    ``step_fn(agent_params, act_state, key, eps, params, env_key=None) -> (act_state,
+    record)`` where ``record`` has the Episode fields of this step plus ``q`` (n, |A|),
+    ``done`` and the env's scalar metrics. ``env_key`` (optional) is the key of
+    ``env.step`` (common random numbers across methods); by default it is split from ``key``.
+    """
+    spec = _spec(env, config)
+    net = _agent_net(spec, config)
+    n, a_n, cls = spec.n, spec.num_actions, spec.cls
+
+    def reset_fn(key, params):
+        obs, state = env.reset(key, params)
+        return ActState(state, obs, jnp.zeros((n, config.hidden)), jnp.zeros((n, a_n)),
+                        jnp.ones((), bool))
+
+    def step_fn(agent_params, s: ActState, key, eps, params, env_key=None):
+        k_explore, k_random, k_env = jax.random.split(key, 3)
+        k_env = k_env if env_key is None else env_key
+        mask = _masks(env, s.env_state, params, cls)
+        mask = jnp.ones((n, a_n), bool) if mask is None else mask
+        x = jnp.concatenate([s.obs[cls], s.last_action], axis=-1)
+        # the reset flag of THIS step (= done of the previous step) zeroes h before x_t
+        h, q = net.apply(agent_params, s.h, with_id(x, n), jnp.broadcast_to(s.reset, (n,)))
+        greedy = jnp.argmax(mask_logits(q, mask), axis=-1)
+        random = env.action_space(cls, params).sample(k_random, mask)
+        explore = jax.random.uniform(k_explore, (n,)) < eps
+        action = jnp.where(explore, random, greedy).astype(jnp.int32)
+        obs, state, reward, terminated, truncated, info = env.step(
+            k_env, s.env_state, {cls: action}, params)
+        done = terminated | truncated
+        onehot = jax.nn.one_hot(action, a_n, dtype=jnp.float32)
+        final_mask = info.get("final_avail_actions", {}).get(cls, {}).get("action")
+        final_mask = jnp.ones((n, a_n), bool) if final_mask is None else final_mask
+        record = {
+            "inputs": x,
+            "masks": mask,
+            "actions": action,
+            "final_inputs": jnp.concatenate([info["final_observation"][cls], onehot], -1),
+            "final_masks": final_mask,
+            "reward": jnp.mean(reward[cls]),
+            "terminated": terminated,
+            "resets": s.reset,
+            "q": q,
+            "done": done,
+            "metrics": scalar_metrics(info),
+        }
+        last = jnp.where(done, jnp.zeros_like(onehot), onehot)
+        return ActState(state, obs, h, last, done), record
+
+    return reset_fn, step_fn
+
+
+# ------------------------------------------------------------------ training
+def make_train(env, config: VDConfig):
+    """Build ``train(key, params) -> (agent_params, metrics)``.
+
+    ``metrics`` has one entry per iteration: ``return_mean`` (team return per episode
+    of the exploring envs), ``eval_return_mean`` and ``eval_<metric>`` (greedy envs,
+    episode means of the env's per-step metrics), ``<metric>`` (exploring envs),
+    ``td_loss``, ``epsilon``, ``q_taken_mean``.
+    """
+    spec = _spec(env, config)
+    net = _agent_net(spec, config)
+    mixer = QMixer(config.mixer_embed, config.hyper_hidden)
+    n, a_n, horizon = spec.n, spec.num_actions, env.horizon
+    n_train, n_eval = config.num_envs, config.num_eval_envs
+    n_all = n_train + n_eval
+    reset_fn, step_fn = make_actor(env, config)
+    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                     optax.adam(config.lr, eps=1e-5))
+    decay_iters = max(1.0, config.eps_decay_frac * config.num_iterations)
+
+    def epsilon(it):
+        frac = jnp.clip(it / decay_iters, 0.0, 1.0)
+        return config.eps_start + frac * (config.eps_end - config.eps_start)
+
+    def q_values(agent_params, ep: Episode):
+        """Online/target-style Q over one batch: (T, B, n, |A|) now and at next."""
+        b = ep.inputs.shape[1]
+        h0 = jnp.zeros((b, n, config.hidden))
+        resets = jnp.broadcast_to(ep.resets[..., None], ep.resets.shape + (n,))
+        hs, qs = unroll(net, agent_params, h0, with_id(ep.inputs, n), resets)
+        _, q_next = net.apply(agent_params, hs, with_id(ep.final_inputs, n),
+                              jnp.zeros(hs.shape[:-1], bool))
+        return qs, q_next
+
+    def mix(mixer_params, q, inputs):
+        """Joint value from per-agent chosen values q (..., n)."""
+        if config.mixer == "vdn":
+            return jnp.sum(q, axis=-1)
+        state = inputs[..., : spec.obs_dim].reshape(inputs.shape[:-2] + (n * spec.obs_dim,))
+        return mixer.apply(mixer_params, q, state)
+
+    def loss_fn(net_params, target_params, ep: Episode):
+        qs, q_next = q_values(net_params["agent"], ep)
+        _, q_next_tgt = q_values(target_params["agent"], ep)
+        q_taken = jnp.take_along_axis(qs, ep.actions[..., None], axis=-1)[..., 0]
+        chooser = q_next if config.double_q else q_next_tgt
+        best = jnp.argmax(mask_logits(chooser, ep.final_masks), axis=-1)
+        q_boot = jnp.take_along_axis(q_next_tgt, best[..., None], axis=-1)[..., 0]
+        r = ep.reward * config.reward_scale
+        cont = config.gamma * (1.0 - ep.terminated.astype(jnp.float32))
+        if config.mixer == "none":
+            y = r[..., None] + cont[..., None] * q_boot
+            td = q_taken - jax.lax.stop_gradient(y)
+        else:
+            q_tot = mix(net_params.get("mixer"), q_taken, ep.inputs)
+            q_tot_next = mix(target_params.get("mixer"), q_boot, ep.final_inputs)
+            td = q_tot - jax.lax.stop_gradient(r + cont * q_tot_next)
+        return 0.5 * jnp.mean(td**2), jnp.mean(q_taken)
+
+    def train(key: chex.PRNGKey, params: Any):
+        key, k_agent, k_mixer, k_reset = jax.random.split(key, 4)
+        net_params = {"agent": init_agent_params(env, config, k_agent)}
+        if config.mixer == "qmix":
+            g = n * spec.obs_dim
+            net_params["mixer"] = mixer.init(k_mixer, jnp.zeros((n,)), jnp.zeros((g,)))
+        target_params = net_params
+        opt_state = tx.init(net_params)
+        act = jax.vmap(reset_fn, in_axes=(0, None))(jax.random.split(k_reset, n_all), params)
+        example = Episode(
+            inputs=jnp.zeros((horizon, n, spec.obs_dim + a_n)),
+            masks=jnp.zeros((horizon, n, a_n), bool),
+            actions=jnp.zeros((horizon, n), jnp.int32),
+            final_inputs=jnp.zeros((horizon, n, spec.obs_dim + a_n)),
+            final_masks=jnp.zeros((horizon, n, a_n), bool),
+            reward=jnp.zeros((horizon,)),
+            terminated=jnp.zeros((horizon,), bool),
+            resets=jnp.zeros((horizon,), bool),
+        )
+        buf = replay.init(example, config.buffer_episodes)
+        eps_eval = jnp.zeros((n_eval,))
+
+        def env_step(carry, key):
+            agent_params, act, eps = carry
+            keys = jax.random.split(key, n_all)
+            eps_all = jnp.concatenate([jnp.full((n_train,), eps), eps_eval])
+            act, rec = jax.vmap(step_fn, in_axes=(None, 0, 0, 0, None))(
+                agent_params, act, keys, eps_all, params)
+            return (agent_params, act, eps), rec
+
+        def update(carry, key):
+            net_params, target_params, opt_state, buf = carry
+            batch = replay.sample(buf, key, config.batch_episodes)
+            batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)  # time-major
+            (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                net_params, target_params, batch)
+            updates, new_opt = tx.update(grads, opt_state, net_params)
+            new_params = optax.apply_updates(net_params, updates)
+            ready = replay.size(buf) >= config.warmup_episodes
+            keep = lambda new, old: jax.tree.map(  # noqa: E731
+                lambda a, b: jnp.where(ready, a, b), new, old)
+            return (keep(new_params, net_params), target_params, keep(new_opt, opt_state),
+                    buf), (loss, q_mean)
+
+        def iteration(carry, it_key):
+            net_params, target_params, opt_state, buf, act, it = carry
+            k_roll, k_upd = jax.random.split(it_key)
+            eps = epsilon(it.astype(jnp.float32))
+            (_, act, _), rec = jax.lax.scan(
+                env_step, (net_params["agent"], act, eps), jax.random.split(k_roll, horizon))
+            # rec leaves: (T, n_all, ...) -> episodes of the exploring envs, batch-major
+            fields = {f: jnp.swapaxes(rec[f][:, :n_train], 0, 1) for f in Episode._fields}
+            buf = replay.add_batch(buf, Episode(**fields))
+            (net_params, target_params, opt_state, buf), (loss, q_mean) = jax.lax.scan(
+                update, (net_params, target_params, opt_state, buf),
+                jax.random.split(k_upd, config.updates_per_iter))
+            it = it + 1
+            sync = (it % config.target_update_interval) == 0
+            target_params = jax.tree.map(lambda a, b: jnp.where(sync, a, b), net_params,
+                                         target_params)
+            ret = jnp.sum(rec["reward"], axis=0)  # (n_all,) team return per episode
+            metrics = {"return_mean": jnp.mean(ret[:n_train]), "td_loss": jnp.mean(loss),
+                       "q_taken_mean": jnp.mean(q_mean), "epsilon": eps}
+            for k, v in rec["metrics"].items():
+                metrics[k] = jnp.mean(v[:, :n_train])
+                if n_eval:
+                    metrics[f"eval_{k}"] = jnp.mean(v[:, n_train:])
+            if n_eval:
+                metrics["eval_return_mean"] = jnp.mean(ret[n_train:])
+            return (net_params, target_params, opt_state, buf, act, it), metrics
+
+        carry = (net_params, target_params, opt_state, buf, act, jnp.zeros((), jnp.int32))
+        (net_params, *_), metrics = jax.lax.scan(
+            iteration, carry, jax.random.split(key, config.num_iterations))
+        return net_params["agent"], metrics
+
+    return train
+
+
+# ------------------------------------------------------------------ evaluation
+def rollout_greedy(env, config: VDConfig, agent_params, key, params, num_steps: int):
+    """Greedy (ε = 0) rollout of one env for ``num_steps`` steps (auto-resetting).
+
+    Returns the per-step records of :func:`make_actor` (``q``, ``done``, ``resets``,
+    ``reward`` (team), ``metrics``, ...), stacked over steps. Pure; vmap over keys/params.
+    """
+    reset_fn, step_fn = make_actor(env, config)
+    k_reset, k_run = jax.random.split(key)
+    s = reset_fn(k_reset, params)
+
+    def body(s, k):
+        return step_fn(agent_params, s, k, 0.0, params)
+
+    _, rec = jax.lax.scan(body, s, jax.random.split(k_run, num_steps))
+    return rec
+
+
+def evaluate(env, config: VDConfig, agent_params, key, params, num_episodes: int = 8) -> dict:
+    """Greedy evaluation: mean team return per episode and episode-mean metrics."""
+    keys = jax.random.split(key, num_episodes)
+    rec = jax.vmap(lambda k: rollout_greedy(env, config, agent_params, k, params,
+                                            env.horizon))(keys)
+    out = {k: jnp.mean(v) for k, v in rec["metrics"].items()}
+    out["return_mean"] = jnp.mean(jnp.sum(rec["reward"], axis=1))
+    return out

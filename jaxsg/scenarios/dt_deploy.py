@@ -1,0 +1,501 @@
+"""Scenario ``dt_deploy``: multi-layer digital-twin deployment in a satellite-terrestrial network.
+
+Source: Tao et al., "Adaptive Multi-Layer Deployment for a Digital Twin Empowered
+Satellite-Terrestrial Integrated Network", arXiv 2409.05480, Sec. 3-5; our spec is
+``specs/dt_deploy.md``. Equation numbers below are the paper's.
+
+Agents
+------
+* ``user`` — I users; each decides where its DT is deployed. Action (Discrete E+2):
+  0 = local, 1..E = end device e, E+1 = cloud (via the LEO satellite and a gateway).
+  Observation (O(1) scales, 4E + 11 features):
+  ``[D/D_max, μ/μ_max, f/f_max, d_ij/area (E), r_ij/100 Mbit/s (E), d_is/2000 km,
+  r_is/100 Mbit/s, elevation/(π/2), last loads n_j/I (E+2), own last action one-hot
+  (E+2), t/T]``. ``r_ij`` is the D2D rate of this step (fading included); ``r_is`` the
+  uplink rate with the band shared among ``max(1, cloud load of the last step)`` users.
+
+Step t (state holds step t's draws, which users observe)
+-------------------------------------------------------
+Actions → random-priority admission (13d) → placement x_i → counts n_j → delays
+(eq. 1-10) → L_sum (eq. 12) → reward (eq. 16-18) → draws of step t+1.
+
+* Local (eq. 1): L = μ·D/f_i.
+* End device j (eq. 2-5): L = D/r_ij + μ·D/(F_j/n_j), r_ij = W·log2(1 + P·G_ij/(W·N0)),
+  G_ij = 10^(−PL/10)·|h|², PL = 128.1 + 37.6·log10(d_km) (``uma_pathloss_db``),
+  |h|² ~ Exp(1) (Rayleigh) redrawn every step.
+* Cloud (eq. 6-10): L = D/r_is + D/r_sc + (d_is + d_sc)/c + μ·D/f_c with
+  r_is = (W_s/n_c)·log2(1 + P·G_is/((W_s/n_c)·N0)) and
+  r_sc = W_sc·log2(1 + P_s·G_sc/(W_sc·N0)); G = 10^((G_tx + G_rx − FSPL(d, f))/10),
+  d = ``slant_range(elevation, altitude)``.
+* Reward, shared by every user: R = α·(−L_sum) − β·ς·m, m = DTs off-device.
+
+Decisions where the paper is silent (also in ``specs/dt_deploy.md``)
+--------------------------------------------------------------------
+=================================  =====================================================
+topic                              decision
+=================================  =====================================================
+"MB" of D                          10^6 bytes: D ∈ [4, 16] Mbit (``data_*_bits``)
+capacity (13d)                     simultaneous actions; users choosing a node are admitted
+                                   in a random priority order (uniform priority drawn with
+                                   the step's draws); overflow deploys locally and is
+                                   counted in ``info["capacity_overflow"]``
+``avail_actions``                  node j masked for user i when the *other* users' last
+                                   admitted placement already fills j; local always valid
+end-device compute (13e)           F_j split evenly among its DTs (f_ij = F_j/n_j)
+cloud compute                      f_c per DT, not split ("sufficient" resources, eq. 9)
+cloud capacity                     ``cloud_capacity`` (default ∞)
+satellite pass                     elevation(t) = el_min + (el_peak − el_min)·sin(π(t+½)/T),
+                                   t clipped to [0, T−1]: one pass per episode
+gateway                            sees the satellite at the users' elevation (the area is
+                                   500 m; the gateway is assumed nearby): d_sc = d_is
+satellite links                    LoS, no fading; S-band uplink 2 GHz (0 dBi user,
+                                   30 dBi satellite), Ka feeder 20 GHz (10 W, 30 + 40 dBi)
+                                   — not in the paper, chosen so that the cloud is a real
+                                   option for slow users (≈ 20 Mbit/s for one user)
+feeder link per DT                 each DT's data crosses the feeder at r_sc (eq. 8), the
+                                   feeder band is not split
+end-device placement               distinct cells of a grid of side ``end_device_cell_m``
+                                   (uniform cell without replacement, uniform in the cell);
+                                   more end devices than cells is a ValueError
+users                              uniform in the area; distances floored at 1 m
+local CPU f_i                      U(f_min, f_max) per user, fixed per episode
+m (eq. 17)                         number of DTs deployed on end devices or the cloud
+=================================  =====================================================
+
+Randomness: :meth:`DtDeployEnv.draw_episode` (positions, f_i) and
+:meth:`DtDeployEnv.draw_step` (D, μ, fading, priority) are the only random functions,
+one ``jax.random.uniform`` call each, so the NumPy reference can be fed the same draws.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxsg import spaces
+from jaxsg.env import EnvState, MultiAgentEnv, register
+from jaxsg.physics.geometry import slant_range
+from jaxsg.physics.link import shannon_rate
+from jaxsg.physics.pathloss import fspl_db, uma_pathloss_db
+from jaxsg.physics.units import SPEED_OF_LIGHT, db_to_linear, noise_power_watt
+from jaxsg.validation import NON_NEGATIVE, POSITIVE, Bound, check_int
+
+MBIT = 1e6
+RATE_SCALE_BPS = 100e6
+SAT_DISTANCE_SCALE_M = 2.0e6
+
+
+@struct.dataclass
+class DtDeployParams:
+    """Every numeric knob of the scenario, SI units (bits, Hz, W, s, m, rad)."""
+
+    # geometry
+    area_m: float = 500.0
+    end_device_cell_m: float = 50.0
+    # traffic and compute (Table 2)
+    data_min_bits: float = 0.5e6 * 8
+    data_max_bits: float = 2.0e6 * 8
+    cycles_per_bit_min: float = 50.0
+    cycles_per_bit_max: float = 150.0
+    local_cpu_min_hz: float = 0.5e9
+    local_cpu_max_hz: float = 20e9
+    end_cpu_hz: float = 20e9
+    end_capacity: float = 4.0
+    cloud_cpu_hz: float = 100e9
+    cloud_capacity: float = math.inf
+    # radio
+    noise_psd_dbm_per_hz: float = -174.0
+    user_power_w: float = 0.2
+    d2d_bandwidth_hz: float = 10e6
+    sat_uplink_bandwidth_hz: float = 20e6
+    sat_feeder_bandwidth_hz: float = 100e6
+    sat_power_w: float = 10.0
+    uplink_freq_hz: float = 2e9
+    feeder_freq_hz: float = 20e9
+    user_antenna_gain_dbi: float = 0.0
+    sat_antenna_gain_dbi: float = 30.0
+    gateway_antenna_gain_dbi: float = 40.0
+    # satellite pass
+    altitude_m: float = 600e3
+    min_elevation_rad: float = math.radians(10.0)
+    peak_elevation_rad: float = math.radians(90.0)
+    speed_of_light: float = SPEED_OF_LIGHT
+    # reward (eq. 16-18)
+    alpha: float = 0.7
+    beta: float = 0.3
+    unit_cost: float = 1.0
+
+
+PARAM_BOUNDS = {
+    "area_m": POSITIVE,
+    "end_device_cell_m": POSITIVE,
+    "data_min_bits": POSITIVE,
+    "data_max_bits": POSITIVE,
+    "cycles_per_bit_min": POSITIVE,
+    "cycles_per_bit_max": POSITIVE,
+    "local_cpu_min_hz": POSITIVE,
+    "local_cpu_max_hz": POSITIVE,
+    "end_cpu_hz": POSITIVE,
+    "end_capacity": Bound(0.0, math.inf, integer=False),
+    "cloud_capacity": Bound(0.0, math.inf),
+    "cloud_cpu_hz": POSITIVE,
+    "noise_psd_dbm_per_hz": Bound(-250.0, 0.0),
+    "user_power_w": POSITIVE,
+    "d2d_bandwidth_hz": POSITIVE,
+    "sat_uplink_bandwidth_hz": POSITIVE,
+    "sat_feeder_bandwidth_hz": POSITIVE,
+    "sat_power_w": POSITIVE,
+    "uplink_freq_hz": POSITIVE,
+    "feeder_freq_hz": POSITIVE,
+    "user_antenna_gain_dbi": Bound(-50.0, 80.0),
+    "sat_antenna_gain_dbi": Bound(-50.0, 80.0),
+    "gateway_antenna_gain_dbi": Bound(-50.0, 80.0),
+    "altitude_m": Bound(100e3, 40_000e3),
+    # π/2 + 1e-6: the float32 rounding of π/2 (a swept batch is float32) is above π/2
+    "min_elevation_rad": Bound(0.0, math.pi / 2 + 1e-6, low_inclusive=False),
+    "peak_elevation_rad": Bound(0.0, math.pi / 2 + 1e-6, low_inclusive=False),
+    "speed_of_light": POSITIVE,
+    "alpha": NON_NEGATIVE,
+    "beta": NON_NEGATIVE,
+    "unit_cost": NON_NEGATIVE,
+}
+PARAM_ORDER = (
+    ("data_min_bits", "data_max_bits"),
+    ("cycles_per_bit_min", "cycles_per_bit_max"),
+    ("local_cpu_min_hz", "local_cpu_max_hz"),
+    ("min_elevation_rad", "peak_elevation_rad"),
+)
+
+#: State fields holding one step's exogenous draws (see ``DtDeployEnv.draw_step``).
+STEP_DRAW_FIELDS = ("data_bits", "cycles_per_bit", "fading", "priority")
+
+
+@struct.dataclass
+class DtDeployState(EnvState):
+    """Step-t state: episode geometry, step-t draws, last step's decisions."""
+
+    user_xy: jnp.ndarray  # (I, 2) m
+    end_xy: jnp.ndarray  # (E, 2) m
+    local_cpu_hz: jnp.ndarray  # (I,) f_i
+    data_bits: jnp.ndarray  # (I,) D_i of step t
+    cycles_per_bit: jnp.ndarray  # (I,) μ_i of step t
+    fading: jnp.ndarray  # (I, E) Rayleigh power fading |h|² of step t
+    priority: jnp.ndarray  # (I,) admission priority of step t (smaller = earlier)
+    last_action: jnp.ndarray  # (I,) int32, requested node of step t−1 (−1 at reset)
+    last_placement: jnp.ndarray  # (I,) int32, admitted node of step t−1 (0 at reset)
+
+
+def pick_distinct_cells(u: jnp.ndarray, num_cells: jnp.ndarray) -> jnp.ndarray:
+    """Cells ``0..num_cells−1`` drawn uniformly without replacement, one per entry of ``u``.
+
+    Device k takes the ``floor(u_k·(G − k))``-th cell among those still free (G may be
+    traced); a ``lax.scan`` over devices, each skipping the taken cells in ascending order.
+    """
+    e = u.shape[0]
+    big = jnp.iinfo(jnp.int32).max
+
+    def body(taken, k):
+        x = jnp.floor(u[k] * (num_cells - k).astype(jnp.float32)).astype(jnp.int32)
+        x = jnp.clip(x, 0, num_cells - k - 1)
+
+        def skip(x, t):
+            return x + (x >= t).astype(jnp.int32), None
+
+        x, _ = jax.lax.scan(skip, x, jnp.sort(taken))
+        return taken.at[k].set(x), x
+
+    _, cells = jax.lax.scan(body, jnp.full((e,), big, jnp.int32), jnp.arange(e))
+    return cells
+
+
+def admit(action: jnp.ndarray, priority: jnp.ndarray, capacity: jnp.ndarray) -> jnp.ndarray:
+    """Random-priority admission (13d): ``(I,)`` admitted placement.
+
+    ``capacity`` is ``(K,)`` per node (node 0, local, is ∞). User i's rank at its node is
+    the number of users on the same node with smaller priority (ties by index); users
+    with rank ≥ capacity deploy locally (node 0).
+    """
+    n = action.shape[0]
+    idx = jnp.arange(n)
+    same = action[:, None] == action[None, :]
+    earlier = (priority[None, :] < priority[:, None]) | (
+        (priority[None, :] == priority[:, None]) & (idx[None, :] < idx[:, None])
+    )
+    rank = jnp.sum(same & earlier, axis=1)
+    ok = rank.astype(jnp.float32) < capacity[action]
+    return jnp.where(ok, action, 0).astype(jnp.int32)
+
+
+class DtDeployEnv(MultiAgentEnv):
+    """Users choose local / end device / cloud for their DT; shared latency-cost reward."""
+
+    agent_classes = ("user",)
+    param_bounds = PARAM_BOUNDS
+    param_order = PARAM_ORDER
+
+    def __init__(self, num_users: int = 20, num_end_devices: int = 3, horizon: int = 20):
+        super().__init__(horizon)
+        self.num_users = check_int("num_users", num_users, 1, where="dt_deploy")
+        self.num_end_devices = check_int("num_end_devices", num_end_devices, 1, where="dt_deploy")
+        self.num_nodes = self.num_end_devices + 2
+        self.cloud = self.num_end_devices + 1
+
+    # ----------------------------------------------------------- params
+    @property
+    def default_params(self) -> DtDeployParams:
+        return DtDeployParams()
+
+    def validate_params(self, params: Any) -> Any:
+        params = super().validate_params(params)
+        where = self.name
+        e = self.num_end_devices
+        cells = np.floor(np.asarray(params.area_m, np.float64)
+                         / np.asarray(params.end_device_cell_m, np.float64)) ** 2
+        if np.any(cells < e):
+            raise ValueError(
+                f"{where}: num_end_devices = {e} exceeds the {int(np.min(cells))} placement "
+                f"cells of the area (floor(area_m / end_device_cell_m)² = "
+                f"floor({params.area_m} / {params.end_device_cell_m})²); need "
+                f"end_device_cell_m <= area_m / ceil(sqrt({e}))"
+            )
+        for name in ("end_capacity", "cloud_capacity"):
+            val = np.asarray(getattr(params, name), np.float64)
+            finite = val[np.isfinite(val)]
+            if np.any(np.floor(finite) != finite):
+                raise ValueError(f"{where}: field '{name}' must be an integer or inf, got {val}")
+        total = np.asarray(params.end_capacity) + np.asarray(params.cloud_capacity)
+        if np.any(total <= 0):
+            raise ValueError(
+                f"{where}: fields 'end_capacity' and 'cloud_capacity' are both 0: no node can "
+                "host a DT; need end_capacity >= 1 or cloud_capacity >= 1"
+            )
+        return params
+
+    # ----------------------------------------------------------- spaces
+    def num_agents(self, agent_class: str) -> int:
+        return {"user": self.num_users}[agent_class]
+
+    @property
+    def obs_dim(self) -> int:
+        return 4 * self.num_end_devices + 11
+
+    def observation_space(self, agent_class: str, params: Any = None) -> spaces.Space:
+        return spaces.Box(-jnp.inf, jnp.inf, (self.num_users, self.obs_dim))
+
+    def action_space(self, agent_class: str, params: Any = None) -> spaces.Space:
+        return spaces.Discrete(self.num_nodes, (self.num_users,))
+
+    def capacities(self, params: DtDeployParams) -> jnp.ndarray:
+        """``(E+2,)`` DT capacity per node: [∞ (local), N_j (E), cloud]."""
+        e = self.num_end_devices
+        return jnp.concatenate([
+            jnp.full((1,), jnp.inf, jnp.float32),
+            jnp.full((e,), params.end_capacity, jnp.float32),
+            jnp.full((1,), params.cloud_capacity, jnp.float32),
+        ])
+
+    def avail_actions(self, state: DtDeployState, params: DtDeployParams) -> dict:
+        """Node j is unavailable to user i when the others' last placement fills it."""
+        onehot = jax.nn.one_hot(state.last_placement, self.num_nodes, dtype=jnp.float32)
+        others = jnp.sum(onehot, axis=0)[None, :] - onehot  # (I, K)
+        mask = others < self.capacities(params)[None, :]
+        mask = mask.at[:, 0].set(True)
+        return {"user": {"action": mask}}
+
+    # ------------------------------------------------------- randomness
+    def draw_episode(self, key: chex.PRNGKey, params: DtDeployParams) -> dict:
+        """Positions and local CPUs: one uniform block ``(3I + 3E,)``."""
+        i, e = self.num_users, self.num_end_devices
+        u = jax.random.uniform(key, (3 * i + 3 * e,), jnp.float32)
+        return self.episode_from_uniforms(u, params)
+
+    def episode_from_uniforms(self, u: jnp.ndarray, params: DtDeployParams) -> dict:
+        i, e = self.num_users, self.num_end_devices
+        user_xy = u[: 2 * i].reshape(i, 2) * params.area_m
+        f = params.local_cpu_min_hz + u[2 * i: 3 * i] * (
+            params.local_cpu_max_hz - params.local_cpu_min_hz)
+        side = jnp.floor(params.area_m / params.end_device_cell_m).astype(jnp.int32)
+        cells = pick_distinct_cells(u[3 * i: 3 * i + e], side * side)
+        jitter = u[3 * i + e:].reshape(e, 2)
+        cell_xy = jnp.stack([cells % side, cells // side], axis=-1).astype(jnp.float32)
+        end_xy = (cell_xy + jitter) * params.end_device_cell_m
+        return {"user_xy": user_xy, "end_xy": end_xy, "local_cpu_hz": f}
+
+    def draw_step(self, key: chex.PRNGKey, params: DtDeployParams) -> dict:
+        """Draws of one step: one uniform block ``(I, 3 + E)`` → D, μ, priority, fading."""
+        i, e = self.num_users, self.num_end_devices
+        u = jax.random.uniform(key, (i, 3 + e), jnp.float32)
+        scale = lambda x, lo, hi: lo + x * (hi - lo)  # noqa: E731
+        return {
+            "data_bits": scale(u[:, 0], params.data_min_bits, params.data_max_bits),
+            "cycles_per_bit": scale(u[:, 1], params.cycles_per_bit_min,
+                                    params.cycles_per_bit_max),
+            "priority": u[:, 2],
+            "fading": -jnp.log1p(-u[:, 3:]),  # Exp(1): Rayleigh power fading
+        }
+
+    # ---------------------------------------------------------- physics
+    def elevation(self, step: jnp.ndarray, params: DtDeployParams) -> jnp.ndarray:
+        t = jnp.clip(step, 0, self.horizon - 1).astype(jnp.float32)
+        phase = jnp.sin(jnp.pi * (t + 0.5) / self.horizon)
+        return params.min_elevation_rad + (
+            params.peak_elevation_rad - params.min_elevation_rad) * phase
+
+    def distances(self, state: DtDeployState) -> jnp.ndarray:
+        """``(I, E)`` user–end-device distances, m."""
+        diff = state.user_xy[:, None, :] - state.end_xy[None, :, :]
+        return jnp.sqrt(jnp.sum(diff**2, axis=-1))
+
+    def d2d_rates(self, state: DtDeployState, params: DtDeployParams) -> jnp.ndarray:
+        """``(I, E)`` r_ij (eq. 2) with UMa path loss and Rayleigh fading."""
+        gain = db_to_linear(-uma_pathloss_db(self.distances(state))) * state.fading
+        noise = noise_power_watt(params.noise_psd_dbm_per_hz, params.d2d_bandwidth_hz)
+        return shannon_rate(params.d2d_bandwidth_hz, params.user_power_w * gain / noise)
+
+    def sat_links(self, step: jnp.ndarray, params: DtDeployParams) -> dict:
+        """Slant range, uplink gain and feeder rate at step ``step`` (eq. 6-8)."""
+        el = self.elevation(step, params)
+        d = slant_range(el, params.altitude_m)
+        up_db = (params.user_antenna_gain_dbi + params.sat_antenna_gain_dbi
+                 - fspl_db(d, params.uplink_freq_hz, speed_of_light=params.speed_of_light))
+        feed_db = (params.sat_antenna_gain_dbi + params.gateway_antenna_gain_dbi
+                   - fspl_db(d, params.feeder_freq_hz, speed_of_light=params.speed_of_light))
+        feed_noise = noise_power_watt(params.noise_psd_dbm_per_hz, params.sat_feeder_bandwidth_hz)
+        r_sc = shannon_rate(params.sat_feeder_bandwidth_hz,
+                            params.sat_power_w * db_to_linear(feed_db) / feed_noise)
+        return {"elevation_rad": el, "distance_m": d, "uplink_gain": db_to_linear(up_db),
+                "feeder_rate_bps": r_sc}
+
+    def uplink_rate(self, sat: dict, sharers: jnp.ndarray, params: DtDeployParams):
+        """r_is (eq. 6) with the uplink band W_s split among ``sharers`` (≥ 1) users."""
+        bw = params.sat_uplink_bandwidth_hz / jnp.maximum(sharers, 1.0)
+        noise = noise_power_watt(params.noise_psd_dbm_per_hz, bw)
+        return shannon_rate(bw, params.user_power_w * sat["uplink_gain"] / noise)
+
+    def node_delays(self, state: DtDeployState, counts: jnp.ndarray,
+                    params: DtDeployParams) -> jnp.ndarray:
+        """``(I, E+2)`` delay of every user at every node for node counts ``counts``.
+
+        Column j is the delay user i would have at node j with n_j = ``counts[..., j]`` DTs
+        there (floored at 1); ``counts`` is ``(E+2,)`` (common) or ``(I, E+2)`` (per user,
+        e.g. the others' load plus one). Eq. (1), (5) and (10).
+        """
+        d, mu = state.data_bits, state.cycles_per_bit
+        cycles = mu * d
+        local = cycles / state.local_cpu_hz  # eq. (1)
+        n_end = jnp.maximum(counts[..., 1:-1], 1.0)
+        end = d[:, None] / self.d2d_rates(state, params) + cycles[:, None] / (
+            params.end_cpu_hz / n_end)  # eq. (5)
+        sat = self.sat_links(state.step, params)
+        r_is = self.uplink_rate(sat, counts[..., -1], params)
+        cloud = (d / r_is + d / sat["feeder_rate_bps"]
+                 + 2.0 * sat["distance_m"] / params.speed_of_light
+                 + cycles / params.cloud_cpu_hz)  # eq. (6)-(10), d_sc = d_is
+        return jnp.concatenate([local[:, None], end, cloud[:, None]], axis=1)
+
+    def outcome(self, state: DtDeployState, action: jnp.ndarray, params: DtDeployParams) -> dict:
+        """Admission, delays, cost and reward of step t given the requested nodes."""
+        k = self.num_nodes
+        action = jnp.clip(jnp.asarray(action, jnp.int32), 0, k - 1)
+        placement = admit(action, state.priority, self.capacities(params))
+        onehot = jax.nn.one_hot(placement, k, dtype=jnp.float32)
+        counts = jnp.sum(onehot, axis=0)
+        delays = self.node_delays(state, counts, params)
+        latency = jnp.sum(delays * onehot, axis=1)
+        latency_sum = jnp.sum(latency)  # eq. (12)
+        m = jnp.sum(placement > 0).astype(jnp.float32)
+        cost = params.unit_cost * m  # eq. (17)
+        reward = params.alpha * (-latency_sum) - params.beta * cost  # eq. (18)
+        return {
+            "action": action,
+            "placement": placement,
+            "counts": counts,
+            "latency_s": latency,
+            "latency_sum_s": latency_sum,
+            "deployed": m,
+            "cost": cost,
+            "reward": reward,
+            "overflow": jnp.sum(placement != action).astype(jnp.float32),
+        }
+
+    # ---------------------------------------------------------- env API
+    def reset_env(self, key: chex.PRNGKey, params: DtDeployParams):
+        k_ep, k_step = jax.random.split(key)
+        state = self.initial_state(self.draw_episode(k_ep, params),
+                                   self.draw_step(k_step, params))
+        return self.observe(state, params), state
+
+    def initial_state(self, episode: dict, draws: dict) -> DtDeployState:
+        i = self.num_users
+        return DtDeployState(
+            step=jnp.zeros((), jnp.int32),
+            last_action=jnp.full((i,), -1, jnp.int32),
+            last_placement=jnp.zeros((i,), jnp.int32),
+            **episode,
+            **draws,
+        )
+
+    def step_env(self, key: chex.PRNGKey, state: DtDeployState, action: dict,
+                 params: DtDeployParams):
+        out = self.outcome(state, action["user"], params)
+        draws = self.draw_step(key, params)
+        next_state = state.replace(last_action=out["action"], last_placement=out["placement"],
+                                   **draws)
+        obs = self.observe(next_state, params, step=state.step + 1)
+        reward = {"user": jnp.full((self.num_users,), out["reward"], jnp.float32)}
+        info = self.metrics(out)
+        info["final_avail_actions"] = self.avail_actions(next_state, params)
+        return obs, next_state, reward, jnp.zeros((), bool), info
+
+    def observe(self, state: DtDeployState, params: DtDeployParams, step=None) -> dict:
+        step = state.step if step is None else step
+        i, e, k = self.num_users, self.num_end_devices, self.num_nodes
+        loads = jnp.sum(jax.nn.one_hot(state.last_placement, k, dtype=jnp.float32), axis=0)
+        sat = self.sat_links(step, params)
+        r_is = self.uplink_rate(sat, loads[-1], params)
+        col = lambda x: jnp.broadcast_to(jnp.asarray(x, jnp.float32), (i,))[:, None]  # noqa: E731
+        obs = jnp.concatenate([
+            col(state.data_bits / params.data_max_bits),
+            col(state.cycles_per_bit / params.cycles_per_bit_max),
+            col(state.local_cpu_hz / params.local_cpu_max_hz),
+            self.distances(state) / params.area_m,
+            self.d2d_rates(state, params) / RATE_SCALE_BPS,
+            col(sat["distance_m"] / SAT_DISTANCE_SCALE_M),
+            col(r_is / RATE_SCALE_BPS),
+            col(sat["elevation_rad"] / (jnp.pi / 2)),
+            jnp.broadcast_to(loads / i, (i, k)),
+            jax.nn.one_hot(state.last_action, k, dtype=jnp.float32),
+            col(step.astype(jnp.float32) / self.horizon),
+        ], axis=1)
+        del e
+        return {"user": obs.astype(jnp.float32)}
+
+    def global_state(self, state: DtDeployState, params: DtDeployParams) -> jnp.ndarray:
+        """Global state for centralised mixers: all observations flattened plus loads."""
+        obs = self.observe(state, params)["user"]
+        loads = jnp.sum(jax.nn.one_hot(state.last_placement, self.num_nodes), axis=0)
+        return jnp.concatenate([obs.reshape(-1), loads / self.num_users]).astype(jnp.float32)
+
+    def metrics(self, out: dict) -> dict:
+        """Scalar per-step metrics (units in the names)."""
+        f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        c = out["counts"]
+        return {
+            "latency_sum_s": f(out["latency_sum_s"]),
+            "latency_mean_s": f(out["latency_sum_s"] / self.num_users),
+            "count_local": f(c[0]),
+            "count_end": f(jnp.sum(c[1:-1])),
+            "count_cloud": f(c[-1]),
+            "capacity_overflow": f(out["overflow"]),
+            "deployment_cost": f(out["cost"]),
+            "team_reward": f(out["reward"]),
+        }
+
+
+register("dt_deploy", DtDeployEnv)
