@@ -39,6 +39,7 @@ import fnmatch
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,9 +158,82 @@ def _clean_records(raw: object, where: str) -> list[dict]:
     return records
 
 
+# ------------------------------------------------------------ hang guard
+#: Environment variable counting guard restarts of one grid invocation.
+RESTARTS_ENV = "JAXSG_GRID_RESTARTS"
+MAX_RESTARTS = 3
+
+
+class HangGuard:
+    """Restart the grid when a cell's computation stops using the CPU.
+
+    jaxlib 0.10's CPU runtime occasionally never finishes a large vmapped
+    training program: the main thread waits in ``BlockUntilReady`` while every
+    XLA worker sits idle (0 % CPU, observed in ``python -m sweeps.grid`` even with
+    the flags ``agents/__init__.py`` sets). Python cannot interrupt that wait,
+    so a daemon thread watches the process CPU time while a cell computes; if it
+    advances by less than ``min_cpu_s`` over ``window_s`` seconds of wall time,
+    the thread re-executes the same command line. Finished cells are on disk and
+    are reused, so a restart loses only the stuck cell; after ``MAX_RESTARTS``
+    restarts the guard only warns. ``window_s = 0`` disables it.
+    """
+
+    def __init__(self, window_s: float, min_cpu_s: float = 1.0):
+        self.window_s, self.min_cpu_s = float(window_s), min_cpu_s
+        self._busy_since: float | None = None
+        self._lock = threading.Lock()
+        if self.window_s > 0:
+            threading.Thread(target=self._watch, name="grid-hang-guard", daemon=True).start()
+
+    def busy(self, label: str | None) -> None:
+        with self._lock:
+            self._label = label
+            self._busy_since = None if label is None else time.monotonic()
+            self._cpu0 = time.process_time()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(10.0, self.window_s / 4))
+            with self._lock:
+                if self._busy_since is None:
+                    continue
+                stalled = (time.monotonic() - self._busy_since >= self.window_s
+                           and time.process_time() - self._cpu0 < self.min_cpu_s)
+                if not stalled:
+                    if time.monotonic() - self._busy_since >= self.window_s:
+                        self._busy_since, self._cpu0 = time.monotonic(), time.process_time()
+                    continue
+                label = self._label
+            self._restart(label)
+
+    def _restart(self, label: str) -> None:
+        restarts = int(os.environ.get(RESTARTS_ENV, "0"))
+        if restarts >= MAX_RESTARTS:
+            print(f"warning: {label}: no CPU progress for {self.window_s:.0f} s and "
+                  f"{restarts} restarts already; still waiting", file=sys.stderr, flush=True)
+            with self._lock:
+                self._busy_since = None
+            return
+        print(f"warning: {label}: no CPU progress for {self.window_s:.0f} s (a known jaxlib "
+              f"CPU hang); restarting the grid ({restarts + 1}/{MAX_RESTARTS}), finished "
+              "cells are reused", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os.environ[RESTARTS_ENV] = str(restarts + 1)
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # the same command
+
+
+_GUARD: HangGuard | None = None
+
+
 def _compute_cell(exp: Experiment, cell: Cell, ctx: RunContext, path: Path) -> dict:
     start = time.perf_counter()
-    raw = exp.run_cell(cell, ctx)
+    if _GUARD is not None:
+        _GUARD.busy(f"{exp.name}/{cell.id}")
+    try:
+        raw = exp.run_cell(cell, ctx)
+    finally:
+        if _GUARD is not None:
+            _GUARD.busy(None)
     records = _clean_records(raw, f"{exp.name}/{cell.id}")
     data = {
         "experiment": exp.name,
@@ -346,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="reuse finished cells (default: on)")
     parser.add_argument("--seed", type=int, default=0, help="base seed given to every cell")
+    parser.add_argument("--hang-restart-s", type=float, default=300.0, metavar="S",
+                        help="restart the grid (resuming) when a cell uses < 1 s of CPU in S "
+                        "seconds: a known jaxlib CPU hang; 0 disables (default: 300)")
     parser.add_argument("--cells", action="append", metavar="PATTERN",
                         help="only cells whose id matches this fnmatch pattern (repeatable, "
                         "comma-separated allowed), e.g. --cells 'marto,best_response'")
@@ -362,9 +439,13 @@ def _print_listing(experiments: list[Experiment], scale: str) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, hang_guard: bool | None = None) -> int:
     """CLI entry point; returns the exit status (argument errors raise
-    ``SystemExit(2)`` via argparse, with the message on stderr)."""
+    ``SystemExit(2)`` via argparse, with the message on stderr).
+
+    ``hang_guard`` (default: only when run as the command, ``argv is None``)
+    starts the :class:`HangGuard`, which may re-execute this process's command line.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
 
@@ -383,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
         _print_listing(selected if args.experiment else registered, args.scale)
         return 0
 
+    global _GUARD
+    if hang_guard is None:
+        hang_guard = argv is None
+    if hang_guard and args.hang_restart_s > 0 and _GUARD is None:
+        _GUARD = HangGuard(args.hang_restart_s)
     ctx = RunContext(scale=args.scale, seed=args.seed, out_dir=scale_dir(args.out, args.scale))
     if not selected:
         print("warning: no experiments selected (none registered with default=True)",

@@ -89,13 +89,14 @@ def cell_files(out: Path, name: str = TOY, scale: str = "default") -> dict[str, 
 
 
 def run_sub(out: Path, *, toy: dict | None = None, args: tuple = (), env_extra: dict | None = None,
-            wait: bool = True, timeout: float = 120):
+            wait: bool = True, timeout: float = 120, hang_guard: bool = False):
     """Run main() in a fresh interpreter with the toy registered."""
     code = (
         "import sys, test_grid\n"
         f"test_grid.register_toy(**{toy or {}!r})\n"
         "from sweeps.grid import main\n"
-        f"sys.exit(main(['--experiment', {TOY!r}, '--out', {str(out)!r}, *{list(args)!r}]))\n"
+        f"sys.exit(main(['--experiment', {TOY!r}, '--out', {str(out)!r}, *{list(args)!r}], "
+        f"hang_guard={hang_guard!r}))\n"
     )
     env = dict(os.environ)
     env.update(JAX_PLATFORMS="cpu",
@@ -175,6 +176,17 @@ def test_cells_filter_runs_and_reports_only_matching_cells(tmp_path):
     assert grid.main(["--experiment", TOY, "--out", str(tmp_path), "--cells", "mu-*"]) == 0
     assert sorted(CALLS) == [("mu-0", 0), ("mu-2", 0)]
     assert len(load_records(tmp_path)) == 4 * 5
+
+
+def test_hang_guard_restarts_a_stalled_grid_and_reuses_finished_cells(tmp_path):
+    """A cell that uses no CPU (sleep stands in for the jaxlib hang) triggers restarts."""
+    res = run_sub(tmp_path, toy={"n_cells": 2, "sleep": 2.5},
+                  args=("--hang-restart-s", "1"), hang_guard=True, timeout=240)
+    assert res.returncode == 0, res.stderr
+    assert "restarting the grid (1/3)" in res.stderr
+    assert "restarting the grid (3/3)" in res.stderr and "still waiting" in res.stderr
+    assert sorted(cell_files(tmp_path)) == ["mu-0", "mu-1"]
+    assert len(load_records(tmp_path)) == 2 * 5
 
 
 def test_corrupt_cell_is_recomputed(tmp_path):
