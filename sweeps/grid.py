@@ -180,7 +180,8 @@ class HangGuard:
 
     def __init__(self, window_s: float, min_cpu_s: float = 1.0):
         self.window_s, self.min_cpu_s = float(window_s), min_cpu_s
-        self._busy_since: float | None = None
+        self._samples: list[tuple[float, float]] = []  # (wall, process CPU) while busy
+        self._label: str | None = None
         self._lock = threading.Lock()
         if self.window_s > 0:
             threading.Thread(target=self._watch, name="grid-hang-guard", daemon=True).start()
@@ -188,20 +189,22 @@ class HangGuard:
     def busy(self, label: str | None) -> None:
         with self._lock:
             self._label = label
-            self._busy_since = None if label is None else time.monotonic()
-            self._cpu0 = time.process_time()
+            self._samples = [] if label is None else [(time.monotonic(), time.process_time())]
 
     def _watch(self) -> None:
         while True:
-            time.sleep(min(10.0, self.window_s / 4))
+            time.sleep(min(5.0, self.window_s / 4))
             with self._lock:
-                if self._busy_since is None:
+                if not self._samples:
                     continue
-                stalled = (time.monotonic() - self._busy_since >= self.window_s
-                           and time.process_time() - self._cpu0 < self.min_cpu_s)
-                if not stalled:
-                    if time.monotonic() - self._busy_since >= self.window_s:
-                        self._busy_since, self._cpu0 = time.monotonic(), time.process_time()
+                now, cpu = time.monotonic(), time.process_time()
+                self._samples.append((now, cpu))
+                # the oldest sample at least window_s old: CPU used since then
+                old = [s for s in self._samples if now - s[0] >= self.window_s]
+                if not old:
+                    continue
+                self._samples = self._samples[len(old) - 1:]
+                if cpu - old[-1][1] >= self.min_cpu_s:
                     continue
                 label = self._label
             self._restart(label)
@@ -212,7 +215,7 @@ class HangGuard:
             print(f"warning: {label}: no CPU progress for {self.window_s:.0f} s and "
                   f"{restarts} restarts already; still waiting", file=sys.stderr, flush=True)
             with self._lock:
-                self._busy_since = None
+                self._samples = []
             return
         print(f"warning: {label}: no CPU progress for {self.window_s:.0f} s (a known jaxlib "
               f"CPU hang); restarting the grid ({restarts + 1}/{MAX_RESTARTS}), finished "
@@ -420,9 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="reuse finished cells (default: on)")
     parser.add_argument("--seed", type=int, default=0, help="base seed given to every cell")
-    parser.add_argument("--hang-restart-s", type=float, default=300.0, metavar="S",
+    parser.add_argument("--hang-restart-s", type=float, default=120.0, metavar="S",
                         help="restart the grid (resuming) when a cell uses < 1 s of CPU in S "
-                        "seconds: a known jaxlib CPU hang; 0 disables (default: 300)")
+                        "seconds: a known jaxlib CPU hang; 0 disables (default: 120)")
     parser.add_argument("--cells", action="append", metavar="PATTERN",
                         help="only cells whose id matches this fnmatch pattern (repeatable, "
                         "comma-separated allowed), e.g. --cells 'marto,best_response'")
