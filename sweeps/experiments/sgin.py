@@ -15,8 +15,9 @@ join the figures listed per scale in :data:`LEARNED_FIGURES`: every figure at
 the paper scale (MAML-MADFRL per M in Figs. 4-6, both learners in Figs. 7-11)
 and Fig. 9 at the smoke scale (tests). At the default scale the learned
 methods appear in ``sgin_learned_vs_heuristics`` and ``sgin_fast_adaptation``
-only: measured, one learned series of 5 axis values × 2 seeds costs 2.5-5 min
-of CPU per figure, which the default grid's 15-minute budget cannot hold.
+only (run with ``--experiment``; see that module): measured, one learned
+series of 5 axis values × 2 seeds costs 2.5-5 min of CPU per figure, which the
+default grid's 15-minute budget cannot hold.
 
 Decisions where the paper is silent:
 * axes: V ∈ {1, 5, 10, 50, 100}; P ∈ {8..40} W; B ∈ {10..30} MHz;
