@@ -72,8 +72,9 @@ class MADFRLConfig:
     hidden: Sequence[int] = (64, 64)
     #: append a one-hot follower index to each follower's observation (its own, not
     #: private, information): after an FL round every follower holds the same actor, and
-    #: without an index followers in similar states take the same discrete action and
-    #: collide on one channel (measured at 4×12 DTs: 29 Mbit/slot vs MAMCC's 522).
+    #: without an index followers in similar states take the same discrete action. It does
+    #: not by itself stop the channel collapse at 4×12 DTs: 29 Mbit/slot with and without
+    #: it, vs MAMCC's 522 (MADFRLConfig(), 2 seeds) — an open problem, see issue 4.
     agent_id: bool = True
     learn_leader: bool = True
     federated: FederatedConfig | None = FederatedConfig(rule="sgin", period=10)
