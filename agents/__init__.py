@@ -14,6 +14,12 @@ import os
 # reads XLA_FLAGS when it creates the CPU backend, so importing ``agents`` before the
 # first computation is what makes this work. Affects CPU devices only. Set
 # JAXSG_CPU_DEFAULTS=1 to keep JAX's defaults.
+# The flags did not cover everything on jaxlib 0.10.2: a MADFRL training probe at the
+# sgin defaults (48 followers, scratch script in the session-3 note) still froze in 4
+# of 5 runs, and in 3 of 3 with XNNPACK off as well. gdb showed every worker of XLA's
+# thread pool parked in Eigen's WaitForWork and the caller in tsl::BlockUntilReady: a
+# lost task or wake-up in the CPU runtime. On jaxlib 0.9.2 the same probe finished 6
+# of 6 times, so pyproject.toml pins jax and jaxlib below 0.10 (the flags stay).
 CPU_XLA_FLAGS = (
     "--xla_cpu_enable_concurrency_optimized_scheduler=false",
     "--xla_cpu_multi_thread_eigen=false",

@@ -18,6 +18,12 @@ own state (privacy: no information exchange between followers); their critics
 * Exploration: discrete heads sample from the masked softmax, with
   probability ε a uniform available option (ε decays linearly); continuous
   heads add Gaussian noise before the tanh.
+* Action representation (ours; the paper does not say how its actor encodes
+  the channel and LEO): the channel head is an offset from the follower's index
+  (``relative_heads``, see ``to_env_action``), and the LEO head picks the k-th
+  best of the follower's own links by observed path loss (``ranked_heads``,
+  see ``head_orders``). Both keep the FL-shared actor from sending every DT to
+  one channel or one satellite label. Set both to ``()`` for plain labels.
 * Leader: a DDPG actor-critic on S_L = {f, c} with reward Σ(λ − c)·f (eq. 11),
   setting the price of every DT (``learn_leader``; otherwise the leader posts
   ``params.price``).
@@ -76,6 +82,12 @@ class MADFRLConfig:
     #: not by itself stop the channel collapse at 4×12 DTs: 29 Mbit/slot with and without
     #: it, vs MAMCC's 522 (MADFRLConfig(), 2 seeds) — an open problem, see issue 4.
     agent_id: bool = True
+    #: discrete heads read relative to the follower's index i: the head outputs k and the
+    #: env receives (k + i) mod n. See ``to_env_action``.
+    relative_heads: tuple[str, ...] = ("channel",)
+    #: (head, observation feature): the head picks the k-th smallest entry of the
+    #: feature instead of an option by label. See ``head_orders``.
+    ranked_heads: tuple[tuple[str, str], ...] = (("leo", "path_loss"),)
     learn_leader: bool = True
     federated: FederatedConfig | None = FederatedConfig(rule="sgin", period=10)
 
@@ -180,9 +192,49 @@ def relaxed(key, logits, pre, masks, group, temperature):
     return onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous}
 
 
-def to_env_action(onehots, unit, group, low, high):
-    """One-hots → ints; unit values in [−1, 1] → the action bounds."""
+def head_orders(env, obs, ranked_heads) -> dict:
+    """{head: option indices sorted by the named feature of ``obs``}, shape (..., n, options).
+
+    With ``("leo", "path_loss")`` a follower's LEO head chooses "my k-th best link"
+    rather than "satellite number k". Satellite labels carry no information (every
+    LEO's geometry is drawn alike), and a shared (federated) actor must otherwise learn
+    argmin over the path-loss features through its critic. Measured at the sgin
+    defaults with FL and channel offsets: 336 Mbit/slot after 400 or 1500 updates, the
+    same as a fixed LEO, vs 521 for the best-link LEO with MAMCC's channels. The
+    ranking is the follower's own measurement, so no information is exchanged.
+    """
+    if not ranked_heads:
+        return {}
+    where = env.observation_slices("follower")
+    return {head: jnp.argsort(obs[..., where[feature]], axis=-1) for head, feature in ranked_heads}
+
+
+def masks_in_rank_order(masks: dict, orders: dict) -> dict:
+    """Permute availability masks into the actor's (ranked) option order."""
+    return {k: jnp.take_along_axis(m, orders[k], -1) if k in orders else m
+            for k, m in masks.items()}
+
+
+def to_env_action(onehots, unit, group, low, high, relative=(), orders=None):
+    """One-hots → ints; unit values in [−1, 1] → the action bounds.
+
+    Heads named in ``relative`` are offsets from the agent's index: agent i (last
+    axis) choosing k sends (k + i) mod n to the env. After an FL round every
+    follower holds the same actor, and a shared actor maps similar states to the same
+    channel, so all 48 DTs pile onto one channel (measured at the sgin defaults:
+    28.8 Mbit/slot vs 325 for uniformly random channels). Read as offsets, "everyone
+    picks k" spreads the DTs over the channels instead (the assignment MAMCC uses).
+    The one-hot agent id did not fix this: with FL, each agent trains only its own
+    id row, and averaging dilutes that row 48-fold. Only for heads whose options are
+    all available (sgin's channels are), since masks are not rotated.
+    """
     action = {k: jnp.argmax(onehots[k], -1).astype(jnp.int32) for k, _ in group.discrete}
+    sizes = dict(group.discrete)
+    for k in relative:
+        index = jnp.arange(action[k].shape[-1], dtype=jnp.int32)
+        action[k] = (action[k] + index) % sizes[k]
+    for k, order in (orders or {}).items():  # rank k → the option it stands for
+        action[k] = jnp.take_along_axis(order, action[k][..., None], -1)[..., 0].astype(jnp.int32)
     for k, size in group.continuous:
         u = 0.5 * (unit[k] + 1.0)
         u = u if size > 1 else u[..., 0]
@@ -319,10 +371,11 @@ def make_train(env, config: MADFRLConfig):
             frac = jnp.minimum(ts.update / jnp.maximum(cfg.total_updates - 1, 1), 1.0)
             eps = cfg.eps_start + (cfg.eps_end - cfg.eps_start) * frac
             masks = jax.vmap(env.avail_actions, in_axes=(0, None))(ts.env_state, env_params)
-            f_masks = masks["follower"]
+            orders = head_orders(env, ts.obs["follower"], cfg.ranked_heads)
+            f_masks = masks_in_rank_order(masks["follower"], orders)
             lg, pre = apply_actor(f_actor, ts.follower.actor, f_in(ts.obs["follower"]))
             oh, un = explore(k_act_f, lg, pre, f_masks, f_group, eps, cfg.noise_std)
-            f_action = to_env_action(oh, un, f_group, f_low, f_high)
+            f_action = to_env_action(oh, un, f_group, f_low, f_high, cfg.relative_heads, orders)
             f_feat = features_from(oh, un, f_group)
             lg_l, pre_l = apply_actor(l_actor, ts.leader.actor, ts.obs["leader"])
             oh_l, un_l = explore(k_act_l, lg_l, pre_l, None, l_group, eps, cfg.noise_std)
@@ -374,10 +427,11 @@ def make_train(env, config: MADFRLConfig):
             global_actor = ts.global_actor
             if fed is not None:
                 # eq. 34-36 weights from the followers' own observations (task size, distance)
-                task = jnp.mean(ts.obs["follower"][..., 0], axis=0)
-                n_leo = (env_obs_dim_f - 5) // 2
-                xy = ts.obs["follower"][..., 3:3 + 2 * n_leo]
-                dist = jnp.mean(jnp.min(jnp.hypot(xy[..., :n_leo], xy[..., n_leo:]), -1), 0)
+                where = env.observation_slices("follower")
+                f_obs = ts.obs["follower"]
+                task = jnp.mean(f_obs[..., where["arrivals"]][..., 0], axis=0)
+                dist = jnp.mean(jnp.min(jnp.hypot(f_obs[..., where["x"]],
+                                                  f_obs[..., where["y"]]), -1), 0)
                 agg = aggregate(fed, global_actor, follower.actor, task, dist)
                 due = (ts.update + 1) % fed.period == 0
                 global_actor = jax.tree.map(lambda a, b: jnp.where(due, a, b), agg, global_actor)
@@ -417,14 +471,15 @@ def make_policy(env, config: MADFRLConfig, policy_params, deterministic: bool = 
     def policy(key, obs, state, params):
         f_low, f_high = box_bounds(env.action_space("follower", params))
         l_low, l_high = box_bounds(env.action_space("leader", params))
-        masks = env.avail_actions(state, params)["follower"]
+        orders = head_orders(env, obs["follower"], config.ranked_heads)
+        masks = masks_in_rank_order(env.avail_actions(state, params)["follower"], orders)
         lg, pre = jax.vmap(f_actor.apply, in_axes=(0, 0))(
             policy_params["follower"], follower_obs(obs["follower"], config.agent_id))
         if deterministic:
             oh, un = greedy(lg, pre, masks, f_group)
         else:
             oh, un = explore(key, lg, pre, masks, f_group, eps, config.noise_std)
-        follower = to_env_action(oh, un, f_group, f_low, f_high)
+        follower = to_env_action(oh, un, f_group, f_low, f_high, config.relative_heads, orders)
         if config.learn_leader:
             lg_l, pre_l = jax.vmap(l_actor.apply)(policy_params["leader"], obs["leader"])
             _, un_l = greedy(lg_l, pre_l, None, l_group)

@@ -156,12 +156,16 @@ def make_collect(env, cfg: MetaConfig):
         def body(carry, k):
             obs, state = carry
             k_act, k_env = jax.random.split(k)
-            masks = jax.vmap(env.avail_actions, in_axes=(0, None))(state, env_params)["follower"]
+            orders = madfrl.head_orders(env, obs["follower"], cfg.madfrl.ranked_heads)
+            masks = madfrl.masks_in_rank_order(
+                jax.vmap(env.avail_actions, in_axes=(0, None))(state, env_params)["follower"],
+                orders)
             f_obs = madfrl.follower_obs(obs["follower"], cfg.madfrl.agent_id)
             logits, pre = nets.actor.apply(theta["actor"], f_obs)
             oh, unit = madfrl.explore(k_act, logits, pre, masks, nets.group, eps,
                                       cfg.madfrl.noise_std)
-            action = {"follower": madfrl.to_env_action(oh, unit, nets.group, f_low, f_high),
+            action = {"follower": madfrl.to_env_action(oh, unit, nets.group, f_low, f_high,
+                                                      cfg.madfrl.relative_heads, orders),
                       "leader": _posted_price(env, env_params, (e,))}
             obs2, state, reward, term, _, info = vstep(jax.random.split(k_env, e), state, action,
                                                       env_params)
@@ -316,11 +320,14 @@ def make_adaptation_eval(env, config: MetaConfig, ks: Sequence[int], horizon: in
 
         def body(carry, k):
             obs, state = carry
-            masks = env.avail_actions(state, params)["follower"]
+            orders = madfrl.head_orders(env, obs["follower"], cfg.madfrl.ranked_heads)
+            masks = madfrl.masks_in_rank_order(env.avail_actions(state, params)["follower"],
+                                               orders)
             logits, pre = nets.actor.apply(
                 actor_p, madfrl.follower_obs(obs["follower"], cfg.madfrl.agent_id))
             oh, unit = madfrl.greedy(logits, pre, masks, nets.group)
-            action = {"follower": madfrl.to_env_action(oh, unit, nets.group, f_low, f_high),
+            action = {"follower": madfrl.to_env_action(oh, unit, nets.group, f_low, f_high,
+                                                      cfg.madfrl.relative_heads, orders),
                       "leader": jnp.full((1, n_f), params.price, jnp.float32)}
             obs, state, reward, _, _, _ = env.step(k, state, action, params)
             return (obs, state), reward["follower"].mean()

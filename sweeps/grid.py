@@ -99,8 +99,9 @@ def cell_path(out: Path, scale: str, name: str, cell_id: str) -> Path:
 
 
 def jax_device_names() -> list[str]:
-    """The local JAX devices, e.g. ``["TFRT_CPU_0"]`` or ``["cuda:0", "cuda:1"]``."""
-    return [str(d) for d in jax.local_devices()]
+    """The local JAX devices, e.g. ``["cpu:0"]`` or ``["cuda:0", "cuda:1"]``."""
+    # "platform:id" by hand: str(device) is "TFRT_CPU_0" in jax 0.9 and "cpu:0" in 0.10
+    return [f"{d.platform}:{d.id}" for d in jax.local_devices()]
 
 
 def git_commit() -> str | None:

@@ -65,3 +65,31 @@ def test_config_validation():
         madfrl.MADFRLConfig(gamma=1.5)
     with pytest.raises(ValueError, match="num_envs"):
         madfrl.MADFRLConfig(num_envs=0)
+
+
+def test_relative_heads_read_the_choice_as_an_offset_from_the_agent_index():
+    group = madfrl.Group(discrete=(("channel", 3), ("leo", 2)), continuous=())
+    choice = {"channel": jax.nn.one_hot(np.array([[0, 0, 0, 2]]), 3),
+              "leo": jax.nn.one_hot(np.array([[1, 1, 1, 1]]), 2)}
+    relative = madfrl.to_env_action(choice, {}, group, {}, {}, relative=("channel",))
+    absolute = madfrl.to_env_action(choice, {}, group, {}, {})
+    # agent i choosing k uses (k + i) mod 3: the same choice spreads over the channels
+    np.testing.assert_array_equal(relative["channel"], [[0, 1, 2, (2 + 3) % 3]])
+    np.testing.assert_array_equal(absolute["channel"], [[0, 0, 0, 2]])
+    np.testing.assert_array_equal(relative["leo"], absolute["leo"])  # other heads unchanged
+
+
+def test_ranked_heads_pick_the_kth_best_option_and_permute_masks():
+    env, params = jaxsg.make("sgin", **SMALL)
+    obs, state = env.reset(jax.random.PRNGKey(3), params)
+    orders = madfrl.head_orders(env, obs["follower"], (("leo", "path_loss"),))
+    loss = np.asarray(env.path_loss_db(state, params))
+    group = madfrl.Group(discrete=(("leo", env.num_leo),), continuous=())
+    rank0 = {"leo": jax.nn.one_hot(np.zeros(env.num_followers, int), env.num_leo)}
+    action = madfrl.to_env_action(rank0, {}, group, {}, {}, orders=orders)
+    np.testing.assert_array_equal(action["leo"], np.argmin(loss, axis=-1))  # rank 0 = best link
+    masks = {"leo": np.array([[True, False]] * env.num_followers)}
+    ranked = madfrl.masks_in_rank_order(masks, orders)["leo"]
+    # the mask travels with its LEO: rank r is available iff LEO orders[r] is
+    np.testing.assert_array_equal(ranked, np.take_along_axis(masks["leo"], orders["leo"], -1))
+    assert ranked.sum() == env.num_followers

@@ -238,3 +238,16 @@ def test_regime_criterion_3_local_computing_needs_congestion_and_long_queues():
     assert _offload_share_at_queue(2, 0.0) == 1.0
     mixed = _offload_share_at_queue(2, 1000.0)
     assert 0.5 < mixed < 0.95, mixed
+
+
+def test_observation_slices_name_every_feature_once():
+    env, params = jaxsg.make("sgin", num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3)
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    for cls in ("follower", "leader"):
+        where = env.observation_slices(cls)
+        covered = np.concatenate([np.arange(s.start, s.stop) for s in where.values()])
+        np.testing.assert_array_equal(np.sort(covered), np.arange(obs[cls].shape[-1]))
+    where = env.observation_slices("follower")
+    loss_db = np.asarray(obs["follower"][:, where["path_loss"]]) * 20.0 + 150.0
+    np.testing.assert_allclose(loss_db, env.path_loss_db(state, params), rtol=1e-5)
+    np.testing.assert_allclose(obs["follower"][:, where["queue"]], 0.0)

@@ -12,8 +12,8 @@ the gain). An absolute slack is used only where a quantity is a difference of
 larger terms and may cancel to ~0, and it is then rtol × the size of those
 terms (never a bare constant): the follower reward Q·D + V·(D − w·C − λ·f),
 the follower utility, the leader profit Σ(λ − c)·f (λ < c possible), and the
-interference feature (I_dBm + 100)/50 of the observation, which crosses 0 at
-−100 dBm. The violation count (I > I_max) is a threshold of a float quantity:
+observation features (I_dBm + 100)/50 and (L − 150 dB)/20, which cross 0 at
+−100 dBm and 150 dB. The violation count (I > I_max) is a threshold of a float quantity:
 it must match exactly unless the reference finds a transmitting DT within
 1e-4 (relative) of I_max.
 """
@@ -29,7 +29,7 @@ import pytest
 
 import jaxsg
 from jaxsg.reference.sgin import DRAW_FIELDS, STATE_FIELDS, SginReference, state_from
-from jaxsg.scenarios.sgin import SginState
+from jaxsg.scenarios.sgin import PATH_LOSS_CENTER_DB, PATH_LOSS_SCALE_DB, SginState
 
 RTOL = 1e-4
 
@@ -106,6 +106,17 @@ def reward_scale(ref, state, out):
     return q_d + p.v_weight * u_terms + p.interference_penalty, u_terms
 
 
+def cancellation_slack(env, follower_obs) -> np.ndarray:
+    """Slack for the observation features that are differences and may cancel to ~0:
+    (I_dBm + 100)/50 crosses 0 at −100 dBm (terms of size 100/50 = 2) and
+    (L − 150 dB)/20 crosses 0 at 150 dB (terms of size 150/20 = 7.5)."""
+    where = env.observation_slices("follower")
+    slack = np.zeros_like(np.asarray(follower_obs))
+    slack[:, where["interference"]] = 100.0 / 50.0
+    slack[:, where["path_loss"]] = PATH_LOSS_CENTER_DB / PATH_LOSS_SCALE_DB
+    return slack
+
+
 def assert_close(name, got, want, rtol=RTOL, slack=0.0):
     got = np.asarray(got, np.float64)
     want = np.asarray(want, np.float64)
@@ -127,9 +138,7 @@ def check_equivalence(sizes, price_mode, intra, seed, forced=None):
     _, actions, rewards, infos, next_obs, next_states = traj
 
     ref_state = state_from(state0)
-    # the last feature (I_dBm + 100)/50 is 0 at the noise floor: slack 1 (its O(1) scale)
-    reset_scale = np.zeros_like(obs0["follower"])
-    reset_scale[:, -1] = 1.0
+    reset_scale = cancellation_slack(env, obs0["follower"])
     assert_close("reset obs follower", ref.observe(ref_state)["follower"], obs0["follower"],
                  slack=reset_scale)
     assert_close("reset obs leader", ref.observe(ref_state)["leader"], obs0["leader"])
@@ -177,9 +186,7 @@ def check_equivalence(sizes, price_mode, intra, seed, forced=None):
             assert_close(f"next {key} {where}", new_state[key], jax_next[key])
         assert new_state["step"] == jax_next["step"] == t + 1
         obs_jax = at(next_obs, t)
-        # the last follower feature (I_dBm + 100)/50 crosses 0: slack 1 (its O(1) scale)
-        feature_scale = np.zeros_like(obs["follower"])
-        feature_scale[:, -1] = 1.0
+        feature_scale = cancellation_slack(env, obs["follower"])
         assert_close(
             f"next obs follower {where}", obs["follower"], obs_jax["follower"], slack=feature_scale
         )

@@ -62,6 +62,8 @@ MBIT = 1e6
 GHZ = 1e9
 MS = 1e-3
 DISTANCE_SCALE_M = 2.0e6
+PATH_LOSS_CENTER_DB = 150.0
+PATH_LOSS_SCALE_DB = 20.0
 INTERFERENCE_FLOOR_W = 1e-20
 MIN_DISTANCE_M = 1.0
 
@@ -465,9 +467,10 @@ class SginReference:
         return obs, next_state, reward, terminated, truncated, info
 
     def observe(self, state: dict) -> dict:
-        """Follower features [A, w, Q, x_o, y_o, λ, own last I (dBm)] and leader [f_last, c]."""
+        """Follower features [A, w, Q, x_o, y_o, λ, own last I (dBm), own L_o (dB)] and
+        leader [f_last, c]."""
         p, NM, O = self.p, self.NM, self.O
-        follower = np.zeros((NM, 5 + 2 * O))
+        follower = np.zeros((NM, 5 + 3 * O))
         for i in range(NM):
             # observed interference is floored at the noise power (eq. 5's σ²)
             i_dbm = watt_to_dbm(max(state["last_interference_w"][i], p.noise_w))
@@ -479,6 +482,10 @@ class SginReference:
                 follower[i, 3 + O + o] = state["vertical_m"][i, o] / DISTANCE_SCALE_M
             follower[i, 3 + 2 * O] = state["price"][i] / p.price_max
             follower[i, 4 + 2 * O] = (i_dbm + 100.0) / 50.0
+            for o in range(O):
+                loss = self.path_loss_db(state["horizontal_m"][i, o], state["vertical_m"][i, o],
+                                         state["eta_los_db"][i, o], state["eta_nlos_db"][i, o])
+                follower[i, 5 + 2 * O + o] = (loss - PATH_LOSS_CENTER_DB) / PATH_LOSS_SCALE_DB
         leader = np.zeros((1, NM + 1))
         for i in range(NM):
             leader[0, i] = state["last_cpu_hz"][i] / p.cpu_max_hz

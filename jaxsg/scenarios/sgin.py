@@ -11,9 +11,17 @@ Agents
   ``leo`` ∈ {0..O−1}, ``channel`` ∈ {0..R−1}, ``cpu_ghz`` ∈ [f_min, f_max],
   ``block_mbit`` ∈ [S_min, S_max]. Observation (normalised, O(1) scales):
   ``[A/A_max, w/w_max, Q/(10·A_max), x_o/2000 km (O), y_o/2000 km (O),
-  λ/λ_max, (I_dBm + 100)/50]`` with I the follower's own last-slot
-  interference (the interference it saw, or would have seen, on its channel
-  at its LEO), floored at the noise power σ².
+  λ/λ_max, (I_dBm + 100)/50, (L_o − 150 dB)/20 (O)]`` with I the follower's
+  own last-slot interference (the interference it saw, or would have seen, on
+  its channel at its LEO), floored at the noise power σ², and L_o its own path
+  loss to LEO o this slot (eq. 2, including the excess losses η).
+  The paper's state is {A, x, y, λ}; the path loss is our addition. It is the
+  follower's own measurement (a LEO pilot), so no follower learns anything
+  about another. Without it, a learner cannot see the excess loss η_NLoS
+  ~ U(10, 30) dB, which varies per slot, but every heuristic that picks "the
+  LEO with the highest gain" can. Measured at the defaults, offloading at f_min
+  on MAMCC's channels: picking the LEO by gain gives 521 Mbit/slot, picking it
+  by distance (all that x, y tell) gives 388.
 * ``leader`` — the cloud provider. Observation S_L = {f of every DT last slot
   (/f_max), c/λ_max}. Action: price λ per DT ∈ [λ_min, λ_max]. With
   ``price_mode="leader"`` the action sets λ for the *next* slot (the leader
@@ -144,6 +152,8 @@ MBIT = 1e6
 GHZ = 1e9
 MS = 1e-3
 DISTANCE_SCALE_M = 2.0e6
+PATH_LOSS_CENTER_DB = 150.0  # observation: (L − 150 dB) / 20 dB is O(1) at the defaults
+PATH_LOSS_SCALE_DB = 20.0
 INTERFERENCE_FLOOR_W = 1e-20
 
 
@@ -346,9 +356,22 @@ class SginEnv(MultiAgentEnv):
     def num_agents(self, agent_class: str) -> int:
         return {"follower": self.num_followers, "leader": 1}[agent_class]
 
+    def observation_slices(self, agent_class: str) -> dict[str, slice]:
+        """Where each named feature sits on the last axis of an observation (see the
+        module docstring for scales), so agents need not hard-code the layout."""
+        o = self.num_leo
+        if agent_class == "follower":
+            return {"arrivals": slice(0, 1), "cycles_per_bit": slice(1, 2),
+                    "queue": slice(2, 3), "x": slice(3, 3 + o), "y": slice(3 + o, 3 + 2 * o),
+                    "price": slice(3 + 2 * o, 4 + 2 * o),
+                    "interference": slice(4 + 2 * o, 5 + 2 * o),
+                    "path_loss": slice(5 + 2 * o, 5 + 3 * o)}
+        return {"cpu_last": slice(0, self.num_followers),
+                "unit_cost": slice(self.num_followers, self.num_followers + 1)}
+
     def observation_space(self, agent_class: str, params: Any = None) -> spaces.Space:
         if agent_class == "follower":
-            return spaces.Box(-jnp.inf, jnp.inf, (self.num_followers, 5 + 2 * self.num_leo))
+            return spaces.Box(-jnp.inf, jnp.inf, (self.num_followers, 5 + 3 * self.num_leo))
         return spaces.Box(-jnp.inf, jnp.inf, (1, self.num_followers + 1))
 
     def action_space(self, agent_class: str, params: Any = None) -> spaces.Space:
@@ -442,7 +465,11 @@ class SginEnv(MultiAgentEnv):
     # ---------------------------------------------------------- physics
     def path_gain(self, state: SginState, params: SginParams) -> jnp.ndarray:
         """Power gain g = 10^(−L/10) of every (DT, LEO) link, eq. (2)-(3)."""
-        loss_db = air_to_ground_pathloss_db(
+        return jnp.power(10.0, -self.path_loss_db(state, params) / 10.0)
+
+    def path_loss_db(self, state: SginState, params: SginParams) -> jnp.ndarray:
+        """Path loss L (dB) of every (DT, LEO) link, eq. (2)-(3); shape (NM, O)."""
+        return air_to_ground_pathloss_db(
             state.horizontal_m,
             state.vertical_m,
             params.carrier_hz,
@@ -452,7 +479,6 @@ class SginEnv(MultiAgentEnv):
             params.los_b,
             speed_of_light=params.speed_of_light,
         )
-        return jnp.power(10.0, -loss_db / 10.0)
 
     def cell_of_follower(self) -> jnp.ndarray:
         return jnp.arange(self.num_followers) // self.users_per_mbs
@@ -625,6 +651,7 @@ class SginEnv(MultiAgentEnv):
                 state.vertical_m / DISTANCE_SCALE_M,
                 (state.price / params.price_max)[:, None],
                 ((inter_dbm + 100.0) / 50.0)[:, None],
+                (self.path_loss_db(state, params) - PATH_LOSS_CENTER_DB) / PATH_LOSS_SCALE_DB,
             ],
             axis=-1,
         )

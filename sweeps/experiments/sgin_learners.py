@@ -180,9 +180,11 @@ def run_learned_series(sizes: dict, method: str, field: str, values: list[float]
 
 
 # ------------------------------------------- learned vs heuristics at default sgin
-COMPARE_METHODS = ("marto", "mamcc", "magcs", "best_response") + LEARNED_METHODS
+COMPARE_METHODS = ("marto", "mamcc", "magcs", "best_response", "stackelberg") + LEARNED_METHODS
 COMPARE_LABELS = {"marto": "MARTO", "mamcc": "MAMCC", "magcs": "MAGCS",
-                  "best_response": "best response (ref.)", **LEARNED_LABELS}
+                  "best_response": "best response (ref.)",
+                  "stackelberg": "Stackelberg: best response + profit-maximising price (ref.)",
+                  **LEARNED_LABELS}
 _SMOKE_SIZES = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3)
 _DEFAULT_SIZES = dict(num_mbs=4, users_per_mbs=12, num_leo=4, num_channels=12)
 _COMPARE = {"smoke": dict(sizes=_SMOKE_SIZES, horizon=8, seeds=2),
@@ -240,6 +242,17 @@ def _gap(value: float, reference: float) -> float:
     return 100.0 * (value - reference) / max(abs(reference), 1e-9)
 
 
+def rational_profit_ceiling(num_followers: int, params) -> float:
+    """Cloud profit per slot when every DT buys f_min and the price is λ_max.
+
+    Offloading DTs never run their own CPU, yet they pay λ·f for it (eq. 11, 29). So
+    a follower maximising eq. 33 while it offloads buys f_min at any price, and no
+    price can earn more than Σ(λ_max − c)·f_min. MARTO and MAMCC exceed this bound
+    only because they buy mid-range CPU whatever they do.
+    """
+    return float(num_followers * (params.price_max - params.unit_cost) * params.cpu_min_hz / 1e9)
+
+
 def _compare_report(records: list[dict]) -> str:
     means = _compare_means(records)
     lines = ["**Issue claim to check:** on default sgin, MAML-MADFRL reaches at least the best "
@@ -270,6 +283,13 @@ def _compare_report(records: list[dict]) -> str:
                   f"{ours['leader_profit']:.4g} vs {COMPARE_LABELS[best_pro]} "
                   f"{means[best_pro]['leader_profit']:.4g}: "
                   f"{'reached' if ok_pro else 'not reached'}."]
+    if records and "num_followers" in records[0]:
+        _, params = jaxsg.make("sgin")
+        bound = rational_profit_ceiling(int(records[0]["num_followers"]), params)
+        lines += ["", f"**Profit bound:** followers that maximise eq. 33 buy f_min while "
+                  f"they offload, so no price earns more than Σ(λ_max − c)·f_min = "
+                  f"{bound:.4g} per slot at the default prices (`rational_profit_ceiling`). "
+                  "A heuristic's higher profit means its DTs pay for CPU they do not use."]
     return "\n".join(lines)
 
 
