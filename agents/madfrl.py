@@ -77,10 +77,9 @@ class MADFRLConfig:
     noise_std: float = 0.3
     hidden: Sequence[int] = (64, 64)
     #: append a one-hot follower index to each follower's observation (its own, not
-    #: private, information): after an FL round every follower holds the same actor, and
-    #: without an index followers in similar states take the same discrete action. It does
-    #: not by itself stop the channel collapse at 4×12 DTs: 29 Mbit/slot with and without
-    #: it, vs MAMCC's 522 (MADFRLConfig(), 2 seeds) — an open problem, see issue 4.
+    #: private, information). Alone it did not stop the channel collapse at 4×12 DTs
+    #: (29 Mbit/slot with and without it, MADFRLConfig(), 2 seeds): FL averaging dilutes
+    #: each follower's id row. ``relative_heads`` does (see ``to_env_action``).
     agent_id: bool = True
     #: discrete heads read relative to the follower's index i: the head outputs k and the
     #: env receives (k + i) mod n. See ``to_env_action``.
