@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from sweeps.experiments import Cell, RunContext, get_experiment, list_experiments
 from sweeps.experiments import sgin as sgin_exps
@@ -94,3 +95,21 @@ def test_learned_smoke_cell_trains_per_axis_value_and_reports_the_paper_point():
                          RunContext(scale="smoke", seed=0))
     text = exp.report(records + mamcc)
     assert "Proposed vs baselines at price λ = 6: MAMCC: paper ≈45 %, ours" in text
+
+
+def test_compare_report_states_the_claim_and_the_rational_profit_bound():
+    import jaxsg
+    from sweeps.experiments import sgin_learners as sl
+
+    _, params = jaxsg.make("sgin")
+    # 48 DTs buying f_min = 0.5 GHz at λ_max = 10 with unit cost c = 1
+    assert sl.rational_profit_ceiling(48, params) == pytest.approx(48 * 9 * 0.5)
+    rows = {"mamcc": (521.0, 780.0), "best_response": (588.0, 120.0),
+            "maml_madfrl": (522.0, 100.0)}
+    records = [{"method": m, "throughput_mbit": t, "leader_profit": p, "queue_mean_mbit": 6.0,
+                "offload_fraction": 1.0, "follower_reward": 1.0, "num_followers": 48}
+               for m, (t, p) in rows.items()]
+    report = sl._compare_report(records)
+    assert "throughput 522 vs best paper heuristic (MAMCC) 521: reached" in report
+    assert "cloud profit 100 vs MAMCC 780: not reached" in report
+    assert "= 216 per slot" in report

@@ -228,7 +228,8 @@ def _compare_cell(cell: Cell, ctx: RunContext) -> list[dict]:
                     "horizon": horizon,
                     **{k: float(out[k][s]) for k in (*SGIN_METRICS, "follower_reward")}}
                    for s in range(seeds)]
-    return records
+    n_f = sizes["num_mbs"] * sizes["users_per_mbs"]  # for the report's profit bound
+    return [{**rec, "num_followers": n_f} for rec in records]
 
 
 def _compare_means(records: list[dict]) -> dict:
