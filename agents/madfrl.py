@@ -26,7 +26,12 @@ own state (privacy: no information exchange between followers); their critics
   one channel or one satellite label. Set both to ``()`` for plain labels.
 * Leader: a DDPG actor-critic on S_L = {f, c} with reward Σ(λ − c)·f (eq. 11),
   setting the price of every DT (``learn_leader``; otherwise the leader posts
-  ``params.price``).
+  ``params.price``). Open item: in 400 updates its price stays near the middle
+  of its range (mean λ 5.1 over 8 seeds on default sgin, paper-scale budget),
+  while the Stackelberg price is λ_max because followers buy f_min. Tried without effect:
+  crediting each price with the next slot's profit (with ``price_mode=
+  "leader"`` a price applies from the next slot, and S_L does not show it) and
+  a 10× leader learning rate (λ 4.8 and 6.3).
 * Federated learning (eq. 34-36): every ``federated.period`` updates the
   follower *actors* are aggregated with ``agents.federated.aggregate`` (task
   size and LEO distance weights for the ``"sgin"`` rule, read from the
