@@ -28,10 +28,14 @@ own state (privacy: no information exchange between followers); their critics
   setting the price of every DT (``learn_leader``; otherwise the leader posts
   ``params.price``). Open item: in 400 updates its price stays near the middle
   of its range (mean λ 5.1 over 8 seeds on default sgin, paper-scale budget),
-  while the Stackelberg price is λ_max because followers buy f_min. Tried without effect:
-  crediting each price with the next slot's profit (with ``price_mode=
-  "leader"`` a price applies from the next slot, and S_L does not show it) and
-  a 10× leader learning rate (λ 4.8 and 6.3).
+  while the Stackelberg price is λ_max because followers buy f_min. Tried
+  without effect: crediting each price with the next slot's profit (with
+  ``price_mode="leader"`` a price applies from the next slot, and S_L does not
+  show it) and a 10× leader learning rate (λ 4.8 and 6.3). On the 2×3-DT
+  config, with next-slot crediting and γ = 0, the leader's critic fits (loss
+  0.003) and the price in force during training (metric ``price_mean``) rises
+  to 7.6, then falls back to 5.1 as the followers learn to buy f_min: the
+  followers' demand moves under the leader.
 * Federated learning (eq. 34-36): every ``federated.period`` updates the
   follower *actors* are aggregated with ``agents.federated.aggregate`` (task
   size and LEO distance weights for the ``"sgin"`` rule, read from the
@@ -448,6 +452,7 @@ def make_train(env, config: MADFRLConfig):
                 "throughput_mbit": info["throughput_mbit"].mean(),
                 "queue_mean_mbit": info["queue_mean_mbit"].mean(),
                 "leader_profit": info["leader_profit"].mean(),
+                "price_mean": info["price_mean"].mean(),
                 "offload_fraction": info["offload_fraction"].mean(),
                 "critic_loss": f_stats["critic_loss"], "actor_loss": f_stats["actor_loss"],
                 "leader_critic_loss": l_stats["critic_loss"],
