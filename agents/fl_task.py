@@ -416,5 +416,8 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # ``agents/__init__`` (CPU XLA flags) is already imported
+if __name__ == "__main__":
+    from sweeps.platform import configure_cpu_runtime
+
+    configure_cpu_runtime()
     sys.exit(main())

@@ -1,8 +1,6 @@
 """Sweeps compose scenarios and agents: the grid runner, experiments, benchmarks.
 
-Importing ``agents`` first applies its CPU XLA flags (a jaxlib 0.10 freeze
-workaround, see ``agents/__init__.py``) before any sweep creates the backend,
-whichever ``python -m sweeps.<module>`` is the entry point.
+Importing this package changes no platform setting: the entry points
+(``python -m sweeps.grid``, ``python -m sweeps.bench``) call
+:func:`sweeps.platform.configure_cpu_runtime` themselves.
 """
-
-import agents  # noqa: F401

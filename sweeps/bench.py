@@ -78,10 +78,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import agents as _cpu_flags  # noqa: F401  (CPU runtime flags; set before the backend exists)
 import jaxsg
 from jaxsg import spaces
 from jaxsg.reference.sgin import SginReference
+from sweeps.platform import configure_cpu_runtime
 
 __all__ = ["SCENARIOS", "SECTIONS", "Scenario", "build_parser", "main", "numpy_sample"]
 
@@ -573,6 +573,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    configure_cpu_runtime()  # the entry point owns the platform settings
     parser = build_parser()
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]

@@ -70,6 +70,7 @@ from sweeps.io import (  # noqa: E402
     write_records_csv,
     write_records_jsonl,
 )
+from sweeps.platform import configure_cpu_runtime  # noqa: E402
 
 __all__ = [
     "ExperimentResult",
@@ -171,7 +172,7 @@ class HangGuard:
     jaxlib 0.10's CPU runtime occasionally never finishes a large vmapped
     training program: the main thread waits in ``BlockUntilReady`` while every
     XLA worker sits idle (0 % CPU, observed in ``python -m sweeps.grid`` even with
-    the flags ``agents/__init__.py`` sets). Python cannot interrupt that wait,
+    the flags ``sweeps/platform.py`` sets). Python cannot interrupt that wait,
     so a daemon thread watches the process CPU time while a cell computes; if it
     advances by less than ``min_cpu_s`` over ``window_s`` seconds of wall time,
     the thread re-executes the same command line. Finished cells are on disk and
@@ -450,6 +451,7 @@ def main(argv: list[str] | None = None, hang_guard: bool | None = None) -> int:
     ``hang_guard`` (default: only when run as the command, ``argv is None``)
     starts the :class:`HangGuard`, which may re-execute this process's command line.
     """
+    configure_cpu_runtime()  # the entry point owns the platform settings
     parser = build_parser()
     args = parser.parse_args(argv)
 

@@ -24,7 +24,7 @@ is in the default set (2 m 32 s at the default scale on a 2-core CPU);
 ``sgin_fast_adaptation`` runs on request (``--experiment``; 4 m 33 s at the
 default scale). Both were out of the default set while jaxlib 0.10's CPU
 runtime froze the default-scale MAML-MADFRL program; jax is now pinned below
-0.10 (see ``agents/__init__.py``):
+0.10 (see ``sweeps/platform.py``):
 * ``sgin_learned_vs_heuristics`` — default sgin at equal V: throughput, cloud
   profit, queue and reward of every method, with the gap (%) to best response.
 * ``sgin_fast_adaptation`` — the paper's untested claim of faster adaptation:
