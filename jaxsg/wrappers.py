@@ -8,12 +8,14 @@
   for parallel episodes and over params for a sweep axis.
 
 A policy is any function ``policy(key, obs, state, params) -> action`` (the
-heuristics and the learned policies share this signature).
+heuristics and the learned policies share this signature) or a
+:class:`jaxsg.policy.RecurrentPolicy` (it carries its hidden state); see
+:mod:`jaxsg.policy`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import chex
 import jax
@@ -21,8 +23,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxsg.env import EnvState, MultiAgentEnv
-
-Policy = Callable[[chex.PRNGKey, dict, Any, Any], dict]
+from jaxsg.policy import Policy, RecurrentPolicy, as_recurrent
 
 
 def scalar_metrics(info: dict) -> dict:
@@ -111,21 +112,28 @@ class LogWrapper:
 
 
 def rollout(
-    env: MultiAgentEnv, policy: Policy, key: chex.PRNGKey, params: Any, num_steps: int
+    env: MultiAgentEnv,
+    policy: Policy | RecurrentPolicy,
+    key: chex.PRNGKey,
+    params: Any,
+    num_steps: int,
 ) -> dict:
     """Run ``policy`` from a fresh reset for ``num_steps`` steps (auto-resetting).
 
-    Returns ``{"reward": {class: (T, n)}, "metrics": {name: (T,)}, "terminated": (T,),
-    "truncated": (T,)}``. Pure and jit-able (``num_steps`` static); vmap it over
-    keys for parallel episodes and over ``params`` for a sweep axis.
+    ``policy`` is a plain or a recurrent policy (its carry restarts with every
+    episode). Returns ``{"reward": {class: (T, n)}, "metrics": {name: (T,)},
+    "terminated": (T,), "truncated": (T,)}``. Pure and jit-able (``num_steps``
+    static); vmap it over keys for parallel episodes and over ``params`` for a
+    sweep axis.
     """
+    policy = as_recurrent(policy)
     key_reset, key_run = jax.random.split(key)
     obs, state = env.reset(key_reset, params)
 
     def body(carry, step_key):
-        obs, state = carry
+        obs, state, policy_carry, first = carry
         k_act, k_env = jax.random.split(step_key)
-        action = policy(k_act, obs, state, params)
+        policy_carry, action = policy.apply(policy_carry, k_act, obs, state, params, first)
         obs, state, reward, terminated, truncated, info = env.step(k_env, state, action, params)
         out = {
             "reward": reward,
@@ -133,9 +141,10 @@ def rollout(
             "terminated": terminated,
             "truncated": truncated,
         }
-        return (obs, state), out
+        return (obs, state, policy_carry, terminated | truncated), out
 
-    _, trajectory = jax.lax.scan(body, (obs, state), jax.random.split(key_run, num_steps))
+    init = (obs, state, policy.init_carry(params), jnp.array(True))
+    _, trajectory = jax.lax.scan(body, init, jax.random.split(key_run, num_steps))
     return trajectory
 
 
