@@ -143,7 +143,7 @@ PARAM_BOUNDS = {
     "local_cpu_max_hz": POSITIVE,
     "end_cpu_hz": POSITIVE,
     "end_capacity": Bound(0.0, math.inf, integer=False),
-    "cloud_capacity": Bound(0.0, math.inf),
+    "cloud_capacity": Bound(0.0, math.inf, allow_inf=True),  # inf: unlimited
     "cloud_cpu_hz": POSITIVE,
     "noise_psd_dbm_per_hz": Bound(-250.0, 0.0),
     "user_power_w": POSITIVE,
