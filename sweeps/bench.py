@@ -1,6 +1,7 @@
 """``python -m sweeps.bench``: simulator throughput, JAX vs the NumPy reference.
 
-    python -m sweeps.bench                                  # sgin, 1 … 16384 episodes
+    python -m sweeps.bench                                  # all four scenarios, 1 … 16384 episodes
+    python -m sweeps.bench --scenario sgin --sections peak,env
     python -m sweeps.bench --batches 1,64,4096 --steps 100 --repeats 10
     python -m sweeps.bench --json results/bench.json        # also write JSON
     python -m sweeps.bench --json -                         # JSON on stdout, table on stderr
@@ -48,6 +49,14 @@ CPU and memory modest (the default run peaks at about 2 GB RSS). The
 ``steps`` column shows the value used. Throughput is per agent-step, so rows
 with different scan lengths compare directly.
 
+* **roofline**: XLA's cost analysis of the compiled call (flops and bytes
+  accessed; a while-loop body is counted once, so it is multiplied by the scan
+  length) over the measured call time gives achieved FLOP/s and bytes/s; the
+  ``peak`` section measures this device's roofs (a float32 matmul's FLOP/s and
+  a streaming kernel's bytes/s). roofline = achieved FLOP/s ÷ min(peak FLOP/s,
+  intensity × peak bytes/s). Each scenario ends with the batch where its
+  throughput peaks.
+
 Output: a table (header: jax version, backend, device kind and count, CPU
 count, load average) and, with ``--json PATH``, a JSON document (``-`` for
 stdout, the table then goes to stderr). Exit status 0, or 2 for bad arguments.
@@ -80,6 +89,8 @@ import numpy as np
 
 import jaxsg
 from jaxsg import spaces
+from jaxsg.reference.dt_deploy import DtDeployReference
+from jaxsg.reference.edge_assoc import EdgeAssocReference
 from jaxsg.reference.sgin import SginReference
 from sweeps.platform import configure_cpu_runtime
 
@@ -107,6 +118,22 @@ SCENARIOS: dict[str, Scenario] = {
         reference=SginReference.from_env,
         counted_classes=("follower",),
         note="agent-step = one follower DT step (N·M per episode-step); the leader is not counted",
+    ),
+    "dt_deploy": Scenario(
+        reference=DtDeployReference.from_env,
+        counted_classes=("user",),
+        note="agent-step = one user's deployment decision",
+    ),
+    "spectrum": Scenario(
+        reference=None,  # its reference steps on caller-supplied draws (the test oracle form)
+        counted_classes=("satellite",),
+        note="agent-step = one satellite's pricing step; no NumPy row (the reference takes "
+        "shared draws, not an rng)",
+    ),
+    "edge_assoc": Scenario(
+        reference=EdgeAssocReference.from_env,
+        counted_classes=("bs",),
+        note="agent-step = one base station's association/bandwidth step",
     ),
 }
 
@@ -265,6 +292,7 @@ def bench_jax_batch(
     t1 = time.perf_counter()
     compiled = lowered.compile(compiler_options=compiler_options or None)
     t2 = time.perf_counter()
+    cost = xla_cost(compiled)
 
     state, obs, checksum = jax.block_until_ready(compiled(keys, state, obs))  # warm-up
     checksums = [float(checksum)]
@@ -286,6 +314,75 @@ def bench_jax_batch(
         "cpu_per_wall": cpu / sum(times),
         "checksum": checksums[-1],
         "checksums_finite": all(math.isfinite(c) for c in checksums),
+        "xla_flops_per_call": cost.get("flops"),
+        "xla_bytes_per_call": cost.get("bytes accessed"),
+        "xla_transcendentals_per_call": cost.get("transcendentals"),
+    }
+
+
+def xla_cost(compiled) -> dict:
+    """XLA's cost analysis of a compiled call (flops, bytes accessed, transcendentals)."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # pragma: no cover - backend without cost analysis
+        return {}
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    return {k: float(v) for k, v in (cost or {}).items()
+            if k in ("flops", "bytes accessed", "transcendentals")}
+
+
+def measure_peak(seconds: float = 1.0) -> dict:
+    """Measured peaks of this device: float32 matmul FLOP/s and streaming bytes/s.
+
+    The matmul is 1024×1024 (CPU) or 8192×8192 (accelerators), the streaming
+    kernel reads and writes a 64 Mi-element float32 array (x·a + b); each is
+    AOT-compiled and timed around ``block_until_ready`` for about ``seconds``,
+    best call kept. These are the roofs the env step's achieved FLOP/s and
+    bytes/s are compared with.
+    """
+    n = 1024 if jax.default_backend() == "cpu" else 8192
+    a = jnp.ones((n, n), jnp.float32)
+    mm = jax.jit(lambda x: x @ x).lower(a).compile()
+    m = 2**26 if jax.default_backend() != "cpu" else 2**24
+    v = jnp.ones((m,), jnp.float32)
+    stream = jax.jit(lambda x: x * 1.0001 + 0.5).lower(v).compile()
+
+    def best(fn, arg):
+        jax.block_until_ready(fn(arg))
+        t_end, times = time.perf_counter() + seconds, []
+        while time.perf_counter() < t_end or len(times) < 3:
+            t = time.perf_counter()
+            jax.block_until_ready(fn(arg))
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    flops = 2.0 * n**3 / best(mm, a)
+    bandwidth = 2.0 * 4 * m / best(stream, v)
+    return {"matmul_n": n, "peak_flops_per_s": flops, "stream_elements": m,
+            "peak_bytes_per_s": bandwidth}
+
+
+def roofline(row: dict, peak: dict) -> dict:
+    """Achieved FLOP/s and bytes/s of a timed call, and its fraction of the roofline.
+
+    Roofline attainable FLOP/s = min(peak FLOP/s, arithmetic intensity × peak
+    bytes/s), intensity = XLA flops ÷ XLA bytes accessed per call. The fraction
+    is achieved ÷ attainable (1.0 = at the machine's limit for this intensity).
+    """
+    flops, nbytes = row.get("xla_flops_per_call"), row.get("xla_bytes_per_call")
+    if not flops or not nbytes or not peak:
+        return {}
+    t = row["call_s_median"]
+    intensity = flops / nbytes
+    attainable = min(peak["peak_flops_per_s"], intensity * peak["peak_bytes_per_s"])
+    return {
+        "achieved_flops_per_s": flops / t,
+        "achieved_bytes_per_s": nbytes / t,
+        "arithmetic_intensity": intensity,
+        "roofline_fraction": (flops / t) / attainable,
+        "bound": "compute" if intensity * peak["peak_bytes_per_s"] >= peak["peak_flops_per_s"]
+        else "memory",
     }
 
 
@@ -332,10 +429,38 @@ def bench_reference(
 
 
 # ------------------------------------------------------------------ sections
+def section_peak(args, scenario: Scenario, out: dict) -> None:
+    """Measured device peaks (the roofs of the roofline fractions)."""
+    peak = measure_peak(seconds=0.5 if args.fast_compile else 1.0)
+    out["peak"] = peak
+    out["_lines"] += [
+        "",
+        f"measured peak: {peak['peak_flops_per_s'] / 1e9:,.1f} GFLOP/s float32 matmul "
+        f"({peak['matmul_n']}x{peak['matmul_n']}), {peak['peak_bytes_per_s'] / 1e9:,.1f} GB/s "
+        f"streaming ({peak['stream_elements']:,} float32 read+write)",
+    ]
+    _flush(args, out)
+
+
 def section_env(args, scenario: Scenario, out: dict) -> None:
+    """Environment stepping throughput of every selected scenario."""
+    out["scenarios"] = {}
+    for name in out["scenario_names"]:
+        if name not in SCENARIOS:
+            continue
+        sub_out = {"env_kwargs": out["_env_kwargs"][name]}
+        out["scenarios"][name] = sub_out
+        _section_env_one(args, name, SCENARIOS[name], out, sub_out)
+    if len(out["scenario_names"]) == 1:
+        out["env"] = out["scenarios"][out["scenario_names"][0]]["env"]
+
+
+def _section_env_one(args, name: str, scenario: Scenario, out: dict, sub_out: dict) -> None:
     """Environment stepping throughput: JAX batches vs the NumPy reference."""
     lines = out["_lines"]
-    env, params = jaxsg.make(args.scenario, **out["env_kwargs"])
+    env, params = jaxsg.make(name, **sub_out["env_kwargs"])
+    lines.append("")
+    lines.append(f"== {name} {sub_out['env_kwargs']}")
     agents = sum(env.num_agents(c) for c in scenario.counted_classes)
     policy = jaxsg.random_policy(env)
 
@@ -371,7 +496,7 @@ def section_env(args, scenario: Scenario, out: dict) -> None:
     header = (
         f"{'batch':>7} {'steps':>5} {'agent-steps/call':>16} {'compile s':>9} "
         f"{'median s':>9} {'agent-steps/s':>13} {'best a-s/s':>13} {'ratio':>7} "
-        f"{'best':>7} {'cpu/wall':>8}"
+        f"{'best':>7} {'cpu/wall':>8} {'roofline':>8}"
     )
     lines.append("")
     lines.append(header)
@@ -400,6 +525,13 @@ def section_env(args, scenario: Scenario, out: dict) -> None:
             compiler_options,
         )
         row["steps"] = steps
+        # XLA's cost analysis counts a while-loop body once, whatever its trip count
+        # (checked: a scan of length 1, 3 and 30 report the same flops), so the
+        # per-call cost is the body's cost times the scan length.
+        for k in ("xla_flops_per_call", "xla_bytes_per_call", "xla_transcendentals_per_call"):
+            if row.get(k) is not None:
+                row[k] *= steps
+        row.update(roofline(row, out.get("peak", {})))
         per_call = batch * steps * agents
         row.update(
             agent_steps_per_call=per_call,
@@ -418,12 +550,22 @@ def section_env(args, scenario: Scenario, out: dict) -> None:
             f"{batch:>7} {steps:>5} {per_call:>16,} {row['compile_s']:>9.1f} "
             f"{row['call_s_median']:>9.2e} {_fmt_rate(row['agent_steps_per_s']):>13} "
             f"{_fmt_rate(row['agent_steps_per_s_best']):>13} {ratio:>7} {ratio_best:>7} "
-            f"{row['cpu_per_wall']:>8.2f}"
+            f"{row['cpu_per_wall']:>8.2f} "
+            + (f"{row['roofline_fraction']:>8.1%}" if "roofline_fraction" in row else f"{'-':>8}")
         )
         rows.append(row)
         _flush(args, out)
 
-    out["env"] = {
+    peak_row = max(rows, key=lambda r: r["agent_steps_per_s"])
+    lines.append(f"throughput peaks at batch {peak_row['batch']}: "
+                 f"{_fmt_rate(peak_row['agent_steps_per_s'])} agent-steps/s"
+                 + (f", {peak_row['roofline_fraction']:.1%} of the roofline "
+                    f"({peak_row['bound']}-bound, intensity "
+                    f"{peak_row['arithmetic_intensity']:.2f} flop/byte)"
+                    if "roofline_fraction" in peak_row else ""))
+    _flush(args, out)
+    sub_out["env"] = {
+        "peak_batch": peak_row["batch"],
         "agents_per_episode": agents,
         "counted_classes": list(scenario.counted_classes),
         "definition": (
@@ -452,9 +594,13 @@ def _train_configs(updates: int) -> dict:
 
 def section_train(args, scenario: Scenario, out: dict) -> None:
     """Training throughput: env agent-steps per second *including* the updates, for
-    ``jit(vmap(train))`` over 1 and 64 seeds (AOT-compiled, block_until_ready-timed)."""
+    ``jit(vmap(train))`` over 1 and 64 seeds (AOT-compiled, block_until_ready-timed).
+    The learners benchmarked (MADFRL, MAPPO) are sgin's."""
+    if "sgin" not in out["scenario_names"]:
+        return
     lines = out["_lines"]
-    env, params = jaxsg.make(args.scenario, **out["env_kwargs"])
+    scenario = SCENARIOS["sgin"]
+    env, params = jaxsg.make("sgin", **out["_env_kwargs"]["sgin"])
     n_agents = sum(env.num_agents(c) for c in scenario.counted_classes)
     lines.append("")
     lines.append(
@@ -494,6 +640,7 @@ def section_train(args, scenario: Scenario, out: dict) -> None:
 #: Benchmark sections, run in this order (``--sections``). Each is
 #: ``fn(args, scenario, out)``.
 SECTIONS: dict[str, Callable[[argparse.Namespace, Scenario, dict], None]] = {
+    "peak": section_peak,
     "env": section_env,
     "train": section_train,
 }
@@ -506,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Agent-steps/s of a jaxsg scenario under a random policy, "
         "JAX (AOT, batched) vs the NumPy reference.",
     )
-    p.add_argument("--scenario", default="sgin", choices=sorted(SCENARIOS))
+    p.add_argument("--scenario", default="all", choices=["all", *sorted(SCENARIOS)],
+                   help="one scenario, or all four in the same run (default)")
     p.add_argument(
         "--batches",
         type=_positive_int_list,
@@ -580,15 +728,19 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown or not sections:
         parser.error(f"--sections: unknown {unknown}; choose from {list(SECTIONS)}")
-    scenario = SCENARIOS[args.scenario]
-    env_kwargs = dict(scenario.make_kwargs)
+    names = sorted(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    if args.set and len(names) > 1:
+        parser.error("--set needs one --scenario (sizes and params differ per scenario)")
+    scenario = SCENARIOS[names[0]]
+    env_kwargs = {n: dict(SCENARIOS[n].make_kwargs) for n in names}
     for item in args.set:
         if "=" not in item:
             parser.error(f"--set expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        env_kwargs[k.strip()] = _parse_value(v.strip())
+        env_kwargs[names[0]][k.strip()] = _parse_value(v.strip())
     try:
-        jaxsg.make(args.scenario, **env_kwargs)
+        for n in names:
+            jaxsg.make(n, **env_kwargs[n])
     except (ValueError, TypeError) as e:
         parser.error(f"--set: {e}")
 
@@ -598,7 +750,9 @@ def main(argv: list[str] | None = None) -> dict:
         "_lines": [],
         "_printed": 0,
         "scenario": args.scenario,
-        "env_kwargs": env_kwargs,
+        "scenario_names": names,
+        "_env_kwargs": env_kwargs,
+        "env_kwargs": env_kwargs if len(names) > 1 else env_kwargs[names[0]],
         "device": dev,
         "config": {
             "batches": args.batches,
@@ -614,7 +768,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     load = dev["loadavg_start"]
     out["_lines"] += [
-        f"jaxsg bench — scenario {args.scenario} {env_kwargs}",
+        f"jaxsg bench — scenarios {', '.join(names)}",
         f"jax {dev['jax_version']} (jaxlib {dev['jaxlib_version']}), numpy {dev['numpy_version']}, "
         f"python {dev['python']}",
         f"backend {dev['backend']}, device {dev['device']} kind {dev['device_kind']!r} "

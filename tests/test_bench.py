@@ -26,7 +26,8 @@ def _positive_finite(x) -> bool:
 @pytest.fixture(scope="module")
 def bench_json(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "bench.json"
-    argv = ["--batches", ",".join(map(str, BATCHES)), "--steps", "3", "--repeats", "1"]
+    argv = ["--scenario", "sgin", "--batches", ",".join(map(str, BATCHES)), "--steps", "3"]
+    argv += ["--repeats", "1"]
     argv += ["--ref-seconds", "0.2", "--fast-compile", "--json", str(path)]
     argv += ["--sections", "env"]
     for item in SMALL:
@@ -97,8 +98,9 @@ def test_numpy_sample_matches_action_spaces():
     [
         ["--batches", "0"],
         ["--batches", "a,b"],
-        ["--set", "num_mbs=0"],
-        ["--set", "nonsense"],
+        ["--scenario", "sgin", "--set", "num_mbs=0"],
+        ["--scenario", "sgin", "--set", "nonsense"],
+        ["--set", "num_mbs=2"],  # --set needs one scenario
         ["--sections", "nope"],
         ["--scenario", "nope"],
     ],
@@ -111,7 +113,8 @@ def test_bad_arguments_exit_2(argv):
 
 def test_train_section_reports_both_learners(tmp_path):
     path = tmp_path / "train.json"
-    argv = ["--sections", "train", "--train-seeds", "1", "--train-updates", "2",
+    argv = ["--scenario", "sgin", "--sections", "train", "--train-seeds", "1",
+            "--train-updates", "2",
             "--train-repeats", "1", "--fast-compile", "--json", str(path)]
     for item in ("num_mbs=2", "users_per_mbs=3", "num_leo=2", "num_channels=3"):
         argv += ["--set", item]
@@ -121,3 +124,34 @@ def test_train_section_reports_both_learners(tmp_path):
     for r in rows:
         assert r["seeds"] == 1
         assert math.isfinite(r["agent_steps_per_s"]) and r["agent_steps_per_s"] > 0
+
+
+def test_roofline_fraction_from_cost_and_peaks():
+    peak = {"peak_flops_per_s": 100e9, "peak_bytes_per_s": 10e9}
+    # intensity 1 flop/byte: memory roof 10 GFLOP/s < compute roof; achieved 5 GFLOP/s
+    row = {"xla_flops_per_call": 5e9, "xla_bytes_per_call": 5e9, "call_s_median": 1.0}
+    r = bench.roofline(row, peak)
+    assert r["bound"] == "memory"
+    assert r["roofline_fraction"] == pytest.approx(0.5)
+    # intensity 100: compute roof; achieved 50 GFLOP/s
+    row = {"xla_flops_per_call": 100e9, "xla_bytes_per_call": 1e9, "call_s_median": 2.0}
+    r = bench.roofline(row, peak)
+    assert r["bound"] == "compute"
+    assert r["roofline_fraction"] == pytest.approx(0.5)
+    assert bench.roofline({"call_s_median": 1.0}, peak) == {}
+
+
+def test_other_scenario_with_peak_and_roofline(tmp_path):
+    path = tmp_path / "dt.json"
+    doc = bench.main(["--scenario", "dt_deploy", "--sections", "peak,env", "--batches", "2",
+                      "--steps", "2", "--repeats", "1", "--ref-seconds", "0.1",
+                      "--fast-compile", "--json", str(path)])
+    assert _positive_finite(doc["peak"]["peak_flops_per_s"])
+    assert _positive_finite(doc["peak"]["peak_bytes_per_s"])
+    env = doc["scenarios"]["dt_deploy"]["env"]
+    row = env["jax"][0]
+    assert env["peak_batch"] == 2
+    assert _positive_finite(row["xla_flops_per_call"])
+    assert 0 < row["roofline_fraction"]
+    assert _positive_finite(env["reference"]["agent_steps_per_s"])
+    assert json.loads(path.read_text())["scenarios"]["dt_deploy"]["env"]["peak_batch"] == 2
