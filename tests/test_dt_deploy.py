@@ -26,7 +26,10 @@ def test_contract():
 
 
 def test_delays_match_hand_computed_values():
-    env, params = jaxsg.make("dt_deploy", num_users=2, num_end_devices=1, horizon=4)
+    """Hand-computed with the round-1 numbers (``preset="paper"``: F_j = 20 GHz, W = 10 MHz,
+    satellite antenna 30 dBi, ς = 1)."""
+    env, params = jaxsg.make("dt_deploy", num_users=2, num_end_devices=1, horizon=4,
+                             preset="paper")
     _, state = env.reset(jax.random.PRNGKey(0), params)
     state = state.replace(
         user_xy=jnp.array([[0.0, 0.0], [0.0, 0.0]]), end_xy=jnp.array([[1000.0, 0.0]]),

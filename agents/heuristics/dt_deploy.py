@@ -64,6 +64,101 @@ def greedy(env) -> Callable:
     return policy
 
 
+def sequential_greedy(env) -> Callable:
+    """Users best-respond one at a time in priority order, seeing this step's placements.
+
+    User order: increasing ``state.priority`` (the admission order of 13d, ties by index).
+    User k picks the node minimising α·L_k + β·ς·[off-device] with the node counts of the
+    users already placed this step plus itself, among the nodes not yet full; later users
+    are not seen. A ``lax.scan`` over users; no admission overflow by construction.
+    """
+    k_nodes = env.num_nodes
+
+    def policy(key, obs, state, params):
+        del key, obs
+        order = jnp.argsort(state.priority, stable=True)
+        caps = env.capacities(params)
+        ones = jnp.ones((env.num_users, k_nodes), jnp.float32)
+
+        def body(counts, i):
+            cost = user_costs(env, state, ones * (counts + 1.0)[None, :], params)[i]
+            cost = jnp.where(counts < caps, cost, jnp.inf).at[0].set(cost[0])
+            j = jnp.argmin(cost).astype(jnp.int32)
+            return counts.at[j].add(1.0), j
+
+        _, chosen = jax.lax.scan(body, jnp.zeros((k_nodes,), jnp.float32), order)
+        action = jnp.zeros((env.num_users,), jnp.int32).at[order].set(chosen)
+        return {"user": action}
+
+    policy.__name__ = "sequential_greedy"
+    return policy
+
+
+# ------------------------------------------------------- constant policies
+#: The grid of constant policies: every user local, every user on its nearest end device
+#: (distances are fixed per episode, so the rule is a constant of the episode), every
+#: user on end device e for each e, every user on the cloud.
+def constant_choices(env) -> tuple[str, ...]:
+    ends = tuple(f"end_{e}" for e in range(1, env.num_end_devices + 1))
+    return ("local", "nearest_end") + ends + ("cloud",)
+
+
+def constant_action(env, state, index) -> jnp.ndarray:
+    """``(I,)`` action of the constant policy ``constant_choices(env)[index]`` (traceable)."""
+    i_n, e_n = env.num_users, env.num_end_devices
+    nearest = 1 + jnp.argmin(env.distances(state), axis=1)
+    fixed = jnp.concatenate([jnp.zeros((1,)), jnp.zeros((1,)), jnp.arange(1, e_n + 1),
+                             jnp.full((1,), env.cloud)])[index]
+    action = jnp.where(index == 1, nearest, jnp.full((i_n,), fixed))
+    return action.astype(jnp.int32)
+
+
+def constant(env, choice: str = "local") -> Callable:
+    """Every user requests the same layer each step (``choice`` in ``constant_choices``)."""
+    choices = constant_choices(env)
+    if choice not in choices:
+        raise ValueError(f"dt_deploy constant: 'choice' must be one of {choices}, got {choice!r}")
+    index = choices.index(choice)
+
+    def policy(key, obs, state, params):
+        del key, obs, params
+        return {"user": constant_action(env, state, index)}
+
+    policy.__name__ = f"constant_{choice}"
+    return policy
+
+
+def constant_scores(env, params, key, num_episodes: int = 16) -> dict:
+    """Mean per-step objective α·L_sum + β·ς·m (= −reward) of every constant policy over
+    ``num_episodes`` full episodes from ``key`` (the same episodes for every choice; one
+    compiled call vmapped over choices and episodes)."""
+    from jaxsg.wrappers import rollout
+
+    choices = constant_choices(env)
+
+    def score(index, k):
+        pol = lambda kk, obs, state, p: {"user": constant_action(env, state, index)}  # noqa: E731
+        return -jnp.mean(rollout(env, pol, k, params, env.horizon)["metrics"]["team_reward"])
+
+    keys = jax.random.split(key, num_episodes)
+    run = jax.jit(jax.vmap(jax.vmap(score, (None, 0)), (0, None)))
+    means = jax.device_get(run(jnp.arange(len(choices)), keys)).mean(axis=1)
+    return {c: float(v) for c, v in zip(choices, means)}
+
+
+def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:
+    """The constant policy (grid: ``constant_choices``) with the smallest mean objective
+    on ``num_episodes`` episodes from ``key`` (default ``PRNGKey(0)``; pass the
+    evaluation keys). ``policy.choice`` and ``policy.scores`` record the selection."""
+    params = env.default_params if params is None else params
+    key = jax.random.PRNGKey(0) if key is None else key
+    scores = constant_scores(env, params, key, num_episodes)
+    choice = min(scores, key=scores.get)
+    policy = constant(env, choice)
+    policy.choice, policy.scores = choice, scores
+    return policy
+
+
 # -------------------------------------------------------------- optimum
 @functools.cache
 def _cost_terms_fn(env):
@@ -104,38 +199,83 @@ def count_vectors(num_users: int, num_end: int, end_cap: float, cloud_cap: float
             yield ends, n_c
 
 
+@functools.cache
+def count_vector_array(num_users: int, num_end: int, end_cap: float,
+                       cloud_cap: float) -> np.ndarray:
+    """``(V, E+2)`` every feasible count vector ``(n_local, n_1..n_E, n_c)``."""
+    rows = [(num_users - sum(ends) - n_c, *ends, n_c)
+            for ends, n_c in count_vectors(num_users, num_end, end_cap, cloud_cap)]
+    return np.asarray(rows, np.int64)
+
+
+def node_cost_tables(terms: dict, counts: np.ndarray, alpha: float, off_cost: float,
+                     end_cpu: float) -> np.ndarray:
+    """``(V, I, E+2)`` per-user objective at every node for every count vector ``counts``
+    (columns of nodes with no slot are ∞)."""
+    n_end = counts[:, 1:-1].astype(np.float64)
+    n_c = counts[:, -1]
+    local = np.broadcast_to(alpha * terms["local"][None, :, None],
+                            (len(counts), terms["local"].shape[0], 1))
+    end = alpha * (terms["d2d_comm"][None] + terms["cycles"][None, :, None]
+                   * n_end[:, None, :] / end_cpu) + off_cost
+    rate = terms["uplink_rate"][np.maximum(n_c, 1) - 1]
+    cloud = alpha * (terms["data"][None] / rate[:, None] + terms["cloud_fixed"][None]) + off_cost
+    table = np.concatenate([local, end, cloud[:, :, None]], axis=2)
+    return np.where(counts[:, None, :] > 0, table, np.inf)
+
+
 def optimal_action(env, state, params) -> tuple[np.ndarray, float]:
-    """``(action (I,), objective)``: exact minimiser of α·L_sum + β·ς·m for this step."""
+    """``(action (I,), objective)``: exact minimiser of α·L_sum + β·ς·m for this step.
+
+    Branch and bound over count vectors: ``lb(v) = Σ_i min_j cost_v[i, j]`` (each user at
+    its best node with a slot, ignoring the slot counts) is a lower bound on the
+    assignment value of count vector v; vectors are solved in increasing ``lb`` and the
+    search stops when ``lb`` reaches the best value found, so the result is the exact
+    minimum over all feasible count vectors.
+    """
     t = step_cost_terms(env, state, params)
     i_n, e_n = env.num_users, env.num_end_devices
-    alpha = float(params.alpha)
-    off_cost = float(params.beta) * float(params.unit_cost)
-    end_cpu = float(params.end_cpu_hz)
-    local_col = alpha * t["local"]
-    best = (np.inf, None)
-    for ends, n_c in count_vectors(i_n, e_n, float(params.end_capacity),
-                                   float(params.cloud_capacity)):
-        cols, nodes = [], []
-        for j, n_j in enumerate(ends):
-            if n_j:
-                c = alpha * (t["d2d_comm"][:, j] + t["cycles"] * n_j / end_cpu) + off_cost
-                cols += [c] * n_j
-                nodes += [j + 1] * n_j
-        if n_c:
-            c = alpha * (t["data"] / t["uplink_rate"][n_c - 1] + t["cloud_fixed"]) + off_cost
-            cols += [c] * n_c
-            nodes += [e_n + 1] * n_c
-        n_local = i_n - len(nodes)
-        cols += [local_col] * n_local
-        nodes += [0] * n_local
-        cost = np.stack(cols, axis=1)  # (I users, I slots)
-        rows, slots = linear_sum_assignment(cost)
-        value = float(cost[rows, slots].sum())
-        if value < best[0]:
-            action = np.zeros(i_n, np.int32)
-            action[rows] = np.asarray(nodes)[slots]
-            best = (value, action)
-    return best[1], best[0]
+    counts = count_vector_array(i_n, e_n, float(params.end_capacity),
+                                float(params.cloud_capacity))
+    tables = node_cost_tables(t, counts, float(params.alpha),
+                              float(params.beta) * float(params.unit_cost),
+                              float(params.end_cpu_hz))
+    lower = tables.min(axis=2).sum(axis=1)
+    nodes_all = np.arange(env.num_nodes)
+    best_value, best_action = np.inf, None
+    for v in np.argsort(lower, kind="stable"):
+        if lower[v] >= best_value:
+            break
+        slots = np.repeat(nodes_all, counts[v])  # (I,) node of every slot
+        cost = tables[v][:, slots]
+        rows, cols = linear_sum_assignment(cost)
+        value = float(cost[rows, cols].sum())
+        if value < best_value:
+            best_value = value
+            best_action = np.zeros(i_n, np.int32)
+            best_action[rows] = slots[cols]
+    return best_action, best_value
+
+
+def optimal_action_enumerate(env, state, params) -> tuple[np.ndarray, float]:
+    """The same minimum by solving every count vector (no bound); a check of the bound."""
+    t = step_cost_terms(env, state, params)
+    counts = count_vector_array(env.num_users, env.num_end_devices,
+                                float(params.end_capacity), float(params.cloud_capacity))
+    tables = node_cost_tables(t, counts, float(params.alpha),
+                              float(params.beta) * float(params.unit_cost),
+                              float(params.end_cpu_hz))
+    nodes_all = np.arange(env.num_nodes)
+    best_value, best_action = np.inf, None
+    for v in range(len(counts)):
+        slots = np.repeat(nodes_all, counts[v])
+        cost = tables[v][:, slots]
+        rows, cols = linear_sum_assignment(cost)
+        value = float(cost[rows, cols].sum())
+        if value < best_value:
+            best_value, best_action = value, np.zeros(env.num_users, np.int32)
+            best_action[rows] = slots[cols]
+    return best_action, best_value
 
 
 def optimal_policy(env) -> Callable:

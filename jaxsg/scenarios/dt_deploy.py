@@ -84,11 +84,13 @@ from jaxsg.physics.geometry import slant_range
 from jaxsg.physics.link import shannon_rate
 from jaxsg.physics.pathloss import fspl_db, uma_pathloss_db
 from jaxsg.physics.units import SPEED_OF_LIGHT, db_to_linear, noise_power_watt
-from jaxsg.validation import NON_NEGATIVE, POSITIVE, Bound, check_int
+from jaxsg.validation import NON_NEGATIVE, POSITIVE, Bound, check_choice, check_int
 
 MBIT = 1e6
 RATE_SCALE_BPS = 100e6
 SAT_DISTANCE_SCALE_M = 2.0e6
+#: Smallest Rayleigh power fading a step can draw: −log1p(−2⁻²⁴) ≈ 5.96e−8 (see draw_step).
+FADING_MIN = -math.log1p(-(2.0**-24))
 
 
 @struct.dataclass
@@ -104,22 +106,23 @@ class DtDeployParams:
     cycles_per_bit_min: float = 50.0
     cycles_per_bit_max: float = 150.0
     local_cpu_min_hz: float = 0.5e9
-    local_cpu_max_hz: float = 20e9
-    end_cpu_hz: float = 20e9
-    end_capacity: float = 4.0
+    local_cpu_max_hz: float = 2e9
+    end_cpu_hz: float = 3e9
+    end_capacity: float = 6.0
     cloud_cpu_hz: float = 100e9
     cloud_capacity: float = math.inf
     # radio
     noise_psd_dbm_per_hz: float = -174.0
     user_power_w: float = 0.2
-    d2d_bandwidth_hz: float = 10e6
+    d2d_bandwidth_hz: float = 2e6
+    d2d_min_distance_m: float = 35.0
     sat_uplink_bandwidth_hz: float = 20e6
     sat_feeder_bandwidth_hz: float = 100e6
     sat_power_w: float = 10.0
     uplink_freq_hz: float = 2e9
     feeder_freq_hz: float = 20e9
     user_antenna_gain_dbi: float = 0.0
-    sat_antenna_gain_dbi: float = 30.0
+    sat_antenna_gain_dbi: float = 40.0
     gateway_antenna_gain_dbi: float = 40.0
     # satellite pass
     altitude_m: float = 600e3
@@ -129,8 +132,19 @@ class DtDeployParams:
     # reward (eq. 16-18)
     alpha: float = 0.7
     beta: float = 0.3
-    unit_cost: float = 1.0
+    unit_cost: float = 0.3
 
+
+#: ``preset="paper"``: Table 2's computation capacity [0.5, 20] GHz read literally as the
+#: per-user CPU range, with the round-1 values of the knobs the paper does not print.
+PAPER_OVERRIDES = dict(
+    local_cpu_max_hz=20e9,
+    end_cpu_hz=20e9,
+    end_capacity=4.0,
+    d2d_bandwidth_hz=10e6,
+    sat_antenna_gain_dbi=30.0,
+    unit_cost=1.0,
+)
 
 PARAM_BOUNDS = {
     "area_m": POSITIVE,
@@ -148,6 +162,7 @@ PARAM_BOUNDS = {
     "noise_psd_dbm_per_hz": Bound(-250.0, 0.0),
     "user_power_w": POSITIVE,
     "d2d_bandwidth_hz": POSITIVE,
+    "d2d_min_distance_m": Bound(1.0, 1000.0),
     "sat_uplink_bandwidth_hz": POSITIVE,
     "sat_feeder_bandwidth_hz": POSITIVE,
     "sat_power_w": POSITIVE,
@@ -239,17 +254,20 @@ class DtDeployEnv(MultiAgentEnv):
     param_bounds = PARAM_BOUNDS
     param_order = PARAM_ORDER
 
-    def __init__(self, num_users: int = 20, num_end_devices: int = 3, horizon: int = 20):
+    def __init__(self, num_users: int = 20, num_end_devices: int = 3, horizon: int = 20,
+                 preset: str = "default"):
         super().__init__(horizon)
         self.num_users = check_int("num_users", num_users, 1, where="dt_deploy")
         self.num_end_devices = check_int("num_end_devices", num_end_devices, 1, where="dt_deploy")
+        self.preset = check_choice("preset", preset, ("default", "paper"), "dt_deploy")
         self.num_nodes = self.num_end_devices + 2
         self.cloud = self.num_end_devices + 1
 
     # ----------------------------------------------------------- params
     @property
     def default_params(self) -> DtDeployParams:
-        return DtDeployParams()
+        params = DtDeployParams()
+        return params.replace(**PAPER_OVERRIDES) if self.preset == "paper" else params
 
     def validate_params(self, params: Any) -> Any:
         params = super().validate_params(params)
@@ -328,9 +346,14 @@ class DtDeployEnv(MultiAgentEnv):
         return {"user_xy": user_xy, "end_xy": end_xy, "local_cpu_hz": f}
 
     def draw_step(self, key: chex.PRNGKey, params: DtDeployParams) -> dict:
-        """Draws of one step: one uniform block ``(I, 3 + E)`` → D, μ, priority, fading."""
+        """Draws of one step: one uniform block ``(I, 3 + E)`` → D, μ, priority, fading.
+
+        The block is shifted by 2⁻²⁴ onto the midpoints ``(2k + 1)·2⁻²⁴`` (exact in
+        float32), so every uniform lies in [2⁻²⁴, 1 − 2⁻²⁴]: the fading ``−log1p(−u)`` is
+        never 0 (≥ ``FADING_MIN``) nor ∞ (≤ 24·ln 2).
+        """
         i, e = self.num_users, self.num_end_devices
-        u = jax.random.uniform(key, (i, 3 + e), jnp.float32)
+        u = jax.random.uniform(key, (i, 3 + e), jnp.float32) + jnp.float32(2.0**-24)
         scale = lambda x, lo, hi: lo + x * (hi - lo)  # noqa: E731
         return {
             "data_bits": scale(u[:, 0], params.data_min_bits, params.data_max_bits),
@@ -354,9 +377,34 @@ class DtDeployEnv(MultiAgentEnv):
 
     def d2d_rates(self, state: DtDeployState, params: DtDeployParams) -> jnp.ndarray:
         """``(I, E)`` r_ij (eq. 2) with UMa path loss and Rayleigh fading."""
-        gain = db_to_linear(-uma_pathloss_db(self.distances(state))) * state.fading
+        pl_db = uma_pathloss_db(self.distances(state), min_distance_m=params.d2d_min_distance_m)
+        gain = db_to_linear(-pl_db) * state.fading
         noise = noise_power_watt(params.noise_psd_dbm_per_hz, params.d2d_bandwidth_hz)
         return shannon_rate(params.d2d_bandwidth_hz, params.user_power_w * gain / noise)
+
+    def d2d_mean_snr_worst(self, params: DtDeployParams) -> jnp.ndarray:
+        """Mean D2D SNR (|h|² = 1) at the largest distance of the area, √2·``area_m``."""
+        d_max = math.sqrt(2.0) * params.area_m
+        pl_db = uma_pathloss_db(d_max, min_distance_m=params.d2d_min_distance_m)
+        noise = noise_power_watt(params.noise_psd_dbm_per_hz, params.d2d_bandwidth_hz)
+        return params.user_power_w * db_to_linear(-pl_db) / noise
+
+    def d2d_delay_tail_bound(self, delay_s, params: DtDeployParams) -> jnp.ndarray:
+        """Upper bound on P(D/r_ij > ``delay_s``) for any user, end device and step.
+
+        D/r_ij > x ⟺ |h|² < (2^{D/(xW)} − 1)/S̄_ij, and for |h|² ~ Exp(1),
+        P(|h|² < g) = 1 − e^{−g} ≤ g; with D ≤ D_max and S̄_ij ≥ S̄(√2·area):
+        P ≤ (2^{D_max/(xW)} − 1) / S̄(√2·area). The hard maximum (|h|² ≥ ``FADING_MIN``)
+        is :meth:`d2d_delay_max`.
+        """
+        x = jnp.asarray(delay_s, jnp.float32)
+        g = jnp.exp2(params.data_max_bits / (x * params.d2d_bandwidth_hz)) - 1.0
+        return jnp.minimum(g / self.d2d_mean_snr_worst(params), 1.0)
+
+    def d2d_delay_max(self, params: DtDeployParams) -> jnp.ndarray:
+        """Hard maximum of the D2D transfer delay D/r_ij (fading at ``FADING_MIN``), s."""
+        snr = self.d2d_mean_snr_worst(params) * FADING_MIN
+        return params.data_max_bits / (params.d2d_bandwidth_hz * jnp.log2(1.0 + snr))
 
     def sat_links(self, step: jnp.ndarray, params: DtDeployParams) -> dict:
         """Slant range, uplink gain and feeder rate at step ``step`` (eq. 6-8)."""
