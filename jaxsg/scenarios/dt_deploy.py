@@ -21,8 +21,8 @@ Actions → random-priority admission (13d) → placement x_i → counts n_j →
 
 * Local (eq. 1): L = μ·D/f_i.
 * End device j (eq. 2-5): L = D/r_ij + μ·D/(F_j/n_j), r_ij = W·log2(1 + P·G_ij/(W·N0)),
-  G_ij = 10^(−PL/10)·|h|², PL = 128.1 + 37.6·log10(d_km) (``uma_pathloss_db``),
-  |h|² ~ Exp(1) (Rayleigh) redrawn every step.
+  G_ij = 10^(−PL/10)·|h|², PL = 128.1 + 37.6·log10(max(d, 35 m)/1 km) (``uma_pathloss_db``
+  with ``d2d_min_distance_m``), |h|² ~ Exp(1) (Rayleigh) redrawn every step.
 * Cloud (eq. 6-10): L = D/r_is + D/r_sc + (d_is + d_sc)/c + μ·D/f_c with
   r_is = (W_s/n_c)·log2(1 + P·G_is/((W_s/n_c)·N0)) and
   r_sc = W_sc·log2(1 + P_s·G_sc/(W_sc·N0)); G = 10^((G_tx + G_rx − FSPL(d, f))/10),
@@ -49,18 +49,73 @@ satellite pass                     elevation(t) = el_min + (el_peak − el_min)�
 gateway                            sees the satellite at the users' elevation (the area is
                                    500 m; the gateway is assumed nearby): d_sc = d_is
 satellite links                    LoS, no fading; S-band uplink 2 GHz (0 dBi user,
-                                   30 dBi satellite), Ka feeder 20 GHz (10 W, 30 + 40 dBi)
+                                   40 dBi satellite), Ka feeder 20 GHz (10 W, 40 + 40 dBi)
                                    — not in the paper, chosen so that the cloud is a real
-                                   option for slow users (≈ 20 Mbit/s for one user)
+                                   option for slow users (one user: 26 Mbit/s at 10°,
+                                   69 Mbit/s at the zenith; 10 users: 8–13 Mbit/s each)
 feeder link per DT                 each DT's data crosses the feeder at r_sc (eq. 8), the
                                    feeder band is not split
 end-device placement               distinct cells of a grid of side ``end_device_cell_m``
                                    (uniform cell without replacement, uniform in the cell);
                                    more end devices than cells is a ValueError
-users                              uniform in the area; distances floored at 1 m
+users                              uniform in the area
+D2D path loss below 35 m           the 3GPP UMa form (128.1 + 37.6·log10 d_km) holds from
+                                   its minimum distance 35 m (TR 36.814); below it the
+                                   distance is *clamped* to ``d2d_min_distance_m`` = 35 m
+                                   (73.4 dB), not free space (which needs a carrier the
+                                   paper does not give); the raw form gave 15 dB at 1 m
+Rayleigh fading draws              u on the midpoints (2k+1)·2⁻²⁴ of jax's 2⁻²³ grid, so
+                                   |h|² = −log1p(−u) ∈ [``FADING_MIN`` ≈ 5.96e−8, 16.6]:
+                                   never 0 (round 1 drew u = 0 with prob. 2⁻²³: rate 0,
+                                   infinite delay, −inf reward). Delay tail, any user,
+                                   device and step: P(D/r_ij > x) ≤ (2^{D_max/(xW)} − 1)
+                                   / S̄(√2·area) (``d2d_delay_tail_bound``; 0.052 at 10 s,
+                                   0.004 at 100 s at the defaults) and D/r_ij ≤
+                                   ``d2d_delay_max`` (6.6e6 s at the defaults — finite but
+                                   huge: E[1/rate] under Rayleigh fading diverges
+                                   logarithmically as |h|² → 0, and the floor caps it)
 local CPU f_i                      U(f_min, f_max) per user, fixed per episode
 m (eq. 17)                         number of DTs deployed on end devices or the cloud
 =================================  =====================================================
+
+Live regime (``specs/dt_deploy.md``, round 2 decision; ``preset``)
+----------------------------------------------------------------
+Table 2's single "computation capacity f ∈ [0.5, 20] GHz" is read as covering every compute
+node: user devices at its low end, end devices in its middle, the cloud above. The literal
+per-user reading (round 1) stays available as ``preset="paper"``; ``make`` overrides apply
+on top of either.
+
+=========================  =====================  ==================================
+param                      default                ``preset="paper"`` (round 1)
+=========================  =====================  ==================================
+local CPU f_i              U(0.5, 2) GHz          U(0.5, 20) GHz (Table 2 literal)
+end device F_j, N_j        3 GHz, 6 DTs           20 GHz, 4 DTs
+cloud CPU f_c              100 GHz                100 GHz
+D2D bandwidth W            2 MHz                  10 MHz
+satellite antenna gain     40 dBi                 30 dBi
+unit expense ς             0.3                    1 (0.43 s per off-device DT: all local)
+=========================  =====================  ==================================
+
+Regime criteria at the defaults (asserted in ``tests/test_dt_deploy_regime.py``; measured
+with ``python tests/test_dt_deploy_regime.py``: 20 users, 6 episodes × 20 steps = 120 steps,
+seed 2024, common random numbers; "objective" = α·L_sum + β·ς·m, what the optimum minimises):
+
+==========================================  ===========  =================================
+criterion                                   required     measured
+==========================================  ===========  =================================
+1. optimum's users on local / end / cloud   ≥ 10 % each  62.5 % / 14.0 % / 23.5 %
+2. sequential greedy / optimum (objective)   ≥ 1.03       1.193 (seq. greedy: 41.7 % local,
+                                                         10.7 % end, 47.7 % cloud)
+3. RD / optimum (objective)                 ≥ 2          2.39
+4. optimum's per-user mean latency          0.5–5 s      0.617 s (seq. greedy 0.719 s,
+                                                         RD 1.494 s)
+==========================================  ===========  =================================
+
+The optimum's objective is 9.32 per step. A probe on other keys (seed 123, 120 steps) gave
+62.6 / 14.1 / 23.3 %, 1.197, 2.43, 0.615 s; simultaneous greedy (round 1's, each user
+best-responding to the others' *last* placement) herds: 47 % on the cloud, 1.99× the
+optimum. The paper's ≈ 2.75 s per user is not reachable with its own Table 2 workload
+(all-local averages ≈ 0.96 s at these CPUs).
 
 Randomness: :meth:`DtDeployEnv.draw_episode` (positions, f_i) and
 :meth:`DtDeployEnv.draw_step` (D, μ, fading, priority) are the only random functions,
