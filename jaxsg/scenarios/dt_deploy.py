@@ -104,18 +104,22 @@ seed 2024, common random numbers; "objective" = α·L_sum + β·ς·m, what the 
 criterion                                   required     measured
 ==========================================  ===========  =================================
 1. optimum's users on local / end / cloud   ≥ 10 % each  62.5 % / 14.0 % / 23.5 %
-2. sequential greedy / optimum (objective)   ≥ 1.03       1.193 (seq. greedy: 41.7 % local,
+2. sequential greedy / optimum (objective)  ≥ 1.03       1.193 (seq. greedy: 41.7 % local,
                                                          10.7 % end, 47.7 % cloud)
 3. RD / optimum (objective)                 ≥ 2          2.39
 4. optimum's per-user mean latency          0.5–5 s      0.617 s (seq. greedy 0.719 s,
                                                          RD 1.494 s)
 ==========================================  ===========  =================================
 
-The optimum's objective is 9.32 per step. A probe on other keys (seed 123, 120 steps) gave
-62.6 / 14.1 / 23.3 %, 1.197, 2.43, 0.615 s; simultaneous greedy (round 1's, each user
-best-responding to the others' *last* placement) herds: 47 % on the cloud, 1.99× the
-optimum. The paper's ≈ 2.75 s per user is not reachable with its own Table 2 workload
-(all-local averages ≈ 0.96 s at these CPUs).
+The optimum's objective is 9.32 per step. Other keys (``measure(6, seed)``) give seed 1:
+64.2 / 13.7 / 22.2 %, 1.192, 2.49, 0.609 s; seed 2: 63.1 / 14.4 / 22.5 %, 1.186, 2.41,
+0.612 s. The best constant policy (``agents.heuristics.dt_deploy.best_constant``, 16
+episodes, key 2024) is all-local at 13.58 per step (≈ 1.46× the optimum; every user on
+one end device 21.4–21.6, on its nearest end device 28.9, on the cloud 22.7).
+Simultaneous greedy (round 1's, each user best-responding to the others' *last*
+placement) herds: 47 % on the cloud, 1.99× the optimum. The paper's ≈ 2.75 s per user
+is not reachable with its own Table 2 workload (all-local averages ≈ 0.96 s at these
+CPUs).
 
 Randomness: :meth:`DtDeployEnv.draw_episode` (positions, f_i) and
 :meth:`DtDeployEnv.draw_step` (D, μ, fading, priority) are the only random functions,
