@@ -26,7 +26,10 @@ def test_contract():
 
 
 def test_delays_match_hand_computed_values():
-    env, params = jaxsg.make("dt_deploy", num_users=2, num_end_devices=1, horizon=4)
+    """Hand-computed with the round-1 numbers (``preset="paper"``: F_j = 20 GHz, W = 10 MHz,
+    satellite antenna 30 dBi, ς = 1)."""
+    env, params = jaxsg.make("dt_deploy", num_users=2, num_end_devices=1, horizon=4,
+                             preset="paper")
     _, state = env.reset(jax.random.PRNGKey(0), params)
     state = state.replace(
         user_xy=jnp.array([[0.0, 0.0], [0.0, 0.0]]), end_xy=jnp.array([[1000.0, 0.0]]),
@@ -194,3 +197,141 @@ def test_baselines_order_on_the_step_objective():
         gaps.append((c_rd, c_gr))
     c_rd, c_gr = np.mean(gaps, axis=0)
     assert c_gr < 0.7 * c_rd
+
+
+# ------------------------------------------------------------ round 2: regime changes
+def test_presets():
+    _, default = jaxsg.make("dt_deploy")
+    _, paper = jaxsg.make("dt_deploy", preset="paper")
+    assert (default.local_cpu_min_hz, default.local_cpu_max_hz) == (0.5e9, 2e9)
+    assert default.end_cpu_hz == 3e9 and default.unit_cost == 0.3
+    assert (paper.local_cpu_min_hz, paper.local_cpu_max_hz) == (0.5e9, 20e9)  # Table 2
+    assert paper.end_cpu_hz == 20e9 and paper.unit_cost == 1.0
+    _, p = jaxsg.make("dt_deploy", preset="paper", end_cpu_hz=5e9)  # overrides still apply
+    assert p.end_cpu_hz == 5e9 and p.local_cpu_max_hz == 20e9
+    with pytest.raises(ValueError, match="preset"):
+        jaxsg.make("dt_deploy", preset="literal")
+
+
+@pytest.mark.parametrize("value", [0.5, 2000.0, float("inf")])
+def test_bad_d2d_min_distance_raises(value):
+    with pytest.raises(ValueError, match="d2d_min_distance_m"):
+        jaxsg.make("dt_deploy", d2d_min_distance_m=value)
+
+
+def test_d2d_path_loss_is_clamped_below_the_uma_break_point():
+    """Below 35 m the UMa form is not valid: the rate is that of 35 m (clamp)."""
+    env, params = jaxsg.make("dt_deploy", num_users=4, num_end_devices=1)
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    state = state.replace(user_xy=jnp.array([[1.0, 0.0], [10.0, 0.0], [35.0, 0.0],
+                                             [100.0, 0.0]]),
+                          end_xy=jnp.zeros((1, 2)), fading=jnp.ones((4, 1)))
+    r = np.asarray(env.d2d_rates(state, params))[:, 0]
+    np.testing.assert_allclose(r[:2], r[2], rtol=1e-6)
+    assert r[3] < 0.9 * r[2]
+    pl35 = 128.1 + 37.6 * math.log10(0.035)  # 73.35 dB
+    snr = 0.2 * 10 ** (-pl35 / 10) / (10 ** (-20.4) * 2e6)
+    np.testing.assert_allclose(r[2], 2e6 * math.log2(1 + snr), rtol=1e-5)
+
+
+def test_fading_is_never_zero_and_the_d2d_delay_tail_is_bounded():
+    """Every fading draw is in [FADING_MIN, 24·ln 2]; the empirical tail of the D2D
+    transfer delay D/r_ij stays under ``d2d_delay_tail_bound`` and ``d2d_delay_max``."""
+    from jaxsg.scenarios.dt_deploy import FADING_MIN
+
+    env, params = jaxsg.make("dt_deploy")
+
+    @jax.jit
+    def comm_delays(key):
+        _, state = env.reset(key, params)
+        return state.fading, state.data_bits[:, None] / env.d2d_rates(state, params)
+
+    fading, delay = jax.device_get(jax.vmap(comm_delays)(
+        jax.random.split(jax.random.PRNGKey(7), 4000)))  # 240k draws
+    assert fading.min() >= np.float32(FADING_MIN) > 0 and fading.max() <= 24 * math.log(2)
+    assert np.all(np.isfinite(delay))
+    assert delay.max() <= float(env.d2d_delay_max(params))
+    n = delay.size
+    for x in (0.5, 1.0, 3.0, 10.0):
+        bound = float(env.d2d_delay_tail_bound(x, params))
+        frac = float(np.mean(delay > x))
+        assert frac <= bound + 3 * math.sqrt(bound / n), (x, frac, bound)
+    # the boundary grid itself: u = 0 and u = 1 − 2⁻²³ map inside the range
+    u = jnp.array([0.0, 1.0 - 2.0**-23], jnp.float32) + jnp.float32(2.0**-24)
+    f = np.asarray(-jnp.log1p(-u))
+    assert f[0] >= np.float32(FADING_MIN) and np.isfinite(f[1])
+
+
+def _sequential_greedy_loop(env, state, params):
+    """Oracle: a plain Python loop over users in priority order."""
+    caps = np.asarray(env.capacities(params))
+    counts = np.zeros(env.num_nodes)
+    action = np.zeros(env.num_users, np.int64)
+    for i in np.argsort(np.asarray(state.priority), kind="stable"):
+        cost = np.asarray(H.user_costs(env, state, jnp.asarray(counts + 1.0), params))[i]
+        cost = np.where(counts < caps, cost, np.inf)
+        cost[0] = np.asarray(H.user_costs(env, state, jnp.asarray(counts + 1.0), params))[i, 0]
+        action[i] = int(np.argmin(cost))
+        counts[action[i]] += 1
+    return action
+
+
+def test_sequential_greedy_matches_a_python_loop_and_respects_capacity():
+    env, params = jaxsg.make("dt_deploy", num_users=10, num_end_devices=2, end_capacity=2.0,
+                             cloud_capacity=3.0, local_cpu_max_hz=1e9)
+    pol = jax.jit(H.sequential_greedy(env))
+    for seed in range(3):
+        _, state = env.reset(jax.random.PRNGKey(seed), params)
+        got = np.asarray(pol(None, None, state, params)["user"])
+        np.testing.assert_array_equal(got, _sequential_greedy_loop(env, state, params))
+        out = env.outcome(state, jnp.asarray(got), params)
+        assert float(out["overflow"]) == 0.0
+        _, opt = H.optimal_action(env, state, params)
+        assert opt <= -float(out["reward"]) * (1 + 1e-6)
+
+
+def test_constant_policies_and_the_best_constant():
+    env, params = jaxsg.make("dt_deploy", num_users=6, num_end_devices=2, horizon=5)
+    assert H.constant_choices(env) == ("local", "nearest_end", "end_1", "end_2", "cloud")
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    near = 1 + np.argmin(np.asarray(env.distances(state)), axis=1)
+    np.testing.assert_array_equal(H.constant(env, "nearest_end")(None, None, state, params)
+                                  ["user"], near)
+    np.testing.assert_array_equal(H.constant(env, "cloud")(None, None, state, params)["user"],
+                                  np.full(6, 3))
+    np.testing.assert_array_equal(H.constant(env, "end_2")(None, None, state, params)["user"],
+                                  np.full(6, 2))
+    with pytest.raises(ValueError, match="choice"):
+        H.constant(env, "satellite")
+    key = jax.random.PRNGKey(3)
+    best = H.best_constant(env, params, key=key, num_episodes=4)
+    assert best.choice == min(best.scores, key=best.scores.get)
+    # the score is the mean objective of a plain rollout of that constant policy
+    keys = jax.random.split(key, 4)
+    local = jax.vmap(lambda k: rollout(env, H.constant(env, "local"), k, params, 5))(keys)
+    np.testing.assert_allclose(best.scores["local"],
+                               -float(jnp.mean(local["metrics"]["team_reward"])), rtol=1e-5)
+
+
+def test_optimum_matches_brute_force_with_all_three_layers_in_use():
+    """Defaults (5 users, 2 end devices): the exact optimum uses local, end devices and
+    the cloud over these states, and equals brute force over all 4⁵ joint actions."""
+    env, params = jaxsg.make("dt_deploy", num_users=5, num_end_devices=2, horizon=6)
+    used = set()
+    for seed in range(6):
+        _, state = env.reset(jax.random.PRNGKey(seed), params)
+        state = state.replace(step=jnp.array(seed, jnp.int32))
+        action, value = H.optimal_action(env, state, params)
+        brute, _ = _brute_force(env, state, params)
+        np.testing.assert_allclose(value, brute, rtol=1e-5)
+        used |= {0 if a == 0 else (2 if a == 3 else 1) for a in action}
+    assert used == {0, 1, 2}
+
+
+def test_branch_and_bound_equals_full_enumeration_at_20_users():
+    env, params = jaxsg.make("dt_deploy")
+    for seed in range(2):
+        _, state = env.reset(jax.random.PRNGKey(seed), params)
+        _, v_bb = H.optimal_action(env, state, params)
+        _, v_all = H.optimal_action_enumerate(env, state, params)
+        np.testing.assert_allclose(v_bb, v_all, rtol=1e-9)

@@ -30,9 +30,9 @@ RTOL = 1e-4
 
 
 @functools.cache
-def compiled_rollout(num_users, num_end_devices, horizon):
+def compiled_rollout(num_users, num_end_devices, horizon, preset="default"):
     env, _ = jaxsg.make("dt_deploy", num_users=num_users, num_end_devices=num_end_devices,
-                        horizon=horizon)
+                        horizon=horizon, preset=preset)
     policy = jaxsg.random_policy(env)
 
     @jax.jit
@@ -66,8 +66,8 @@ def assert_close(name, got, want, rtol=RTOL):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=0.0, err_msg=name)
 
 
-def check_equivalence(sizes, seed, forced=None, **overrides):
-    env, run = compiled_rollout(*sizes)
+def check_equivalence(sizes, seed, forced=None, preset="default", **overrides):
+    env, run = compiled_rollout(*sizes, preset=preset)
     params = env.make_params(**overrides)
     use_forced = forced is not None
     forced = jnp.zeros((env.num_users,), jnp.int32) if forced is None else jnp.asarray(forced)
@@ -100,12 +100,28 @@ def check_equivalence(sizes, seed, forced=None, **overrides):
     return overflow_seen
 
 
+@pytest.mark.parametrize("preset", ["default", "paper"])
 @pytest.mark.parametrize("sizes,seed", [
     ((6, 2, 12), 3),
     pytest.param((20, 3, 20), 11, marks=pytest.mark.slow),  # default sizes: -m slow
 ], ids=["small", "default"])
-def test_reference_matches_jax_random_policy(sizes, seed):
-    check_equivalence(sizes, seed)
+def test_reference_matches_jax_random_policy(sizes, seed, preset):
+    check_equivalence(sizes, seed, preset=preset)
+
+
+def test_reference_matches_jax_below_the_d2d_break_point():
+    """A 60 m area: most user–device distances are under 35 m, where the clamp applies."""
+    check_equivalence((6, 2, 12), seed=8, area_m=60.0, end_device_cell_m=20.0)
+
+
+def test_reference_fading_draws_are_never_zero():
+    env, params = jaxsg.make("dt_deploy", num_users=50, num_end_devices=3)
+    ref = DtDeployReference.from_env(env, params)
+    rng = np.random.default_rng(0)
+    fading = np.concatenate([ref.draw_step(rng)["fading"] for _ in range(200)])
+    from jaxsg.scenarios.dt_deploy import FADING_MIN
+
+    assert fading.min() >= FADING_MIN * (1 - 1e-9) and fading.max() <= 24 * np.log(2) + 1e-9
 
 
 def test_reference_matches_jax_with_overflow_and_finite_cloud_capacity():

@@ -14,8 +14,10 @@ table):
   (ties by index) up to the capacity N_j; the overflow deploys locally;
 * local (eq. 1) L = μD/f_i; end device j (eq. 2-5) L = D/r_ij + μD/(F/n_j) with
   r_ij = W log2(1 + P·G_ij/(W·N0)), G_ij = 10^(−(128.1 + 37.6 log10 d_km)/10)·|h|²
-  (d floored at 1 m); cloud (eq. 6-10) L = D/r_is + D/r_sc + 2·d_is/c + μD/f_c with the
-  uplink band shared by the n_c cloud users;
+  (d clamped at ``d2d_min_distance_m``, 35 m, where the UMa form starts to hold);
+  |h|² = −log1p(−u) with u on the midpoints of a 2⁻²³ grid, never 0; cloud (eq. 6-10)
+  L = D/r_is + D/r_sc + 2·d_is/c + μD/f_c with the uplink band shared by the n_c cloud
+  users;
 * satellite elevation el(t) = el_min + (el_peak − el_min)·sin(π(t+½)/T) (t clipped to
   [0, T−1]), slant range d = sqrt(R² sin² el + h² + 2hR) − R sin el, FSPL 20 log10(4πdf/c)
   (d floored at 1 m);
@@ -51,7 +53,8 @@ PARAM_FIELDS = (
     "area_m", "end_device_cell_m", "data_min_bits", "data_max_bits", "cycles_per_bit_min",
     "cycles_per_bit_max", "local_cpu_min_hz", "local_cpu_max_hz", "end_cpu_hz",
     "end_capacity", "cloud_cpu_hz", "cloud_capacity", "noise_psd_dbm_per_hz", "user_power_w",
-    "d2d_bandwidth_hz", "sat_uplink_bandwidth_hz", "sat_feeder_bandwidth_hz", "sat_power_w",
+    "d2d_bandwidth_hz", "d2d_min_distance_m", "sat_uplink_bandwidth_hz",
+    "sat_feeder_bandwidth_hz", "sat_power_w",
     "uplink_freq_hz", "feeder_freq_hz", "user_antenna_gain_dbi", "sat_antenna_gain_dbi",
     "gateway_antenna_gain_dbi", "altitude_m", "min_elevation_rad", "peak_elevation_rad",
     "speed_of_light", "alpha", "beta", "unit_cost",
@@ -120,7 +123,9 @@ class DtDeployReference:
 
     def draw_step(self, rng) -> dict:
         p = self.p
-        u = rng.uniform(size=(self.I, 3 + self.E))
+        # float32-like grid k·2⁻²³ shifted to the midpoints: u ∈ [2⁻²⁴, 1 − 2⁻²⁴], so the
+        # Rayleigh fading −log1p(−u) is never 0 (as in the JAX env)
+        u = (np.floor(rng.uniform(size=(self.I, 3 + self.E)) * 2**23) + 0.5) / 2**23
         return {
             "data_bits": p.data_min_bits + u[:, 0] * (p.data_max_bits - p.data_min_bits),
             "cycles_per_bit": p.cycles_per_bit_min + u[:, 1] * (
@@ -165,8 +170,9 @@ class DtDeployReference:
 
     def d2d_rate(self, state, i: int, e: int) -> float:
         p = self.p
-        d = max(self.distance(state, i, e), 1.0)
-        pl_db = 128.1 + 37.6 * math.log10(d / 1000.0)  # 3GPP UMa
+        # 3GPP UMa, valid beyond its minimum distance (35 m): the distance is clamped there
+        d = max(self.distance(state, i, e), p.d2d_min_distance_m)
+        pl_db = 128.1 + 37.6 * math.log10(d / 1000.0)
         gain = 10 ** (-pl_db / 10) * state["fading"][i, e]
         return shannon(p.d2d_bandwidth_hz, p.user_power_w * gain / self.noise_w(
             p.d2d_bandwidth_hz))  # eq. (2)
