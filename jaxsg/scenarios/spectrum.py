@@ -270,10 +270,13 @@ class SpectrumParams:
     reputation_weight: float = 0.0
 
 
+#: π/2 rounded up to float32 (a float32 sweep of 90° must validate).
+HALF_PI_F32 = float(np.float32(math.pi / 2))
+
 PARAM_BOUNDS = {
     "altitude_m": Bound(100e3, 40_000e3),
-    "elevation_min_rad": Bound(0.0, math.pi / 2, low_inclusive=False),
-    "elevation_max_rad": Bound(0.0, math.pi / 2, low_inclusive=False),
+    "elevation_min_rad": Bound(0.0, HALF_PI_F32, low_inclusive=False),
+    "elevation_max_rad": Bound(0.0, HALF_PI_F32, low_inclusive=False),
     "beam_radius_m": POSITIVE,
     "velocity_mps": NON_NEGATIVE,
     "carrier_hz": POSITIVE,
