@@ -342,3 +342,32 @@ def test_ledger_persists_across_episodes_and_block_reward_enters_utility():
         state = nxt
     assert seen_boundary
     assert float(jnp.sum(state.block_income)) == params.block_reward
+
+
+def test_best_constant_and_fair_average_budget():
+    """The searches keep the best candidate of their table, and a rerun of the chosen policy on
+    the same keys earns the table's maximum; the fair average-budget baseline is at least as
+    good as the one held at the initial power level (the latter is one of its candidates)."""
+    env, params = jaxsg.make("spectrum", **dict(SMALL, horizon=8))
+    keys = jax.random.split(jax.random.PRNGKey(5), 2)
+    const = heur.best_constant(env, params, keys=keys)
+    table = np.asarray(const.mean_revenue)
+    assert table.shape == (env.num_price_levels, env.num_power_levels)
+    assert table[const.price_level, const.power_level] == table.max()
+    assert table.max() > table.min()
+    fair = heur.average_budget_fair(env, params, keys=keys)
+    fair_table = np.asarray(fair.mean_revenue)
+    assert fair_table.shape == (env.num_power_levels,)
+    assert fair_table[fair.power_level] == fair_table.max()
+
+    def rerun(policy):
+        run = jax.jit(jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon)),
+                      compiler_options=FAST)
+        return float(np.mean(run(keys)["metrics"]["revenue_mean"]))
+
+    np.testing.assert_allclose(rerun(const), table.max(), rtol=1e-5)
+    hold = rerun(heur.average_budget(env))
+    np.testing.assert_allclose(hold, fair_table[env.initial_power_level], rtol=1e-5)
+    assert fair_table.max() >= hold
+    with pytest.raises(ValueError, match="power level"):
+        heur.average_budget(env, power=env.num_power_levels)
