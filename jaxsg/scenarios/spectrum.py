@@ -30,25 +30,35 @@ users that lease → revenue (eq. 9), user utility (eq. 8), reputation
 
 Physics
 -------
-* Geometry (flat Earth, as the paper): satellite s at ``altitude_m`` above
-  the centre of its footprint, moving along +x at ``velocity_mps``; C beam
-  centres on a hexagonal grid (spacing √3·r_beam, filled ring by ring);
-  users uniform over the cells (a cell uniformly, then uniform in the disc of
-  radius r_beam around its centre) **(R)** (the paper says "randomly located
-  at the beam coverage area").
+* Geometry of a pass (round-2 decision, specs/spectrum.md "Live regime"): per
+  episode each satellite s sees the centre of its footprint at an elevation
+  ε_s ~ U(``elevation_min_rad``, ``elevation_max_rad``) (default 40°..90°, the
+  visible part of a pass), the satellite along-track of the centre (behind it,
+  approaching) at altitude ``altitude_m`` on a spherical Earth
+  (:func:`pass_geometry`): slant range d₀ = √((R+h)² − R²cos²ε) − R·sin ε, velocity
+  ⊥ to its radius vector, so |cos φ| = R·cos ε/(R+h) at the footprint centre
+  (:func:`footprint_cos_phi`): Doppler is largest at low elevation. C beam
+  centres on a hexagonal grid (spacing √3·r_beam, filled ring by ring) in the
+  local horizontal frame of the footprint centre, placed on the sphere
+  (:func:`ground_xyz`); users uniform over the cells (a cell uniformly, then
+  uniform in the disc of radius r_beam around its centre) **(R)** (the paper
+  says "randomly located at the beam coverage area"). Distances are 3-D.
 * Deviation angle θ (eq. 1): :func:`jaxsg.physics.deviation_angle` between
   the user and every beam centre line.
 * Beam gain (R): :func:`jaxsg.physics.bessel_beam_gain` with G_max =
-  ``sat_gain_dbi`` and θ_3dB = atan(r_beam / h) (the half-power contour on a
-  nadir cell's edge).
+  ``sat_gain_dbi`` and θ_3dB = atan(r_beam / h) (an antenna property: the
+  half-power contour on a nadir cell's edge; beams point at the cell centres).
 * Received power (eq. 3): P_r = P·G_u·G_s(θ)·(λ/(4πd))²·|h|², λ = c/f,
   d the straight-line user–satellite distance, |h|² Rician with factor
   ``rician_k`` (0 = Rayleigh; mean 1), drawn per user per step. User antenna
   gain G_u ~ U(``user_gain_min_dbi``, ``user_gain_max_dbi``) per user.
 * Doppler (eq. 2), ``doppler_model="rho"`` (default): ρ =
   :func:`jaxsg.physics.doppler_loss_factor` (v, cos φ, ξ), cos φ the cosine
-  between the velocity (+x) and the satellite→user line of sight, ξ =
-  ``doppler_xi``. ρ multiplies the **desired** signal only (R): the receiver
+  between the satellite velocity and the satellite→user line of sight, ξ =
+  ``doppler_xi`` = :data:`DOPPLER_XI_PASS` ≈ 5.25e4 (:func:`calibrated_doppler_xi`):
+  ρ(7.5 km/s) = 0.6 at the median footprint-centre |cos φ| of a pass (0.389 at
+  ε = 65°), hence ρ(3 km/s) = 0.815 there; an exponential in v cannot also give
+  0.95 at 3 km/s, which is not forced. ρ multiplies the **desired** signal only (R): the receiver
   is tuned to the user's carrier, the interferers' powers are not reduced.
   ``doppler_model="ici"``: the residual carrier offset
   ε = ``cfo_residual``·f·v·|cos φ|/c / ``subcarrier_spacing_hz`` turns signal
@@ -68,8 +78,13 @@ Physics
 
 Market (III-D, IV-B)
 --------------------
-* Power: each user needs P_req ~ U(``user_power_min_w``, ``user_power_max_w``)
-  (per episode) (R). A user is *eligible* iff it is visible this step
+* Power (round-2 decision): channel inversion (R): an honest user's required
+  power is the power that reaches ``target_rx_power_w`` over its own beam's
+  link (mean fading 1), P_req = P_target / (G_u·G_s(θ_own)·(λ/4πd)²), per
+  episode. (Drawn independently of the channel, the users a higher power level
+  admits are the strongest bidders and the top level always wins; with channel
+  inversion a higher level admits weak-link users who transmit more and
+  interfere more, so the best level is interior.) A user is *eligible* iff it is visible this step
   (probability ``visibility``, the weather) and P_req ≤ P_ctrl (the paper: a
   user whose required power exceeds the power control does not lease).
   Honest users transmit P_req; a malicious user (fraction
@@ -92,10 +107,18 @@ Market (III-D, IV-B)
   utility (eq. 8): b_k − p_s over leasing users (``user_utility_mean``); the
   honest users' realised utility κ·ν^w·log2(1 + SINR_k^real) − p_s is
   ``honest_utility_mean`` (beyond the paper: what malicious power costs them).
-* Revenue U'_s = p_s·#leases (eq. 9 without B_s). Reward (eq. 12) (R):
-  ``reward="revenue"`` U'_s (default) or ``"delta"`` U'_s − U'_s,last, plus
-  ``reputation_weight``·(R' − R) (beyond the paper, default 0: lets the
-  reputation ledger steer the power control in the security study).
+* Revenue U'_s = p_s·#leases (eq. 9 without B_s); utility U_s = U'_s + B_s
+  (eq. 9), B_s the block reward credited to the ledger since the last step
+  (``info["utility"]``, ``info["block_reward"]``). Reward (eq. 12) (R):
+  ``reward="revenue"`` U'_s (default), ``"utility"`` U_s or ``"delta"``
+  U'_s − U'_s,last, plus ``reputation_weight``·(R' − R) (beyond the paper,
+  default 0: lets the reputation ledger steer the power control in the security study).
+* The bound of every gap (round-2 decision): ``info["myopic_optimal_revenue"]``
+  is the myopic optimum (the best single posted price, exact) **maximised over
+  the power-control levels** per satellite (:meth:`SpectrumEnv.myopic_bound`),
+  with its price and level (``myopic_optimal_price_mean``,
+  ``myopic_optimal_power_w_mean``); ``myopic_revenue_at_level_total`` is the
+  optimum at the level in force.
 
 Reputation blockchain (IV-D)
 ----------------------------
@@ -104,9 +127,21 @@ n_malicious, ``reputation_coeff``) with n_normal the honest leasers and
 n_malicious the malicious leasers (who always exceed P_ctrl). Each server is
 online with probability ``p_online`` per step (``state.online``). The
 aggregator election, block reward B_s = ``block_reward`` and reputation reset
-live in the agent loop (``agents/ddqn.py``): it calls
-:meth:`SpectrumEnv.settle_block`. ``info["aggregator_candidate"]`` is who
-would be elected now (:func:`jaxsg.consensus.select_aggregator`).
+live in the agent loop (block settlement: :meth:`SpectrumEnv.settle_block` /
+the spectrum adapter). ``info["aggregator_candidate"]`` is who would be
+elected now (:func:`jaxsg.consensus.select_aggregator`).
+
+The ledger persists across episodes (round-2 decision: it is the chain, not
+part of an episode). Its state fields (:data:`LEDGER_FIELDS`: ``reputation``,
+``block_income`` (cumulative B_s credited) and ``block_income_counted`` (the
+part already paid into a U_s)) form a :class:`SpectrumLedger`:
+
+* ``env.step``'s automatic reset keeps the ledger (:meth:`reset_for_autoreset`):
+  a new episode of users, draws and levels, the same chain;
+* ``env.reset`` starts a fresh chain (zeros); ``env.ledger(state)`` reads it
+  (read it *before* any explicit reset), ``env.with_ledger(state, ledger)`` and
+  ``env.reset_with_ledger(key, params, ledger)`` continue it: a learner-side
+  adapter carries the ledger in its training state and elects from it.
 
 Decisions (also where the spec is silent)
 -----------------------------------------
@@ -118,13 +153,16 @@ price grid              ``num_price_levels`` (static) levels linspace(p_min, p_m
 power grid              ``num_power_levels`` levels linspace(P_min, P_max) W
 initial levels          the middle of each grid (static override available)
 altitude, beam radius   550 km (spec), 50 km (R)
+elevation of a pass     U(40°, 90°) per satellite per episode (spec: "about [40°, 90°]")
 carrier, bandwidth      2 GHz (S band), 1 MHz per channel (R)
 G_max, G_u              30 dBi (spec); U(0, 5) dBi (R, values lost)
-P_req                   U(10, 200) mW (R, "mW" range lost)
+P_req                   channel inversion to ``target_rx_power_w`` = 4.25e-14 W
+                        (−103.7 dBm, 10.7 dB over the noise): median P_req ≈ 85 mW
+                        (10-90 % 49-145 mW), as the spec's prototype (≈ 80 mW)
 noise PSD               −114 dBm/MHz (spec)
 Rician K                10 (LoS-dominated satellite link) (R)
 velocity                7.5 km/s default; swept 3..7.5 km/s
-ξ                       ``DOPPLER_XI_DEFAULT`` = 1.6e4 (physics kernel calibration)
+ξ                       ``DOPPLER_XI_PASS`` ≈ 5.25e4: ρ(7.5 km/s) = 0.6 at the median pass
 visibility              0.9 default; swept; priced into budgets (ν^w, w = 1) (R)
 κ (revenue coeff)       1.0 (R): budgets ≈ 0..8 price units
 activity factor         U(0.3, 0.9) per user (R)
@@ -132,12 +170,43 @@ isolation               20 dB between different colours (spec)
 co-channel factor χ     0.125 (= 1/K at the default K) (R)
 malicious               10 %, boost 10 dB above P_ctrl (R)
 reputation              β = 0.1; p_online = 0.9; B_s = 10 (R)
-myopic optimum          ``info["myopic_optimal_revenue"]``: Σ_s max_i b_(i)·min(i, cap)
-                        over the sorted budgets of the eligible users at the
-                        P_ctrl in force — the best single posted price (not
-                        restricted to the grid) this step; an upper bound for
-                        any pricing policy at that P_ctrl.
+myopic optimum          ``info["myopic_optimal_revenue"]``: Σ_s max_level max_i
+                        b_(i)·min(i, cap) over the sorted budgets of the eligible
+                        users at each P_ctrl level — the best single posted price
+                        (not restricted to the grid) and power level this step;
+                        an upper bound for any policy on these grids this step.
+ledger                  persists across episodes (auto-reset keeps it; see above)
 ======================  ==========================================================
+
+Live regime (measured)
+----------------------
+``PYTHONPATH=. python tests/test_spectrum_regime.py`` (defaults, 16 episodes × 6
+steps, common random numbers; per satellite per step; bound = myopic optimum
+maximised over the power levels, price = its price; avg-bud = average-budget
+pricing held at the initial level 150 mW; share = fraction of satellite-steps
+where each level is the best):
+
+=======  ====  ======  =====  =======  ===========================  =======================
+v km/s   vis   bound   price  avg-bud  bound at 50/100/150/200 mW    best-level share
+=======  ====  ======  =====  =======  ===========================  =======================
+3.00     0.9   104.53  2.615  70.29    21.13 / 95.85 / 104.05 / 102.60  0.00/0.07/0.77/0.16
+5.25     0.9   98.28   2.459  63.34    20.29 / 90.17 / 97.84 / 96.40    0.00/0.07/0.77/0.16
+7.50     0.9   92.27   2.309  57.07    19.45 / 84.64 / 91.90 / 90.43    0.00/0.06/0.78/0.16
+7.50     0.7   68.30   1.715  27.87    12.11 / 58.45 / 67.72 / 67.39    0.00/0.01/0.68/0.31
+7.50     0.5   42.74   1.120  10.20    6.38 / 32.25 / 41.70 / 42.43     0.00/0.00/0.43/0.57
+=======  ====  ======  =====  =======  ===========================  =======================
+
+1. 3 → 7.5 km/s: bound −11.7 %, price −11.7 % (criterion ≥ 10 %: met).
+2. best power level interior (150 mW) at the default visibility 0.9, every
+   velocity (met). Not at visibility 0.5: the top level edges it (42.43 vs
+   41.70), fewer visible users interfere less.
+3. visibility 0.9 / 0.7 / 0.5 → bound 92.3 / 68.3 / 42.7, average-budget
+   revenue 57.1 / 27.9 / 10.2 (met).
+
+At malicious fraction 0.2 (same command, second table): bound −10.7 % but
+price only −3.5 % from 3 to 7.5 km/s (boosted malicious users keep high
+budgets), best-level share 0.11/0.58/0.31 at 7.5 km/s (more mass on the top
+level): a finding for the security study, not a default.
 """
 
 from __future__ import annotations
