@@ -82,8 +82,9 @@ def test_budgets_and_myopic_revenue_fall_with_velocity(model):
 
 
 def test_budgets_and_myopic_revenue_fall_as_visibility_drops():
-    """Same random draws (the visible sets are nested), lower visibility → lower budgets of
-    every user and a lower myopic-optimal revenue (Fig. 9)."""
+    """Same random draws (the visible sets are nested), lower visibility → lower budgets on
+    average and a lower myopic-optimal revenue (Fig. 9). Single users' budgets may rise
+    (fewer visible users interfere less); the ν^w pricing dominates on average."""
     env, params, state = _reset(DEFAULT_SIZES)
     key = jax.random.PRNGKey(7)
     budgets, optimum = [], []
@@ -95,7 +96,6 @@ def test_budgets_and_myopic_revenue_fall_as_visibility_drops():
         optimum.append(float(np.sum(out["myopic_optimal_revenue"])))
     b = np.stack(budgets)
     assert np.all(np.diff(b.mean(axis=(1, 2))) < 0)
-    assert np.all(np.diff(b, axis=0) <= 1e-6)
     assert optimum[0] > optimum[1] > optimum[2], optimum
 
 
@@ -140,9 +140,9 @@ def test_malicious_users_cost_reputation_and_honest_utility():
     sizes = DEFAULT_SIZES
     env, params, state = _reset(sizes)
     honest = _outcome(sizes, state.replace(malicious=jnp.zeros_like(state.malicious)), params,
-                      power_level=3)
+                      price_level=2, power_level=3)
     bad = _outcome(sizes, state.replace(malicious=jnp.arange(100)[None, :].repeat(10, 0) % 3 == 0),
-                   params, power_level=3)
+                   params, price_level=2, power_level=3)
     assert np.all(np.asarray(honest["reputation_next"]) > 0)  # + β·n_normal
     assert np.all(np.asarray(bad["malicious_leases"]) > 0)
     np.testing.assert_allclose(bad["reputation_next"],
@@ -228,7 +228,11 @@ def test_reputation_steering_lowers_malicious_leases():
         (dict(power_ctrl_min_w=0.3, power_ctrl_max_w=0.2), "power-control grid"),
         (dict(malicious_fraction=0.7, p_online=1.2), "p_online"),
         (dict(noise_psd_dbm_per_mhz=float("nan")), "NaN"),
-        (dict(user_power_min_w=0.5, user_power_max_w=0.1), "user_power_min_w"),
+        (dict(elevation_min_rad=1.2, elevation_max_rad=0.9), "elevation_min_rad"),
+        (dict(elevation_max_rad=1.6), "elevation_max_rad"),
+        (dict(elevation_min_rad=0.0), "elevation_min_rad"),
+        (dict(target_rx_power_w=0.0), "target_rx_power_w"),
+        (dict(target_rx_power_w=float("inf")), "target_rx_power_w"),
     ],
 )
 def test_bad_params_raise(override, match):
@@ -259,3 +263,111 @@ def test_sweep_axis_validates_every_element():
         env.validate_params(batch.replace(visibility=np.array([0.9, 1.1, 0.5])))
     with pytest.raises(ValueError, match="price grid"):
         env.validate_params(batch.replace(price_max=np.array([6.0, 0.1, 6.0])))
+
+
+def test_pass_geometry_footprint_centre():
+    """|cos φ| = R·cos ε/(R+h) at the footprint centre; spherical slant range; ρ(7.5 km/s) = 0.6
+    at the median elevation with the default ξ; Doppler largest at low elevation."""
+    from jaxsg.physics.units import EARTH_RADIUS as R
+    from jaxsg.scenarios import spectrum as sp
+
+    env, params = jaxsg.make("spectrum")
+    h = params.altitude_m
+    eps = jnp.radians(jnp.array([20.0, 40.0, 65.0, 89.0]))
+    sat, vel = sp.pass_geometry(eps, h)
+    d0 = np.linalg.norm(np.asarray(sat), axis=-1)
+    # slant range: law of cosines in the triangle (Earth centre, ground point, satellite)
+    np.testing.assert_allclose((R + h) ** 2, R**2 + d0**2 + 2 * R * d0 * np.sin(eps), rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(vel), axis=-1), 1.0, rtol=1e-6)
+    cos_centre = np.sum(np.asarray(vel) * -np.asarray(sat), -1) / d0
+    np.testing.assert_allclose(cos_centre, R * np.cos(eps) / (R + h), rtol=1e-5)
+    assert np.all(np.diff(cos_centre) < 0)  # Doppler largest at low elevation
+    eps_med = 0.5 * (params.elevation_min_rad + params.elevation_max_rad)
+    rho = doppler_loss_factor(7500.0, sp.footprint_cos_phi(eps_med, h), params.doppler_xi)
+    np.testing.assert_allclose(rho, sp.DOPPLER_RHO_TARGET, rtol=1e-5)
+    # per user: the same geometry through the env (a user at the footprint centre)
+    xy = jnp.zeros((env.num_satellites, env.users_per_satellite, 2))
+    gain = jnp.ones(xy.shape[:2])
+    _, cos_phi = env.geometry(xy, gain, jnp.full((env.num_satellites,), eps[1]), params)
+    np.testing.assert_allclose(cos_phi, R * np.cos(eps[1]) / (R + h), rtol=1e-5)
+
+
+def test_channel_inversion_and_bound_over_power_levels():
+    env, params, state = _reset(DEFAULT_SIZES)
+    own = np.take_along_axis(np.asarray(state.link_gain), np.asarray(state.cell)[..., None],
+                             -1)[..., 0]
+    np.testing.assert_allclose(np.asarray(state.power_req_w) * own, params.target_rx_power_w,
+                               rtol=1e-5)
+    _, by_level = env.myopic_by_level(state, params)
+    for level in range(env.num_power_levels):
+        out = _outcome(DEFAULT_SIZES, state, params, price_level=5, power_level=level)
+        # jitted (outcome) vs eager (by_level): float32 rounding differs at 1e-6
+        np.testing.assert_allclose(out["myopic_revenue_at_level"], by_level[:, level], rtol=1e-5)
+        np.testing.assert_allclose(out["myopic_optimal_revenue"], np.max(by_level, -1),
+                                   rtol=1e-5)
+        assert np.all(np.asarray(out["revenue"]) <=
+                      np.asarray(out["myopic_revenue_at_level"]) * (1 + 1e-6))
+        best = np.asarray(env.power_grid(params))[np.argmax(np.asarray(by_level), -1)]
+        np.testing.assert_allclose(out["myopic_optimal_power_w"], best)
+
+
+def test_ledger_persists_across_episodes_and_block_reward_enters_utility():
+    """The automatic reset keeps the ledger (the chain outlives the episode); plain reset
+    starts a fresh chain; reset_with_ledger continues one; B_s enters U_s once (eq. 9)."""
+    env, params = jaxsg.make("spectrum", **dict(SMALL, horizon=3, reward="utility"))
+    step = jax.jit(env.step, compiler_options=FAST)
+    policy = heur.average_budget(env)
+    ledger = env.empty_ledger().replace(reputation=jnp.array([1.0, 2.0, 3.0]))
+    obs, state = env.reset_with_ledger(jax.random.PRNGKey(0), params, ledger)
+    np.testing.assert_allclose(env.ledger(state).reputation, [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(env.reset(jax.random.PRNGKey(0), params)[1].reputation, 0.0)
+    # a block written before the first step: the aggregator's utility gets B_s in that step
+    state = state.replace(block_income=state.block_income.at[2].add(params.block_reward))
+    seen_boundary = False
+    for t, k in enumerate(jax.random.split(jax.random.PRNGKey(1), 7)):
+        k1, k2 = jax.random.split(k)
+        obs, nxt, reward, _, trunc, info = step(k2, state, policy(k1, obs, state, params),
+                                                params)
+        want_block = [0.0, 0.0, params.block_reward] if t == 0 else [0.0, 0.0, 0.0]
+        np.testing.assert_allclose(info["block_reward"], want_block)
+        np.testing.assert_allclose(info["utility"], info["revenue"] + np.array(want_block),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(reward["satellite"], info["utility"], rtol=1e-6)
+        # the ledger after the step is the step's reputation update, episode boundary or not
+        np.testing.assert_allclose(nxt.reputation, info["reputation"], rtol=1e-6)
+        np.testing.assert_allclose(nxt.block_income, state.block_income)
+        if bool(trunc):
+            seen_boundary = True
+            assert int(nxt.step) == 0
+        state = nxt
+    assert seen_boundary
+    assert float(jnp.sum(state.block_income)) == params.block_reward
+
+
+def test_best_constant_and_fair_average_budget():
+    """The searches keep the best candidate of their table, and a rerun of the chosen policy on
+    the same keys earns the table's maximum; the fair average-budget baseline is at least as
+    good as the one held at the initial power level (the latter is one of its candidates)."""
+    env, params = jaxsg.make("spectrum", **dict(SMALL, horizon=8))
+    keys = jax.random.split(jax.random.PRNGKey(5), 2)
+    const = heur.best_constant(env, params, keys=keys)
+    table = np.asarray(const.mean_revenue)
+    assert table.shape == (env.num_price_levels, env.num_power_levels)
+    assert table[const.price_level, const.power_level] == table.max()
+    assert table.max() > table.min()
+    fair = heur.average_budget_fair(env, params, keys=keys)
+    fair_table = np.asarray(fair.mean_revenue)
+    assert fair_table.shape == (env.num_power_levels,)
+    assert fair_table[fair.power_level] == fair_table.max()
+
+    def rerun(policy):
+        run = jax.jit(jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon)),
+                      compiler_options=FAST)
+        return float(np.mean(run(keys)["metrics"]["revenue_mean"]))
+
+    np.testing.assert_allclose(rerun(const), table.max(), rtol=1e-5)
+    hold = rerun(heur.average_budget(env))
+    np.testing.assert_allclose(hold, fair_table[env.initial_power_level], rtol=1e-5)
+    assert fair_table.max() >= hold
+    with pytest.raises(ValueError, match="power level"):
+        heur.average_budget(env, power=env.num_power_levels)

@@ -1,16 +1,24 @@
-"""Baselines for ``spectrum``: average-budget pricing and the myopic optimal posted price.
+"""Baselines for ``spectrum``: average-budget pricing, the best constant pair, the myopic oracle.
 
 Every policy has the learned policies' signature ``policy(key, obs, state,
 params) -> {"satellite": (S,) int}`` and moves on the env's action grid (one
 price level and one power level per step, eq. 11), so it is compared with the
-learners under the same constraint.
+learners under the same constraint (same grids, same one-level steps, same start
+in the middle of both grids).
 
 * :func:`average_budget` — the paper's baseline: the operator posts the mean
   budget of its users seen in the last step (``state.last_mean_budget``,
   the visible users). It steps one level towards the grid level nearest to
   that target; before any step has been seen (mean 0) it holds. Power
   control: ``power="hold"`` keeps the initial level (default), ``"max"``
-  climbs to the highest.
+  climbs to the highest, an int steps to that level and holds it.
+* :func:`average_budget_fair` — the fair comparison (specs/spectrum.md, live regime):
+  average-budget pricing with the same power-control freedom as the learners, as **the best
+  fixed power level** (the paper gives no rule for it): every level of the grid is
+  evaluated on the evaluation keys and the one with the highest mean revenue is kept.
+* :func:`best_constant` — the best constant policy (specs/evaluation.md §2): every
+  (price level, power level) pair of the learners' grids, steered to and held, evaluated on
+  the evaluation keys; the pair with the highest mean revenue is kept.
 * :func:`myopic_optimal` — beyond the paper, an oracle reference: it knows
   this step's budgets (the env's state holds the step's draws) and takes, per
   satellite, the action (of the 9, or 3 with ``price_only``) that maximises
@@ -19,8 +27,15 @@ learners under the same constraint.
   uses ``params.reputation_weight``.
 * :func:`myopic_optimal_price` — the exact revenue-maximising single posted
   price from the sorted budgets under the capacity cap (re-exported from the
-  env; the env reports its revenue as ``info["myopic_optimal_revenue"]``, the
-  per-step upper bound every method's gap is measured against).
+  env). The env reports the bound of every gap as ``info["myopic_optimal_revenue"]``:
+  that optimum **maximised over the power-control levels** (per satellite), not at the
+  level in force (``info["myopic_revenue_at_level_total"]``).
+
+The searches (:func:`average_budget_fair`, :func:`best_constant`) take the evaluation keys
+(``keys``; default ``num_episodes`` keys from ``seed``) so that a comparison uses the same
+episodes for every method (common random numbers); the policies they return carry the
+search as attributes: ``power_level`` (and ``price_level``) chosen, ``mean_revenue`` the
+table of mean revenue per satellite per step over the candidates.
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsg.scenarios.spectrum import myopic_optimal_price  # noqa: F401
+from jaxsg.wrappers import rollout
 
 
 def _nearest_level(env, target, params):
@@ -36,19 +52,94 @@ def _nearest_level(env, target, params):
     return jnp.argmin(jnp.abs(grid[None, :] - target[:, None]), axis=-1)
 
 
-def average_budget(env, power: str = "hold"):
-    """The paper's average-budget pricing (see the module docstring)."""
-    if power not in ("hold", "max"):
-        raise ValueError(f"power must be 'hold' or 'max', got {power!r}")
+def _power_step(env, state, power):
+    """Power-level Δ: hold (None), or one level towards ``power`` (an int or traced level)."""
+    if power is None:
+        return jnp.zeros_like(state.power_level)
+    return jnp.sign(jnp.asarray(power) - state.power_level).astype(jnp.int32)
 
+
+def _average_budget(env, power):
     def policy(key, obs, state, params):
         del key, obs
         target = _nearest_level(env, state.last_mean_budget, params)
         seen = state.last_mean_budget > 0
         d_price = jnp.where(seen, jnp.sign(target - state.price_level), 0)
-        d_power = jnp.ones_like(d_price) if power == "max" else jnp.zeros_like(d_price)
-        return {"satellite": env.encode_action(d_price, d_power)}
+        return {"satellite": env.encode_action(d_price, _power_step(env, state, power))}
 
+    return policy
+
+
+def average_budget(env, power="hold"):
+    """The paper's average-budget pricing (see the module docstring)."""
+    if isinstance(power, bool) or not (power in ("hold", "max") or isinstance(power, int)):
+        raise ValueError(f"power must be 'hold', 'max' or a power level, got {power!r}")
+    if isinstance(power, int) and not 0 <= power < env.num_power_levels:
+        raise ValueError(
+            f"power level must be in [0, {env.num_power_levels - 1}], got {power}")
+    level = {"hold": None, "max": env.num_power_levels - 1}.get(power, power)
+    return _average_budget(env, level)
+
+
+def constant_levels(env, price_level, power_level):
+    """Steer one level per step to (price level, power level) and hold it (ints or traced)."""
+
+    def policy(key, obs, state, params):
+        del key, obs
+        d_price = jnp.sign(jnp.asarray(price_level) - state.price_level).astype(jnp.int32)
+        return {"satellite": env.encode_action(d_price, _power_step(env, state, power_level))}
+
+    return policy
+
+
+def _eval_keys(keys, num_episodes, seed):
+    if keys is not None:
+        return jnp.asarray(keys)
+    return jax.random.split(jax.random.PRNGKey(seed), num_episodes)
+
+
+def mean_revenue(env, make_policy, candidates, params, keys, horizon):
+    """Mean revenue per satellite per step of ``make_policy(candidate)`` for every candidate
+    (a pytree of arrays with a leading axis), over ``keys``; one jit, vmapped."""
+
+    def one(candidate, key):
+        traj = rollout(env, make_policy(candidate), key, params, horizon)
+        return jnp.mean(traj["metrics"]["revenue_mean"])
+
+    per_key = jax.vmap(lambda c: jax.vmap(lambda k: one(c, k))(keys))
+    return jnp.mean(jax.jit(per_key)(candidates), axis=-1)
+
+
+def average_budget_fair(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
+    """Average-budget pricing at the best fixed power level (see the module docstring)."""
+    params = env.default_params if params is None else params
+    keys = _eval_keys(keys, num_episodes, seed)
+    horizon = env.horizon if horizon is None else horizon
+    levels = jnp.arange(env.num_power_levels)
+    table = mean_revenue(env, lambda lv: _average_budget(env, lv), levels, params, keys,
+                         horizon)
+    best = int(jnp.argmax(table))
+    policy = _average_budget(env, best)
+    policy.power_level, policy.mean_revenue = best, table
+    return policy
+
+
+def best_constant(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
+    """The best constant (price level, power level) pair (see the module docstring)."""
+    params = env.default_params if params is None else params
+    keys = _eval_keys(keys, num_episodes, seed)
+    horizon = env.horizon if horizon is None else horizon
+    n_power = 1 if env.price_only else env.num_power_levels
+    pl, wl = jnp.meshgrid(jnp.arange(env.num_price_levels), jnp.arange(n_power), indexing="ij")
+    pairs = (pl.ravel(), wl.ravel())
+    table = mean_revenue(
+        env,
+        lambda c: constant_levels(env, c[0], None if env.price_only else c[1]),
+        pairs, params, keys, horizon).reshape(pl.shape)
+    best = int(jnp.argmax(table))
+    price_level, power_level = divmod(best, n_power)
+    policy = constant_levels(env, price_level, None if env.price_only else power_level)
+    policy.price_level, policy.power_level, policy.mean_revenue = price_level, power_level, table
     return policy
 
 

@@ -8,25 +8,34 @@ no ``jaxsg`` import), float64, with explicit loops over satellites s and users
 k so each line reads against the paper. It implements the same model and the
 same reconstructions (R) as the JAX scenario (see that module's docstring):
 
+* pass geometry: the satellite seen from its footprint centre at elevation ε (per
+  episode), behind it along-track at slant range d₀ = √((R+h)² − R²cos²ε) − R sin ε,
+  velocity ⊥ to its radius vector; users and beam centres on the sphere; 3-D distances;
 * eq. (1) deviation angle by the law of cosines, θ = arccos((a² + b² − c²)/2ab);
 * beam gain G_s(θ) = G_max·[J1(u)/(2u) + 36·J3(u)/u³]², u = 2.07123 sin θ / sin θ_3dB,
   θ_3dB = atan(r_beam / h);
-* eq. (3) P_r = P·G_u·G_s·(λ/4πd)²·|h|²;
+* eq. (3) P_r = P·G_u·G_s·(λ/4πd)²·|h|²; an honest user's P_req inverts its own link
+  to the target received power;
 * eq. (2) ρ = exp(−ξ·v·|cos φ|/c) on the desired signal (or the ICI model);
 * eq. (4) interference at beam c: χ·Σ over active users of the other cells of
   a·ι·P·G_u·G_s(θ_{j,c})·(λ/4πd_j)²·|h_j|²;
 * eq. (5) SINR, eq. (6) budget κ·ν^w·log2(1 + SINR) (ν the visibility), leasing rule with capacity
   (highest budgets first, ties to the lower index), eq. (8)-(9), reputation
-  eq. (20)-(22) R ± β·n.
+  eq. (20)-(22) R ± β·n; U_s = U'_s + B_s (eq. 9), B_s the block income credited to the
+  ledger since the last step;
+* the myopic optimum (best single posted price) at every power-control level, and its
+  maximum over the levels (the bound of every gap).
 
 API::
 
     ref = SpectrumReference.from_env(env, params)
-    obs, state = ref.reset(users, draws)       # dicts of arrays (e.g. from the JAX state)
+    obs, state = ref.reset(users, draws, ledger=None)  # dicts of arrays (e.g. from JAX);
+                                                       # ledger: reputation, block income
     obs, state, reward, info = ref.transition(state, action, next_draws)
 
 ``state`` is a dict with the fields of the JAX ``SpectrumState`` (the derived
-``link_gain``/``cos_phi`` are recomputed here from the positions); ``info``
+``link_gain``/``cos_phi``/``power_req_w`` are recomputed here from the positions and
+the elevation); ``info``
 has the metric names of ``SpectrumEnv.metrics``.
 """
 
@@ -42,7 +51,9 @@ __all__ = ["SpectrumReference", "hex_cells_reference"]
 BESSEL_U_3DB = 2.07123
 SINR_DB_SCALE = 30.0
 SINR_FLOOR = 1e-12
-USER_FIELDS = ("user_xy", "cell", "user_gain", "power_req_w", "activity", "malicious")
+USER_FIELDS = ("user_xy", "cell", "user_gain", "activity", "malicious", "elevation_rad")
+LEDGER_FIELDS = ("reputation", "block_income", "block_income_counted")
+EARTH_RADIUS = 6_371_000.0
 DRAW_FIELDS = ("visible", "fading", "online")
 
 
@@ -118,24 +129,39 @@ class SpectrumReference:
         return 10 ** ((dbm - 30) / 10)
 
     # ------------------------------------------------------- geometry
-    def geometry(self, user_xy, user_gain):
-        """link_gain[s, k, c] = G_u·G_s(θ_{k,c})·(λ/4πd_k)², cos φ[s, k]."""
+    @staticmethod
+    def on_sphere(x, y):
+        """A ground point (x, y) of the footprint-centre frame on the sphere (z up)."""
+        R = EARTH_RADIUS
+        return np.array([x, y, math.sqrt(R * R - x * x - y * y) - R])
+
+    def satellite(self, elevation):
+        """Satellite position and velocity direction seen from the footprint centre."""
+        R, h = EARTH_RADIUS, self.p.altitude_m
+        d0 = math.sqrt((R + h) ** 2 - (R * math.cos(elevation)) ** 2) - R * math.sin(elevation)
+        pos = np.array([-d0 * math.cos(elevation), 0.0, d0 * math.sin(elevation)])
+        radius = pos - np.array([0.0, 0.0, -R])  # from Earth's centre, |radius| = R + h
+        vel = np.array([radius[2], 0.0, -radius[0]]) / np.linalg.norm(radius)  # ⊥, towards +x
+        return pos, vel
+
+    def geometry(self, user_xy, user_gain, elevation):
+        """link_gain[s, k, c] = G_u·G_s(θ_{k,c})·(λ/4πd_k)², cos φ[s, k] (pass geometry)."""
         p = self.p
-        h = p.altitude_m
-        theta_3db = math.atan(p.beam_radius_m / h)
+        theta_3db = math.atan(p.beam_radius_m / p.altitude_m)
         g_max = 10 ** (p.sat_gain_dbi / 10)
         lam = p.speed_of_light / p.carrier_hz
         link = np.zeros((self.S, self.U, self.C))
         cos_phi = np.zeros((self.S, self.U))
+        centres = [self.on_sphere(*self.cell_xy[c]) for c in range(self.C)]
         for s in range(self.S):
+            sat, vel = self.satellite(elevation[s])
             for k in range(self.U):
-                x, y = user_xy[s, k]
-                d_user = math.sqrt(h * h + x * x + y * y)
-                cos_phi[s, k] = x / d_user
+                user = self.on_sphere(*user_xy[s, k])
+                d_user = np.linalg.norm(user - sat)
+                cos_phi[s, k] = np.dot(vel, user - sat) / d_user
                 for c in range(self.C):
-                    cx, cy = self.cell_xy[c]
-                    d_centre = math.sqrt(h * h + cx * cx + cy * cy)
-                    d_cu = math.hypot(x - cx, y - cy)
+                    d_centre = np.linalg.norm(centres[c] - sat)
+                    d_cu = np.linalg.norm(user - centres[c])
                     cos_t = (d_centre**2 + d_user**2 - d_cu**2) / (2 * d_centre * d_user)
                     theta = math.acos(min(1.0, max(-1.0, cos_t)))  # eq. (1)
                     link[s, k, c] = user_gain[s, k] * beam_gain(theta, g_max, theta_3db) * (
@@ -143,18 +169,30 @@ class SpectrumReference:
         return link, cos_phi
 
     # ---------------------------------------------------------- state
-    def reset(self, users, draws):
+    def reset(self, users, draws, ledger=None):
+        """A new episode; ``ledger`` (dict of LEDGER_FIELDS) continues a chain, None starts
+        a fresh one (all zeros)."""
         state = {k: np.asarray(users[k], np.float64) for k in USER_FIELDS}
         state["cell"] = np.asarray(users["cell"]).astype(int)
         state["malicious"] = np.asarray(users["malicious"]).astype(bool)
-        state["link_gain"], state["cos_phi"] = self.geometry(state["user_xy"], state["user_gain"])
+        state["link_gain"], state["cos_phi"] = self.geometry(
+            state["user_xy"], state["user_gain"], state["elevation_rad"])
+        # channel inversion: the power that reaches the target over the user's own beam
+        own = np.zeros((self.S, self.U))
+        for s in range(self.S):
+            for k in range(self.U):
+                own[s, k] = state["link_gain"][s, k, state["cell"][s, k]]
+        state["power_req_w"] = self.p.target_rx_power_w / own
         state.update(self._draws(draws))
         state["step"] = 0
         state["price_level"] = np.full(self.S, self.init_price_level)
         state["power_level"] = np.full(self.S, self.init_power_level)
-        for name in ("reputation", "block_income", "last_revenue", "last_leases",
-                     "last_sinr_db", "last_mean_budget"):
+        for name in LEDGER_FIELDS + ("last_revenue", "last_leases", "last_sinr_db",
+                                     "last_mean_budget"):
             state[name] = np.zeros(self.S)
+        if ledger is not None:
+            for name in LEDGER_FIELDS:
+                state[name] = np.asarray(ledger[name], np.float64).copy()
         return self.observe(state), state
 
     @staticmethod
@@ -205,7 +243,8 @@ class SpectrumReference:
         sc = np.sinc(eps) ** 2
         return g * sc / (1 + g * (1 - sc))
 
-    def satellite_outcome(self, state, s, price, p_ctrl):
+    def ante(self, state, s, p_ctrl):
+        """Transmit powers, eligibility, signal, ex-ante SINR and budgets at P_ctrl."""
         p = self.p
         boost = 10 ** (p.malicious_boost_db / 10)
         mal = state["malicious"][s]
@@ -216,6 +255,21 @@ class SpectrumReference:
         sinr_ante = self.sinr(state, s, signal, self.interference(state, s, tx, eligible))
         nu = p.visibility ** p.visibility_prices_budget  # connected share of the lease
         budget = p.revenue_coefficient * nu * np.log2(1 + sinr_ante)  # eq. (6)
+        return tx, eligible, signal, sinr_ante, budget
+
+    def myopic(self, budget, eligible):
+        """Best single posted price among the eligible budgets: (price, revenue)."""
+        b_sorted = np.sort(budget[eligible])[::-1]
+        best, best_price = 0.0, 0.0
+        for i, b in enumerate(b_sorted):
+            if b * min(i + 1, self.cap) > best:
+                best, best_price = b * min(i + 1, self.cap), b
+        return best_price, best
+
+    def satellite_outcome(self, state, s, price, p_ctrl, power_level):
+        p = self.p
+        mal = state["malicious"][s]
+        tx, eligible, signal, sinr_ante, budget = self.ante(state, s, p_ctrl)
         want = eligible & (price <= budget)
         order = np.argsort(-np.where(want, budget, -1.0), kind="stable")
         leased = np.zeros(self.U, bool)
@@ -234,12 +288,14 @@ class SpectrumReference:
         vis = state["visible"][s]
         n_vis = max(vis.sum(), 1)
         sinr_db = 10 * np.log10(np.maximum(sinr_ante, SINR_FLOOR))
-        # myopic optimum: best single posted price among the eligible budgets
-        b_sorted = np.sort(budget[eligible])[::-1]
-        best = 0.0
-        for i, b in enumerate(b_sorted):
-            best = max(best, b * min(i + 1, self.cap))
+        # myopic optimum at every power-control level, and its maximum over the levels
+        by_level = []
+        for lv in range(self.LP):
+            _, elig_lv, _, _, budget_lv = self.ante(state, s, self.power_ctrl(lv))
+            by_level.append(self.myopic(budget_lv, elig_lv))
+        best_level = int(np.argmax([rev for _, rev in by_level]))
         honest = leased & ~mal
+        nu = p.visibility ** p.visibility_prices_budget
         return {
             "revenue": price * n, "leases": float(n), "malicious_leases": float(n_mal),
             "reputation_next": rep_next, "leased": leased, "honest": honest,
@@ -249,7 +305,11 @@ class SpectrumReference:
             "interference_real_w": i_real, "sinr_real": sinr_real,
             "mean_sinr_db": float(np.sum(sinr_db * vis) / n_vis),
             "mean_budget": float(np.sum(budget * vis) / n_vis),
-            "myopic_optimal_revenue": best, "budget": budget, "eligible": eligible,
+            "myopic_optimal_revenue": by_level[best_level][1],
+            "myopic_optimal_price": by_level[best_level][0],
+            "myopic_optimal_power_w": self.power_ctrl(best_level),
+            "myopic_revenue_at_level": by_level[power_level][1],
+            "budget": budget, "eligible": eligible,
         }
 
     # ----------------------------------------------------- transition
@@ -271,20 +331,26 @@ class SpectrumReference:
             price_level[s] = min(max(state["price_level"][s] + dp, 0), self.L - 1)
             power_level[s] = min(max(state["power_level"][s] + dP, 0), self.LP - 1)
             outs.append(self.satellite_outcome(state, s, self.price(price_level[s]),
-                                               self.power_ctrl(power_level[s])))
+                                               self.power_ctrl(power_level[s]), power_level[s]))
         revenue = np.array([o["revenue"] for o in outs])
         rep_next = np.array([o["reputation_next"] for o in outs])
-        base = revenue if self.reward == "revenue" else revenue - state["last_revenue"]
+        block = state["block_income"] - state["block_income_counted"]  # B_s since last step
+        utility = revenue + block  # eq. (9)
+        base = {"revenue": revenue, "utility": utility,
+                "delta": revenue - state["last_revenue"]}[self.reward]
         reward = base + p.reputation_weight * (rep_next - state["reputation"])  # eq. (12)
         new.update(self._draws(next_draws))
         new.update(
             price_level=price_level, power_level=power_level, reputation=rep_next,
+            block_income_counted=state["block_income"].copy(),
             last_revenue=revenue, last_leases=np.array([o["leases"] for o in outs]),
             last_sinr_db=np.array([o["mean_sinr_db"] for o in outs]),
             last_mean_budget=np.array([o["mean_budget"] for o in outs]),
             step=state["step"] + 1,
         )
         info = self.metrics(outs, state, new, price_level, power_level)
+        info.update(utility_total=utility.sum(), block_reward_total=block.sum(),
+                    utility=utility, block_reward=block)
         return self.observe(new), new, {"satellite": reward}, info
 
     def metrics(self, outs, state, new, price_level, power_level):
@@ -309,6 +375,9 @@ class SpectrumReference:
             "revenue_total": rev.sum(),
             "revenue_mean": rev.mean(),
             "myopic_optimal_revenue": opt.sum(),
+            "myopic_revenue_at_level_total": sum(o["myopic_revenue_at_level"] for o in outs),
+            "myopic_optimal_price_mean": np.mean([o["myopic_optimal_price"] for o in outs]),
+            "myopic_optimal_power_w_mean": np.mean([o["myopic_optimal_power_w"] for o in outs]),
             "price_mean": prices.mean(),
             "power_ctrl_mean_w": p_ctrl.mean(),
             "leases_total": leases.sum(),
@@ -330,6 +399,8 @@ class SpectrumReference:
             "leases": leases,
             "malicious_leases_sat": np.array([o["malicious_leases"] for o in outs]),
             "myopic_revenue": opt,
+            "myopic_revenue_at_level": np.array([o["myopic_revenue_at_level"] for o in outs]),
+            "myopic_power_w": np.array([o["myopic_optimal_power_w"] for o in outs]),
             "reputation": rep.copy(),
             "online": online.copy(),
         }
