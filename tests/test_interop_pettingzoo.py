@@ -18,8 +18,10 @@ import jax
 import numpy as np
 import pytest
 
+gymnasium = pytest.importorskip(
+    "gymnasium", reason="gymnasium not installed (pip install -e '.[interop]')")
+
 pytest.importorskip("pettingzoo", reason="pettingzoo not installed (pip install -e '.[interop]')")
-pytest.importorskip("gymnasium", reason="gymnasium not installed (pip install -e '.[interop]')")
 
 from pettingzoo.test import parallel_api_test  # noqa: E402
 
@@ -36,9 +38,10 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_parallel_env(name):
-    env = ParallelEnv(name, **CONFIGS[name])
+@pytest.mark.parametrize("name,encoding", [(n, "discrete") for n in sorted(CONFIGS)]
+                         + [("sgin", "box")])
+def test_parallel_env(name, encoding):
+    env = ParallelEnv(name, action_encoding=encoding, **CONFIGS[name])
     parallel_api_test(env, num_cycles=3 * HORIZON)
 
     obs, infos = env.reset(seed=7)
@@ -50,7 +53,12 @@ def test_parallel_env(name):
             assert env.observation_space(a).contains(obs[a]), (a, obs[a])
             mask = infos[a]["action_mask"]
             space = env.action_space(a)
-            n_opts = space.n if hasattr(space, "n") else int(np.sum(space.nvec))
+            if encoding == "box":  # sgin: masks of offload, leo, channel; none for the leader
+                assert isinstance(space, gymnasium.spaces.Box)
+                c = CONFIGS["sgin"]
+                n_opts = 2 + c["num_leo"] + c["num_channels"] if a.startswith("f") else 0
+            else:
+                n_opts = space.n if hasattr(space, "n") else int(np.sum(space.nvec))
             assert mask.shape == (n_opts,) and mask.dtype == np.int8
         actions = {a: env.action_space(a).sample() for a in env.agents}
         obs, rewards, terms, truncs, infos = env.step(actions)
