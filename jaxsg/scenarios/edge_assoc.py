@@ -106,6 +106,7 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jaxsg import spaces
@@ -117,15 +118,22 @@ from jaxsg.consensus import (
     dtwn_round_time,
 )
 from jaxsg.env import EnvState, MultiAgentEnv, register
-from jaxsg.physics.link import shannon_rate, sinr
+from jaxsg.physics.link import shannon_rate
 from jaxsg.physics.pathloss import log_distance_pathloss_db
-from jaxsg.physics.units import db_to_linear, dbm_to_watt, noise_power_watt
-from jaxsg.validation import NON_NEGATIVE, POSITIVE, Bound, check_int
+from jaxsg.physics.units import db_to_linear
+from jaxsg.validation import Bound, check_choice, check_int
 
 GHZ = 1e9
 MBIT = 1e6
 
 PAPER_BS_CPU_GHZ = (2.6, 1.8, 3.6, 2.4, 2.4)
+
+
+def _mean_snr_db(xp, power_dbm, params):
+    """Mean link SNR in dB at the ring radius (validation; ``xp`` is numpy)."""
+    pl_db = 10.0 * xp.asarray(params.pathloss_exponent) * xp.log10(params.ring_radius_m)
+    noise_dbm = params.noise_psd_dbm_per_hz + 10.0 * xp.log10(params.subchannel_bandwidth_hz)
+    return power_dbm - pl_db - noise_dbm
 
 
 def paper_cnn_num_params(
@@ -144,6 +152,18 @@ def paper_cnn_num_params(
 
 
 PAPER_MODEL_BITS = float(paper_cnn_num_params() * 32)
+
+#: Static interference readings of eq. 7 (constructor argument ``interference_model``).
+INTERFERENCE_MODELS = ("orthogonal", "expected_use")
+#: Largest θ_min / θ_max: float32(0.9999) < 1, so the rounds factor 1/(1 − θ_G) ≤ 1e4.
+THETA_MAX = 0.9999
+#: Allowed mean link SNR at the ring radius, P·r^−α/(N0·W) in dB, uplink and downlink. Below
+#: −30 dB a round's upload time leaves float32 for large models (α = 8, r = 1e6 m gives
+#: −330 dB: the rate underflows to 0 and T = inf); above 300 dB the SNR itself overflows.
+LINK_SNR_DB_RANGE = (-30.0, 300.0)
+#: Smallest uniform draw behind the Exp(1) fading, so h ≥ 2^−24 > 0 (a fade of exactly 0 on
+#: every subchannel would make R_i^U = 0 and T = inf).
+FADING_U_MIN = 2.0**-24
 
 
 @struct.dataclass
@@ -183,32 +203,34 @@ class EdgeAssocParams:
 
 
 PARAM_BOUNDS = {
-    "data_min_samples": POSITIVE,
-    "data_max_samples": POSITIVE,
-    "cycles_per_sample": POSITIVE,
-    "agg_cycles_per_bit": NON_NEGATIVE,
-    "cpu_scale": POSITIVE,
-    "cpu_avail_min": Bound(0.0, 1.0, low_inclusive=False),
-    "verify_cpu_scale": POSITIVE,
-    "subchannel_bandwidth_hz": POSITIVE,
+    # every range is closed and finite: the round time stays finite in float32 (issue 15)
+    "data_min_samples": Bound(1.0, 1e7),
+    "data_max_samples": Bound(1.0, 1e7),
+    "cycles_per_sample": Bound(1.0, 1e12),
+    "agg_cycles_per_bit": Bound(0.0, 1e6),
+    "cpu_scale": Bound(1e-3, 1e3),
+    "cpu_avail_min": Bound(1e-3, 1.0),
+    "verify_cpu_scale": Bound(1e-3, 1e3),
+    "subchannel_bandwidth_hz": Bound(1e3, 1e11),
     "bs_power_dbm": Bound(-50.0, 80.0),
     "mbs_power_dbm": Bound(-50.0, 80.0),
     "noise_psd_dbm_per_hz": Bound(-250.0, -100.0),
     "pathloss_exponent": Bound(1.0, 8.0),
     "ring_radius_m": Bound(1.0, 1e6),
-    "interference_factor": NON_NEGATIVE,
-    "bandwidth_weight_min": Bound(0.0, 1.0, low_inclusive=False),
-    "model_bits": POSITIVE,
-    "xi": POSITIVE,
-    "block_bits": NON_NEGATIVE,
-    "verify_cycles_per_bit": NON_NEGATIVE,
-    "s_ini": POSITIVE,
-    "coin_reward": NON_NEGATIVE,
-    "theta_min": Bound(0.0, 1.0, high_inclusive=False),
-    "theta_max": Bound(0.0, 1.0, high_inclusive=False),
-    "theta_kappa": NON_NEGATIVE,
-    "batch_frac_min": Bound(0.0, 1.0, low_inclusive=False),
-    "batch_frac_max": Bound(0.0, 1.0, low_inclusive=False),
+    "interference_factor": Bound(0.0, 1e3),
+    "bandwidth_weight_min": Bound(1e-6, 1.0),
+    "model_bits": Bound(1.0, 1e12),
+    "xi": Bound(1e-3, 1e3),
+    "block_bits": Bound(0.0, 1e12),
+    "verify_cycles_per_bit": Bound(0.0, 1e6),
+    "s_ini": Bound(1e-3, 1e9),
+    "coin_reward": Bound(0.0, 1e9),
+    # θ ≤ 0.9999 so that 1 − θ_G > 0 survives the cast to float32 (0.99999999 rounds to 1)
+    "theta_min": Bound(0.0, THETA_MAX),
+    "theta_max": Bound(0.0, THETA_MAX),
+    "theta_kappa": Bound(0.0, 1e3),
+    "batch_frac_min": Bound(1e-3, 1.0),
+    "batch_frac_max": Bound(1e-3, 1.0),
 }
 PARAM_ORDER = (
     ("data_min_samples", "data_max_samples"),
@@ -243,12 +265,13 @@ class EdgeAssocEnv(MultiAgentEnv):
 
     def __init__(
         self,
-        num_users: int = 100,
-        num_bs: int = 5,
-        num_subchannels: int = 5,
-        num_producers: int = 3,
+        num_users: int = 20,
+        num_bs: int = 3,
+        num_subchannels: int = 3,
+        num_producers: int = 2,
         horizon: int = 50,
         bs_cpu_ghz: tuple = PAPER_BS_CPU_GHZ,
+        interference_model: str = "orthogonal",
     ):
         super().__init__(horizon)
         where = "edge_assoc"
@@ -256,10 +279,17 @@ class EdgeAssocEnv(MultiAgentEnv):
         self.num_bs = check_int("num_bs", num_bs, 1, where=where)
         self.num_subchannels = check_int("num_subchannels", num_subchannels, 1, where=where)
         self.num_producers = check_int("num_producers", num_producers, 1, num_bs, where=where)
-        cpu = tuple(float(x) for x in bs_cpu_ghz)
-        if not cpu or not all(math.isfinite(x) and x > 0 for x in cpu):
+        self.interference_model = check_choice(
+            "interference_model", interference_model, INTERFERENCE_MODELS, where=where
+        )
+        try:
+            cpu = tuple(float(x) for x in bs_cpu_ghz)
+        except (TypeError, ValueError):
+            cpu = ()
+        if not cpu or not all(math.isfinite(x) and 1e-3 <= x <= 1e3 for x in cpu):
             raise ValueError(
-                f"{where}: 'bs_cpu_ghz' must be a non-empty tuple of numbers > 0, got {bs_cpu_ghz}"
+                f"{where}: 'bs_cpu_ghz' must be a non-empty tuple of numbers in [0.001, 1000], "
+                f"got {bs_cpu_ghz}"
             )
         self.bs_cpu_ghz = cpu
         #: static per-BS maximum CPU (Hz), the paper's list cycled over the M BSs
@@ -269,6 +299,23 @@ class EdgeAssocEnv(MultiAgentEnv):
     @property
     def default_params(self) -> EdgeAssocParams:
         return EdgeAssocParams()
+
+    def validate_params(self, params: Any) -> Any:
+        """Field ranges, then the link budget: the mean SNR at the ring radius (uplink with
+        the BS power, downlink with the MBS power) must lie in ``LINK_SNR_DB_RANGE``."""
+        super().validate_params(params)
+        lo, hi = LINK_SNR_DB_RANGE
+        for name, power in (("bs_power_dbm", params.bs_power_dbm),
+                            ("mbs_power_dbm", params.mbs_power_dbm)):
+            snr = np.asarray(_mean_snr_db(np, power, params), np.float64)
+            if np.any(snr < lo) or np.any(snr > hi):
+                bad = snr.ravel()[np.argmax((snr < lo) | (snr > hi))]
+                raise ValueError(
+                    f"{self.name}: link budget out of range: mean SNR {bad:.1f} dB from "
+                    f"'{name}', 'pathloss_exponent', 'ring_radius_m', 'noise_psd_dbm_per_hz' "
+                    f"and 'subchannel_bandwidth_hz' is outside [{lo:g}, {hi:g}] dB"
+                )
+        return params
 
     def num_agents(self, agent_class: str) -> int:
         return {"bs": self.num_bs}[agent_class]
@@ -296,9 +343,9 @@ class EdgeAssocEnv(MultiAgentEnv):
     def draw_round(self, key: chex.PRNGKey, params: EdgeAssocParams) -> dict:
         """Exogenous draws of one round: available CPU (M), uplink and downlink fading (M, C).
 
-        One uniform block; Exp(1) fading by inverse CDF, −log(1 − u)."""
+        One uniform block on [2^−24, 1); Exp(1) fading by inverse CDF, −log(1 − u) ≥ 2^−24."""
         m, c = self.num_bs, self.num_subchannels
-        u = jax.random.uniform(key, (m, 1 + 2 * c), jnp.float32)
+        u = jax.random.uniform(key, (m, 1 + 2 * c), jnp.float32, FADING_U_MIN, 1.0)
         f_max = jnp.asarray(self.bs_cpu_max_hz, jnp.float32) * params.cpu_scale
         avail = params.cpu_avail_min + u[:, 0] * (1.0 - params.cpu_avail_min)
         return {
@@ -314,39 +361,58 @@ class EdgeAssocEnv(MultiAgentEnv):
     # ------------------------------------------------------- resolution
     def resolve(self, action: dict, params: EdgeAssocParams) -> dict:
         """Association (argmax bid), batch fractions and τ (normalised weights), eq. 18b-d."""
-        m = self.num_bs
         bid = jnp.asarray(action["bid"], jnp.float32)
         assoc = jnp.argmax(bid, axis=0).astype(jnp.int32)  # (N,) ties -> lowest index
         batch = jnp.take_along_axis(
             jnp.asarray(action["batch_frac"], jnp.float32), assoc[None, :], axis=0
         )[0]
-        batch = jnp.clip(batch, params.batch_frac_min, params.batch_frac_max)
+        return self.resolve_assoc(assoc, batch, action["bandwidth"], params)
+
+    def resolve_assoc(self, assoc, batch_frac, bandwidth, params: EdgeAssocParams) -> dict:
+        """τ and K from an association given directly (N,) int (−1 = not associated, counts
+        nowhere: the search references evaluate partial associations), b_j (N,) and the
+        bandwidth weights (M, C). Same rules as :meth:`resolve`."""
+        m = self.num_bs
+        batch = jnp.clip(jnp.asarray(batch_frac, jnp.float32), params.batch_frac_min,
+                         params.batch_frac_max)
         num_dts = jnp.sum(jax.nn.one_hot(assoc, m, dtype=jnp.float32), axis=0)
-        w = jnp.clip(jnp.asarray(action["bandwidth"], jnp.float32), 0.0, 1.0)
+        w = jnp.clip(jnp.asarray(bandwidth, jnp.float32), 0.0, 1.0)
         w = jnp.maximum(w, params.bandwidth_weight_min) * (num_dts > 0)[:, None]
         tau = w / jnp.maximum(jnp.sum(w, axis=0, keepdims=True), 1e-30)
         return {"assoc": assoc, "batch_frac": batch, "tau": tau, "num_dts": num_dts}
 
     # ---------------------------------------------------------- physics
-    def path_gain(self, params: EdgeAssocParams) -> jnp.ndarray:
-        """r^−α of the BS–MBS links (M,), via the log-distance kernel with PL0 = 0 dB at 1 m."""
+    def mean_snr(self, power_dbm, params: EdgeAssocParams) -> jnp.ndarray:
+        """Mean SNR P·r^−α/(N0·W) of the BS–MBS links (M,), linear.
+
+        The link budget is summed in dB before one conversion (log-distance kernel, PL0 =
+        0 dB at 1 m), so r^−α (1e−48 at α = 8, r = 1e6 m) never underflows on its own."""
         r = jnp.full((self.num_bs,), params.ring_radius_m, jnp.float32)
-        return db_to_linear(-log_distance_pathloss_db(r, 0.0, params.pathloss_exponent))
+        pl_db = log_distance_pathloss_db(r, 0.0, params.pathloss_exponent)
+        noise_dbm = params.noise_psd_dbm_per_hz + 10.0 * jnp.log10(
+            jnp.asarray(params.subchannel_bandwidth_hz, jnp.float32))
+        return db_to_linear(power_dbm - pl_db - noise_dbm)
 
     def rates(self, state: EdgeAssocState, tau: jnp.ndarray, params: EdgeAssocParams):
-        """Uplink R_i^U (eq. 7) with expected-use interference, downlink R_i^D (eq. 8), bit/s."""
+        """Uplink R_i^U (eq. 7) and downlink R_i^D (eq. 8), bit/s.
+
+        Powers are normalised by the noise N0·W. ``interference_model``:
+        ``"orthogonal"`` — τ_{i,c} are TDMA time shares of subchannel c, no interference;
+        ``"expected_use"`` — I_{i,c}/(N0 W) = ι Σ_{k≠i} τ_{k,c} SNR_{k,c}. Returns
+        (R^U (M,), R^D (M,), I/(N0 W) (M, C))."""
         w_hz = params.subchannel_bandwidth_hz
-        noise = noise_power_watt(params.noise_psd_dbm_per_hz, w_hz)
-        g = self.path_gain(params)[:, None]
-        rx_up = dbm_to_watt(params.bs_power_dbm) * state.h_up * g  # (M, C)
-        expected = tau * rx_up
-        interference = params.interference_factor * (
-            jnp.sum(expected, axis=0, keepdims=True) - expected
-        )
-        se_up = shannon_rate(w_hz, sinr(rx_up, jnp.maximum(interference, 0.0), noise))
+        snr_up = self.mean_snr(params.bs_power_dbm, params)[:, None] * state.h_up  # (M, C)
+        if self.interference_model == "expected_use":
+            expected = tau * snr_up
+            interference = params.interference_factor * jnp.maximum(
+                jnp.sum(expected, axis=0, keepdims=True) - expected, 0.0
+            )
+        else:
+            interference = jnp.zeros_like(snr_up)
+        se_up = shannon_rate(w_hz, snr_up / (1.0 + interference))
         r_up = jnp.sum(tau * se_up, axis=1)
-        rx_down = dbm_to_watt(params.mbs_power_dbm) * state.h_down * g
-        r_down = jnp.sum(shannon_rate(w_hz, sinr(rx_down, 0.0, noise)), axis=1)
+        snr_down = self.mean_snr(params.mbs_power_dbm, params)[:, None] * state.h_down
+        r_down = jnp.sum(shannon_rate(w_hz, snr_down), axis=1)
         return r_up, r_down, interference
 
     def theta_g(self, rho: jnp.ndarray, params: EdgeAssocParams) -> jnp.ndarray:
@@ -355,9 +421,19 @@ class EdgeAssocEnv(MultiAgentEnv):
             -params.theta_kappa * rho
         )
 
+    def one_minus_theta_g(self, rho: jnp.ndarray, params: EdgeAssocParams) -> jnp.ndarray:
+        """1 − θ_G = (1 − θ_max) + (θ_max − θ_min)(1 − e^{−κρ}), without the cancellation
+        of 1 − θ_G near θ_G ≈ 1 (≥ 1 − θ_max ≥ 1e−4 > 0 in float32)."""
+        return (1.0 - params.theta_max) - (params.theta_max - params.theta_min) * jnp.expm1(
+            -params.theta_kappa * rho
+        )
+
     def round_outcome(self, state: EdgeAssocState, action: dict, params: EdgeAssocParams):
         """Everything one FL round costs given the BSs' actions (pure)."""
-        res = self.resolve(action, params)
+        return self.outcome(state, self.resolve(action, params), params)
+
+    def outcome(self, state: EdgeAssocState, res: dict, params: EdgeAssocParams):
+        """One FL round's costs from a resolved decision (``resolve``/``resolve_assoc``)."""
         trained, num_dts, data_per_bs = dtwn_bs_load(
             res["assoc"], res["batch_frac"], state.data_samples, self.num_bs
         )
@@ -382,7 +458,8 @@ class EdgeAssocEnv(MultiAgentEnv):
         )
         rho = jnp.sum(trained) / jnp.sum(state.data_samples)
         theta = self.theta_g(rho, params)
-        objective = times.total / (1.0 - theta)
+        one_minus_theta = self.one_minus_theta_g(rho, params)
+        objective = times.total / one_minus_theta
         # DPoS (eq. 6): round-0 coins from the association, then the verification award
         first = state.step == 0
         coins0 = jnp.where(first, dpos_stakes(data_per_bs, params.s_ini), state.coins)
@@ -399,6 +476,7 @@ class EdgeAssocEnv(MultiAgentEnv):
             "times": times,
             "rho": rho,
             "theta_g": theta,
+            "rounds_factor": 1.0 / one_minus_theta,
             "objective_s": objective,
             "verified": verified,
             "coins": coins,
@@ -472,7 +550,7 @@ class EdgeAssocEnv(MultiAgentEnv):
             "block_broadcast_s": f(t.block_broadcast),
             "block_verify_s": f(t.block_verify),
             "theta_g": f(out["theta_g"]),
-            "rounds_factor": f(1.0 / (1.0 - out["theta_g"])),
+            "rounds_factor": f(out["rounds_factor"]),
             "data_fraction": f(out["rho"]),
             "batch_frac_mean": f(jnp.mean(out["batch_frac"])),
             "uplink_rate_mean_mbps": f(
