@@ -12,16 +12,37 @@ One global round, jitted, with the N digital twins (DTs) stacked on a client axi
 3. optional attack: BSs flagged ``poisoned`` replace their update Δ by
    −s·Δ (``"sign_flip"``, s = ``attack_scale``) or add Gaussian noise
    (``"noise"``, std s·|Δ|_rms per leaf);
-4. DPoS verification (II-C): each BS model's loss on the MBS's held-out
-   validation set must not exceed the previous global model's loss by more
-   than ``verify_tol`` (absolute, nats) — failed or empty BSs are excluded and
-   unpaid (:func:`jaxsg.consensus.dpos_award`); round 0 sets the coins by
-   eq. 6 (:func:`jaxsg.consensus.dpos_stakes`);
-5. the MBS averages the verified BS models (eq. 5: uniform 1/M over BSs,
-   ``aggregation="fedavg"``) or takes their coordinate-wise median
-   (``aggregation="median"``, the robust rule; BSs with no DT or failing
-   verification are replaced by the previous global model). No verified BS
+4. verification (``verify=True``), by ``verifier``:
+
+   * ``"dpos"`` (default; the paper's DPoS, II-C and eq. 6): round 0 sets the
+     training coins S_i = D_i/ΣD·S_ini (:func:`jaxsg.consensus.dpos_stakes`);
+     every round the BSs vote with their coins (each BS stakes its coins on
+     itself, as in the env) and the ``num_producers`` richest become block
+     producers (:func:`jaxsg.consensus.dpos_elect`); each producer checks every
+     BS update on its OWN held-out shard (the validation set is split into M
+     shards, shard i held by BS i): the update's loss must not exceed the
+     previous global model's loss on that shard by more than ``verify_tol``
+     (:func:`jaxsg.consensus.dpos_verify`); an update is included iff a strict
+     majority of the producers accept it (:func:`jaxsg.consensus.dpos_majority`).
+     ``colluding=True``: a poisoned BS that is a producer accepts every poisoned
+     update (its own included) and judges honest ones honestly;
+   * ``"mbs_oracle"`` (a reference, not the paper's): the MBS checks every
+     update on the whole held-out set with the same test, no producers.
+
+   Included BSs are paid ``coin_reward`` (:func:`jaxsg.consensus.dpos_award`);
+   rejected or empty BSs are not paid and are excluded from the global model,
+   so a rejected BS loses stake and, in time, its producer seat;
+5. the MBS averages the included BS models (eq. 5: uniform 1/M over BSs,
+   ``aggregation="fedavg"``), or takes their coordinate-wise median
+   (``"median"``) or trimmed mean (``"trimmed_mean"``, ``trim_fraction`` cut at
+   each end) — robust rules that need no clean data; for those, BSs with no DT
+   or not included are replaced by the previous global model. No included BS
    → the global model is kept.
+
+Poisoning study (``sweeps/experiments/edge_assoc.py``): defences "none"
+(``verify=False``), "dpos" (``verify=True``), "mbs_oracle" (``verify=True,
+verifier="mbs_oracle"``), "median" / "trimmed_mean" (``verify=False,
+aggregation=...``), each with or without ``colluding`` producers.
 
 Data: ``dataset="digits"`` (default) is scikit-learn's bundled handwritten
 digits (1,797 8×8 images, no download), split 80/20 train/test with a fixed
@@ -32,7 +53,11 @@ float) uses the paper's CNN (:class:`PaperCNN`). Partition IID (shuffle) or
 Dirichlet(α) non-IID over labels; client sizes may follow given weights
 (e.g. the env's D_j).
 
-Decisions: eq. 5 uniform over BSs as printed (not data-weighted); b_j applies
+Decisions: ``verify_tol`` = 0.15 nats: a producer's shard is M times smaller than the
+MBS's set (36 vs 144 digits at M = 4), so honest updates scatter more; measured on digits
+(20 users, 4 BSs, 16 rounds, BS 0 sign-flipped ×4, ``verify_loss_excess``) honest updates
+reached +0.083 nats on some shard, flipped ones never fewer than +0.35 (the MBS oracle:
++0.019 and +0.38). Eq. 5 uniform over BSs as printed (not data-weighted); b_j applies
 per DT every round with a fresh subset; the attack acts after BS aggregation
 (a malicious BS, not a malicious DT).
 
@@ -55,10 +80,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.federated import coordinate_median, group_average
-from jaxsg.consensus import dpos_award, dpos_stakes
+from agents.federated import coordinate_median, group_average, trimmed_mean
+from jaxsg.consensus import dpos_award, dpos_elect, dpos_majority, dpos_stakes, dpos_verify
 
-AGGREGATIONS = ("fedavg", "median")
+AGGREGATIONS = ("fedavg", "median", "trimmed_mean")
+VERIFIERS = ("dpos", "mbs_oracle")
 ATTACKS = ("none", "sign_flip", "noise")
 PARTITIONS = ("iid", "dirichlet")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -77,8 +103,12 @@ class FLConfig:
     dirichlet_alpha: float = 0.5
     val_fraction: float = 0.1
     verify: bool = True
-    verify_tol: float = 0.05
+    verifier: str = "dpos"
+    num_producers: int = 2
+    colluding: bool = False
+    verify_tol: float = 0.15
     aggregation: str = "fedavg"
+    trim_fraction: float = 0.25  # k = ⌊trim_fraction·M⌋ cut per end: ≥ 1/M to cut anything
     attack: str = "sign_flip"
     attack_scale: float = 4.0
     hidden: Sequence[int] = (64,)
@@ -88,12 +118,21 @@ class FLConfig:
 
     def __post_init__(self):
         where = "FLConfig"
-        for name in ("num_users", "num_bs", "local_epochs", "local_batch_size"):
+        for name in ("num_users", "num_bs", "local_epochs", "local_batch_size",
+                     "num_producers"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{where}.{name} must be an integer >= 1, got {v!r}")
+        if self.num_producers > self.num_bs:
+            raise ValueError(f"{where}.num_producers = {self.num_producers} must be <= "
+                             f"num_bs = {self.num_bs}")
+        for name in ("verify", "colluding"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{where}.{name} must be a bool, got {getattr(self, name)!r}")
+        if not 0.0 <= float(self.trim_fraction) < 0.5:
+            raise ValueError(f"{where}.trim_fraction = {self.trim_fraction} is outside [0, 0.5)")
         for name, choices in (("aggregation", AGGREGATIONS), ("attack", ATTACKS),
-                              ("partition", PARTITIONS)):
+                              ("partition", PARTITIONS), ("verifier", VERIFIERS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{where}.{name} = {getattr(self, name)!r}; allowed: {choices}")
         for name, lo, hi in (("lr", 0.0, math.inf), ("dirichlet_alpha", 0.0, math.inf),
@@ -245,8 +284,15 @@ class FLTask:
         self.config = cfg = config
         data = load_dataset(cfg.dataset, cfg.seed)
         x, y = data["x_train"], data["y_train"]
-        n_val = max(1, int(round(cfg.val_fraction * len(y))))
+        n_val = max(cfg.num_bs, int(round(cfg.val_fraction * len(y))))
+        if n_val >= len(y):
+            raise ValueError(f"FLConfig: {len(y)} training samples cannot give every one of "
+                             f"num_bs = {cfg.num_bs} BSs a held-out shard and the DTs data")
         self.x_val, self.y_val = jnp.asarray(x[:n_val]), jnp.asarray(y[:n_val])
+        # BS i's own held-out shard (DPoS verification): every M-th sample from i, equal sizes
+        per = n_val // cfg.num_bs
+        self.x_shards = jnp.stack([self.x_val[i::cfg.num_bs][:per] for i in range(cfg.num_bs)])
+        self.y_shards = jnp.stack([self.y_val[i::cfg.num_bs][:per] for i in range(cfg.num_bs)])
         self.x_test, self.y_test = jnp.asarray(data["x_test"]), jnp.asarray(data["y_test"])
         self.clients = partition(x[n_val:], y[n_val:], cfg.num_users, cfg.partition,
                                  cfg.dirichlet_alpha, cfg.seed, sizes)
@@ -329,10 +375,26 @@ class FLTask:
             bad = bs_params
         bs_params = jax.tree.map(lambda b, g: jnp.where(_bcast(poisoned, g), b, g),
                                  bad, bs_params)
-        # DPoS verification on the MBS's held-out set
+        # coins (eq. 6 at round 0) and the producers elected by stake-weighted votes
+        data_bs = jax.ops.segment_sum(c.count, assoc, num_segments=m)
+        coins0 = jnp.where(state.round == 0, dpos_stakes(data_bs, cfg.s_ini), state.coins)
+        _, producers = dpos_elect(coins0, cfg.num_producers)
+        # verification
         prev_loss = self.loss(w, self.x_val, self.y_val)
         bs_loss = jax.vmap(self.loss, in_axes=(0, None, None))(bs_params, self.x_val, self.y_val)
-        passed = bs_loss <= prev_loss + cfg.verify_tol
+        if cfg.verifier == "dpos":
+            shard_loss = jax.vmap(self.loss, in_axes=(None, 0, 0))  # over verifiers v
+            ref = shard_loss(w, self.x_shards, self.y_shards)  # (V,)
+            cand = jax.vmap(shard_loss, in_axes=(0, None, None), out_axes=1)(
+                bs_params, self.x_shards, self.y_shards)  # (V, B)
+            accept = dpos_verify(cand, ref, cfg.verify_tol)
+            if cfg.colluding:
+                accept = accept | (poisoned[:, None] & poisoned[None, :])
+            passed = dpos_majority(accept, producers)
+            excess = cand - ref[:, None]
+        else:
+            passed = bs_loss <= prev_loss + cfg.verify_tol
+            excess = jnp.broadcast_to(bs_loss - prev_loss, (m, m))
         verified = nonempty & (passed if cfg.verify else True)
         # MBS aggregation (eq. 5)
         if cfg.aggregation == "fedavg":
@@ -342,10 +404,9 @@ class FLTask:
         else:
             filled = jax.tree.map(lambda g, z: jnp.where(_bcast(verified, g), g, z[None]),
                                   bs_params, w)
-            new = coordinate_median(filled)
-        # coins (eq. 6 at round 0, then +reward per verified BS)
-        data_bs = jax.ops.segment_sum(c.count, assoc, num_segments=m)
-        coins0 = jnp.where(state.round == 0, dpos_stakes(data_bs, cfg.s_ini), state.coins)
+            new = (coordinate_median(filled) if cfg.aggregation == "median"
+                   else trimmed_mean(filled, cfg.trim_fraction))
+        # included BSs are paid, rejected ones are not
         coins = dpos_award(coins0, verified, cfg.coin_reward)
         new_state = FLState(new, coins, state.round + 1)
         metrics = {
@@ -353,7 +414,12 @@ class FLTask:
             "test_accuracy": self.accuracy(new, self.x_test, self.y_test),
             "val_loss": self.loss(new, self.x_val, self.y_val),
             "bs_val_loss": bs_loss,
+            # (V, B) loss increase of BS b's update on verifier v's shard (dpos) or on the
+            # MBS's held-out set (mbs_oracle, same for every v)
+            "verify_loss_excess": excess,
             "verified": verified,
+            "producers": producers,
+            "poisoned_producers": jnp.sum(producers & poisoned),
             "num_verified": jnp.sum(verified),
             "poisoned_excluded": jnp.sum(poisoned & ~verified),
             "honest_excluded": jnp.sum(nonempty & ~poisoned & ~verified),
@@ -396,10 +462,13 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-frac", type=float, default=1.0)
     parser.add_argument("--poisoned", type=float, default=0.0, help="fraction of malicious BSs")
     parser.add_argument("--no-verify", action="store_true")
+    parser.add_argument("--verifier", default="dpos", choices=VERIFIERS)
+    parser.add_argument("--aggregation", default="fedavg", choices=AGGREGATIONS)
     args = parser.parse_args(argv)
     try:
         cfg = FLConfig(dataset=args.dataset, num_users=args.users, num_bs=args.bs,
-                       verify=not args.no_verify)
+                       verify=not args.no_verify, verifier=args.verifier,
+                       aggregation=args.aggregation, num_producers=min(2, args.bs))
         task = FLTask(cfg)
     except ValueError as err:
         parser.error(str(err))

@@ -12,6 +12,7 @@ SGIN (Gong et al., IEEE TCOM 2024, arXiv 2302.08525, eq. 7-10)
     :func:`sgin_privacy_overhead`
 DTWN edge association (Lu et al., IEEE TII 2021, arXiv 2011.09902, eq. 6, 12-17)
     :func:`dpos_stakes`, :func:`dpos_tally`, :func:`dpos_elect`, :func:`dpos_award`,
+    :func:`dpos_verify`, :func:`dpos_majority`,
     :func:`dtwn_bs_load`, :func:`dtwn_compute_time`, :func:`dtwn_local_agg_time`,
     :func:`dtwn_transmit_time`, :func:`dtwn_block_validation_time`,
     :func:`dtwn_round_time`
@@ -50,7 +51,9 @@ __all__ = [
     "dpos_award",
     "dpos_elect",
     "dpos_stakes",
+    "dpos_majority",
     "dpos_tally",
+    "dpos_verify",
     "dtwn_block_validation_time",
     "dtwn_bs_load",
     "dtwn_compute_time",
@@ -253,6 +256,37 @@ def dpos_award(coins, verified, reward):
     a parameter (broadcasts; may be per BS). ``verified`` is bool or 0/1.
     """
     return _as_float(coins) + _as_float(reward) * _as_float(verified)
+
+
+def dpos_verify(candidate_loss, reference_loss, tol):
+    """Each producer's check of each BS update on the producer's OWN held-out data.
+
+    DTWN Sec. II-C: the producers verify the local models recorded as transactions.
+    ``candidate_loss`` (..., V, B): loss of BS b's update on verifier v's held-out data;
+    ``reference_loss`` (..., V): loss of the previous global model on the same data;
+    ``tol`` (absolute, same unit as the losses) broadcasts. Returns bool (..., V, B):
+    v accepts b iff ``candidate_loss <= reference_loss + tol`` (decision: the paper gives
+    no test; "does not make the global model worse on my data, up to tol"). A NaN loss is
+    rejected.
+    """
+    cand = _as_float(candidate_loss)
+    ref = jnp.expand_dims(_as_float(reference_loss), -1)
+    return cand <= ref + _as_float(tol)
+
+
+def dpos_majority(accept, producer_mask):
+    """Updates included by the block producers: strict majority of the producers accept.
+
+    ``accept`` bool (..., V, B): verifier v's verdict on update b (e.g. :func:`dpos_verify`,
+    possibly overridden by colluders); ``producer_mask`` bool (..., V): the elected
+    producers (:func:`dpos_elect`); non-producers' verdicts are ignored. Returns bool
+    (..., B): included iff 2·#accepting producers > #producers (decision: strict
+    majority, so with 2 producers both must accept; no producer → nothing included).
+    """
+    votes = jnp.asarray(accept, bool) & jnp.expand_dims(jnp.asarray(producer_mask, bool), -1)
+    n_yes = jnp.sum(votes.astype(jnp.int32), axis=-2)
+    n_prod = jnp.sum(jnp.asarray(producer_mask, jnp.int32), axis=-1, keepdims=True)
+    return 2 * n_yes > n_prod
 
 
 # ---------------------------------------------------------------------------

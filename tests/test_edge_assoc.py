@@ -26,9 +26,11 @@ def test_contract():
 
 @functools.cache
 def outcomes():
-    """One compile: 64 random rounds (4 BSs, 4 subchannels); per round the outcome of the
-    random policy, the baselines, and average association without interference."""
-    env, params = jaxsg.make("edge_assoc", **{**SMALL, "num_subchannels": 4})
+    """One compile: 64 random rounds (4 BSs, 4 subchannels, ``expected_use`` interference);
+    per round the outcome of the random policy, the baselines, and average association
+    without interference."""
+    env, params = jaxsg.make("edge_assoc", **{**SMALL, "num_subchannels": 4,
+                                              "interference_model": "expected_use"})
     cases = {"random_policy": random_policy(env), "avg": H.average(env),
              "orth": H.orthogonal(env), "full": H.full_data(env)}
 
@@ -137,7 +139,7 @@ def test_baselines_resolve_as_described():
     assert not np.array_equal(res_r["assoc"], res["assoc"])
     np.testing.assert_allclose(res_r["batch_frac"], 0.55, rtol=1e-6)
     with pytest.raises(ValueError, match="unknown edge_assoc policy"):
-        H.make_policy("greedy", env)
+        H.make_policy("no_such_policy", env)
 
 
 def test_model_size_is_the_paper_cnn():
@@ -159,6 +161,13 @@ def test_model_size_is_the_paper_cnn():
         ({"data_min_samples": float("nan")}, "NaN"),
         ({"bs_cpu_ghz": (2.6, -1.0)}, "bs_cpu_ghz"),
         ({"bandwidth": 3}, "unknown field"),
+        ({"interference_model": "full"}, "interference_model"),
+        ({"bs_cpu_ghz": (2.6, 1e9)}, "bs_cpu_ghz"),
+        # issue 15: float32 edge cases refused by the bounds, not clipped later
+        ({"pathloss_exponent": 8.0, "ring_radius_m": 1e6}, "link budget"),
+        ({"theta_max": 0.99999999}, "theta_max"),
+        ({"model_bits": float("inf")}, "model_bits"),
+        ({"cycles_per_sample": 1e300}, "cycles_per_sample"),
     ],
 )
 def test_bad_params_raise_clear_value_errors(kwargs, match):
@@ -177,7 +186,7 @@ def test_zero_subchannels_message_names_range():
 
 def test_params_vmap_sweep_one_compile():
     """A swept param axis (interference factor) is one vmap; more interference, more time."""
-    env, params = jaxsg.make("edge_assoc", **SMALL)
+    env, params = jaxsg.make("edge_assoc", **SMALL, interference_model="expected_use")
     axis = jnp.array([0.0, 0.5, 1.0])
     ps = jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x, jnp.float32), (3,)), params)
     ps = ps.replace(interference_factor=axis)
@@ -186,3 +195,66 @@ def test_params_vmap_sweep_one_compile():
     traj = jax.jit(jax.vmap(lambda p: rollout(env, policy, jax.random.PRNGKey(0), p, 5)))(ps)
     t = np.asarray(traj["metrics"]["transmit_s"]).mean(-1)
     assert t[0] < t[1] < t[2]
+
+
+def test_orthogonal_model_has_no_interference():
+    """Default ``interference_model="orthogonal"``: τ are TDMA shares, ι has no effect, and
+    shared subchannels are not slower than under ``expected_use``."""
+    env, params = jaxsg.make("edge_assoc", **SMALL)
+    env_e, _ = jaxsg.make("edge_assoc", **SMALL, interference_model="expected_use")
+    assert env.interference_model == "orthogonal"
+    obs, state = env.reset(jax.random.PRNGKey(2), params)
+    act = H.average(env)(None, obs, state, params)["bs"]
+    t = [float(env.round_outcome(state, act, params.replace(interference_factor=x))
+               ["times"].transmit) for x in (0.0, 1.0)]
+    assert t[0] == t[1]
+    t_e = float(env_e.round_outcome(state, act, params)["times"].transmit)
+    assert t_e > 2 * t[1]
+
+
+def test_extreme_link_and_theta_stay_finite():
+    """Issue 15: the weakest link the bounds allow (mean SNR −30 dB), the largest model and
+    the smallest fade on every subchannel, with θ_max = 0.9999 and ρ → 0: T and the reward
+    are finite (the link budget is summed in dB; 1 − θ_G computed without cancellation)."""
+    pl = 34.0 + 174.0 - 10 * math.log10(30e6) + 30.0  # path loss (dB) for −30 dB mean SNR
+    env, params = jaxsg.make("edge_assoc", **SMALL, pathloss_exponent=8.0,
+                             ring_radius_m=10 ** (pl / 80.0) * (1 - 1e-6), model_bits=1e12,
+                             theta_min=0.9999, theta_max=0.9999, batch_frac_min=1e-3)
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    tiny = -math.log1p(-2.0**-24)  # the smallest fade draw_round can produce
+    state = state.replace(h_up=jnp.full_like(state.h_up, tiny),
+                          h_down=jnp.full_like(state.h_down, tiny))
+    act = H.average(env, batch=1e-3)(None, obs, state, params)["bs"]
+    act["bandwidth"] = act["bandwidth"].at[:, 1:].set(0.0)  # τ floored on 2 of 3 subchannels
+    out = env.round_outcome(state, act, params)
+    assert np.isfinite(float(out["objective_s"])) and float(out["objective_s"]) > 1e15
+    np.testing.assert_allclose(float(out["rounds_factor"]), 1e4, rtol=1e-3)
+    # the fading draw is bounded away from 0
+    draws = env.draw_round(jax.random.PRNGKey(1), params)
+    assert float(jnp.min(draws["h_up"])) > 0.0
+
+
+def test_search_references_beat_random_and_never_worsen_greedy():
+    """``greedy``/``search`` (bandwidth rule and b fixed): local search never raises the
+    greedy objective, and both beat random association on the same rounds."""
+    env, params = jaxsg.make("edge_assoc", **SMALL)
+    b = jnp.full((env.num_users,), 0.55)
+    bw = jnp.ones((env.num_bs, env.num_subchannels))
+
+    @jax.jit
+    def run(key):
+        obs, state = env.reset(key, params)
+        _, v_greedy = H.search_association(env, state, params, b, bw, 0)
+        assoc, v_search = H.search_association(env, state, params, b, bw, env.num_users)
+        act = H.search(env)(key, obs, state, params)["bs"]
+        v_policy = env.round_outcome(state, act, params)["objective_s"]
+        rnd = H.random_association(env)(jax.random.fold_in(key, 1), obs, state, params)["bs"]
+        v_random = env.round_outcome(state, rnd, params)["objective_s"]
+        return v_greedy, v_search, v_policy, v_random
+
+    g, s, pol, r = map(np.asarray, jax.vmap(run)(jax.random.split(jax.random.PRNGKey(0), 16)))
+    assert np.all(s <= g * (1 + 1e-6))
+    np.testing.assert_allclose(pol, s, rtol=1e-5)  # the policy's bids realise the search
+    assert s.mean() < 0.9 * r.mean()
+    with pytest.raises(ValueError, match="bandwidth"):
+        H.search(env, bandwidth="proportional")

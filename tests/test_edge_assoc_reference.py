@@ -98,15 +98,26 @@ def check_equivalence(sizes, seed, forced=None, **overrides):
         ref_state = new_state
 
 
-@pytest.mark.parametrize("seed", [0, 7])
-def test_reference_matches_jax_random_policy(seed):
-    check_equivalence(SMALL, seed)
+EXPECTED = {**SMALL, "interference_model": "expected_use"}
 
 
-def test_reference_matches_jax_other_params():
-    check_equivalence(SMALL, 3, interference_factor=0.3, pathloss_exponent=3.0,
+@pytest.mark.parametrize("sizes, seed", [(SMALL, 0), (SMALL, 7), (EXPECTED, 0), (EXPECTED, 7)])
+def test_reference_matches_jax_random_policy(sizes, seed):
+    """Both interference models of eq. 7 (``orthogonal`` is the default)."""
+    check_equivalence(sizes, seed)
+
+
+@pytest.mark.parametrize("sizes", [SMALL, EXPECTED])
+def test_reference_matches_jax_other_params(sizes):
+    check_equivalence(sizes, 3, interference_factor=0.3, pathloss_exponent=3.0,
                       batch_frac_min=0.3, batch_frac_max=0.8, theta_kappa=5.0,
                       agg_cycles_per_bit=0.0, coin_reward=0.0)
+
+
+def test_reference_matches_jax_extreme_link_and_theta():
+    """A weak link near the allowed floor (mean SNR −26.8 dB: α = 8, r = 100 m), θ_max = 0.9999."""
+    check_equivalence(SMALL, 4, pathloss_exponent=8.0, ring_radius_m=100.0,
+                      theta_min=0.9, theta_max=0.9999, theta_kappa=1.0)
 
 
 def test_reference_matches_jax_edge_actions():
@@ -121,8 +132,9 @@ def test_reference_matches_jax_edge_actions():
     check_equivalence(SMALL, 5, forced=forced)
 
 
-def test_reference_default_sizes_episode():
-    check_equivalence({"horizon": 6}, 11)
+@pytest.mark.parametrize("model", ["orthogonal", "expected_use"])
+def test_reference_default_sizes_episode(model):
+    check_equivalence({"horizon": 6, "interference_model": model}, 11)
 
 
 def test_reference_step_auto_resets():

@@ -1,6 +1,8 @@
 """Real hierarchical FL on scikit-learn's digits (agents/fl_task.py): it learns, larger
-batch fractions learn faster, DPoS verification excludes (and does not pay) a sign-flipped
-BS update, and bad datasets fail with one clear ValueError."""
+batch fractions learn faster, DPoS done by the elected producers excludes (and does not
+pay) a sign-flipped BS update while colluding producers can let it in, the MBS oracle and
+the robust rules run, the CIFAR-shaped ``.npz`` path trains the paper's CNN, and bad
+datasets fail with one clear ValueError."""
 
 import functools
 
@@ -12,6 +14,7 @@ import pytest
 from agents.fl_task import (
     FLConfig,
     FLTask,
+    PaperCNN,
     average_association,
     load_dataset,
     main,
@@ -24,13 +27,15 @@ TARGET_ACCURACY = 0.85  # chance is 0.10; measured 0.91 at round 12 (0.90 at rou
 
 
 @functools.cache
-def task(verify=True, aggregation="fedavg"):
-    return FLTask(FLConfig(num_users=N, num_bs=M, verify=verify, aggregation=aggregation))
+def task(verify=True, aggregation="fedavg", **kw):
+    return FLTask(FLConfig(num_users=N, num_bs=M, verify=verify, aggregation=aggregation,
+                           **kw))
 
 
 @functools.cache
-def run(verify=True, frac_poisoned=0.0, batch=1.0, aggregation="fedavg", rounds=ROUNDS):
-    t = task(verify, aggregation)
+def run(verify=True, frac_poisoned=0.0, batch=1.0, aggregation="fedavg", rounds=ROUNDS,
+        **kw):
+    t = task(verify, aggregation, **kw)
     state = t.init(jax.random.PRNGKey(0))
     assoc = jnp.broadcast_to(average_association(N, M), (rounds, N))
     final, metrics = t.run(state, assoc, jnp.full((rounds, N), batch),
@@ -71,6 +76,59 @@ def test_dpos_excludes_sign_flipped_update():
     _, bad = run(verify=False, frac_poisoned=0.25)
     assert bad["test_accuracy"][-1] < 0.3
     assert bad["test_accuracy"][-1] < m["test_accuracy"][-1] - 0.5
+
+
+def test_dpos_vote_functions():
+    """dpos_verify: accept iff loss <= reference + tol; dpos_majority: strict majority of the
+    producers only."""
+    from jaxsg.consensus import dpos_majority, dpos_verify
+
+    cand = jnp.array([[0.5, 2.0, 1.04], [0.5, 2.0, 1.2], [3.0, 0.1, 0.9]])  # (V=3, B=3)
+    acc = dpos_verify(cand, jnp.array([1.0, 1.0, 1.0]), 0.05)
+    np.testing.assert_array_equal(acc, [[1, 0, 1], [1, 0, 0], [0, 1, 1]])
+    np.testing.assert_array_equal(dpos_majority(acc, jnp.array([1, 1, 1], bool)), [1, 0, 1])
+    # two producers: both must accept; the non-producer's verdict is ignored
+    np.testing.assert_array_equal(dpos_majority(acc, jnp.array([1, 1, 0], bool)), [1, 0, 0])
+    np.testing.assert_array_equal(dpos_majority(acc, jnp.array([0, 0, 0], bool)), [0, 0, 0])
+    assert not bool(dpos_verify(jnp.array([[jnp.nan]]), jnp.array([1.0]), 0.1)[0, 0])
+
+
+def test_dpos_by_producers_honest_majority_excludes_colluders_let_in():
+    """M = 4 BSs, 3 producers elected by eq. 6 coins (BSs 0, 1, 2 hold the most data).
+    One sign-flipped BS 0 among the producers, colluding: 1 of 3 accept → excluded every
+    round and unpaid, so it loses its seat. Two colluding poisoned producers (BSs 0, 1):
+    2 of 3 accept each other's updates → included, paid, and the model is wrecked; the same
+    two BSs without collusion are excluded."""
+    rounds = 8
+    final, m = run(frac_poisoned=0.25, rounds=rounds, num_producers=3, colluding=True)
+    np.testing.assert_array_equal(m["producers"][0], [1, 1, 1, 0])
+    assert m["poisoned_producers"][0] == 1
+    assert np.all(m["verified"][:, 0] == 0) and np.all(m["verified"][:, 1:] == 1)
+    assert np.all(m["producers"][1:, 0] == 0)  # unpaid → outvoted from round 2 on
+    assert m["test_accuracy"][-1] >= 0.8
+    _, bad = run(frac_poisoned=0.5, rounds=rounds, num_producers=3, colluding=True)
+    assert np.all(bad["verified"][:, :2] == 1)  # the colluders let each other in
+    assert np.all(bad["poisoned_producers"] == 2)  # paid, so they keep their seats
+    assert bad["test_accuracy"][-1] < 0.3
+    _, honest = run(frac_poisoned=0.5, rounds=rounds, num_producers=3, colluding=False)
+    assert np.all(honest["verified"][:, :2] == 0) and np.all(honest["verified"][:, 2:] == 1)
+    assert honest["test_accuracy"][-1] >= 0.8
+
+
+def test_mbs_oracle_and_robust_rules_under_attack():
+    """The MBS-oracle filter excludes the flipped BS; median and trimmed mean (no clean
+    data) keep learning with 1 of 4 BSs poisoned; a trimmed mean that trims nothing
+    (⌊0.2·4⌋ = 0) is plain FedAvg and fails."""
+    rounds = 8
+    _, oracle = run(frac_poisoned=0.25, rounds=rounds, verifier="mbs_oracle")
+    assert np.all(oracle["verified"][:, 0] == 0) and np.all(oracle["verified"][:, 1:] == 1)
+    for rule in ("median", "trimmed_mean"):
+        _, r = run(verify=False, aggregation=rule, frac_poisoned=0.25, rounds=rounds)
+        assert np.all(np.isfinite(r["test_loss"]))
+        assert r["test_accuracy"][-1] >= 0.6, (rule, r["test_accuracy"])
+    _, r = run(verify=False, aggregation="trimmed_mean", frac_poisoned=0.25, rounds=rounds,
+               trim_fraction=0.2)
+    assert r["test_accuracy"][-1] < 0.3
 
 
 def test_load_and_partition_digits():
@@ -120,8 +178,34 @@ def test_unknown_dataset_path_is_one_clear_error(capsys):
     assert path in err and "Traceback" not in err
 
 
+def test_cifar_shaped_npz_trains_the_paper_cnn(tmp_path, capsys):
+    """The optional CIFAR-10 path: a tiny generated 32×32×3 uint8 ``.npz`` builds the
+    paper's CNN, runs hierarchical FedAvg with DPoS for two rounds (finite, verified), and
+    the CLI accepts it."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tiny_cifar.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 48), x_test=rng.integers(0, 256, (16, 32, 32, 3),
+                                                                   dtype=np.uint8),
+             y_test=rng.integers(0, 10, 16))
+    t = FLTask(FLConfig(dataset=str(path), num_users=4, num_bs=2, local_batch_size=4,
+                        val_fraction=0.2, attack="none"))
+    assert isinstance(t.model, PaperCNN) and t.image_shape == (32, 32, 3)
+    state = t.init(jax.random.PRNGKey(0))
+    n_params = sum(x.size for x in jax.tree.leaves(state.params))
+    assert n_params == 2_156_490  # the env's model size |w_g| / 32 bit
+    final, m = t.run(state, jnp.broadcast_to(average_association(4, 2), (2, 4)),
+                     jnp.full((2, 4), 0.5), poisoned_mask(2, 0.0), jax.random.PRNGKey(1))
+    assert np.all(np.isfinite(np.asarray(m["test_loss"])))
+    assert int(final.round) == 2
+    assert main(["--dataset", str(path), "--rounds", "1", "--users", "4", "--bs", "2"]) == 0
+    assert "round   1" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("kwargs", [{"num_bs": 0}, {"lr": 0.0}, {"aggregation": "mean"},
-                                    {"attack": "flip"}, {"local_batch_size": 1.5}])
+                                    {"attack": "flip"}, {"local_batch_size": 1.5},
+                                    {"verifier": "oracle"}, {"num_producers": 6},
+                                    {"colluding": 1}, {"trim_fraction": 0.5}])
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError):
         FLConfig(**kwargs)

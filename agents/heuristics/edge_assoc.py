@@ -13,8 +13,23 @@ with ``make_policy(name, env)``.
 * ``full_data`` — "full data" FL (paper, Fig. 6): average association and
   uniform τ with every b_j = 1 (all local data every round; b is clipped to
   b_max if b_max < 1).
-* ``orthogonal`` — a hand-made reference beyond the paper: average
-  association, subchannel c given to BS c mod M alone (no interference), fixed b.
+* ``orthogonal`` — the orthogonal-bandwidth reference (beyond the paper): average
+  association, subchannel c given whole to BS c mod M (no sharing, hence no
+  interference under either ``interference_model``), fixed b.
+* ``greedy`` / ``search`` — search references over associations (beyond the
+  paper; the "search reference" of the spec's live-regime criterion 3). The
+  bandwidth rule and b are fixed (uniform weights as ``average``/``random``, or
+  the ``orthogonal`` rule with ``bandwidth="orthogonal"``; b the midpoint); only
+  the association is searched, against the env's own objective T/(1 − θ_G) of
+  the current round (an oracle: it reads the round's CPU and fading draws from
+  the state, as the MADDPG agents do through the observation). ``greedy``:
+  users in decreasing D_j, each to the BS that minimises the objective of the
+  users placed so far (unplaced users count nowhere). ``search``: greedy, then
+  best-improvement local search — each iteration evaluates every single-user
+  move (N·M candidates, vmapped) and applies the best one if it lowers the
+  objective; ``iters`` iterations (default N). Pure JAX (``lax.scan`` over the
+  greedy order, ``lax.fori_loop`` over iterations, ``vmap`` over candidates):
+  jit-able and vmap-able like every policy here; cost O(iters·N²·M) per round.
 
 Decision (paper silent): the "fixed b" of the baselines is the midpoint of
 [b_min, b_max] unless ``batch`` is given.
@@ -81,6 +96,70 @@ def orthogonal(env, batch: float | None = None) -> Callable:
         return _pack(_round_robin_bids(env), _fixed_batch(env, params, batch), bw)
 
     return policy
+
+
+def _bandwidth_rule(env, bandwidth: str):
+    if bandwidth == "uniform":
+        return jnp.ones((env.num_bs, env.num_subchannels))
+    if bandwidth == "orthogonal":
+        return jax.nn.one_hot(jnp.arange(env.num_subchannels) % env.num_bs, env.num_bs).T
+    raise ValueError(f"bandwidth = {bandwidth!r}; allowed: ('uniform', 'orthogonal')")
+
+
+def search_association(env, state, params, batch_frac, bandwidth, iters: int):
+    """Greedy association then ``iters`` best-improvement single-user moves (see above).
+
+    ``batch_frac`` (N,) and ``bandwidth`` (M, C) are fixed; returns (assoc (N,) int32,
+    objective of the returned association)."""
+    n, m = env.num_users, env.num_bs
+
+    def objective(assoc):
+        res = env.resolve_assoc(assoc, batch_frac, bandwidth, params)
+        return env.outcome(state, res, params)["objective_s"]
+
+    def place(assoc, j):
+        cands = jax.vmap(lambda i: assoc.at[j].set(i))(jnp.arange(m, dtype=jnp.int32))
+        best = jnp.argmin(jax.vmap(objective)(cands))
+        return cands[best], None
+
+    order = jnp.argsort(-state.data_samples)
+    assoc, _ = jax.lax.scan(place, jnp.full((n,), -1, jnp.int32), order)
+
+    moves_j = jnp.repeat(jnp.arange(n), m)
+    moves_i = jnp.tile(jnp.arange(m, dtype=jnp.int32), n)
+
+    def improve(_, carry):
+        assoc, value = carry
+        cands = jax.vmap(lambda j, i: assoc.at[j].set(i))(moves_j, moves_i)
+        values = jax.vmap(objective)(cands)
+        best = jnp.argmin(values)
+        better = values[best] < value
+        return (jnp.where(better, cands[best], assoc), jnp.where(better, values[best], value))
+
+    return jax.lax.fori_loop(0, iters, improve, (assoc, objective(assoc)))
+
+
+def search(env, batch: float | None = None, iters: int | None = None,
+           bandwidth: str = "uniform") -> Callable:
+    """Greedy + local search over associations; b and the bandwidth rule fixed."""
+    iters = env.num_users if iters is None else int(iters)
+    if iters < 0:
+        raise ValueError(f"iters = {iters} must be >= 0")
+    bw = _bandwidth_rule(env, bandwidth)
+
+    def policy(key, obs, state, params):
+        del key, obs
+        b = _fixed_batch(env, params, batch)
+        assoc, _ = search_association(env, state, params, b[0], bw, iters)
+        bids = jax.nn.one_hot(assoc, env.num_bs).T
+        return _pack(bids, b, bw)
+
+    return policy
+
+
+def greedy(env, batch: float | None = None, bandwidth: str = "uniform") -> Callable:
+    """Greedy association only (``search`` with no local-search iteration)."""
+    return search(env, batch=batch, iters=0, bandwidth=bandwidth)
 
 
 POLICIES = {

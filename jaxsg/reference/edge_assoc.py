@@ -11,12 +11,14 @@ decisions as the JAX module's docstring:
   clipped to [b_min, b_max];
 * bandwidth weights clipped to [0, 1], floored at ``bandwidth_weight_min``,
   zeroed for BSs with K_i = 0, normalised per subchannel: τ_{i,c} = w_{i,c}/Σ_k w_{k,c};
-* eq. 7 with the expected-use interference ι·Σ_{k≠i} τ_{k,c} P h_{k,c} r^−α,
-  eq. 8 interference-free, r^−α with r = ring radius;
+* eq. 7 under the static ``interference_model``: ``"orthogonal"`` (default; τ are
+  TDMA time shares, no interference) or ``"expected_use"`` (interference
+  ι·Σ_{k≠i} τ_{k,c} P h_{k,c} r^−α); eq. 8 interference-free; r^−α with r = ring
+  radius, the link budget P − PL − N0·W summed in dB before the conversion;
 * T = max_i T_cmp + max_i T_la + max_i T_pt + max_{i∈P} ξ log2(M_p) S_B/R_i^D
   + max_{i∈P} S_B f^v / f_i^S (eq. 12-17 with eq. 14 kept; P = producers);
 * θ_G = θ_min + (θ_max − θ_min) e^{−κρ}, ρ = Σ b_j D_j / Σ D_j; reward
-  −T/(1 − θ_G) for every BS;
+  −T/(1 − θ_G) for every BS, 1 − θ_G = (1 − θ_max) + (θ_max − θ_min)(1 − e^{−κρ});
 * DPoS: round 0 sets coins to D_i/ΣD·S_ini (eq. 6), verified (K_i > 0) BSs
   earn ``coin_reward``, producers = the M_p richest (ties → lower index).
 
@@ -68,7 +70,10 @@ def _elect(coins, k: int) -> np.ndarray:
 
 class EdgeAssocReference:
     def __init__(self, num_users, num_bs, num_subchannels, num_producers, horizon,
-                 bs_cpu_max_hz, params):
+                 bs_cpu_max_hz, params, interference_model="orthogonal"):
+        if interference_model not in ("orthogonal", "expected_use"):
+            raise ValueError(f"interference_model = {interference_model!r}")
+        self.interference_model = interference_model
         self.N, self.M, self.C = int(num_users), int(num_bs), int(num_subchannels)
         self.Mp = int(num_producers)
         self.horizon = int(horizon)
@@ -79,7 +84,7 @@ class EdgeAssocReference:
     @classmethod
     def from_env(cls, env, params) -> EdgeAssocReference:
         return cls(env.num_users, env.num_bs, env.num_subchannels, env.num_producers,
-                   env.horizon, env.bs_cpu_max_hz, params)
+                   env.horizon, env.bs_cpu_max_hz, params, env.interference_model)
 
     # ------------------------------------------------------------ draws
     def draw_round(self, rng: np.random.Generator) -> dict:
@@ -146,21 +151,23 @@ class EdgeAssocReference:
             data_bs[assoc[j]] += data[j]
         # eq. 7-8
         W = p.subchannel_bandwidth_hz
-        noise = _dbm_to_w(p.noise_psd_dbm_per_hz) * W
-        gain = p.ring_radius_m ** (-p.pathloss_exponent)
-        p_bs, p_mbs = _dbm_to_w(p.bs_power_dbm), _dbm_to_w(p.mbs_power_dbm)
+        noise_dbm = p.noise_psd_dbm_per_hz + 10.0 * math.log10(W)
+        pl_db = 10.0 * p.pathloss_exponent * math.log10(p.ring_radius_m)
+        snr_bs = 10.0 ** ((p.bs_power_dbm - pl_db - noise_dbm) / 10.0)  # P r^-a / (N0 W)
+        snr_mbs = 10.0 ** ((p.mbs_power_dbm - pl_db - noise_dbm) / 10.0)
         r_up = np.zeros(self.M)
         r_down = np.zeros(self.M)
         for i in range(self.M):
             for c in range(self.C):
-                interf = 0.0
-                for kk in range(self.M):
-                    if kk != i:
-                        interf += tau[kk, c] * p_bs * state["h_up"][kk, c] * gain
-                interf *= p.interference_factor
-                s = p_bs * state["h_up"][i, c] * gain
-                r_up[i] += tau[i, c] * W * math.log2(1.0 + s / (interf + noise))
-                r_down[i] += W * math.log2(1.0 + p_mbs * state["h_down"][i, c] * gain / noise)
+                interf = 0.0  # in units of the noise power N0 W
+                if self.interference_model == "expected_use":
+                    for kk in range(self.M):
+                        if kk != i:
+                            interf += tau[kk, c] * snr_bs * state["h_up"][kk, c]
+                    interf *= p.interference_factor
+                s = snr_bs * state["h_up"][i, c]
+                r_up[i] += tau[i, c] * W * math.log2(1.0 + s / (interf + 1.0))
+                r_down[i] += W * math.log2(1.0 + snr_mbs * state["h_down"][i, c])
         # eq. 12-17
         t_cmp = max(trained[i] * p.cycles_per_sample / state["cpu_hz"][i] for i in range(self.M))
         t_la = max(k[i] * p.model_bits * p.agg_cycles_per_bit / state["cpu_hz"][i]
@@ -179,7 +186,9 @@ class EdgeAssocReference:
         total = t_cmp + t_la + t_pt + t_b + t_v
         rho = sum(trained) / sum(data)
         theta = p.theta_min + (p.theta_max - p.theta_min) * math.exp(-p.theta_kappa * rho)
-        objective = total / (1.0 - theta)
+        one_minus_theta = (1.0 - p.theta_max) + (p.theta_max - p.theta_min) * (
+            1.0 - math.exp(-p.theta_kappa * rho))
+        objective = total / one_minus_theta
         # DPoS
         if state["step"] == 0:
             tot = sum(data_bs)
@@ -193,6 +202,7 @@ class EdgeAssocReference:
             "trained": trained, "r_up": r_up, "r_down": r_down,
             "times": (t_cmp, t_la, t_pt, t_b, t_v, total),
             "rho": rho, "theta": theta, "objective": objective,
+            "rounds_factor": 1.0 / one_minus_theta,
             "coins": coins, "producers": _elect(coins, self.Mp),
         }
 
@@ -242,7 +252,7 @@ class EdgeAssocReference:
             "block_broadcast_s": t_b,
             "block_verify_s": t_v,
             "theta_g": out["theta"],
-            "rounds_factor": 1.0 / (1.0 - out["theta"]),
+            "rounds_factor": out["rounds_factor"],
             "data_fraction": out["rho"],
             "batch_frac_mean": float(np.mean(out["batch_frac"])),
             "uplink_rate_mean_mbps": float(np.sum(out["r_up"][active]) / max(active.sum(), 1)
