@@ -696,6 +696,11 @@ def main(argv: list[str] | None = None, hang_guard: bool | None = None) -> int:
     if not selected:
         print("warning: no experiments selected (none registered with default=True)",
               file=sys.stderr)
+    old = [d.parent.name for d in sorted(Path(args.out, args.scale).glob("*/cells"))]
+    if old:
+        print(f"note: {Path(args.out, args.scale)} holds results of the layout before the seed "
+              f"joined the path ({', '.join(old[:3])}{', ...' if len(old) > 3 else ''}); they "
+              f"are not reused: this run writes {ctx.out_dir}", file=sys.stderr)
 
     lock = DirLock(Path(ctx.out_dir) / LOCK_NAME, shared=shard is not None,
                    wait_s=args.lock_wait_s)
