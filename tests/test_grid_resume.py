@@ -199,19 +199,25 @@ def test_a_locked_directory_is_refused_with_a_message(toy, capsys):
 
 
 def test_two_concurrent_runs_lose_and_duplicate_nothing(tmp_path):
-    log = tmp_path / "computed.log"
+    """Both runs start while the directory is locked, so both must wait; then they
+    race for it: one computes every cell, the other reuses them."""
+    log, out = tmp_path / "computed.log", tmp_path / "out"
     toy = {"n_cells": 4, "sleep": 0.3}
-    procs = [run_sub(tmp_path / "out", toy=toy, wait=False, env_extra={"JAXSG_TOY_LOG": str(log)})
-             for _ in range(2)]
-    errs = []
+    held = DirLock(grid.run_dir(out, "default") / grid.LOCK_NAME).acquire()
+    try:
+        procs = [run_sub(out, toy=toy, wait=False, env_extra={"JAXSG_TOY_LOG": str(log)})
+                 for _ in range(2)]
+        for proc in procs:  # each one is waiting for the lock
+            line = proc.stderr.readline()
+            assert "is in use by pid " in line and "waiting" in line, line
+    finally:
+        held.release()
     for proc in procs:
         _, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
-        errs.append(err)
     computed = [ln.split()[1] for ln in log.read_text().splitlines()]
     assert sorted(computed) == [f"mu-{i}" for i in range(4)]  # each cell exactly once
-    assert any("is in use by pid" in e and "waiting" in e for e in errs)
-    records = load_records(tmp_path / "out")
+    records = load_records(out)
     assert len(records) == 20 and len({(r["cell"], r["replicate"]) for r in records}) == 20
 
 
