@@ -311,10 +311,10 @@ def test_list_and_unknown_experiment(capsys):
     assert grid.main(["--list", "--experiment", TOY]) == 0
     out = capsys.readouterr().out
     assert "cells@default" in out
-    (line,) = [ln for ln in out.splitlines() if ln.startswith(TOY)]
+    (line,) = [ln for ln in out.splitlines() if ln.split()[:1] == [TOY]]
     assert line.split()[:4] == [TOY, "toy", "7", "no"] and "Toy sums of normals" in line
     assert grid.main(["--list", "--scale", "smoke"]) == 0
-    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(TOY)]
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.split()[:1] == [TOY]]
     assert line.split()[2] == "1"
 
     with pytest.raises(SystemExit) as exc:

@@ -161,6 +161,7 @@ def test_empty_cells_match_is_an_error_and_touches_nothing(toy, capsys):
 
 def test_negative_seed_and_bad_shard_are_errors(tmp_path, capsys):
     register_toy(n_cells=1)
+    CALLS.clear()
     for args, msg in ((("--seed", "-1"), "--seed must be >= 0"),
                       (("--shard", "2/2"), "0 <= I < N"), (("--shard", "x"), "I/N"),
                       (("--shard", "0/2", "--report-only"), "takes no --shard")):
@@ -231,8 +232,8 @@ def _free_port() -> int:
 def test_two_shards_then_report_only_equal_one_process(tmp_path, mode):
     toy = {"n_cells": 5}
     log = tmp_path / "computed.log"
-    single = run_sub(tmp_path / "single", toy=toy)
-    assert single.returncode == 0, single.stderr
+    register_toy(**toy)
+    assert run(tmp_path / "single") == 0
     if mode == "shard":
         argsets = [("--shard", f"{i}/2") for i in range(2)]
     else:
@@ -259,12 +260,16 @@ def test_two_shards_then_report_only_equal_one_process(tmp_path, mode):
     assert "5 of 5 cells" in (base / "report.md").read_text()
 
 
-def test_report_only_flags_missing_cells(tmp_path):
-    res = run_sub(tmp_path, toy={"n_cells": 4}, args=("--shard", "0/2"))
-    assert res.returncode == 0, res.stderr
-    res = run_sub(tmp_path, toy={"n_cells": 4}, args=("--report-only",))
-    assert res.returncode == 0, res.stderr
-    assert "warning: _toy/mu-1: no usable cell file" in res.stderr
+def test_report_only_flags_missing_cells(tmp_path, capsys):
+    register_toy(n_cells=4)
+    CALLS.clear()
+    assert run(tmp_path, "--shard", "0/2") == 0
+    assert sorted(CALLS) == [("mu-0", 0), ("mu-2", 0)]
+    assert "run the same command with --report-only" in capsys.readouterr().out
+    CALLS.clear()
+    assert run(tmp_path, "--report-only") == 0
+    assert CALLS == []
+    assert "warning: _toy/mu-1: no usable cell file" in capsys.readouterr().err
     report = (grid.run_dir(tmp_path, "default") / "report.md").read_text()
     assert "2 of 4 cells" in report
     assert "**Incomplete:** 2 cell(s) not computed: mu-1, mu-3" in report
