@@ -1,8 +1,10 @@
 """The grid's hang guard: restart a sweep whose cell stopped making progress.
 
-Why it exists: on jaxlib 0.10.x the CPU runtime sometimes never finished a
-large vmapped training program (the caller waiting in ``BlockUntilReady``
-while every XLA worker sat idle; see ``sweeps/platform.py``). Python cannot
+Why it exists: on jaxlib 0.10.x the CPU runtime can deadlock on vmapped
+training programs (the caller waiting in ``BlockUntilReady`` while every XLA
+worker sits idle): batched LAPACK QR blocks pool workers waiting for tasks
+queued to the same pool (``tests/repro_jaxlib_cpu_freeze.py``; the flags of
+``sweeps/platform.py`` avoided it in every measured run). Python cannot
 interrupt that wait, so a daemon thread watches the cell in flight and
 re-executes the same command line; finished cells are on disk and are reused,
 so a restart loses only the stuck cell.

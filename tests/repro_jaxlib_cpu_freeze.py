@@ -27,8 +27,9 @@ Measured on the 2-core development machine (2026-11-30):
 jaxlib 0.10.2, qr: froze 4/4 with JAX's default flags, 2/2 with only
 ``--xla_cpu_multi_thread_eigen=false``; finished 2/2 with only
 ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` and 3/3 with
-``--flags`` (both flags + synchronous dispatch). madfrl: froze without the
-flags, finished 6/6 with them. jaxlib 0.9.2 finished qr without flags.
+``--flags`` (both flags + synchronous dispatch). madfrl: froze 3/3 without
+the flags, finished 6/6 with them (and 3/3 with the code of 819d075, where the
+pin was set). jaxlib 0.9.2 finished qr without flags.
 """
 
 from __future__ import annotations

@@ -238,6 +238,23 @@ def test_hang_guard_decision():
     assert is_stalled(silent_s=12, cpu_used_s=0, backend="gpu", instrumented=True, **kw)
 
 
+def test_hang_guard_watch_step_by_backend():
+    """An uninstrumented cell idle on an accelerator is left alone; on CPU it is stalled;
+    a heartbeat makes any cell healthy."""
+    from sweeps.hang import HangGuard
+
+    for backend, stalled in (("gpu", False), ("cpu", True)):
+        guard = HangGuard(0, backend=backend)
+        guard.window_s = 0.2
+        guard.busy("_toy/x")
+        time.sleep(0.35)
+        assert guard._check() == ("_toy/x" if stalled else None), backend
+        grid.beat()
+        assert guard._check() is None
+        guard.busy(None)
+        assert guard._check() is None
+
+
 def test_corrupt_cell_is_recomputed_with_a_note(tmp_path, capsys):
     register_toy(n_cells=3)
     assert grid.main(["--experiment", TOY, "--out", str(tmp_path), "--scale", "smoke"]) == 0
