@@ -4,31 +4,63 @@
     python -m sweeps.grid --scale smoke --experiment NAME [--experiment NAME2]
     python -m sweeps.grid --list                   # experiments and their cell counts
     python -m sweeps.grid --no-resume --seed 1 --out /tmp/results
+    python -m sweeps.grid --shard 0/2 & python -m sweeps.grid --shard 1/2; wait
+    python -m sweeps.grid --report-only            # records/figures/report from cell files
 
-On-disk layout (``OUT`` is ``--out``, default ``results``)::
+On-disk layout (``OUT`` is ``--out``, default ``results``; one directory per
+scale *and seed*, so ``--seed 1`` never touches seed-0 results)::
 
-    OUT/<scale>/
-      report.md                        header (date, scale, seed, devices, git commit),
-                                       then per experiment: figures + report text
+    OUT/<scale>/seed-<seed>/           the run directory (RunContext.out_dir)
+      .grid.lock                       fcntl lock: one writer at a time (shards share it)
+      report.md                        header (date, scale, seed, devices, git commit +
+                                       dirty flag, source hash), then one section per
+                                       experiment with finished cells on disk
       figures/<png files>              written by each experiment's ``plot``
       <experiment>/
-        cells/<cell id>.json           one finished cell: {"experiment", "cell", "config",
-                                       "scale", "seed", "records": [...], "elapsed_s",
-                                       "jax_devices", "finished_at"}
-        records.csv                    tidy: one row per record of every cell; columns
-                                       "experiment", "cell", then the union of record keys
+        cells/<cell id>.json           one finished cell: {"format": 2, "experiment",
+                                       "cell", "config", "scale", "seed", "config_hash",
+                                       "code": {"commit", "dirty", "source_hash"},
+                                       "num_records", "records_hash", "records": [...],
+                                       "elapsed_s", "jax_devices", "finished_at"}
+        records.csv                    tidy: one row per record of every finished cell;
+                                       columns "experiment", "cell", then record keys
         records.jsonl                  the same records, one JSON object per line
 
-Every file is written atomically (:mod:`sweeps.io`), so a killed sweep loses at
-most the cell in flight. With ``--resume`` (the default) a cell whose file
-exists, parses and matches the cell's experiment, scale, seed and config is
-reused; a corrupt file (partial or invalid JSON) or a stale one (config or
-seed changed) is recomputed. ``--no-resume`` recomputes every cell.
+**Resume** (the default) reuses a cell file only if it is intact and exact: it
+parses, its record count and records hash match its records, its config hash
+matches the cell's current experiment/cell/scale/seed/config, and it was
+computed by the same code (hash of the ``jaxsg``, ``agents`` and ``sweeps``
+sources). Otherwise the cell is recomputed with a printed note saying why
+(corrupt or truncated, edited, config changed, code changed, empty, record
+count mismatch). ``--no-resume`` recomputes every selected cell.
+
+**Subsets merge**: ``--experiment``/``--cells`` compute only the selected
+cells, but records, figures and report sections are rebuilt from *every*
+intact cell file in the run directory, so other cells and experiments are
+never dropped. A cell computed by other code is still reported, flagged as
+stale in its section. A ``--cells`` pattern that matches nothing is an error.
+
+**Multi-host**: ``--shard I/N`` computes cell k (in a global order over the
+selected experiments) iff ``k % N == I`` and writes only cell files; after all
+shards finish, ``--report-only`` writes records, figures and the report.
+``--distributed`` calls ``jax.distributed.initialize()`` first (coordinator,
+process count and id from the flags or ``JAX_COORDINATOR_ADDRESS``,
+``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``; cluster auto-detection otherwise)
+and defaults the shard to ``process_index/process_count``. Cells compute on
+each process's local devices (``sweeps.sharding``).
+
+Every file is written atomically (:mod:`sweeps.io`; figures are drawn in a
+private directory and renamed into place), so a killed sweep loses at most the
+cell in flight. The run directory is checked writable and locked
+(``fcntl.flock``, released on exit or crash) before any compute; a second run
+on it waits (``--lock-wait-s``) or refuses.
 
 Non-finite values in records are stored as ``null`` (empty in CSV), counted,
 and reported in a warning line and in ``report.md``. Exit status: 0 on
-success, 2 for bad arguments (argparse-style, including an unknown
-``--experiment``); exceptions from an experiment propagate.
+success, 2 for bad arguments (argparse-style: unknown ``--experiment``,
+``--cells`` matching nothing, negative ``--seed``, bad ``--shard``, unwritable
+``--out``), 3 when the run directory is locked and ``--lock-wait-s`` ran out;
+exceptions from an experiment propagate.
 """
 
 from __future__ import annotations
@@ -36,10 +68,13 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import fnmatch
+import hashlib
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,13 +94,18 @@ from sweeps.experiments import (  # noqa: E402
     get_experiment,
     list_experiments,
 )
+from sweeps.hang import MAX_RESTARTS, RESTARTS_ENV, HangGuard, beat  # noqa: E402, F401
 from sweeps.io import (  # noqa: E402
+    DirLock,
+    LockBusy,
     atomic_write_json,
     atomic_write_text,
+    check_writable,
     clean_record,
     count_nulls,
     nulls_to_nan,
     read_json_or_none,
+    sha256_json,
     to_python,
     write_records_csv,
     write_records_jsonl,
@@ -74,8 +114,12 @@ from sweeps.platform import configure_cpu_runtime  # noqa: E402
 
 __all__ = [
     "ExperimentResult",
+    "HangGuard",
+    "beat",
     "cell_path",
+    "code_version",
     "main",
+    "run_dir",
     "run_experiment",
     "to_python",
     "write_report",
@@ -83,20 +127,31 @@ __all__ = [
 
 #: Columns the runner adds to every record (records may not use these keys).
 RESERVED_COLUMNS = ("experiment", "cell")
+#: Version of the cell-file schema; files without it are recomputed.
+CELL_FORMAT = 2
+#: Packages whose sources define "the code" of a cell.
+CODE_PACKAGES = ("jaxsg", "agents", "sweeps")
+LOCK_NAME = ".grid.lock"
 
 
 # ------------------------------------------------------------------- paths
-def scale_dir(out: Path, scale: str) -> Path:
-    return Path(out) / scale
+def run_dir(out: Path, scale: str, seed: int = 0) -> Path:
+    """``OUT/<scale>/seed-<seed>``: everything one (scale, seed) run writes."""
+    return Path(out) / scale / f"seed-{int(seed)}"
 
 
-def experiment_dir(out: Path, scale: str, name: str) -> Path:
-    return scale_dir(out, scale) / name
+def scale_dir(out: Path, scale: str, seed: int = 0) -> Path:
+    """Alias of :func:`run_dir` (the name before the seed joined the path)."""
+    return run_dir(out, scale, seed)
 
 
-def cell_path(out: Path, scale: str, name: str, cell_id: str) -> Path:
-    """``OUT/<scale>/<experiment>/cells/<cell id>.json``."""
-    return experiment_dir(out, scale, name) / "cells" / f"{cell_id}.json"
+def experiment_dir(out: Path, scale: str, name: str, seed: int = 0) -> Path:
+    return run_dir(out, scale, seed) / name
+
+
+def cell_path(out: Path, scale: str, name: str, cell_id: str, seed: int = 0) -> Path:
+    """``OUT/<scale>/seed-<seed>/<experiment>/cells/<cell id>.json``."""
+    return experiment_dir(out, scale, name, seed) / "cells" / f"{cell_id}.json"
 
 
 def jax_device_names() -> list[str]:
@@ -105,43 +160,120 @@ def jax_device_names() -> list[str]:
     return [f"{d.platform}:{d.id}" for d in jax.local_devices()]
 
 
-def git_commit() -> str | None:
-    """``git rev-parse --short HEAD`` of the source tree, or None if unavailable."""
+# ------------------------------------------------------------ code version
+def _git(*args: str) -> str | None:
     try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            check=False,
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        proc = subprocess.run(["git", *args], check=False, capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.strip() or None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """``git rev-parse --short HEAD`` of the source tree, or None if unavailable."""
+    out = _git("rev-parse", "--short", "HEAD")
+    return (out or "").strip() or None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from HEAD (None without git)."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return None if out is None else bool(out.strip())
+
+
+def _package_dirs() -> list[tuple[str, Path]]:
+    dirs = []
+    for name in CODE_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            dirs.extend((name, Path(p)) for p in spec.submodule_search_locations)
+    return dirs
+
+
+def source_hash() -> str:
+    """SHA-256 over the ``*.py`` files of :data:`CODE_PACKAGES` (relative path and
+    bytes, sorted): the code version without git. 16 hex digits."""
+    digest = hashlib.sha256()
+    for name, root in _package_dirs():
+        for path in sorted(root.rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+_CODE_VERSION: dict | None = None
+
+
+def code_version(refresh: bool = False) -> dict:
+    """``{"commit", "dirty", "source_hash"}`` of this process's code (cached).
+    Resume compares ``source_hash``; commit and dirty flag are for people."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None or refresh:
+        _CODE_VERSION = {"commit": git_commit(), "dirty": git_dirty(),
+                         "source_hash": source_hash()}
+    return dict(_CODE_VERSION)
+
+
+def describe_code(code: dict | None) -> str:
+    if not isinstance(code, dict):
+        return "unknown code"
+    commit = code.get("commit") or "no git"
+    dirty = {True: " (dirty)", False: "", None: ""}.get(code.get("dirty"), "")
+    return f"{commit}{dirty}, sources {code.get('source_hash') or '?'}"
 
 
 # ------------------------------------------------------------------- cells
-def _reuse_problem(data: object, exp: Experiment, cell: Cell, ctx: RunContext) -> str | None:
-    """Why a stored cell cannot be reused ("missing", "corrupt", "stale: ..."), or None."""
+def cell_identity(exp: Experiment, cell: Cell, ctx: RunContext) -> dict:
+    """What determines a cell's records, besides the code."""
+    return {"experiment": exp.name, "cell": cell.id, "scale": ctx.scale, "seed": ctx.seed,
+            "config": cell.json_config}
+
+
+def cell_problem(data: object, exp: Experiment, cell: Cell, ctx: RunContext,
+                 code: dict) -> str | None:
+    """Why a stored cell cannot be reused, or None. ``"missing"`` for no file;
+    reasons starting with ``"code changed"`` mean the file is intact and
+    matches the config but was computed by other code."""
     if data is None:
         return "missing"
+    if data == "corrupt":
+        return "corrupt or truncated (not valid JSON)"
     if not isinstance(data, dict) or not isinstance(data.get("records"), list):
-        return "corrupt"
-    if not all(isinstance(r, dict) for r in data["records"]):
-        return "corrupt"
-    for key, want in (
-        ("experiment", exp.name),
-        ("cell", cell.id),
-        ("scale", ctx.scale),
-        ("seed", ctx.seed),
-        ("config", cell.json_config),
-    ):
-        if data.get(key) != want:
-            return f"stale: {key} changed"
+        return "corrupt (no record list)"
+    records = data["records"]
+    if not all(isinstance(r, dict) for r in records):
+        return "corrupt (a record is not an object)"
+    if data.get("format") != CELL_FORMAT:
+        return "written by an older runner (no config/code/record hashes)"
+    stored = {k: data.get(k) for k in ("experiment", "cell", "scale", "seed", "config")}
+    if sha256_json(stored) != data.get("config_hash"):
+        return "edited (its config does not match its config hash)"
+    if data.get("num_records") != len(records):
+        return (f"record count mismatch (file says {data.get('num_records')}, "
+                f"holds {len(records)})")
+    if not records:
+        return "empty record list"
+    if sha256_json(records) != data.get("records_hash"):
+        return "edited (its records do not match their hash)"
+    if data["config_hash"] != sha256_json(cell_identity(exp, cell, ctx)):
+        changed = [k for k, v in cell_identity(exp, cell, ctx).items() if stored.get(k) != v]
+        return f"config changed ({', '.join(changed) or 'hash'})"
+    old = data.get("code") if isinstance(data.get("code"), dict) else {}
+    if old.get("source_hash") != code.get("source_hash"):
+        return f"code changed (cell: {describe_code(old)}; now: {describe_code(code)})"
     return None
+
+
+def read_cell(path: Path) -> object:
+    """Parsed cell file, ``None`` if missing, ``"corrupt"`` if unreadable."""
+    if not path.exists():
+        return None
+    data = read_json_or_none(path)
+    return "corrupt" if data is None else data
 
 
 def _clean_records(raw: object, where: str) -> list[dict]:
@@ -157,74 +289,9 @@ def _clean_records(raw: object, where: str) -> list[dict]:
         if clash:
             raise ValueError(f"{where}: record {i} uses reserved column(s) {clash}")
         records.append(record)
+    if not records:
+        raise ValueError(f"{where}: run_cell returned no records")
     return records
-
-
-# ------------------------------------------------------------ hang guard
-#: Environment variable counting guard restarts of one grid invocation.
-RESTARTS_ENV = "JAXSG_GRID_RESTARTS"
-MAX_RESTARTS = 3
-
-
-class HangGuard:
-    """Restart the grid when a cell's computation stops using the CPU.
-
-    jaxlib 0.10's CPU runtime occasionally never finishes a large vmapped
-    training program: the main thread waits in ``BlockUntilReady`` while every
-    XLA worker sits idle (0 % CPU, observed in ``python -m sweeps.grid`` even with
-    the flags ``sweeps/platform.py`` sets). Python cannot interrupt that wait,
-    so a daemon thread watches the process CPU time while a cell computes; if it
-    advances by less than ``min_cpu_s`` over ``window_s`` seconds of wall time,
-    the thread re-executes the same command line. Finished cells are on disk and
-    are reused, so a restart loses only the stuck cell; after ``MAX_RESTARTS``
-    restarts the guard only warns. ``window_s = 0`` disables it.
-    """
-
-    def __init__(self, window_s: float, min_cpu_s: float = 1.0):
-        self.window_s, self.min_cpu_s = float(window_s), min_cpu_s
-        self._samples: list[tuple[float, float]] = []  # (wall, process CPU) while busy
-        self._label: str | None = None
-        self._lock = threading.Lock()
-        if self.window_s > 0:
-            threading.Thread(target=self._watch, name="grid-hang-guard", daemon=True).start()
-
-    def busy(self, label: str | None) -> None:
-        with self._lock:
-            self._label = label
-            self._samples = [] if label is None else [(time.monotonic(), time.process_time())]
-
-    def _watch(self) -> None:
-        while True:
-            time.sleep(min(5.0, self.window_s / 4))
-            with self._lock:
-                if not self._samples:
-                    continue
-                now, cpu = time.monotonic(), time.process_time()
-                self._samples.append((now, cpu))
-                # the oldest sample at least window_s old: CPU used since then
-                old = [s for s in self._samples if now - s[0] >= self.window_s]
-                if not old:
-                    continue
-                self._samples = self._samples[len(old) - 1:]
-                if cpu - old[-1][1] >= self.min_cpu_s:
-                    continue
-                label = self._label
-            self._restart(label)
-
-    def _restart(self, label: str) -> None:
-        restarts = int(os.environ.get(RESTARTS_ENV, "0"))
-        if restarts >= MAX_RESTARTS:
-            print(f"warning: {label}: no CPU progress for {self.window_s:.0f} s and "
-                  f"{restarts} restarts already; still waiting", file=sys.stderr, flush=True)
-            with self._lock:
-                self._samples = []
-            return
-        print(f"warning: {label}: no CPU progress for {self.window_s:.0f} s (a known jaxlib "
-              f"CPU hang); restarting the grid ({restarts + 1}/{MAX_RESTARTS}), finished "
-              "cells are reused", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os.environ[RESTARTS_ENV] = str(restarts + 1)
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # the same command
 
 
 _GUARD: HangGuard | None = None
@@ -240,12 +307,14 @@ def _compute_cell(exp: Experiment, cell: Cell, ctx: RunContext, path: Path) -> d
         if _GUARD is not None:
             _GUARD.busy(None)
     records = _clean_records(raw, f"{exp.name}/{cell.id}")
+    identity = cell_identity(exp, cell, ctx)
     data = {
-        "experiment": exp.name,
-        "cell": cell.id,
-        "config": cell.json_config,
-        "scale": ctx.scale,
-        "seed": ctx.seed,
+        "format": CELL_FORMAT,
+        **identity,
+        "config_hash": sha256_json(identity),
+        "code": code_version(),
+        "num_records": len(records),
+        "records_hash": sha256_json(records),
         "records": records,
         "elapsed_s": time.perf_counter() - start,
         "jax_devices": jax_device_names(),
@@ -267,15 +336,27 @@ def _check_cells(exp: Experiment, cells: object) -> list[Cell]:
     return cells
 
 
+def _note(msg: str) -> None:
+    tqdm.write(f"note: {msg}", file=sys.stderr)
+
+
 # ------------------------------------------------------------- experiments
 @dataclass
 class ExperimentResult:
-    """What one experiment's run produced (records as stored: NaN is None)."""
+    """What one experiment's run produced (records as stored: NaN is None).
+
+    ``computed``/``reused``: cells of this run's selection; ``from_disk``:
+    other intact cells merged into the records; ``stale_code``: reported cells
+    computed by other code; ``missing``: cells of the grid with no usable file.
+    """
 
     experiment: Experiment
     records: list[dict] = field(default_factory=list)
     computed: int = 0
     reused: int = 0
+    from_disk: int = 0
+    stale_code: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
     compute_s: float = 0.0
     null_counts: dict[str, int] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
@@ -283,7 +364,8 @@ class ExperimentResult:
 
     @property
     def num_cells(self) -> int:
-        return self.computed + self.reused
+        """Cells whose records are in :attr:`records`."""
+        return self.computed + self.reused + self.from_disk
 
 
 def select_cells(cells: list[Cell], patterns: list[str] | None) -> list[Cell]:
@@ -295,47 +377,76 @@ def select_cells(cells: list[Cell], patterns: list[str] | None) -> list[Cell]:
 
 def run_experiment(
     exp: Experiment, ctx: RunContext, *, resume: bool = True, progress: bool | None = None,
-    cell_patterns: list[str] | None = None,
+    cell_patterns: list[str] | None = None, only: set[str] | None = None,
+    compute: bool = True, write_outputs: bool = True,
 ) -> ExperimentResult:
-    """Run (or reuse) every cell of ``exp`` at ``ctx.scale``, then write its
-    records, figures and report text. ``ctx.out_dir`` is ``OUT/<scale>``.
+    """Run (or reuse) the selected cells of ``exp`` at ``ctx.scale``, then write
+    its records, figures and report text from every intact cell file of the
+    experiment (selected or not). ``ctx.out_dir`` is the run directory.
 
+    Selection: ``cell_patterns`` (``fnmatch`` on cell ids) and ``only`` (a set
+    of ids, e.g. one shard's). ``compute=False`` computes nothing (report
+    only); ``write_outputs=False`` writes only cell files (a shard).
     ``progress=None`` shows the progress bar only when stderr is a terminal.
-    ``cell_patterns`` (``fnmatch`` on cell ids) restricts the run, the records,
-    figures and report to the matching cells; other finished cells stay on disk.
     """
     exp_dir = Path(ctx.out_dir) / exp.name
-    cells = select_cells(_check_cells(exp, exp.cells(ctx.scale)), cell_patterns)
+    all_cells = _check_cells(exp, exp.cells(ctx.scale))
+    todo = select_cells(all_cells, cell_patterns)
+    if only is not None:
+        todo = [c for c in todo if c.id in only]
+    if not compute:
+        todo = []
     result = ExperimentResult(exp)
+    code = code_version()
+    done: dict[str, dict] = {}
 
-    bar = tqdm(
-        total=len(cells),
-        desc=exp.name,
-        unit="cell",
-        file=sys.stderr,
-        disable=None if progress is None else not progress,
-    )
+    bar = tqdm(total=len(todo), desc=exp.name, unit="cell", file=sys.stderr,
+               disable=(None if progress is None else not progress) if todo else True)
     with bar:
-        for cell in cells:
+        for cell in todo:
             bar.set_postfix_str(cell.id, refresh=False)
             path = exp_dir / "cells" / f"{cell.id}.json"
-            data = read_json_or_none(path) if resume else None
-            problem = _reuse_problem(data, exp, cell, ctx) if resume else "no-resume"
+            data = read_cell(path) if resume else None
+            problem = cell_problem(data, exp, cell, ctx, code) if resume else "no-resume"
             if problem is None:
                 result.reused += 1
             else:
                 if problem not in ("missing", "no-resume"):
-                    tqdm.write(f"note: {exp.name}/{cell.id}: cell file {problem}; recomputing",
-                               file=sys.stderr)
+                    _note(f"{exp.name}/{cell.id}: cell file {problem}; recomputing")
                 data = _compute_cell(exp, cell, ctx, path)
                 result.computed += 1
             result.compute_s += float(data.get("elapsed_s") or 0.0)
-            for record in data["records"]:
-                result.records.append({"experiment": exp.name, "cell": cell.id, **record})
+            done[cell.id] = data
             bar.update(1)
+    if not write_outputs:
+        return result
+
+    for cell in all_cells:  # records from every intact cell file, in grid order
+        data = done.get(cell.id)
+        if data is None:
+            data = read_cell(exp_dir / "cells" / f"{cell.id}.json")
+            problem = cell_problem(data, exp, cell, ctx, code)
+            if problem is not None and not problem.startswith("code changed"):
+                result.missing.append(cell.id)
+                if problem != "missing":
+                    _note(f"{exp.name}/{cell.id}: cell file {problem}; not in the report")
+                continue
+            if problem is not None:
+                result.stale_code.append(cell.id)
+            result.from_disk += 1
+            result.compute_s += float(data.get("elapsed_s") or 0.0)
+        for record in data["records"]:
+            result.records.append({"experiment": exp.name, "cell": cell.id, **record})
+    if not result.records:
+        return result  # nothing on disk for this experiment: no outputs
 
     write_records_csv(exp_dir / "records.csv", result.records, leading=RESERVED_COLUMNS)
     write_records_jsonl(exp_dir / "records.jsonl", result.records)
+    if result.stale_code:
+        print(f"warning: {exp.name}: {len(result.stale_code)} reported cell(s) were computed "
+              f"by other code ({', '.join(result.stale_code[:5])}"
+              f"{', ...' if len(result.stale_code) > 5 else ''}); rerun them to refresh",
+              file=sys.stderr)
 
     result.null_counts = count_nulls(result.records)
     if result.null_counts:
@@ -343,20 +454,31 @@ def run_experiment(
 
     plot_records = nulls_to_nan(result.records)
     if exp.plot is not None:
-        fig_dir = Path(ctx.out_dir) / "figures"
-        fig_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            result.figures = [Path(p) for p in (exp.plot(plot_records, fig_dir) or [])]
-        finally:
-            import matplotlib.pyplot as plt
-
-            plt.close("all")
-        for fig in result.figures:
-            if not fig.exists():
-                print(f"warning: {exp.name}: plot returned missing file {fig}", file=sys.stderr)
+        result.figures = _plot_atomically(exp, plot_records, Path(ctx.out_dir) / "figures")
     if exp.report is not None:
         result.report_text = exp.report(plot_records)
     return result
+
+
+def _plot_atomically(exp: Experiment, records: list[dict], fig_dir: Path) -> list[Path]:
+    """``exp.plot`` into a private directory, then each file renamed into ``fig_dir``."""
+    import matplotlib.pyplot as plt
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=fig_dir, prefix=f".{exp.name}.", suffix=".tmp"))
+    figures = []
+    try:
+        for fig in [Path(p) for p in (exp.plot(records, tmp) or [])]:
+            if fig.parent.resolve() == tmp.resolve() and fig.exists():
+                os.replace(fig, fig_dir / fig.name)
+                fig = fig_dir / fig.name
+            if not fig.exists():
+                print(f"warning: {exp.name}: plot returned missing file {fig}", file=sys.stderr)
+            figures.append(fig)
+    finally:
+        plt.close("all")
+        shutil.rmtree(tmp, ignore_errors=True)
+    return figures
 
 
 def _null_summary(counts: dict[str, int]) -> str:
@@ -371,33 +493,47 @@ def _now() -> str:
 # ------------------------------------------------------------------ report
 def write_report(path: Path, ctx: RunContext, results: list[ExperimentResult]) -> Path:
     """Write ``report.md`` atomically: header, then one section per experiment
-    with its figures (paths relative to the report) and its report text."""
+    with its figures (paths relative to the report) and its report text.
+    Experiments with no records get no section."""
     path = Path(path)
     devices = jax_device_names()
+    code = code_version()
     lines = [
         f"# jaxsg sweep report: {ctx.scale} scale",
         "",
         f"- date: {_now()}",
         f"- scale: `{ctx.scale}`, seed: {ctx.seed}",
         f"- jax {jax.__version__}, {len(devices)} device(s): {', '.join(devices)}",
-        f"- git commit: {git_commit() or 'unknown'}",
+        f"- git commit: {code['commit'] or 'unknown'}"
+        f"{' (dirty: uncommitted changes)' if code['dirty'] else ''}, "
+        f"source hash {code['source_hash']}",
         "",
     ]
+    results = [r for r in results if r.records]
     if not results:
         lines += ["No experiments were run.", ""]
     for res in results:
         exp = res.experiment
+        total = res.num_cells + len(res.missing)
         lines += [
             f"## {exp.title}",
             "",
             (
-                f"`{exp.name}` (scenario `{exp.scenario}`): {res.num_cells} cells "
-                f"({res.computed} computed, {res.reused} reused), {len(res.records)} records, "
-                f"{res.compute_s:.1f} s of cell compute. "
+                f"`{exp.name}` (scenario `{exp.scenario}`): {res.num_cells} of {total} cells "
+                f"({res.computed} computed, {res.reused + res.from_disk} reused), "
+                f"{len(res.records)} records, {res.compute_s:.1f} s of cell compute. "
                 f"Records: `{exp.name}/records.csv`."
             ),
             "",
         ]
+        if res.missing:
+            lines += [f"> **Incomplete:** {len(res.missing)} cell(s) not computed: "
+                      f"{', '.join(res.missing[:10])}{', ...' if len(res.missing) > 10 else ''}.",
+                      ""]
+        if res.stale_code:
+            lines += [f"> **Stale:** {len(res.stale_code)} cell(s) were computed by other code "
+                      f"than {describe_code(code)}: {', '.join(res.stale_code[:10])}"
+                      f"{', ...' if len(res.stale_code) > 10 else ''}.", ""]
         if res.null_counts:
             lines += [f"> **Warning:** {_null_summary(res.null_counts)}.", ""]
         for fig in res.figures:
@@ -409,6 +545,16 @@ def write_report(path: Path, ctx: RunContext, results: list[ExperimentResult]) -
 
 
 # --------------------------------------------------------------------- CLI
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must be I/N, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"--shard I/N needs N >= 1 and 0 <= I < N, got {text!r}")
+    return i, n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sweeps.grid",
@@ -419,18 +565,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--experiment", action="append", metavar="NAME",
                         help="run this experiment (repeatable; default: every default experiment)")
     parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
-                        help="output root (default: results)")
+                        help="output root; a run writes OUT/<scale>/seed-<seed> (default: results)")
     parser.add_argument("--list", action="store_true",
                         help="list experiments with their number of cells at --scale, then exit")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                        help="reuse finished cells (default: on)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed given to every cell")
+                        help="reuse finished cells whose config, code and records match "
+                        "(default: on)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed given to every cell (>= 0)")
     parser.add_argument("--hang-restart-s", type=float, default=120.0, metavar="S",
-                        help="restart the grid (resuming) when a cell uses < 1 s of CPU in S "
-                        "seconds: a known jaxlib CPU hang; 0 disables (default: 120)")
+                        help="restart the grid (resuming) when a cell shows no progress for S "
+                        "seconds (no heartbeat, and on CPU no CPU use): a known jaxlib CPU "
+                        "hang; 0 disables (default: 120)")
     parser.add_argument("--cells", action="append", metavar="PATTERN",
                         help="only cells whose id matches this fnmatch pattern (repeatable, "
                         "comma-separated allowed), e.g. --cells 'marto,best_response'")
+    parser.add_argument("--shard", type=_shard, metavar="I/N",
+                        help="compute only shard I of N of the selected cells and write only "
+                        "cell files; then run --report-only")
+    parser.add_argument("--report-only", action="store_true",
+                        help="compute nothing: write records, figures and report.md from the "
+                        "finished cell files")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() first; the shard defaults to "
+                        "process_index/process_count")
+    parser.add_argument("--coordinator", metavar="HOST:PORT",
+                        help="with --distributed (default: $JAX_COORDINATOR_ADDRESS)")
+    parser.add_argument("--num-processes", type=int, metavar="N",
+                        help="with --distributed (default: $JAX_NUM_PROCESSES)")
+    parser.add_argument("--process-id", type=int, metavar="I",
+                        help="with --distributed (default: $JAX_PROCESS_ID)")
+    parser.add_argument("--lock-wait-s", type=float, default=None, metavar="S",
+                        help="wait at most S seconds for another run on the same directory "
+                        "(default: wait until it finishes; 0: refuse at once)")
     return parser
 
 
@@ -444,16 +610,48 @@ def _print_listing(experiments: list[Experiment], scale: str) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
 
 
+def _distributed_init(args: argparse.Namespace) -> tuple[int, int]:
+    env = os.environ
+    kwargs = {}
+    coordinator = args.coordinator or env.get("JAX_COORDINATOR_ADDRESS")
+    num = args.num_processes if args.num_processes is not None else env.get("JAX_NUM_PROCESSES")
+    pid = args.process_id if args.process_id is not None else env.get("JAX_PROCESS_ID")
+    if coordinator:
+        kwargs["coordinator_address"] = coordinator
+    if num is not None:
+        kwargs["num_processes"] = int(num)
+    if pid is not None:
+        kwargs["process_id"] = int(pid)
+    jax.distributed.initialize(**kwargs)
+    return jax.process_index(), jax.process_count()
+
+
+def _on_disk(ctx: RunContext, exp: Experiment) -> bool:
+    cells = Path(ctx.out_dir) / exp.name / "cells"
+    return cells.is_dir() and any(cells.glob("*.json"))
+
+
 def main(argv: list[str] | None = None, hang_guard: bool | None = None) -> int:
     """CLI entry point; returns the exit status (argument errors raise
     ``SystemExit(2)`` via argparse, with the message on stderr).
 
     ``hang_guard`` (default: only when run as the command, ``argv is None``)
-    starts the :class:`HangGuard`, which may re-execute this process's command line.
+    starts the :class:`~sweeps.hang.HangGuard`, which may re-execute this
+    process's command line.
     """
     configure_cpu_runtime()  # the entry point owns the platform settings
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if args.report_only and args.shard is not None:
+        parser.error("--report-only writes the report of all shards; it takes no --shard")
+    shard = args.shard
+    if args.distributed and not args.list:  # before anything touches a JAX backend
+        index, count = _distributed_init(args)
+        print(f"distributed: process {index} of {count}")
+        if shard is None and count > 1 and not args.report_only:
+            shard = (index, count)
 
     registered = list_experiments()
     if args.experiment:
@@ -470,24 +668,106 @@ def main(argv: list[str] | None = None, hang_guard: bool | None = None) -> int:
         _print_listing(selected if args.experiment else registered, args.scale)
         return 0
 
-    global _GUARD
-    if hang_guard is None:
-        hang_guard = argv is None
-    if hang_guard and args.hang_restart_s > 0 and _GUARD is None:
-        _GUARD = HangGuard(args.hang_restart_s)
-    ctx = RunContext(scale=args.scale, seed=args.seed, out_dir=scale_dir(args.out, args.scale))
-    if not selected:
-        print("warning: no experiments selected (none registered with default=True)",
-              file=sys.stderr)
     patterns = None
     if args.cells:
         patterns = [p.strip() for arg in args.cells for p in arg.split(",") if p.strip()]
+        if not patterns:
+            parser.error("--cells: no pattern given")
+    # The global cell order every shard agrees on.
+    plan = [(exp, c) for exp in selected
+            for c in select_cells(_check_cells(exp, exp.cells(args.scale)), patterns)]
+    if patterns:
+        ids = [c.id for exp in selected for c in exp.cells(args.scale)]
+        unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(i, p) for i in ids)]
+        if unmatched:
+            names = ", ".join(e.name for e in selected) or "(no experiment)"
+            parser.error(f"--cells pattern(s) {unmatched} match no cell of {names} at scale "
+                         f"{args.scale!r} (see --list)")
+
+    if shard is not None:
+        plan = [item for k, item in enumerate(plan) if k % shard[1] == shard[0]]
+
+    ctx = RunContext(scale=args.scale, seed=args.seed,
+                     out_dir=run_dir(args.out, args.scale, args.seed))
+    try:
+        check_writable(ctx.out_dir)
+    except OSError as err:
+        parser.error(f"--out: {err.strerror or err}")
+    if not selected:
+        print("warning: no experiments selected (none registered with default=True)",
+              file=sys.stderr)
+    old = [d.parent.name for d in sorted(Path(args.out, args.scale).glob("*/cells"))]
+    if old:
+        print(f"note: {Path(args.out, args.scale)} holds results of the layout before the seed "
+              f"joined the path ({', '.join(old[:3])}{', ...' if len(old) > 3 else ''}); they "
+              f"are not reused: this run writes {ctx.out_dir}", file=sys.stderr)
+
+    lock = DirLock(Path(ctx.out_dir) / LOCK_NAME, shared=shard is not None,
+                   wait_s=args.lock_wait_s)
+    shard_lock = None
+    if shard is not None:
+        shard_lock = DirLock(Path(ctx.out_dir) / f"{LOCK_NAME}.shard-{shard[0]}-of-{shard[1]}",
+                             wait_s=args.lock_wait_s)
+    try:
+        lock.acquire()
+        if shard_lock is not None:
+            shard_lock.acquire()
+    except LockBusy as err:
+        lock.release()
+        print(f"error: {err}; not running (use another --out or --lock-wait-s)",
+              file=sys.stderr)
+        return 3
+
+    global _GUARD
+    if hang_guard is None:
+        hang_guard = argv is None
+    if hang_guard and args.hang_restart_s > 0 and _GUARD is None and not args.report_only:
+        _GUARD = HangGuard(args.hang_restart_s)
+    try:
+        return _run(args, ctx, selected, registered, plan, patterns, shard)
+    finally:
+        if shard_lock is not None:
+            shard_lock.release()
+        lock.release()
+
+
+def _run(args, ctx, selected, registered, plan, patterns, shard) -> int:
+    todo: dict[str, set[str]] = {}
+    for exp, cell in plan:
+        todo.setdefault(exp.name, set()).add(cell.id)
     results = []
-    for exp in selected:
-        res = run_experiment(exp, ctx, resume=args.resume, cell_patterns=patterns)
-        print(f"{exp.name}: {res.num_cells} cells ({res.computed} computed, {res.reused} reused), "
-              f"{len(res.records)} records -> {Path(ctx.out_dir) / exp.name}")
-        results.append(res)
+    for exp in selected if not args.report_only else []:
+        if exp.name not in todo:
+            continue
+        res = run_experiment(exp, ctx, resume=args.resume, cell_patterns=patterns,
+                             only=todo[exp.name], write_outputs=shard is None)
+        if shard is None:
+            results.append(res)
+            print(f"{exp.name}: {res.num_cells} cells ({res.computed} computed, "
+                  f"{res.reused + res.from_disk} reused), {len(res.records)} records -> "
+                  f"{Path(ctx.out_dir) / exp.name}")
+        else:
+            print(f"{exp.name}: shard {shard[0]}/{shard[1]}: {res.computed + res.reused} cells "
+                  f"({res.computed} computed, {res.reused} reused)")
+    if shard is not None:
+        print(f"shard {shard[0]}/{shard[1]} done; when every shard has finished, run the same "
+              "command with --report-only instead of --shard")
+        return 0
+    # Merge: every other experiment with cell files here keeps its records and section.
+    ran = {r.experiment.name for r in results}
+    for exp in registered:
+        if exp.name not in ran and _on_disk(ctx, exp):
+            res = run_experiment(exp, ctx, compute=False)
+            if res.records:
+                results.append(res)
+                if args.report_only:
+                    print(f"{exp.name}: {res.num_cells} cells from disk"
+                          f"{f', {len(res.missing)} missing' if res.missing else ''}, "
+                          f"{len(res.records)} records -> {Path(ctx.out_dir) / exp.name}")
+            for cell_id in res.missing if args.report_only else []:
+                print(f"warning: {exp.name}/{cell_id}: no usable cell file", file=sys.stderr)
+    order = {e.name: i for i, e in enumerate(registered)}
+    results.sort(key=lambda r: order.get(r.experiment.name, len(order)))
     report = write_report(Path(ctx.out_dir) / "report.md", ctx, results)
     print(f"report: {report}")
     return 0

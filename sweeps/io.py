@@ -19,11 +19,16 @@ silently.
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
+import hashlib
 import io
 import json
 import math
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -88,6 +93,17 @@ def dumps_json(obj: Any, *, indent: int | None = None) -> str:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented strict JSON, atomically."""
     return atomic_write_text(path, dumps_json(obj, indent=1) + "\n")
+
+
+def canonical_json(obj: Any) -> str:
+    """Strict JSON with sorted keys and no whitespace: equal data, equal text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                      ensure_ascii=False)
+
+
+def sha256_json(obj: Any) -> str:
+    """Hex SHA-256 of :func:`canonical_json` (a content hash of JSON data)."""
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
 
 
 def read_json_or_none(path: str | os.PathLike) -> Any:
@@ -192,3 +208,90 @@ def read_records_jsonl(path: str | os.PathLike) -> list[dict]:
     """Records written by :func:`write_records_jsonl` (nulls kept as ``None``)."""
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+# ------------------------------------------------------------- output directory
+def check_writable(directory: str | os.PathLike) -> Path:
+    """Create ``directory`` (with parents) and prove it writable by writing and
+    removing a probe file; raise ``OSError`` naming the directory otherwise."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OSError(err.errno, f"output directory {directory} is not writable: "
+                      f"{err.strerror or err}") from None
+    return directory
+
+
+class LockBusy(RuntimeError):
+    """The lock is held by another process and the wait timed out."""
+
+
+class DirLock:
+    """An advisory ``fcntl.flock`` on a lock file (shared or exclusive).
+
+    The kernel releases it when the process exits or crashes (the file
+    descriptor closes), so a killed run never leaves a stale lock; the lock file
+    itself stays. ``wait_s=None`` waits forever, ``0`` refuses at once; while
+    waiting, one message naming the holder (pid and command, written into the
+    file by an exclusive holder) goes to stderr.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, shared: bool = False,
+                 wait_s: float | None = None, poll_s: float = 0.2):
+        self.path, self.shared, self.wait_s, self.poll_s = Path(path), shared, wait_s, poll_s
+        self._fd: int | None = None
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def acquire(self) -> DirLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        start, told = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+            waited = time.monotonic() - start
+            if self.wait_s is not None and waited >= self.wait_s:
+                os.close(fd)
+                raise LockBusy(f"{self.path.parent} is in use by {self.holder()} "
+                               f"(lock file {self.path.name}); waited {waited:.0f} s")
+            if not told:
+                print(f"note: {self.path.parent} is in use by {self.holder()}; waiting for it "
+                      "to finish", file=sys.stderr, flush=True)
+                told = True
+            time.sleep(self.poll_s)
+        if not self.shared:  # only an exclusive holder may rewrite the file
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:300]}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                if not self.shared:
+                    os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    def __enter__(self) -> DirLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

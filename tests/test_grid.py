@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,9 +40,16 @@ def _toy_element(args):
     return {"value": jnp.sum(jax.random.normal(key, (16,))) + mu, "mu": mu}
 
 
+def _beat_until(stop: threading.Event) -> None:
+    while not stop.wait(0.1):
+        grid.beat()
+
+
 def make_toy(name: str = TOY, n_cells: int = 3, sleep: float = 0.0, batch: int = 5,
-             nan_cell: int | None = None) -> Experiment:
-    """``n_cells`` cells, each a batch of ``batch`` seeds (5: not a multiple of 4)."""
+             nan_cell: int | None = None, beat: bool = False) -> Experiment:
+    """``n_cells`` cells, each a batch of ``batch`` seeds (5: not a multiple of 4).
+    ``sleep``: seconds each cell waits with ~0 CPU (calling ``grid.beat`` every
+    0.1 s when ``beat``, like a cell whose device makes progress)."""
 
     def cells(scale: str) -> list[Cell]:
         n = 1 if scale == "smoke" else n_cells
@@ -50,8 +58,21 @@ def make_toy(name: str = TOY, n_cells: int = 3, sleep: float = 0.0, batch: int =
 
     def run_cell(cell: Cell, ctx: RunContext) -> list[dict]:
         CALLS.append((cell.id, ctx.seed))
+        if os.environ.get("JAXSG_TOY_LOG"):  # computations of every process, for tests
+            with open(os.environ["JAXSG_TOY_LOG"], "a") as fh:
+                fh.write(f"{name} {cell.id} {ctx.seed} {os.getpid()}\n")
         cfg = cell.config
-        time.sleep(cfg["sleep"])
+        stop = threading.Event()
+        if beat:  # a progress callback, beating while the cell runs
+            threading.Thread(target=_beat_until, args=(stop,), daemon=True).start()
+        try:
+            time.sleep(cfg["sleep"])
+            return _toy_records(cell, ctx)
+        finally:
+            stop.set()
+
+    def _toy_records(cell: Cell, ctx: RunContext) -> list[dict]:
+        cfg = cell.config
         key = jax.random.fold_in(jax.random.key(ctx.seed), cfg["index"])
         keys = jax.random.split(key, cfg["batch"])
         out = run_batched(_toy_element, (keys, np.full(cfg["batch"], cfg["mu"], np.float32)))
@@ -84,8 +105,9 @@ def register_toy(**kwargs) -> Experiment:
     return register_experiment(make_toy(**kwargs), replace=True)
 
 
-def cell_files(out: Path, name: str = TOY, scale: str = "default") -> dict[str, Path]:
-    return {p.stem: p for p in (out / scale / name / "cells").glob("*.json")}
+def cell_files(out: Path, name: str = TOY, scale: str = "default",
+               seed: int = 0) -> dict[str, Path]:
+    return {p.stem: p for p in (grid.run_dir(out, scale, seed) / name / "cells").glob("*.json")}
 
 
 def run_sub(out: Path, *, toy: dict | None = None, args: tuple = (), env_extra: dict | None = None,
@@ -112,8 +134,8 @@ def run_sub(out: Path, *, toy: dict | None = None, args: tuple = (), env_extra: 
                           timeout=timeout)
 
 
-def load_records(out: Path, scale: str = "default") -> list[dict]:
-    path = out / scale / TOY / "records.jsonl"
+def load_records(out: Path, scale: str = "default", seed: int = 0, name: str = TOY) -> list[dict]:
+    path = grid.run_dir(out, scale, seed) / name / "records.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -127,13 +149,16 @@ def test_run_writes_everything_and_rerun_reuses(tmp_path, capsys):
     assert "report: " in captured.out
     assert "warning: _toy: 1 NaN/inf value(s) stored as null (ratio: 1)" in captured.err
 
-    base = tmp_path / "default"
+    base = grid.run_dir(tmp_path, "default", 0)
+    assert base == tmp_path / "default" / "seed-0"
     files = cell_files(tmp_path)
     assert sorted(files) == ["mu-0", "mu-1", "mu-2"]
     cell = json.loads(files["mu-1"].read_text())
     assert cell["experiment"] == TOY and cell["cell"] == "mu-1" and cell["scale"] == "default"
     assert cell["config"]["mu"] == 1.0 and cell["seed"] == 0 and cell["elapsed_s"] >= 0
-    assert cell["jax_devices"] and len(cell["records"]) == 5
+    assert cell["jax_devices"] and len(cell["records"]) == 5 and cell["num_records"] == 5
+    assert cell["format"] == 2 and len(cell["config_hash"]) == 64
+    assert cell["code"] == grid.code_version() and cell["code"]["source_hash"]
     assert cell["records"][0]["ratio"] is None  # NaN kept as null, not dropped
     assert isinstance(cell["records"][0]["replicate"], int)
 
@@ -157,9 +182,10 @@ def test_run_writes_everything_and_rerun_reuses(tmp_path, capsys):
     assert {k: p.stat().st_mtime_ns for k, p in cell_files(tmp_path).items()} == stamps
     assert load_records(tmp_path) == records
 
-    # A different seed makes stored cells stale; --no-resume recomputes everything.
+    # Another seed is another run directory; --no-resume recomputes everything.
     assert grid.main(["--experiment", TOY, "--out", str(tmp_path), "--seed", "1"]) == 0
     assert sorted(CALLS) == [("mu-0", 1), ("mu-1", 1), ("mu-2", 1)]
+    assert {k: p.stat().st_mtime_ns for k, p in cell_files(tmp_path).items()} == stamps
     CALLS.clear()
     assert grid.main(["--experiment", TOY, "--out", str(tmp_path), "--seed", "1",
                       "--no-resume"]) == 0
@@ -189,7 +215,47 @@ def test_hang_guard_restarts_a_stalled_grid_and_reuses_finished_cells(tmp_path):
     assert len(load_records(tmp_path)) == 2 * 5
 
 
-def test_corrupt_cell_is_recomputed(tmp_path):
+def test_hang_guard_leaves_a_cell_that_waits_with_heartbeats_alone(tmp_path):
+    """~0 CPU for 2.5 s per cell (like a GPU-bound cell), but heartbeats: no restart."""
+    res = run_sub(tmp_path, toy={"n_cells": 2, "sleep": 2.5, "beat": True},
+                  args=("--hang-restart-s", "1"), hang_guard=True, timeout=240)
+    assert res.returncode == 0, res.stderr
+    assert "restarting" not in res.stderr and "still waiting" not in res.stderr
+    assert len(load_records(tmp_path)) == 2 * 5
+
+
+def test_hang_guard_decision():
+    from sweeps.hang import is_stalled
+
+    kw = dict(window_s=10.0, min_cpu_s=1.0)
+    # a recent heartbeat: healthy on any backend, whatever the CPU does
+    assert not is_stalled(silent_s=3, cpu_used_s=0, backend="cpu", instrumented=True, **kw)
+    # CPU backend, silent: stalled only without CPU progress (the jaxlib freeze)
+    assert is_stalled(silent_s=12, cpu_used_s=0.1, backend="cpu", instrumented=False, **kw)
+    assert not is_stalled(silent_s=12, cpu_used_s=5, backend="cpu", instrumented=False, **kw)
+    # accelerator: idle host CPU is normal; only an instrumented cell that went silent
+    assert not is_stalled(silent_s=1e4, cpu_used_s=0, backend="gpu", instrumented=False, **kw)
+    assert is_stalled(silent_s=12, cpu_used_s=0, backend="gpu", instrumented=True, **kw)
+
+
+def test_hang_guard_watch_step_by_backend():
+    """An uninstrumented cell idle on an accelerator is left alone; on CPU it is stalled;
+    a heartbeat makes any cell healthy."""
+    from sweeps.hang import HangGuard
+
+    for backend, stalled in (("gpu", False), ("cpu", True)):
+        guard = HangGuard(0, backend=backend)
+        guard.window_s = 0.2
+        guard.busy("_toy/x")
+        time.sleep(0.35)
+        assert guard._check() == ("_toy/x" if stalled else None), backend
+        grid.beat()
+        assert guard._check() is None
+        guard.busy(None)
+        assert guard._check() is None
+
+
+def test_corrupt_cell_is_recomputed_with_a_note(tmp_path, capsys):
     register_toy(n_cells=3)
     assert grid.main(["--experiment", TOY, "--out", str(tmp_path), "--scale", "smoke"]) == 0
     (path,) = cell_files(tmp_path, scale="smoke").values()
@@ -197,8 +263,11 @@ def test_corrupt_cell_is_recomputed(tmp_path):
     path.write_text(path.read_text()[:40])  # a partial write
     assert read_json_or_none(path) is None
     CALLS.clear()
+    capsys.readouterr()
     assert grid.main(["--experiment", TOY, "--out", str(tmp_path), "--scale", "smoke"]) == 0
     assert CALLS == [("mu-0", 0)]
+    assert ("note: _toy/mu-0: cell file corrupt or truncated (not valid JSON); recomputing"
+            in capsys.readouterr().err)
     again = json.loads(path.read_text())
     assert again["records"] == good["records"]  # deterministic given config and seed
 
@@ -259,10 +328,10 @@ def test_list_and_unknown_experiment(capsys):
     assert grid.main(["--list", "--experiment", TOY]) == 0
     out = capsys.readouterr().out
     assert "cells@default" in out
-    (line,) = [ln for ln in out.splitlines() if ln.startswith(TOY)]
+    (line,) = [ln for ln in out.splitlines() if ln.split()[:1] == [TOY]]
     assert line.split()[:4] == [TOY, "toy", "7", "no"] and "Toy sums of normals" in line
     assert grid.main(["--list", "--scale", "smoke"]) == 0
-    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(TOY)]
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.split()[:1] == [TOY]]
     assert line.split()[2] == "1"
 
     with pytest.raises(SystemExit) as exc:
