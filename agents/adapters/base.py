@@ -49,8 +49,9 @@ class Adapter:
         """Env states after the elected aggregator's block (default: unchanged)."""
         return env_states
 
-    def train_metrics(self, env, env_states) -> dict:
-        """Extra per-update training metrics read from the batched env states."""
+    def train_metrics(self, env, before, after) -> dict:
+        """Extra per-update training metrics from the batched env states before and
+        after this update's settlement."""
         return {}
 
     def sample_tasks(self, key, base_params, num_tasks: int):

@@ -43,10 +43,11 @@ class SpectrumAdapter(Adapter):
         return jax.vmap(settle_block, in_axes=(None, 0, None, None))(
             env, env_states, aggregator, params)
 
-    def train_metrics(self, env, env_states) -> dict:
-        return {"reputation": jnp.mean(env_states.reputation, axis=0),
-                "online": env_states.online[0],
-                "block_income": jnp.mean(env_states.block_income, axis=0)}
+    def train_metrics(self, env, before, after) -> dict:
+        """The ledger and online flags the election read; block income after settling."""
+        return {"reputation": jnp.mean(before.reputation, axis=0),
+                "online": before.online[0],
+                "block_income": jnp.mean(after.block_income, axis=0)}
 
 
 ADAPTER = SpectrumAdapter()
