@@ -42,7 +42,7 @@ import optax
 
 from agents import core, replay
 from agents.adapters import for_env
-from agents.networks import MLP, orthogonal_dense
+from agents.networks import MLP, QCritic, orthogonal_dense
 from jaxsg import spaces
 
 
@@ -95,15 +95,6 @@ class Actor(nn.Module):
     def __call__(self, obs):
         h = MLP(self.hidden, "relu", name="torso")(obs)
         return jnp.tanh(orthogonal_dense(self.action_dim, 0.01, name="out")(h))
-
-
-class Critic(nn.Module):
-    hidden: Sequence[int] = (128, 128)
-
-    @nn.compact
-    def __call__(self, state, actions):
-        h = MLP(self.hidden, "relu", name="torso")(jnp.concatenate([state, actions], -1))
-        return orthogonal_dense(1, 1.0, name="q")(h)[..., 0]
 
 
 class Nets(NamedTuple):
@@ -172,7 +163,7 @@ def make_train(env, config: Config = Config()):
     codec = ActionCodec(env, cls)
     a_dim = codec.dim
     actor = Actor(a_dim, tuple(cfg.hidden))
-    critic = Critic(tuple(cfg.hidden))
+    critic = QCritic(tuple(cfg.hidden), "relu")
     actor_tx = core.adam(cfg.actor_lr, cfg.max_grad_norm)
     critic_tx = core.adam(cfg.critic_lr, cfg.max_grad_norm)
     sigma_at = core.linear(cfg.noise_start, cfg.noise_end, cfg.num_updates - 1)

@@ -231,6 +231,24 @@ def _masks(env, state, params, cls):
     return m.get("action")
 
 
+def _make_act(env, spec: _Spec, net: AgentQNet):
+    """One ε-greedy step of the recurrent agents (shared by training and the policy)."""
+    n, a_n, cls = spec.n, spec.num_actions, spec.cls
+
+    def act(agent_params, h, last_action, reset, obs, state, params, k_explore, k_random, eps):
+        mask = _masks(env, state, params, cls)
+        mask = jnp.ones((n, a_n), bool) if mask is None else mask
+        x = jnp.concatenate([obs[cls], last_action], axis=-1)
+        # the reset flag of THIS step (= done of the previous step) zeroes h before x_t
+        h, q = net.apply(agent_params, h, core.with_agent_id(x), jnp.broadcast_to(reset, (n,)))
+        greedy = jnp.argmax(mask_logits(q, mask), axis=-1)
+        random = env.action_space(cls, params).sample(k_random, mask)
+        explore = jax.random.uniform(k_explore, (n,)) < eps
+        return h, q, x, mask, jnp.where(explore, random, greedy).astype(jnp.int32)
+
+    return act
+
+
 def make_actor(env, config: Config):
     """``(reset_fn, step_fn)`` acting with the recurrent Q-net in one env (vmap outside).
 
@@ -248,18 +266,13 @@ def make_actor(env, config: Config):
         return ActState(state, obs, jnp.zeros((n, config.hidden)), jnp.zeros((n, a_n)),
                         jnp.ones((), bool))
 
+    act = _make_act(env, spec, net)
+
     def step_fn(agent_params, s: ActState, key, eps, params, env_key=None):
         k_explore, k_random, k_env = jax.random.split(key, 3)
         k_env = k_env if env_key is None else env_key
-        mask = _masks(env, s.env_state, params, cls)
-        mask = jnp.ones((n, a_n), bool) if mask is None else mask
-        x = jnp.concatenate([s.obs[cls], s.last_action], axis=-1)
-        # the reset flag of THIS step (= done of the previous step) zeroes h before x_t
-        h, q = net.apply(agent_params, s.h, core.with_agent_id(x), jnp.broadcast_to(s.reset, (n,)))
-        greedy = jnp.argmax(mask_logits(q, mask), axis=-1)
-        random = env.action_space(cls, params).sample(k_random, mask)
-        explore = jax.random.uniform(k_explore, (n,)) < eps
-        action = jnp.where(explore, random, greedy).astype(jnp.int32)
+        h, q, x, mask, action = act(agent_params, s.h, s.last_action, s.reset, s.obs,
+                                    s.env_state, params, k_explore, k_random, eps)
         obs, state, reward, terminated, truncated, info = env.step(
             k_env, s.env_state, {cls: action}, params)
         done = terminated | truncated
@@ -422,7 +435,7 @@ def make_policy(env, config: Config, policy_params, eps: float = 0.0) -> Recurre
     """The trained agents as a :class:`jaxsg.policy.RecurrentPolicy` (greedy by default,
     ε-greedy if ``eps`` > 0); the carry (GRU state, last action) restarts per episode."""
     spec = _spec(env, config)
-    net = _agent_net(spec, config)
+    act = _make_act(env, spec, _agent_net(spec, config))
     n, a_n, cls = spec.n, spec.num_actions, spec.cls
 
     def init_carry(params):
@@ -431,17 +444,9 @@ def make_policy(env, config: Config, policy_params, eps: float = 0.0) -> Recurre
 
     def apply(carry, key, obs, state, params, reset):
         h, last = carry
-        last = jnp.where(reset, 0.0, last)
-        mask = _masks(env, state, params, cls)
-        mask = jnp.ones((n, a_n), bool) if mask is None else mask
-        x = core.with_agent_id(jnp.concatenate([obs[cls], last], axis=-1))
-        h, q = net.apply(policy_params, h, x, jnp.broadcast_to(reset, (n,)))
-        action = jnp.argmax(mask_logits(q, mask), axis=-1)
-        if eps > 0.0:
-            k_explore, k_random = jax.random.split(key)
-            random = env.action_space(cls, params).sample(k_random, mask)
-            action = jnp.where(jax.random.uniform(k_explore, (n,)) < eps, random, action)
-        action = action.astype(jnp.int32)
+        k_explore, k_random = jax.random.split(key)
+        h, _, _, _, action = act(policy_params, h, jnp.where(reset, 0.0, last), reset, obs,
+                                 state, params, k_explore, k_random, eps)
         return (h, jax.nn.one_hot(action, a_n, dtype=jnp.float32)), {cls: action}
 
     return RecurrentPolicy(init_carry, apply)
