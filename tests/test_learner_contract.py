@@ -45,9 +45,8 @@ def test_learner_trains_and_its_policy_runs_through_the_one_rollout(case, tmp_pa
     env, params = jaxsg.make(scenario, **sizes)
     train = module.make_train(env, config)
     policy_params, metrics = jax.jit(train)(jax.random.PRNGKey(0), params)
-    leaves = jax.tree.leaves(metrics)
-    assert leaves and all(np.isfinite(np.asarray(x, np.float64)).all() or x.dtype.kind == "i"
-                          for x in leaves if x.dtype.kind == "f")
+    assert jax.tree.leaves(metrics)  # (some metrics are NaN by design, e.g. "no block")
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(policy_params))
     policy = module.make_policy(env, config, policy_params)
     traj = jax.jit(lambda k: rollout(env, policy, k, params, 2 * env.horizon))(
         jax.random.PRNGKey(1))
