@@ -110,3 +110,14 @@ def test_sgin_posted_price_and_federated_weights_from_observations():
     w = ad.federated_weights(env, obs["follower"])
     chex.assert_shape(w, (6,))
     np.testing.assert_allclose(float(jnp.sum(w)), 1.0, rtol=1e-5)
+
+
+def test_env_defaults_for_observation_slices_and_global_state():
+    env, params = jaxsg.make("edge_assoc", num_bs=3, num_users=6, num_producers=2, horizon=3)
+    d = env.observation_space("bs").shape[-1]
+    assert env.observation_slices("bs") == {"obs": slice(0, d)}
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    g = jax.jit(env.global_state)(state, params)
+    assert g.ndim == 1 and g.dtype == jnp.float32 and np.isfinite(np.asarray(g)).all()
+    size = sum(np.size(x) for x in jax.tree.leaves(state)) - 1  # all but the step counter
+    assert g.shape == (size,)
