@@ -13,8 +13,9 @@ Rules
   (e.g. DT → BS → MBS) via segment sums over integer group ids.
 * :func:`coordinate_median`, :func:`trimmed_mean` — robust, unweighted rules
   for poisoning/attack experiments.
-* :func:`sgin_weights` + :func:`fl_update` — the SGIN paper's FL aggregation
-  (Sec. IV-C, eq. 34-36).
+* :func:`fl_update` — the SGIN paper's server step (Sec. IV-C, eq. 34-35); its
+  client weights (eq. 36) come from the scenario adapter's
+  ``federated_weights`` (``agents.adapters``).
 * :class:`FederatedConfig` + :func:`aggregate` / :func:`maybe_aggregate` —
   the rule and period as a small frozen config, for training loops.
 
@@ -39,8 +40,9 @@ SGIN decisions (record)
    issued to every follower with :func:`broadcast`.
 4. **Server step size u for every rule.** All rules are applied as
    Z ← Z + u·(agg(Z_clients) − Z) (u = 1: replace by the aggregate).
-   "fedavg" weights clients by data size (task bits; uniform if none given),
-   as in McMahan et al.; "median" and "trimmed_mean" are unweighted.
+   "fedavg" weights clients by the given weights (data size in McMahan et
+   al.; the scenario adapter's ``federated_weights``; uniform if none given);
+   "median" and "trimmed_mean" are unweighted.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import jax.numpy as jnp
 
 PyTree = Any
 
-RULES = ("sgin", "fedavg", "median", "trimmed_mean")
+RULES = ("fedavg", "median", "trimmed_mean")
 
 
 # --------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def _num_clients(stacked: PyTree) -> int:
     return sizes.pop()
 
 
-def _normalise(weights: jnp.ndarray, valid: jnp.ndarray | None = None) -> jnp.ndarray:
+def normalise(weights: jnp.ndarray, valid: jnp.ndarray | None = None) -> jnp.ndarray:
     """Non-negative weights summing to 1 (uniform over ``valid`` if they sum to 0)."""
     w = jnp.maximum(jnp.asarray(weights, jnp.result_type(float)), 0.0)
     if valid is None:
@@ -108,7 +110,7 @@ def weighted_average(stacked: PyTree, weights: jnp.ndarray) -> PyTree:
     they sum to 0), so raw data sizes can be passed directly.
     """
     c = _num_clients(stacked)
-    w = _normalise(jnp.broadcast_to(jnp.asarray(weights), (c,)))
+    w = normalise(jnp.broadcast_to(jnp.asarray(weights), (c,)))
     return jax.tree.map(
         lambda x: _cast_like(jnp.tensordot(w, jnp.asarray(x), axes=(0, 0)), x), stacked
     )
@@ -167,9 +169,9 @@ def hierarchical_average(
     group_params, total, count = group_average(stacked, weights, group_ids, num_groups)
     nonempty = count > 0
     if group_weights is None:
-        gw = _normalise(total, nonempty)
+        gw = normalise(total, nonempty)
     else:
-        gw = _normalise(jnp.broadcast_to(jnp.asarray(group_weights), (num_groups,)), nonempty)
+        gw = normalise(jnp.broadcast_to(jnp.asarray(group_weights), (num_groups,)), nonempty)
     return jax.tree.map(
         lambda x: _cast_like(jnp.tensordot(gw, x, axes=(0, 0)), x), group_params
     )
@@ -205,24 +207,8 @@ def trimmed_mean(stacked: PyTree, trim_fraction: float) -> PyTree:
 
 
 # --------------------------------------------------------------------------
-# SGIN (eq. 34-36)
+# server step (SGIN eq. 34-35)
 # --------------------------------------------------------------------------
-
-
-def sgin_weights(task_bits: jnp.ndarray, distance_m: jnp.ndarray) -> jnp.ndarray:
-    """SGIN aggregation weights (eq. 36, unit-free form; see module decision 2).
-
-    w_{n,m} = ½·D_{n,m}/ΣD + ½·L_{n,m}/ΣL, with D the follower's task size in
-    bits and L its distance to its LEO in metres (any unit: only fractions
-    enter). Inputs (C,) are clipped at 0; a term whose total is 0 becomes
-    uniform. The result is (C,), non-negative and sums to 1.
-    """
-    d = jnp.asarray(task_bits, jnp.result_type(float))
-    dist = jnp.asarray(distance_m, jnp.result_type(float))
-    d, dist = jnp.broadcast_arrays(d, dist)
-    if d.ndim != 1:
-        raise ValueError(f"task_bits and distance_m must be (C,) vectors; got shape {d.shape}")
-    return 0.5 * _normalise(d) + 0.5 * _normalise(dist)
 
 
 def fl_update(
@@ -258,12 +244,12 @@ def broadcast(global_params: PyTree, num_clients: int) -> PyTree:
 class FederatedConfig:
     """Aggregation rule, period (in local updates) and server step size u.
 
-    ``rule`` ∈ {"sgin", "fedavg", "median", "trimmed_mean"}; ``trim_fraction``
+    ``rule`` ∈ {"fedavg", "median", "trimmed_mean"}; ``trim_fraction``
     is used by "trimmed_mean" only. Frozen and hashable, so it can be a static
     argument of a jitted function.
     """
 
-    rule: str = "sgin"
+    rule: str = "fedavg"
     period: int = 10
     step_size: float = 1.0
     trim_fraction: float = 0.1
@@ -287,28 +273,20 @@ def aggregate(
     config: FederatedConfig,
     global_params: PyTree,
     stacked: PyTree,
-    task_bits: jnp.ndarray | None = None,
-    distance_m: jnp.ndarray | None = None,
+    weights: jnp.ndarray | None = None,
 ) -> PyTree:
     """New global model Z ← Z + u·(agg(stacked) − Z) under ``config.rule``.
 
-    * "sgin": agg = weighted average with :func:`sgin_weights` (needs both
-      ``task_bits`` and ``distance_m``).
-    * "fedavg": weighted by ``task_bits`` (data size); uniform if it is None.
-    * "median": :func:`coordinate_median`.
+    * "fedavg": weighted by ``weights`` (C,) (uniform if None);
+    * "median": :func:`coordinate_median`;
     * "trimmed_mean": :func:`trimmed_mean` with ``config.trim_fraction``.
 
     Issue the result to the clients with :func:`broadcast`.
     """
     _check_rule(config.rule)
     c = _num_clients(stacked)
-    if config.rule == "sgin":
-        if task_bits is None or distance_m is None:
-            raise ValueError("rule 'sgin' needs task_bits and distance_m (both (C,))")
-        target = weighted_average(stacked, sgin_weights(task_bits, distance_m))
-    elif config.rule == "fedavg":
-        w = jnp.ones((c,)) if task_bits is None else task_bits
-        target = weighted_average(stacked, w)
+    if config.rule == "fedavg":
+        target = weighted_average(stacked, jnp.ones((c,)) if weights is None else weights)
     elif config.rule == "median":
         target = coordinate_median(stacked)
     else:
@@ -321,8 +299,7 @@ def maybe_aggregate(
     step: jnp.ndarray,
     global_params: PyTree,
     stacked: PyTree,
-    task_bits: jnp.ndarray | None = None,
-    distance_m: jnp.ndarray | None = None,
+    weights: jnp.ndarray | None = None,
 ) -> tuple[PyTree, PyTree]:
     """Aggregate and issue every ``config.period`` local updates, else pass through.
 
@@ -333,7 +310,7 @@ def maybe_aggregate(
     selected with ``jnp.where`` (cheap for actor-sized models, vmap-friendly).
     """
     c = _num_clients(stacked)
-    new_global = aggregate(config, global_params, stacked, task_bits, distance_m)
+    new_global = aggregate(config, global_params, stacked, weights)
     issued = broadcast(new_global, c)
     do = (jnp.asarray(step) + 1) % config.period == 0
     pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(do, x, y), a, b)

@@ -26,14 +26,13 @@ reward, every scalar env metric, and the critic/actor losses.
 Decisions: the paper names the OU process but not its constants — θ_OU = 0.15,
 σ decaying linearly from ``noise_start`` to ``noise_end``; episodes end only by
 truncation, so targets always bootstrap from the pre-reset final observation;
-rewards are scaled by ``reward_scale`` (the env's reward is −T/(1 − θ_G) in
-seconds).
+rewards are scaled by ``reward_scale`` (None: the scenario adapter's scale).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -41,15 +40,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from agents import replay
-from agents.networks import MLP, orthogonal_dense
+from agents import core, replay
+from agents.adapters import for_env
+from agents.networks import MLP, QCritic, orthogonal_dense
 from jaxsg import spaces
 
 
 @dataclasses.dataclass(frozen=True)
-class MADDPGConfig:
+class Config:
     num_envs: int = 8
-    total_updates: int = 2000
+    num_updates: int = 2000
     buffer_size: int = 20000  # transitions (one per env per iteration)
     batch_size: int = 128
     warmup_updates: int = 50
@@ -59,36 +59,32 @@ class MADDPGConfig:
     actor_lr: float = 3e-4
     critic_lr: float = 2e-3
     max_grad_norm: float = 10.0
-    reward_scale: float = 0.01
+    reward_scale: float | None = None  # None: the scenario adapter's scale (edge_assoc: 0.01)
     ou_theta: float = 0.15
     noise_start: float = 0.3
     noise_end: float = 0.05
     hidden: Sequence[int] = (128, 128)
 
+    BOUNDS: ClassVar = dict(
+        num_envs=core.COUNT, num_updates=core.COUNT, buffer_size=core.COUNT,
+        batch_size=core.COUNT, warmup_updates=core.COUNT0, updates_per_step=core.COUNT,
+        gamma=core.UNIT, tau=core.UNIT, ou_theta=core.UNIT, actor_lr=core.POSITIVE,
+        critic_lr=core.POSITIVE, max_grad_norm=core.POSITIVE, reward_scale=core.POSITIVE,
+        noise_start=core.NON_NEGATIVE, noise_end=core.NON_NEGATIVE)
+
     def __post_init__(self):
-        for name in ("num_envs", "total_updates", "buffer_size", "batch_size",
-                     "updates_per_step"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"MADDPGConfig.{name} must be an integer >= 1, got {v!r}")
-        if not isinstance(self.warmup_updates, int) or self.warmup_updates < 0:
-            raise ValueError(f"MADDPGConfig.warmup_updates must be an integer >= 0, "
-                             f"got {self.warmup_updates!r}")
-        for name in ("gamma", "tau", "ou_theta"):
-            v = float(getattr(self, name))
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"MADDPGConfig.{name} must be in [0, 1], got {v}")
-        for name in ("actor_lr", "critic_lr", "max_grad_norm", "reward_scale"):
-            v = float(getattr(self, name))
-            if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"MADDPGConfig.{name} must be a finite number > 0, got {v}")
-        for name in ("noise_start", "noise_end"):
-            v = float(getattr(self, name))
-            if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"MADDPGConfig.{name} must be >= 0, got {v}")
+        core.check_config(self)
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
-            raise ValueError(f"MADDPGConfig.hidden must be non-empty positive widths, "
+            raise ValueError(f"Config: field 'hidden' must be non-empty positive widths, "
                              f"got {self.hidden!r}")
+
+    @property
+    def total_updates(self) -> int:  # TODO(sweeps): remove once sweeps use num_updates
+        return self.num_updates
+
+
+# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
+MADDPGConfig = core.legacy_config(Config, {"total_updates": "num_updates"})
 
 
 class Actor(nn.Module):
@@ -99,15 +95,6 @@ class Actor(nn.Module):
     def __call__(self, obs):
         h = MLP(self.hidden, "relu", name="torso")(obs)
         return jnp.tanh(orthogonal_dense(self.action_dim, 0.01, name="out")(h))
-
-
-class Critic(nn.Module):
-    hidden: Sequence[int] = (128, 128)
-
-    @nn.compact
-    def __call__(self, state, actions):
-        h = MLP(self.hidden, "relu", name="torso")(jnp.concatenate([state, actions], -1))
-        return orthogonal_dense(1, 1.0, name="q")(h)[..., 0]
 
 
 class Nets(NamedTuple):
@@ -164,27 +151,27 @@ class TrainState(NamedTuple):
 def _agent_class(env) -> str:
     if len(env.agent_classes) != 1:
         raise ValueError(f"MADDPG here handles one agent class; env has {env.agent_classes}")
-    return env.agent_classes[0]
+    return for_env(env).learning_class(env)
 
 
-def make_train(env, config: MADDPGConfig = MADDPGConfig()):
+def make_train(env, config: Config = Config()):
     """Build ``train(key, env_params) -> (policy_params, metrics)`` (pure, jit-able)."""
-    cfg = config
+    cfg, ad = config, for_env(env)
     cls = _agent_class(env)
     m = env.num_agents(cls)
     obs_dim = env.observation_space(cls).shape[-1]
     codec = ActionCodec(env, cls)
     a_dim = codec.dim
     actor = Actor(a_dim, tuple(cfg.hidden))
-    critic = Critic(tuple(cfg.hidden))
-    actor_tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.actor_lr))
-    critic_tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm),
-                            optax.adam(cfg.critic_lr))
+    critic = QCritic(tuple(cfg.hidden), "relu")
+    actor_tx = core.adam(cfg.actor_lr, cfg.max_grad_norm)
+    critic_tx = core.adam(cfg.critic_lr, cfg.max_grad_norm)
+    sigma_at = core.linear(cfg.noise_start, cfg.noise_end, cfg.num_updates - 1)
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     vreset = jax.vmap(env.reset, in_axes=(0, None))
 
     def pi(params, obs):  # params stacked (M, ...), obs (..., M, d) -> (..., M, A)
-        return jax.vmap(actor.apply, in_axes=(0, -2), out_axes=-2)(params, obs)
+        return core.stacked_apply(actor.apply, params, obs)
 
     def q_all(params, state, u):  # state (B, M·d), u (B, M, A) -> (B, M)
         flat = u.reshape(u.shape[:-2] + (-1,))
@@ -192,17 +179,16 @@ def make_train(env, config: MADDPGConfig = MADDPGConfig()):
 
     def init_nets(key):
         k_a, k_c = jax.random.split(key)
-        a = jax.vmap(actor.init, in_axes=(0, None))(jax.random.split(k_a, m),
-                                                    jnp.zeros((obs_dim,)))
-        c = jax.vmap(critic.init, in_axes=(0, None, None))(
-            jax.random.split(k_c, m), jnp.zeros((m * obs_dim,)), jnp.zeros((m * a_dim,)))
+        a = core.stacked_init(actor.init, k_a, m, jnp.zeros((obs_dim,)))
+        c = core.stacked_init(critic.init, k_c, m, jnp.zeros((m * obs_dim,)),
+                              jnp.zeros((m * a_dim,)))
         return Nets(a, c, a, c, jax.vmap(actor_tx.init)(a), jax.vmap(critic_tx.init)(c))
 
-    def learn(nets: Nets, batch, gamma):
+    def learn(nets: Nets, batch, gamma, scale):
         s = batch["obs"].reshape(batch["obs"].shape[0], -1)
         s2 = batch["nobs"].reshape(s.shape)
         u2 = pi(nets.target_actor, batch["nobs"])
-        y = batch["rew"] * cfg.reward_scale + gamma * (1.0 - batch["term"][:, None]) * q_all(
+        y = batch["rew"] * scale + gamma * (1.0 - batch["term"][:, None]) * q_all(
             nets.target_critic, s2, u2)
         y = jax.lax.stop_gradient(y)
 
@@ -225,15 +211,15 @@ def make_train(env, config: MADDPGConfig = MADDPGConfig()):
         a_loss, a_grad = jax.value_and_grad(actor_loss)(nets.actor)
         a_upd, a_opt = jax.vmap(actor_tx.update)(a_grad, nets.actor_opt, nets.actor)
         actor_p = optax.apply_updates(nets.actor, a_upd)
-        soft = lambda t, x: (1.0 - cfg.tau) * t + cfg.tau * x  # noqa: E731
-        new = Nets(actor_p, critic_p, jax.tree.map(soft, nets.target_actor, actor_p),
-                   jax.tree.map(soft, nets.target_critic, critic_p), a_opt, c_opt)
+        new = Nets(actor_p, critic_p, core.soft_update(actor_p, nets.target_actor, cfg.tau),
+                   core.soft_update(critic_p, nets.target_critic, cfg.tau), a_opt, c_opt)
         return new, {"critic_loss": c_loss, "actor_loss": a_loss}
 
     def train(key, env_params, gamma=None):
         """``gamma`` (optional, may be traced) overrides ``config.gamma``, so a γ sweep is
         one ``vmap`` of one compiled function."""
         gamma = jnp.asarray(cfg.gamma if gamma is None else gamma, jnp.float32)
+        scale = ad.reward_scale(env, env_params) if cfg.reward_scale is None else cfg.reward_scale
         k_net, k_env, k_run = jax.random.split(key, 3)
         nets = init_nets(k_net)
         obs, env_state = vreset(jax.random.split(k_env, cfg.num_envs), env_params)
@@ -246,10 +232,8 @@ def make_train(env, config: MADDPGConfig = MADDPGConfig()):
 
         def iteration(ts: TrainState, _):
             key, k_noise, k_env, k_sample = jax.random.split(ts.key, 4)
-            frac = jnp.minimum(ts.update / max(cfg.total_updates - 1, 1), 1.0)
-            sigma = cfg.noise_start + (cfg.noise_end - cfg.noise_start) * frac
-            noise = ts.noise + cfg.ou_theta * (0.0 - ts.noise) + sigma * jax.random.normal(
-                k_noise, ts.noise.shape)  # Ornstein-Uhlenbeck (dt = 1)
+            sigma = sigma_at(ts.update)
+            noise = core.ou_step(ts.noise, k_noise, cfg.ou_theta, sigma)
             u = jnp.clip(pi(ts.nets.actor, ts.obs) + noise, -1.0, 1.0)
             action = {cls: codec.decode(u, env_params)}
             obs2, env_state, reward, term, trunc, info = vstep(
@@ -258,13 +242,12 @@ def make_train(env, config: MADDPGConfig = MADDPGConfig()):
                      "nobs": info["final_observation"][cls], "term": term.astype(jnp.float32)}
             buf = replay.add_batch(ts.buffer, items)
             def one_update(nets, k):
-                return learn(nets, replay.sample(buf, k, cfg.batch_size), gamma)
+                return learn(nets, replay.sample(buf, k, cfg.batch_size), gamma, scale)
 
             new_nets, stats = jax.lax.scan(
                 one_update, ts.nets, jax.random.split(k_sample, cfg.updates_per_step))
             stats = jax.tree.map(lambda x: x[-1], stats)
-            go = ts.update >= cfg.warmup_updates
-            nets = jax.tree.map(lambda a, b: jnp.where(go, a, b), new_nets, ts.nets)
+            nets = core.gate(ts.update >= cfg.warmup_updates, new_nets, ts.nets)
             done = (term | trunc)[:, None, None]
             noise = jnp.where(done, 0.0, noise)  # OU restarts with the episode
             metrics = {k: jnp.mean(v) for k, v in info.items()  # per-env scalar metrics
@@ -273,13 +256,13 @@ def make_train(env, config: MADDPGConfig = MADDPGConfig()):
                            actor_loss=stats["actor_loss"], noise_sigma=sigma)
             return TrainState(nets, buf, env_state, obs2[cls], noise, key, ts.update + 1), metrics
 
-        final, metrics = jax.lax.scan(iteration, ts, None, cfg.total_updates)
+        final, metrics = jax.lax.scan(iteration, ts, None, cfg.num_updates)
         return final.nets.actor, metrics
 
     return train
 
 
-def make_policy(env, config: MADDPGConfig, policy_params, noise_std: float = 0.0):
+def make_policy(env, config: Config, policy_params, noise_std: float = 0.0):
     """Deterministic ``policy(key, obs, state, params) -> action`` from trained actors
     (Gaussian noise of std ``noise_std`` on u if > 0)."""
     cls = _agent_class(env)
@@ -288,9 +271,17 @@ def make_policy(env, config: MADDPGConfig, policy_params, noise_std: float = 0.0
 
     def policy(key, obs, state, params):
         del state
-        u = jax.vmap(actor.apply, in_axes=(0, 0))(policy_params, obs[cls])
+        u = core.stacked_apply(actor.apply, policy_params, obs[cls])
         if noise_std > 0:
             u = jnp.clip(u + noise_std * jax.random.normal(key, u.shape), -1.0, 1.0)
         return {cls: codec.decode(u, params)}
 
     return policy
+
+
+def init_policy_params(env, config: Config, key):
+    """Fresh per-agent actor parameters (the template for ``core.load_checkpoint``)."""
+    cls = _agent_class(env)
+    actor = Actor(ActionCodec(env, cls).dim, tuple(config.hidden))
+    return core.stacked_init(actor.init, key, env.num_agents(cls),
+                             jnp.zeros((env.observation_space(cls).shape[-1],)))

@@ -6,11 +6,12 @@ own state (privacy: no information exchange between followers); their critics
 ``Q_i(s_i, a_i)`` see their own observation and action only.
 
 * Critic: ``(r·κ + γ·Q'_i(s'_i, π'_i(s'_i)) − Q_i(s_i, a_i))²`` with target
-  networks (soft updates, rate τ) and a pure-JAX replay buffer carried in the
-  training scan. κ = ``reward_scale`` (the literal eq. 33 reward Q·D + V·F is
-  O(10²–10⁴); we scale it by a fixed constant rather than a running statistic
-  so that returns stay comparable across runs). Truncated episodes bootstrap
-  from ``info["final_observation"]``; only ``terminated`` stops bootstrapping.
+  networks (soft updates, rate τ) and :mod:`agents.replay` (one item = one env
+  step of every agent) carried in the training scan. κ = ``reward_scale``
+  (the literal eq. 33 reward Q·D + V·F is O(10²–10⁴); we scale it by a fixed
+  constant rather than a running statistic so that returns stay comparable
+  across runs). Truncated episodes bootstrap from
+  ``info["final_observation"]``; only ``terminated`` stops bootstrapping.
 * Actor: ``−Q_i(s_i, π_i(s_i))`` through straight-through Gumbel-softmax
   discrete heads (offload, LEO, channel; forward one-hot, backward relaxed)
   and reparameterised tanh continuous heads (cpu_ghz, block_mbit: the
@@ -25,11 +26,12 @@ own state (privacy: no information exchange between followers); their critics
   see ``head_orders``). Both keep the FL-shared actor from sending every DT to
   one channel or one satellite label. Set both to ``()`` for plain labels.
 * Leader: a DDPG actor-critic on S_L = {f, c} with reward Σ(λ − c)·f (eq. 11),
-  setting the price of every DT (``learn_leader``; otherwise the leader posts
-  ``params.price``). Open item: in 400 updates its price stays near the middle
-  of its range (mean λ 5.1 over 8 seeds on default sgin, paper-scale budget),
-  while the Stackelberg price is λ_max because followers buy f_min. Tried
-  without effect: crediting each price with the next slot's profit (with
+  setting the price of every DT (``learn_leader``; otherwise the leader plays
+  the scenario adapter's ``fixed_actions``: sgin's posted price). Open item:
+  in 400 updates its price stays near the middle of its range (mean λ 5.1
+  over 8 seeds on default sgin, paper-scale budget), while the Stackelberg
+  price is λ_max because followers buy f_min. Tried without effect:
+  crediting each price with the next slot's profit (with
   ``price_mode="leader"`` a price applies from the next slot, and S_L does not
   show it) and a 10× leader learning rate (λ 4.8 and 6.3). On the 2×3-DT
   config, with next-slot crediting and γ = 0, the leader's critic fits (loss
@@ -37,10 +39,12 @@ own state (privacy: no information exchange between followers); their critics
   to 7.6, then falls back to 5.1 as the followers learn to buy f_min: the
   followers' demand moves under the leader.
 * Federated learning (eq. 34-36): every ``federated.period`` updates the
-  follower *actors* are aggregated with ``agents.federated.aggregate`` (task
-  size and LEO distance weights for the ``"sgin"`` rule, read from the
-  followers' own observations) and the global model is issued to every
-  follower; critics stay local.
+  follower *actors* are aggregated with ``agents.federated.maybe_aggregate``
+  (FedAvg with the adapter's ``federated_weights``: for sgin, task size and LEO
+  distance read from the followers' own observations, eq. 36) and the global
+  model is issued to every follower; critics stay local.
+* Which classes lead and follow, the head encodings and the posted price are
+  the scenario adapter's (``agents.adapters``); this module names no scenario.
 
 ``make_train(env, config) -> train(key, env_params, init=None) -> (policy_params,
 metrics)`` runs the whole loop in one ``lax.scan``, so ``jax.jit(jax.vmap(train))`` trains
@@ -54,7 +58,7 @@ into a ``policy(key, obs, state, params)`` with the heuristics' signature.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -63,14 +67,16 @@ import numpy as np
 import optax
 from flax import struct
 
-from agents.federated import FederatedConfig, aggregate
+from agents import core, replay
+from agents.adapters import for_env
+from agents.federated import FederatedConfig, maybe_aggregate
 from agents.networks import MASKED_LOGIT, MLP, QCritic, box_bounds, hybrid_heads, orthogonal_dense
 
 
 @dataclasses.dataclass(frozen=True)
-class MADFRLConfig:
+class Config:
     num_envs: int = 8
-    total_updates: int = 400
+    num_updates: int = 400
     buffer_size: int = 1024  # time steps kept (each holds every env and agent)
     batch_size: int = 64
     warmup_updates: int = 16
@@ -83,30 +89,47 @@ class MADFRLConfig:
     gumbel_temperature: float = 1.0
     eps_start: float = 0.3
     eps_end: float = 0.02
+    eps_decay_fraction: float = 1.0
     noise_std: float = 0.3
     hidden: Sequence[int] = (64, 64)
     #: append a one-hot follower index to each follower's observation (its own, not
     #: private, information). Alone it did not stop the channel collapse at 4×12 DTs
-    #: (29 Mbit/slot with and without it, MADFRLConfig(), 2 seeds): FL averaging dilutes
-    #: each follower's id row. ``relative_heads`` does (see ``to_env_action``).
+    #: (29 Mbit/slot with and without it, 2 seeds): FL averaging dilutes each
+    #: follower's id row. ``relative_heads`` does (see ``to_env_action``).
     agent_id: bool = True
     #: discrete heads read relative to the follower's index i: the head outputs k and the
-    #: env receives (k + i) mod n. See ``to_env_action``.
-    relative_heads: tuple[str, ...] = ("channel",)
+    #: env receives (k + i) mod n. None: the scenario adapter's. See ``to_env_action``.
+    relative_heads: tuple[str, ...] | None = None
     #: (head, observation feature): the head picks the k-th smallest entry of the
-    #: feature instead of an option by label. See ``head_orders``.
-    ranked_heads: tuple[tuple[str, str], ...] = (("leo", "path_loss"),)
+    #: feature instead of an option by label. None: the adapter's. See ``head_orders``.
+    ranked_heads: tuple[tuple[str, str], ...] | None = None
     learn_leader: bool = True
-    federated: FederatedConfig | None = FederatedConfig(rule="sgin", period=10)
+    #: actor aggregation; "fedavg" weights come from the adapter's ``federated_weights``
+    federated: FederatedConfig | None = FederatedConfig(rule="fedavg", period=10)
+
+    BOUNDS: ClassVar = dict(
+        num_envs=core.COUNT, num_updates=core.COUNT, buffer_size=core.COUNT,
+        batch_size=core.COUNT, warmup_updates=core.COUNT0, gamma=core.UNIT, tau=core.UNIT,
+        actor_lr=core.POSITIVE, critic_lr=core.POSITIVE, max_grad_norm=core.POSITIVE,
+        reward_scale=core.POSITIVE, gumbel_temperature=core.POSITIVE, eps_start=core.UNIT,
+        eps_end=core.UNIT, eps_decay_fraction=core.UNIT, noise_std=core.NON_NEGATIVE)
 
     def __post_init__(self):
-        for name in ("num_envs", "total_updates", "buffer_size", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"MADFRLConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("gamma", "tau", "eps_start", "eps_end"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                value = getattr(self, name)
-                raise ValueError(f"MADFRLConfig.{name} must be in [0, 1], got {value}")
+        core.check_config(self)
+
+    @property
+    def total_updates(self) -> int:  # TODO(sweeps): remove once sweeps use num_updates
+        return self.num_updates
+
+    def heads(self, ad) -> tuple[tuple, tuple]:
+        """``(relative_heads, ranked_heads)`` with the adapter's defaults filled in."""
+        rel = ad.relative_heads if self.relative_heads is None else self.relative_heads
+        ranked = ad.ranked_heads if self.ranked_heads is None else self.ranked_heads
+        return tuple(rel), tuple(ranked)
+
+
+# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
+MADFRLConfig = core.legacy_config(Config, {"total_updates": "num_updates"})
 
 
 class DeterministicHybridActor(nn.Module):
@@ -141,11 +164,7 @@ def _group(space) -> Group:
 
 def follower_obs(obs: jnp.ndarray, agent_id: bool) -> jnp.ndarray:
     """The follower network input: its observation (…, n, d), plus a one-hot index."""
-    if not agent_id:
-        return obs
-    n = obs.shape[-2]
-    ids = jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), obs.shape[:-2] + (n, n))
-    return jnp.concatenate([obs, ids], axis=-1)
+    return core.with_agent_id(obs) if agent_id else obs
 
 
 def features_from(logits_onehot: dict, unit: dict, group: Group) -> jnp.ndarray:
@@ -200,11 +219,13 @@ def relaxed(key, logits, pre, masks, group, temperature):
     return onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous}
 
 
-def head_orders(env, obs, ranked_heads) -> dict:
+def head_orders(env, obs, ranked_heads, agent_class: str) -> dict:
     """{head: option indices sorted by the named feature of ``obs``}, shape (..., n, options).
 
-    With ``("leo", "path_loss")`` a follower's LEO head chooses "my k-th best link"
-    rather than "satellite number k". Satellite labels carry no information (every
+    The feature's position comes from ``env.observation_slices(agent_class)``. With
+    sgin's ``("leo", "path_loss")`` (the adapter's default) a follower's LEO head
+    chooses "my k-th best link" rather than "satellite number k". Satellite labels carry no
+    information (every
     LEO's geometry is drawn alike), and a shared (federated) actor must otherwise learn
     argmin over the path-loss features through its critic. Measured at the sgin
     defaults with FL and channel offsets: 336 Mbit/slot after 400 or 1500 updates, the
@@ -213,7 +234,7 @@ def head_orders(env, obs, ranked_heads) -> dict:
     """
     if not ranked_heads:
         return {}
-    where = env.observation_slices("follower")
+    where = env.observation_slices(agent_class)
     return {head: jnp.argsort(obs[..., where[feature]], axis=-1) for head, feature in ranked_heads}
 
 
@@ -266,67 +287,83 @@ class TrainState:
     follower: AgentGroupState
     leader: AgentGroupState
     global_actor: Any
-    buffer: dict
-    buffer_count: jnp.ndarray
+    buffer: replay.Replay
     env_state: Any
     obs: dict
     key: jnp.ndarray
     update: jnp.ndarray
 
 
-def make_train(env, config: MADFRLConfig):
-    """Build ``train(key, env_params) -> (policy_params, metrics)`` (pure, jit-able)."""
-    cfg = config
-    n_f = env.num_agents("follower")
-    f_space = env.action_space("follower")
-    f_group = _group(f_space)
-    l_group = Group((), (("price", n_f),))
-    f_actor = DeterministicHybridActor(f_group.discrete, f_group.continuous, tuple(cfg.hidden))
-    l_actor = DeterministicHybridActor((), l_group.continuous, tuple(cfg.hidden))
+class _Spec(NamedTuple):
+    f_cls: str
+    l_cls: str
+    n_f: int
+    f_group: Group
+    l_group: Group
+    f_actor: DeterministicHybridActor
+    l_actor: DeterministicHybridActor
+
+
+def _spec(env, cfg: Config) -> _Spec:
+    ad = for_env(env)
+    f_cls, l_cls = ad.learning_class(env), ad.leader_class
+    if l_cls not in env.agent_classes:
+        raise ValueError(f"MADFRL needs a leader class; the adapter of {env.name} names "
+                         f"{l_cls!r}, env classes {env.agent_classes}")
+    f_group, l_group = _group(env.action_space(f_cls)), _group(env.action_space(l_cls))
+    hidden = tuple(cfg.hidden)
+    return _Spec(f_cls, l_cls, env.num_agents(f_cls), f_group, l_group,
+                 DeterministicHybridActor(f_group.discrete, f_group.continuous, hidden),
+                 DeterministicHybridActor(l_group.discrete, l_group.continuous, hidden))
+
+
+def _unwrap(action: dict, space) -> Any:
+    return action if hasattr(space, "spaces") else action["action"]
+
+
+def make_train(env, config: Config):
+    """Build ``train(key, env_params, init=None) -> (policy_params, metrics)`` (pure)."""
+    cfg, ad = config, for_env(env)
+    sp = _spec(env, cfg)
+    f_cls, l_cls, n_f, f_group, l_group = sp.f_cls, sp.l_cls, sp.n_f, sp.f_group, sp.l_group
+    relative, ranked = cfg.heads(ad)
     critic = QCritic(tuple(cfg.hidden), "relu")
-    f_feat_dim = sum(n for _, n in f_group.discrete) + len(f_group.continuous)
-    env_obs_dim_f = env.observation_space("follower").shape[-1]
-    obs_dim_f = env_obs_dim_f + (n_f if cfg.agent_id else 0)
+    feat_dim = lambda g: sum(n for _, n in g.discrete) + sum(k for _, k in g.continuous)  # noqa
+    obs_dim_f = env.observation_space(f_cls).shape[-1] + (n_f if cfg.agent_id else 0)
+    obs_dim_l = env.observation_space(l_cls).shape[-1]
+    n_l = env.num_agents(l_cls)
     f_in = lambda o: follower_obs(o, cfg.agent_id)  # noqa: E731
-    obs_dim_l = env.observation_space("leader").shape[-1]
-    actor_tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.actor_lr))
-    critic_tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.critic_lr))
+    actor_tx = core.adam(cfg.actor_lr, cfg.max_grad_norm)
+    critic_tx = core.adam(cfg.critic_lr, cfg.max_grad_norm)
+    epsilon = core.linear(cfg.eps_start, cfg.eps_end,
+                          cfg.eps_decay_fraction * (cfg.num_updates - 1))
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     vreset = jax.vmap(env.reset, in_axes=(0, None))
     fed = cfg.federated
 
-    def init_group(key, actor, obs_dim, feat_dim, n_agents, init=None):
+    def init_group(key, actor, obs_dim, n_feat, n_agents, init=None):
         if init is None:
             k_a, k_c = jax.random.split(key)
-            a_keys = jax.random.split(k_a, n_agents)
-            c_keys = jax.random.split(k_c, n_agents)
-            actor_p = jax.vmap(actor.init, in_axes=(0, None))(a_keys, jnp.zeros((obs_dim,)))
-            critic_p = jax.vmap(critic.init, in_axes=(0, None, None))(
-                c_keys, jnp.zeros((obs_dim,)), jnp.zeros((feat_dim,)))
+            actor_p = core.stacked_init(actor.init, k_a, n_agents, jnp.zeros((obs_dim,)))
+            critic_p = core.stacked_init(critic.init, k_c, n_agents, jnp.zeros((obs_dim,)),
+                                         jnp.zeros((n_feat,)))
         else:  # one given actor-critic copied to every agent of the group
-            stack = lambda tree: jax.tree.map(  # noqa: E731
-                lambda x: jnp.broadcast_to(x, (n_agents,) + jnp.shape(x)), tree)
-            actor_p, critic_p = stack(init["actor"]), stack(init["critic"])
+            actor_p = core.broadcast_agents(init["actor"], n_agents)
+            critic_p = core.broadcast_agents(init["critic"], n_agents)
         return AgentGroupState(actor_p, critic_p, actor_p, critic_p,
                                jax.vmap(actor_tx.init)(actor_p), jax.vmap(critic_tx.init)(critic_p))
 
-    def apply_actor(actor, params, obs):
-        # params stacked on agents (A, ...); obs (..., A, d) -> outputs (..., A, ·)
-        return jax.vmap(actor.apply, in_axes=(0, -2), out_axes=-2)(params, obs)
-
     def apply_critic(params, obs, feat):
-        return jax.vmap(critic.apply, in_axes=(0, -2, -2), out_axes=-1)(params, obs, feat)
+        return core.stacked_apply(critic.apply, params, obs, feat, out_axis=-1)
 
-    def group_update(gs: AgentGroupState, actor, group, batch, key, masks_fn):
+    def group_update(gs: AgentGroupState, actor, group, batch, key, masks):
         """One critic and one actor step for every agent of a group (vmapped)."""
-        obs, feat, rew, nobs, term = batch["obs"], batch["feat"], batch["rew"], batch["nobs"], \
-            batch["term"]
+        obs, feat, nobs = batch["obs"], batch["feat"], batch["nobs"]
         # target: a' from the target actor at s' (greedy), bootstrapped unless terminated
-        lg_n, pre_n = apply_actor(actor, gs.target_actor, nobs)
-        oh_n, un_n = greedy(lg_n, pre_n, None, group)
+        oh_n, un_n = greedy(*core.stacked_apply(actor.apply, gs.target_actor, nobs), None, group)
         q_next = apply_critic(gs.target_critic, nobs, features_from(oh_n, un_n, group))
-        target = rew * cfg.reward_scale + cfg.gamma * (1.0 - term[:, None]) * q_next
-        target = jax.lax.stop_gradient(target)
+        target = jax.lax.stop_gradient(
+            batch["rew"] * cfg.reward_scale + cfg.gamma * (1.0 - batch["term"][:, None]) * q_next)
 
         def critic_loss(p):
             q = apply_critic(p, obs, feat)
@@ -338,164 +375,137 @@ def make_train(env, config: MADFRLConfig):
         critic_p = optax.apply_updates(gs.critic, c_upd)
 
         def actor_loss(p):
-            lg, pre = apply_actor(actor, p, obs)
-            oh, un = relaxed(key, lg, pre, masks_fn(batch), group, cfg.gumbel_temperature)
+            lg, pre = core.stacked_apply(actor.apply, p, obs)
+            oh, un = relaxed(key, lg, pre, masks, group, cfg.gumbel_temperature)
             return -jnp.mean(apply_critic(critic_p, obs, features_from(oh, un, group)), 0).sum()
 
         a_loss, a_grads = jax.value_and_grad(actor_loss)(gs.actor)
         a_upd, a_opt = jax.vmap(actor_tx.update)(a_grads, gs.actor_opt, gs.actor)
         actor_p = optax.apply_updates(gs.actor, a_upd)
-        soft = lambda t, s: (1.0 - cfg.tau) * t + cfg.tau * s  # noqa: E731
-        new = AgentGroupState(actor_p, critic_p, jax.tree.map(soft, gs.target_actor, actor_p),
-                              jax.tree.map(soft, gs.target_critic, critic_p), a_opt, c_opt)
+        new = AgentGroupState(actor_p, critic_p,
+                              core.soft_update(actor_p, gs.target_actor, cfg.tau),
+                              core.soft_update(critic_p, gs.target_critic, cfg.tau), a_opt, c_opt)
         return new, {"critic_loss": c_loss, "actor_loss": a_loss, "q_mean": q.mean()}
 
     def train(key, env_params, init=None):
         k_f, k_l, k_env, k_run = jax.random.split(key, 4)
-        follower = init_group(k_f, f_actor, obs_dim_f, f_feat_dim, n_f, init)
-        leader = init_group(k_l, l_actor, obs_dim_l, n_f, 1)
+        follower = init_group(k_f, sp.f_actor, obs_dim_f, feat_dim(f_group), n_f, init)
+        leader = init_group(k_l, sp.l_actor, obs_dim_l, feat_dim(l_group), n_l)
         obs, env_state = vreset(jax.random.split(k_env, cfg.num_envs), env_params)
-        cap, e = cfg.buffer_size, cfg.num_envs
-        buffer = {
-            "f_obs": jnp.zeros((cap, e, n_f, obs_dim_f)),
-            "f_feat": jnp.zeros((cap, e, n_f, f_feat_dim)),
-            "f_rew": jnp.zeros((cap, e, n_f)),
-            "f_nobs": jnp.zeros((cap, e, n_f, obs_dim_f)),
-            "f_masks": {k: jnp.zeros((cap, e, n_f, n), bool) for k, n in f_group.discrete},
-            "l_obs": jnp.zeros((cap, e, 1, obs_dim_l)),
-            "l_feat": jnp.zeros((cap, e, 1, n_f)),
-            "l_rew": jnp.zeros((cap, e, 1)),
-            "l_nobs": jnp.zeros((cap, e, 1, obs_dim_l)),
-            "term": jnp.zeros((cap, e)),
-        }
+        item = {  # one env step of every agent
+            "f_obs": jnp.zeros((n_f, obs_dim_f)), "f_feat": jnp.zeros((n_f, feat_dim(f_group))),
+            "f_rew": jnp.zeros((n_f,)), "f_nobs": jnp.zeros((n_f, obs_dim_f)),
+            "f_masks": {k: jnp.zeros((n_f, n), bool) for k, n in f_group.discrete},
+            "l_obs": jnp.zeros((n_l, obs_dim_l)), "l_feat": jnp.zeros((n_l, feat_dim(l_group))),
+            "l_rew": jnp.zeros((n_l,)), "l_nobs": jnp.zeros((n_l, obs_dim_l)),
+            "term": jnp.zeros(())}
+        buffer = replay.init(item, cfg.buffer_size * cfg.num_envs)
         global_actor = jax.tree.map(lambda x: x[0], follower.actor)
-        state = TrainState(follower, leader, global_actor, buffer, jnp.zeros((), jnp.int32),
-                           env_state, obs, k_run, jnp.zeros((), jnp.int32))
-        f_low, f_high = box_bounds(env.action_space("follower", env_params))
-        l_low, l_high = box_bounds(env.action_space("leader", env_params))
+        state = TrainState(follower, leader, global_actor, buffer, env_state, obs, k_run,
+                           jnp.zeros((), jnp.int32))
+        f_low, f_high = box_bounds(env.action_space(f_cls, env_params))
+        l_low, l_high = box_bounds(env.action_space(l_cls, env_params))
+        posted = jax.tree.map(lambda a: jnp.broadcast_to(a, (cfg.num_envs,) + a.shape),
+                              ad.fixed_actions(env, env_params))
 
         def update_step(ts: TrainState, _):
             key, k_act_f, k_act_l, k_env, k_sample, k_fu, k_lu = jax.random.split(ts.key, 7)
-            frac = jnp.minimum(ts.update / jnp.maximum(cfg.total_updates - 1, 1), 1.0)
-            eps = cfg.eps_start + (cfg.eps_end - cfg.eps_start) * frac
+            eps = epsilon(ts.update)
             masks = jax.vmap(env.avail_actions, in_axes=(0, None))(ts.env_state, env_params)
-            orders = head_orders(env, ts.obs["follower"], cfg.ranked_heads)
-            f_masks = masks_in_rank_order(masks["follower"], orders)
-            lg, pre = apply_actor(f_actor, ts.follower.actor, f_in(ts.obs["follower"]))
+            orders = head_orders(env, ts.obs[f_cls], ranked, f_cls)
+            f_masks = masks_in_rank_order(masks[f_cls], orders)
+            lg, pre = core.stacked_apply(sp.f_actor.apply, ts.follower.actor, f_in(ts.obs[f_cls]))
             oh, un = explore(k_act_f, lg, pre, f_masks, f_group, eps, cfg.noise_std)
-            f_action = to_env_action(oh, un, f_group, f_low, f_high, cfg.relative_heads, orders)
-            f_feat = features_from(oh, un, f_group)
-            lg_l, pre_l = apply_actor(l_actor, ts.leader.actor, ts.obs["leader"])
+            f_action = to_env_action(oh, un, f_group, f_low, f_high, relative, orders)
+            lg_l, pre_l = core.stacked_apply(sp.l_actor.apply, ts.leader.actor, ts.obs[l_cls])
             oh_l, un_l = explore(k_act_l, lg_l, pre_l, None, l_group, eps, cfg.noise_std)
             if cfg.learn_leader:
-                l_price = to_env_action(oh_l, un_l, l_group, {"price": l_low["action"]},
-                                        {"price": l_high["action"]})["price"]
+                l_action = to_env_action(oh_l, un_l, l_group, l_low, l_high)
+                l_action = _unwrap(l_action, env.action_space(l_cls))
             else:
-                l_price = jnp.full((cfg.num_envs, 1, n_f), env_params.price, jnp.float32)
-            action = {"follower": f_action, "leader": l_price}
+                l_action = posted[l_cls]
+            action = {f_cls: _unwrap(f_action, env.action_space(f_cls)), l_cls: l_action}
             obs2, env_state, reward, term, trunc, info = vstep(
                 jax.random.split(k_env, cfg.num_envs), ts.env_state, action, env_params)
             final = info["final_observation"]
-            i = ts.buffer_count % cap
-            put = lambda buf, x: buf.at[i].set(x)  # noqa: E731
-            buf = dict(ts.buffer)
-            buf.update(
-                f_obs=put(buf["f_obs"], f_in(ts.obs["follower"])),
-                f_feat=put(buf["f_feat"], f_feat),
-                f_rew=put(buf["f_rew"], reward["follower"]),
-                f_nobs=put(buf["f_nobs"], f_in(final["follower"])),
-                f_masks={k: put(buf["f_masks"][k], f_masks[k]) for k in buf["f_masks"]},
-                l_obs=put(buf["l_obs"], ts.obs["leader"]),
-                l_feat=put(buf["l_feat"], features_from(oh_l, un_l, l_group)),
-                l_rew=put(buf["l_rew"], reward["leader"]),
-                l_nobs=put(buf["l_nobs"], final["leader"]),
-                term=put(buf["term"], term.astype(jnp.float32)),
-            )
-            count = ts.buffer_count + 1
-            size = jnp.minimum(count, cap)
-            k_t, k_e = jax.random.split(k_sample)
-            t_idx = jax.random.randint(k_t, (cfg.batch_size,), 0, size)
-            e_idx = jax.random.randint(k_e, (cfg.batch_size,), 0, e)
-            take = lambda x: x[t_idx, e_idx]  # noqa: E731
-            f_batch = {"obs": take(buf["f_obs"]), "feat": take(buf["f_feat"]),
-                       "rew": take(buf["f_rew"]), "nobs": take(buf["f_nobs"]),
-                       "term": take(buf["term"]),
-                       "masks": {k: take(v) for k, v in buf["f_masks"].items()}}
-            l_batch = {"obs": take(buf["l_obs"]), "feat": take(buf["l_feat"]),
-                       "rew": take(buf["l_rew"]), "nobs": take(buf["l_nobs"]),
-                       "term": take(buf["term"])}
-            new_f, f_stats = group_update(ts.follower, f_actor, f_group, f_batch, k_fu,
-                                          lambda b: b["masks"])
-            new_l, l_stats = group_update(ts.leader, l_actor, l_group, l_batch, k_lu,
-                                          lambda b: None)
+            buf = replay.add_batch(ts.buffer, {
+                "f_obs": f_in(ts.obs[f_cls]), "f_feat": features_from(oh, un, f_group),
+                "f_rew": reward[f_cls], "f_nobs": f_in(final[f_cls]), "f_masks": f_masks,
+                "l_obs": ts.obs[l_cls], "l_feat": features_from(oh_l, un_l, l_group),
+                "l_rew": reward[l_cls], "l_nobs": final[l_cls],
+                "term": term.astype(jnp.float32)})
+            b = replay.sample(buf, k_sample, cfg.batch_size)
+            f_batch = {"obs": b["f_obs"], "feat": b["f_feat"], "rew": b["f_rew"],
+                       "nobs": b["f_nobs"], "term": b["term"]}
+            l_batch = {"obs": b["l_obs"], "feat": b["l_feat"], "rew": b["l_rew"],
+                       "nobs": b["l_nobs"], "term": b["term"]}
+            new_f, f_stats = group_update(ts.follower, sp.f_actor, f_group, f_batch, k_fu,
+                                          b["f_masks"])
+            new_l, l_stats = group_update(ts.leader, sp.l_actor, l_group, l_batch, k_lu, None)
             learn = ts.update >= cfg.warmup_updates
-            pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(learn, a, b), new, old)  # noqa: E731
-            follower = pick(new_f, ts.follower)
-            leader = pick(new_l, ts.leader) if cfg.learn_leader else ts.leader
+            follower = core.gate(learn, new_f, ts.follower)
+            leader = core.gate(learn, new_l, ts.leader) if cfg.learn_leader else ts.leader
             global_actor = ts.global_actor
             if fed is not None:
-                # eq. 34-36 weights from the followers' own observations (task size, distance)
-                where = env.observation_slices("follower")
-                f_obs = ts.obs["follower"]
-                task = jnp.mean(f_obs[..., where["arrivals"]][..., 0], axis=0)
-                dist = jnp.mean(jnp.min(jnp.hypot(f_obs[..., where["x"]],
-                                                  f_obs[..., where["y"]]), -1), 0)
-                agg = aggregate(fed, global_actor, follower.actor, task, dist)
-                due = (ts.update + 1) % fed.period == 0
-                global_actor = jax.tree.map(lambda a, b: jnp.where(due, a, b), agg, global_actor)
-                issued = jax.tree.map(lambda g: jnp.broadcast_to(g, (n_f,) + g.shape), agg)
-                actor = jax.tree.map(lambda a, b: jnp.where(due, a, b), issued, follower.actor)
+                weights = ad.federated_weights(env, ts.obs[f_cls])
+                global_actor, actor = maybe_aggregate(fed, ts.update, global_actor,
+                                                      follower.actor, weights)
                 follower = follower.replace(actor=actor)
-            metrics = {
-                "follower_reward": reward["follower"].mean(),
-                "leader_reward": reward["leader"].mean(),
-                "throughput_mbit": info["throughput_mbit"].mean(),
-                "queue_mean_mbit": info["queue_mean_mbit"].mean(),
-                "leader_profit": info["leader_profit"].mean(),
-                "price_mean": info["price_mean"].mean(),
-                "offload_fraction": info["offload_fraction"].mean(),
+            metrics = {k: v for k, v in core.env_metrics(info).items() if v.ndim == 0}
+            metrics.update({
+                "follower_reward": reward[f_cls].mean(), "leader_reward": reward[l_cls].mean(),
                 "critic_loss": f_stats["critic_loss"], "actor_loss": f_stats["actor_loss"],
-                "leader_critic_loss": l_stats["critic_loss"],
-            }
-            new_ts = TrainState(follower, leader, global_actor, buf, count, env_state, obs2, key,
+                "leader_critic_loss": l_stats["critic_loss"], "epsilon": eps})
+            new_ts = TrainState(follower, leader, global_actor, buf, env_state, obs2, key,
                                 ts.update + 1)
             return new_ts, metrics
 
-        final_ts, metrics = jax.lax.scan(update_step, state, None, cfg.total_updates)
+        final_ts, metrics = jax.lax.scan(update_step, state, None, cfg.num_updates)
         policy_params = {"follower": final_ts.follower.actor, "leader": final_ts.leader.actor}
         return policy_params, metrics
 
     return train
 
 
-def make_policy(env, config: MADFRLConfig, policy_params, deterministic: bool = True,
+def make_policy(env, config: Config, policy_params, deterministic: bool = True,
                 eps: float = 0.0):
-    """``policy(key, obs, state, params) -> action`` from trained MADFRL actors."""
-    n_f = env.num_agents("follower")
-    f_group = _group(env.action_space("follower"))
-    l_group = Group((), (("price", n_f),))
-    f_actor = DeterministicHybridActor(f_group.discrete, f_group.continuous, tuple(config.hidden))
-    l_actor = DeterministicHybridActor((), l_group.continuous, tuple(config.hidden))
+    """``policy(key, obs, state, params) -> action`` from trained MADFRL actors (greedy
+    by default; ``deterministic=False`` explores with ε and the training noise)."""
+    ad = for_env(env)
+    sp = _spec(env, config)
+    relative, ranked = config.heads(ad)
 
     def policy(key, obs, state, params):
-        f_low, f_high = box_bounds(env.action_space("follower", params))
-        l_low, l_high = box_bounds(env.action_space("leader", params))
-        orders = head_orders(env, obs["follower"], config.ranked_heads)
-        masks = masks_in_rank_order(env.avail_actions(state, params)["follower"], orders)
-        lg, pre = jax.vmap(f_actor.apply, in_axes=(0, 0))(
-            policy_params["follower"], follower_obs(obs["follower"], config.agent_id))
+        f_low, f_high = box_bounds(env.action_space(sp.f_cls, params))
+        l_low, l_high = box_bounds(env.action_space(sp.l_cls, params))
+        orders = head_orders(env, obs[sp.f_cls], ranked, sp.f_cls)
+        masks = masks_in_rank_order(env.avail_actions(state, params)[sp.f_cls], orders)
+        lg, pre = core.stacked_apply(sp.f_actor.apply, policy_params["follower"],
+                                     follower_obs(obs[sp.f_cls], config.agent_id))
         if deterministic:
-            oh, un = greedy(lg, pre, masks, f_group)
+            oh, un = greedy(lg, pre, masks, sp.f_group)
         else:
-            oh, un = explore(key, lg, pre, masks, f_group, eps, config.noise_std)
-        follower = to_env_action(oh, un, f_group, f_low, f_high, config.relative_heads, orders)
+            oh, un = explore(key, lg, pre, masks, sp.f_group, eps, config.noise_std)
+        follower = to_env_action(oh, un, sp.f_group, f_low, f_high, relative, orders)
+        action = {sp.f_cls: _unwrap(follower, env.action_space(sp.f_cls))}
         if config.learn_leader:
-            lg_l, pre_l = jax.vmap(l_actor.apply)(policy_params["leader"], obs["leader"])
-            _, un_l = greedy(lg_l, pre_l, None, l_group)
-            price = to_env_action({}, un_l, l_group, {"price": l_low["action"]},
-                                  {"price": l_high["action"]})["price"]
+            lg_l, pre_l = core.stacked_apply(sp.l_actor.apply, policy_params["leader"],
+                                             obs[sp.l_cls])
+            oh_l, un_l = greedy(lg_l, pre_l, None, sp.l_group)
+            leader = to_env_action(oh_l, un_l, sp.l_group, l_low, l_high)
+            action[sp.l_cls] = _unwrap(leader, env.action_space(sp.l_cls))
         else:
-            price = jnp.full((1, n_f), params.price, jnp.float32)
-        return {"follower": follower, "leader": price}
+            action[sp.l_cls] = ad.fixed_actions(env, params)[sp.l_cls]
+        return action
 
     return policy
+
+
+def init_policy_params(env, config: Config, key):
+    """Fresh actors ``{"follower", "leader"}`` (the template for ``core.load_checkpoint``)."""
+    sp = _spec(env, config)
+    k_f, k_l = jax.random.split(key)
+    obs_f = env.observation_space(sp.f_cls).shape[-1] + (sp.n_f if config.agent_id else 0)
+    return {"follower": core.stacked_init(sp.f_actor.init, k_f, sp.n_f, jnp.zeros((obs_f,))),
+            "leader": core.stacked_init(sp.l_actor.init, k_l, env.num_agents(sp.l_cls),
+                                        jnp.zeros((env.observation_space(sp.l_cls).shape[-1],)))}

@@ -9,8 +9,9 @@ first-order approximation treats ∇L_Γ as a constant).
 * :func:`adapt` — K SGD steps as a ``lax.scan`` of ``jax.grad`` steps.
 * :func:`meta_loss` — mean over a vmapped task batch of the post-adaptation loss.
 * :func:`make_meta_train_step` — jitted outer step with any optax optimiser.
-* :func:`sample_sgin_tasks` — tasks Γ as arrival regimes: a batch of env params
-  with per-task arrival range [A_min, A_max] and Lyapunov weight V.
+
+Task distributions (a batch of env params per meta-iteration) are scenario
+knowledge: the adapter's ``sample_tasks`` (``agents.adapters``).
 
 ``loss_fn(params, task) -> scalar`` is user-supplied: ``params`` is any pytree
 (flax ``linen`` variables included), ``task`` any pytree; a task *batch* is the
@@ -21,13 +22,11 @@ critic, and ``loss_fn`` returns −Q(S, π(S)).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 PyTree = Any
@@ -116,70 +115,3 @@ def make_meta_train_step(
         return params, opt_state, loss
 
     return step
-
-
-def _check_interval(name: str, value, ndim_ok=(1, 2)) -> np.ndarray | None:
-    """Concrete sanity checks (skipped for traced inputs)."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-        return None
-    if arr.ndim not in ndim_ok or arr.shape[-1] != 2 or arr.size == 0:
-        raise ValueError(f"{name} must have shape (2,) or (K, 2); got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite; got {arr}")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be >= 0; got {arr}")
-    if np.any(arr[..., 0] > arr[..., 1]):
-        raise ValueError(f"{name} needs low <= high in every row; got {arr}")
-    return arr
-
-
-def sample_sgin_tasks(
-    key: jax.Array,
-    base_params: Any,
-    num_tasks: int,
-    arrival_ranges,
-    v_range,
-) -> Any:
-    """Tasks Γ as arrival regimes: a batch of ``num_tasks`` env params.
-
-    Args:
-      key: PRNG key.
-      base_params: a ``flax.struct`` params dataclass with (at least) the fields
-        ``arrival_min_bits``, ``arrival_max_bits`` and ``v_weight``, e.g.
-        ``jaxsg.make("sgin")[1]``.
-      num_tasks: static batch size T.
-      arrival_ranges: either shape (K, 2) — a table of K regimes
-        ``[A_min, A_max]`` in bits, one drawn uniformly per task — or shape
-        (2,) — bounds ``[lo, hi]`` from which two uniform draws are sorted into
-        ``A_min <= A_max`` per task.
-      v_range: ``(v_lo, v_hi)``; V is drawn uniformly per task.
-
-    Returns:
-      ``base_params`` with **every** leaf broadcast to a leading axis of T and
-      the three fields replaced per task, ready for
-      ``jax.vmap(env.reset, in_axes=(None, 0))`` or ``in_axes=0`` everywhere.
-      All draws satisfy 0 <= A_min <= A_max and v_lo <= V <= v_hi.
-    """
-    _check_interval("arrival_ranges", arrival_ranges)
-    _check_interval("v_range", v_range, ndim_ok=(1,))
-    ranges = jnp.asarray(arrival_ranges, jnp.float32)
-    v_range = jnp.asarray(v_range, jnp.float32)
-    return _sample_sgin_tasks(key, base_params, int(num_tasks), ranges, v_range)
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _sample_sgin_tasks(key, base_params, num_tasks, ranges, v_range):
-    k_regime, k_v = jax.random.split(key)
-    if ranges.ndim == 2:
-        idx = jax.random.randint(k_regime, (num_tasks,), 0, ranges.shape[0])
-        a_min, a_max = ranges[idx, 0], ranges[idx, 1]
-    else:
-        u = jax.random.uniform(k_regime, (num_tasks, 2), minval=ranges[0], maxval=ranges[1])
-        a_min, a_max = jnp.min(u, axis=-1), jnp.max(u, axis=-1)
-    v = jax.random.uniform(k_v, (num_tasks,), minval=v_range[0], maxval=v_range[1])
-    batch = jax.tree.map(
-        lambda x: jnp.broadcast_to(jnp.asarray(x), (num_tasks,) + jnp.shape(x)), base_params
-    )
-    return batch.replace(arrival_min_bits=a_min, arrival_max_bits=a_max, v_weight=v)

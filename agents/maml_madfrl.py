@@ -7,8 +7,9 @@ Meta-training (:func:`make_meta_train`)
 ---------------------------------------
 One follower actor-critic θ = {actor, critic} (the same network MADFRL gives
 every follower; a shared initialisation is what FL would issue anyway) is
-meta-learned over tasks Γ = arrival regimes — env params with a different
-arrival range [A_min, A_max] and Lyapunov weight V (``maml.sample_sgin_tasks``).
+meta-learned over tasks Γ drawn by the scenario adapter's ``sample_tasks`` (sgin:
+arrival regimes — env params with a different arrival range [A_min, A_max] and
+Lyapunov weight V).
 Each meta-iteration, for a batch of tasks (vmapped):
 
 1. roll the current θ's exploring policy out in Γ (every follower acts with the
@@ -44,7 +45,7 @@ gives MADFRL a badly scaled start; first-order MAML cannot exploit the step.
 The second-order path stays available and tested (``tests/test_maml.py``).
 
 Fast adaptation (:func:`make_adaptation_eval`) measures the paper's untested
-claim: on a held-out arrival regime, collect one support batch with the
+claim: on a held-out task, collect one support batch with the
 initial policy, take k inner steps, and report the adapted greedy policy's
 mean follower reward per DT per slot, for k = 0, 1, 2, …
 """
@@ -52,24 +53,25 @@ mean follower reward per DT per slot, for k = 0, 1, 2, …
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+import math
+from typing import ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from agents import madfrl, maml
+from agents import core, madfrl, maml
+from agents.adapters import for_env
 from agents.networks import QCritic
-
-MBIT = 1e6
+from jaxsg.validation import Bound
+from jaxsg.wrappers import rollout
 
 
 @dataclasses.dataclass(frozen=True)
-class MetaConfig:
-    """MAML over arrival regimes; ``madfrl`` is the config of the MADFRL stage."""
+class Config:
+    """MAML over the adapter's task distribution; ``madfrl`` configures the MADFRL stage."""
 
-    madfrl: madfrl.MADFRLConfig = madfrl.MADFRLConfig()
+    madfrl: madfrl.Config = madfrl.Config()
     meta_iterations: int = 40
     num_tasks: int = 4
     num_envs: int = 2  # parallel episodes per task per meta-iteration
@@ -83,24 +85,21 @@ class MetaConfig:
     #: joint pretraining (no inner loop): 68–91; random init: 63–83. See module docstring.
     first_order: bool = True
     eps: float = 0.2  # exploration while collecting task data
-    #: training regimes (Mbit per slot); held-out regimes for evaluation lie outside
-    arrival_ranges_mbit: Sequence[Sequence[float]] = ((2.0, 4.0), (4.0, 8.0), (8.0, 12.0))
-    v_range: Sequence[float] = (5.0, 20.0)
+
+    BOUNDS: ClassVar = dict(
+        meta_iterations=core.COUNT, num_tasks=core.COUNT, num_envs=core.COUNT,
+        rollout_steps=Bound(2, math.inf, integer=True), inner_steps=core.COUNT0,
+        inner_lr=core.POSITIVE, outer_lr=core.POSITIVE, eps=core.UNIT)
 
     def __post_init__(self):
-        for name in ("meta_iterations", "num_tasks", "num_envs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"MetaConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if int(self.rollout_steps) < 2 or int(self.rollout_steps) % 2:
-            raise ValueError(f"MetaConfig.rollout_steps must be even and >= 2, "
+        core.check_config(self)
+        if self.rollout_steps % 2:
+            raise ValueError(f"Config: field 'rollout_steps' must be even, "
                              f"got {self.rollout_steps}")
-        if int(self.inner_steps) < 0:
-            raise ValueError(f"MetaConfig.inner_steps must be >= 0, got {self.inner_steps}")
-        for name in ("inner_lr", "outer_lr"):
-            if not float(getattr(self, name)) > 0.0:
-                raise ValueError(f"MetaConfig.{name} must be > 0, got {getattr(self, name)}")
-        if not 0.0 <= float(self.eps) <= 1.0:
-            raise ValueError(f"MetaConfig.eps must be in [0, 1], got {self.eps}")
+
+
+# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
+MetaConfig = Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,19 +109,21 @@ class _Nets:
     group: madfrl.Group
     obs_dim: int
     feat_dim: int
+    cls: str
 
 
-def _nets(env, cfg: madfrl.MADFRLConfig) -> _Nets:
-    group = madfrl._group(env.action_space("follower"))
+def _nets(env, cfg: madfrl.Config) -> _Nets:
+    cls = for_env(env).learning_class(env)
+    group = madfrl._group(env.action_space(cls))
     actor = madfrl.DeterministicHybridActor(group.discrete, group.continuous, tuple(cfg.hidden))
     critic = QCritic(tuple(cfg.hidden), "relu")
     feat_dim = sum(n for _, n in group.discrete) + len(group.continuous)
-    obs_dim = env.observation_space("follower").shape[-1]
-    obs_dim += env.num_agents("follower") if cfg.agent_id else 0
-    return _Nets(actor, critic, group, obs_dim, feat_dim)
+    obs_dim = env.observation_space(cls).shape[-1]
+    obs_dim += env.num_agents(cls) if cfg.agent_id else 0
+    return _Nets(actor, critic, group, obs_dim, feat_dim, cls)
 
 
-def init_follower(env, cfg: madfrl.MADFRLConfig, key) -> dict:
+def init_follower(env, cfg: madfrl.Config, key) -> dict:
     """A random single-follower actor-critic ``{"actor", "critic"}``."""
     nets = _nets(env, cfg)
     k_a, k_c = jax.random.split(key)
@@ -131,48 +132,46 @@ def init_follower(env, cfg: madfrl.MADFRLConfig, key) -> dict:
                                        jnp.zeros((nets.feat_dim,)))}
 
 
-def _posted_price(env, params, shape):
-    return jnp.full(shape + (1, env.num_agents("follower")), params.price, jnp.float32)
-
-
-def make_collect(env, cfg: MetaConfig):
+def make_collect(env, cfg: Config):
     """``collect(key, theta, env_params, eps) -> batch``: pooled follower transitions.
 
     Runs ``cfg.num_envs`` episodes of ``cfg.rollout_steps`` steps with the shared
     actor exploring (ε-uniform discrete heads, Gaussian pre-tanh noise) and the
-    leader posting ``params.price``. Returns ``(support, query)``, each a dict
+    other classes playing the adapter's ``fixed_actions``. Returns ``(support, query)``, each a dict
     of arrays with one leading axis over (steps/2 · envs · followers).
     """
-    nets = _nets(env, cfg.madfrl)
+    nets, ad = _nets(env, cfg.madfrl), for_env(env)
+    cls = nets.cls
+    relative, ranked = cfg.madfrl.heads(ad)
     e, steps = int(cfg.num_envs), int(cfg.rollout_steps)
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     vreset = jax.vmap(env.reset, in_axes=(0, None))
 
     def collect(key, theta, env_params, eps):
-        f_low, f_high = madfrl.box_bounds(env.action_space("follower", env_params))
+        f_low, f_high = madfrl.box_bounds(env.action_space(cls, env_params))
+        fixed = jax.tree.map(lambda a: jnp.broadcast_to(a, (e,) + a.shape),
+                             ad.fixed_actions(env, env_params))
         k_reset, k_run = jax.random.split(key)
         obs, state = vreset(jax.random.split(k_reset, e), env_params)
 
         def body(carry, k):
             obs, state = carry
             k_act, k_env = jax.random.split(k)
-            orders = madfrl.head_orders(env, obs["follower"], cfg.madfrl.ranked_heads)
+            orders = madfrl.head_orders(env, obs[cls], ranked, cls)
             masks = madfrl.masks_in_rank_order(
-                jax.vmap(env.avail_actions, in_axes=(0, None))(state, env_params)["follower"],
-                orders)
-            f_obs = madfrl.follower_obs(obs["follower"], cfg.madfrl.agent_id)
+                jax.vmap(env.avail_actions, in_axes=(0, None))(state, env_params)[cls], orders)
+            f_obs = madfrl.follower_obs(obs[cls], cfg.madfrl.agent_id)
             logits, pre = nets.actor.apply(theta["actor"], f_obs)
             oh, unit = madfrl.explore(k_act, logits, pre, masks, nets.group, eps,
                                       cfg.madfrl.noise_std)
-            action = {"follower": madfrl.to_env_action(oh, unit, nets.group, f_low, f_high,
-                                                      cfg.madfrl.relative_heads, orders),
-                      "leader": _posted_price(env, env_params, (e,))}
+            action = {**fixed, cls: madfrl.to_env_action(oh, unit, nets.group, f_low, f_high,
+                                                         relative, orders)}
             obs2, state, reward, term, _, info = vstep(jax.random.split(k_env, e), state, action,
                                                       env_params)
-            n_f = reward["follower"].shape[-1]
+            n_f = reward[cls].shape[-1]
             tr = {"obs": f_obs, "feat": madfrl.features_from(oh, unit, nets.group),
-                  "rew": reward["follower"],
-                  "nobs": madfrl.follower_obs(info["final_observation"]["follower"],
+                  "rew": reward[cls],
+                  "nobs": madfrl.follower_obs(info["final_observation"][cls],
                                               cfg.madfrl.agent_id),
                   "term": jnp.broadcast_to(term[:, None], (e, n_f)).astype(jnp.float32),
                   "masks": masks}
@@ -188,7 +187,7 @@ def make_collect(env, cfg: MetaConfig):
     return collect
 
 
-def make_task_loss(env, cfg: madfrl.MADFRLConfig):
+def make_task_loss(env, cfg: madfrl.Config):
     """``task_loss(theta, batch) -> scalar``: MADFRL's critic TD loss + actor loss.
 
     ``batch`` carries a PRNG key under ``"key"`` (the Gumbel noise), so the loss is
@@ -218,7 +217,7 @@ def make_task_loss(env, cfg: madfrl.MADFRLConfig):
     return task_loss
 
 
-def make_meta_train(env, config: MetaConfig):
+def make_meta_train(env, config: Config):
     """``meta_train(key, base_params) -> (theta, metrics)``: Alg. 2 in one ``lax.scan``.
 
     ``metrics["meta_loss"]`` (per iteration) is the post-adaptation query loss,
@@ -227,10 +226,8 @@ def make_meta_train(env, config: MetaConfig):
     cfg = config
     collect = make_collect(env, cfg)
     task_loss = make_task_loss(env, cfg.madfrl)
-    tx = optax.chain(optax.clip_by_global_norm(cfg.madfrl.max_grad_norm),
-                     optax.adam(cfg.outer_lr))
-    regimes = np.asarray(cfg.arrival_ranges_mbit, np.float64) * MBIT
-    v_range = np.asarray(cfg.v_range, np.float64)
+    tx = core.adam(cfg.outer_lr, cfg.madfrl.max_grad_norm)
+    ad = for_env(env)
 
     def one_task(theta, key, task_params):
         k_col, k_s, k_q = jax.random.split(key, 3)
@@ -248,8 +245,7 @@ def make_meta_train(env, config: MetaConfig):
         def iteration(carry, k):
             theta, opt = carry
             k_tasks, k_data = jax.random.split(k)
-            tasks = maml.sample_sgin_tasks(k_tasks, base_params, int(cfg.num_tasks), regimes,
-                                           v_range)
+            tasks = ad.sample_tasks(k_tasks, base_params, int(cfg.num_tasks))
 
             def outer(th):
                 post, pre = jax.vmap(one_task, in_axes=(None, 0, 0))(
@@ -268,7 +264,7 @@ def make_meta_train(env, config: MetaConfig):
     return meta_train
 
 
-def make_pretrain(env, config: MetaConfig):
+def make_pretrain(env, config: Config):
     """The non-meta baseline: the same data and loss, no inner loop (joint pretraining).
 
     Identical to :func:`make_meta_train` with ``inner_steps = 0``: θ minimises
@@ -277,7 +273,7 @@ def make_pretrain(env, config: MetaConfig):
     return make_meta_train(env, dataclasses.replace(config, inner_steps=0))
 
 
-def make_train(env, config: MetaConfig):
+def make_train(env, config: Config):
     """``train(key, env_params) -> (policy_params, metrics)``: meta-train, then MADFRL + FL."""
     meta_train = make_meta_train(env, config)
     madfrl_train = madfrl.make_train(env, config.madfrl)
@@ -291,49 +287,33 @@ def make_train(env, config: MetaConfig):
     return train
 
 
-def make_policy(env, config: MetaConfig, policy_params, **kwargs):
+def make_policy(env, config: Config, policy_params, **kwargs):
     """The trained MADFRL policy (``madfrl.make_policy`` with the MADFRL config)."""
     return madfrl.make_policy(env, config.madfrl, policy_params, **kwargs)
 
 
-def make_adaptation_eval(env, config: MetaConfig, ks: Sequence[int], horizon: int):
+def make_adaptation_eval(env, config: Config, ks: Sequence[int], horizon: int):
     """``evaluate(key, theta, task_params) -> (len(ks),)`` reward after k inner steps.
 
     For each k in ``ks`` (static): one support batch collected with θ's exploring
     policy in the task, ``maml.adapt`` k SGD steps (``config.inner_lr``), then
     the adapted actor, copied to every follower and acting greedily with the
-    leader posting ``params.price``, runs ``horizon`` slots; the value is its
+    leader playing the adapter's ``fixed_actions``, runs ``horizon`` slots (one
+    :func:`jaxsg.wrappers.rollout`); the value is its
     mean follower reward per DT per slot (eq. 33, unscaled).
     """
     cfg = config
     collect = make_collect(env, cfg)
     task_loss = make_task_loss(env, cfg.madfrl)
     nets = _nets(env, cfg.madfrl)
-    n_f = env.num_agents("follower")
+    posted = dataclasses.replace(cfg.madfrl, learn_leader=False)  # leader: adapter's action
     ks = tuple(int(k) for k in ks)
     steps = max(ks)
 
     def greedy_return(key, actor_p, params):
-        f_low, f_high = madfrl.box_bounds(env.action_space("follower", params))
-        k_reset, k_run = jax.random.split(key)
-        obs, state = env.reset(k_reset, params)
-
-        def body(carry, k):
-            obs, state = carry
-            orders = madfrl.head_orders(env, obs["follower"], cfg.madfrl.ranked_heads)
-            masks = madfrl.masks_in_rank_order(env.avail_actions(state, params)["follower"],
-                                               orders)
-            logits, pre = nets.actor.apply(
-                actor_p, madfrl.follower_obs(obs["follower"], cfg.madfrl.agent_id))
-            oh, unit = madfrl.greedy(logits, pre, masks, nets.group)
-            action = {"follower": madfrl.to_env_action(oh, unit, nets.group, f_low, f_high,
-                                                      cfg.madfrl.relative_heads, orders),
-                      "leader": jnp.full((1, n_f), params.price, jnp.float32)}
-            obs, state, reward, _, _, _ = env.step(k, state, action, params)
-            return (obs, state), reward["follower"].mean()
-
-        _, rewards = jax.lax.scan(body, (obs, state), jax.random.split(k_run, horizon))
-        return rewards.mean()
+        actors = core.broadcast_agents(actor_p, env.num_agents(nets.cls))
+        policy = madfrl.make_policy(env, posted, {"follower": actors, "leader": None})
+        return rollout(env, policy, key, params, horizon)["reward"][nets.cls].mean()
 
     def evaluate(key, theta, task_params):
         k_col, k_loss, k_eval = jax.random.split(key, 3)

@@ -19,9 +19,9 @@ Design decisions
   is applied to the whole ``(envs, agents, features)`` array (Dense layers
   act on the last axis), so there is no Python loop over agents.
 * **Other classes** act with ``fixed_actions(env, params)``; the default is
-  sgin's posted price: the leader posts ``params.price`` to every DT
-  (``{"leader": full((1, n), price)}``). The leader is not learned in this
-  version (with ``price_mode="leader"`` that makes the price constant).
+  the scenario adapter's (sgin: the leader posts ``params.price`` to every DT).
+  The leader is not learned in this version (with ``price_mode="leader"`` that
+  makes the price constant).
 * **Centralised critic.** Global state = all of the learning class's
   observations flattened, plus every other class's observations flattened.
   The critic gives one value *per agent*, ``V(global state, one-hot id)``
@@ -74,26 +74,26 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 
 import chex
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import optax
 
+from agents import core
+from agents.adapters import for_env
 from agents.networks import CONTINUOUS_DISTS, HybridActor, ValueCritic, box_bounds, hybrid_heads
 from jaxsg.wrappers import scalar_metrics
 
 
 @dataclasses.dataclass(frozen=True)
-class MAPPOConfig:
+class Config:
     """Static MAPPO hyperparameters (hashable; sizes and loop lengths)."""
 
     num_envs: int = 16
     num_steps: int = 20  # rollout length per env per update
-    total_updates: int = 100
+    num_updates: int = 100
     update_epochs: int = 4
     num_minibatches: int = 4
     gamma: float = 0.99
@@ -108,42 +108,37 @@ class MAPPOConfig:
     critic_hidden: Sequence[int] = (64, 64)
     activation: str = "tanh"
     continuous_dist: str = "tanh_normal"  # or "beta" (see agents.networks)
-    reward_scale: float = 1.0
+    reward_scale: float | None = None  # None: the scenario adapter's scale
     normalize_rewards: bool = True
     team_reward: bool = False
-    agent_class: str = "follower"
+    agent_class: str | None = None  # None: the scenario adapter's learning class
+
+    BOUNDS: ClassVar = dict(
+        num_envs=core.COUNT, num_steps=core.COUNT, num_updates=core.COUNT,
+        update_epochs=core.COUNT, num_minibatches=core.COUNT, gamma=core.UNIT,
+        gae_lambda=core.UNIT, clip_eps=core.POSITIVE, ent_coef=core.NON_NEGATIVE,
+        vf_coef=core.NON_NEGATIVE, lr=core.POSITIVE, max_grad_norm=core.POSITIVE,
+        reward_scale=core.POSITIVE)
 
     def __post_init__(self):
-        for name in ("num_envs", "num_steps", "total_updates", "update_epochs", "num_minibatches"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"MAPPOConfig: '{name}' must be >= 1, got {getattr(self, name)}")
+        core.check_config(self)
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError(
-                "MAPPOConfig: 'num_minibatches' must divide num_envs * num_steps = "
-                f"{self.num_envs * self.num_steps}, got {self.num_minibatches}"
-            )
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(
-                    f"MAPPOConfig: '{name}' must be in [0, 1], got {getattr(self, name)}"
-                )
-        for name in ("clip_eps", "lr", "max_grad_norm", "reward_scale"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"MAPPOConfig: '{name}' must be > 0, got {getattr(self, name)}")
+                "Config: field 'num_minibatches' must divide num_envs * num_steps = "
+                f"{self.num_envs * self.num_steps}, got {self.num_minibatches}")
         if self.continuous_dist not in CONTINUOUS_DISTS:
-            raise ValueError(
-                f"MAPPOConfig: 'continuous_dist' must be one of {CONTINUOUS_DISTS}, "
-                f"got {self.continuous_dist!r}"
-            )
+            raise ValueError(f"Config: field 'continuous_dist' must be one of "
+                             f"{CONTINUOUS_DISTS}, got {self.continuous_dist!r}")
         object.__setattr__(self, "actor_hidden", tuple(int(h) for h in self.actor_hidden))
         object.__setattr__(self, "critic_hidden", tuple(int(h) for h in self.critic_hidden))
 
+    @property
+    def total_updates(self) -> int:  # TODO(sweeps): remove once sweeps use num_updates
+        return self.num_updates
 
-def posted_price_actions(env, params) -> dict:
-    """sgin default for the non-learning classes: the leader posts ``params.price``."""
-    if "leader" not in env.agent_classes:
-        return {}
-    return {"leader": jnp.full((1, env.num_agents("follower")), params.price, jnp.float32)}
+
+# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
+MAPPOConfig = core.legacy_config(Config, {"total_updates": "num_updates"})
 
 
 class RunningStats(NamedTuple):
@@ -193,10 +188,10 @@ class _Nets(NamedTuple):
     continuous: tuple
 
 
-def _build(env, config: MAPPOConfig) -> _Nets:
-    cls = config.agent_class
+def _build(env, config: Config) -> _Nets:
+    cls = config.agent_class or for_env(env).learning_class(env)
     if cls not in env.agent_classes:
-        raise ValueError(f"MAPPOConfig: agent_class '{cls}' not in {env.agent_classes}")
+        raise ValueError(f"Config: agent_class '{cls}' not in {env.agent_classes}")
     n = env.num_agents(cls)
     obs_dim = int(env.observation_space(cls).shape[-1])
     global_dim = sum(math.prod(env.observation_space(c).shape) for c in env.agent_classes)
@@ -208,12 +203,6 @@ def _build(env, config: MAPPOConfig) -> _Nets:
     return _Nets(actor, critic, n, obs_dim, global_dim, cls, discrete, continuous)
 
 
-def _with_id(x: jnp.ndarray, n: int) -> jnp.ndarray:
-    """Concatenate a one-hot agent id: ``(..., n, d) -> (..., n, d + n)``."""
-    ids = jnp.broadcast_to(jnp.eye(n, dtype=x.dtype), x.shape[:-2] + (n, n))
-    return jnp.concatenate([x, ids], axis=-1)
-
-
 def _global_obs(obs: dict, agent_classes: Sequence[str]) -> jnp.ndarray:
     """Global state for one env: every class's observations flattened, concatenated."""
     return jnp.concatenate([jnp.reshape(obs[c], (-1,)) for c in agent_classes])
@@ -223,44 +212,39 @@ def _critic_input(global_obs: jnp.ndarray, n: int) -> jnp.ndarray:
     """``(..., G) -> (..., n, G + n)``: the global state repeated per agent, plus its id."""
     shape = global_obs.shape[:-1] + (n, global_obs.shape[-1])
     g = jnp.broadcast_to(global_obs[..., None, :], shape)
-    return _with_id(g, n)
+    return core.with_agent_id(g)
 
 
-def init_policy_params(env, config: MAPPOConfig, key: chex.PRNGKey):
+def init_policy_params(env, config: Config, key: chex.PRNGKey):
     """Fresh actor parameters (also the template for :func:`load_params`)."""
     nets = _build(env, config)
     return nets.actor.init(key, jnp.zeros((nets.n, nets.obs_dim + nets.n), jnp.float32))
 
 
-def make_train(env, config: MAPPOConfig, fixed_actions: Callable | None = None):
+def make_train(env, config: Config, fixed_actions: Callable | None = None):
     """Build ``train(key, params) -> (policy_params, metrics)``.
 
-    ``metrics`` has one entry per update (leading axis ``total_updates``): raw
+    ``metrics`` has one entry per update (leading axis ``num_updates``): raw
     ``reward_mean`` of the learning class per agent-step, every scalar metric of
     the env's ``info`` averaged over the rollout (sgin: ``throughput_mbit``,
     ``queue_mean_mbit``, ...), and the losses ``actor_loss``, ``value_loss``,
     ``entropy``, ``approx_kl``, ``clip_frac``, ``reward_std`` (the running std used
     for normalisation).
     """
-    nets = _build(env, config)
-    fixed_actions = posted_price_actions if fixed_actions is None else fixed_actions
+    nets, ad = _build(env, config), for_env(env)
+    fixed_actions = ad.fixed_actions if fixed_actions is None else fixed_actions
     n, cls, classes = nets.n, nets.agent_class, tuple(env.agent_classes)
     E, T = config.num_envs, config.num_steps
     batch_size = E * T
     mb_size = batch_size // config.num_minibatches
     steps_per_update = config.update_epochs * config.num_minibatches
 
-    def schedule(count):
-        frac = 1.0 - (count // steps_per_update) / config.total_updates
-        return config.lr * frac
-
-    tx = optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adam(schedule if config.anneal_lr else config.lr, eps=1e-5),
-    )
+    lr = optax.linear_schedule(config.lr, 0.0, config.num_updates * steps_per_update) \
+        if config.anneal_lr else config.lr
+    tx = core.adam(lr, config.max_grad_norm, eps=1e-5)
 
     def dist_fn(actor_params, obs, masks, low, high):
-        return nets.actor.apply(actor_params, _with_id(obs, n), masks, low, high)
+        return nets.actor.apply(actor_params, core.with_agent_id(obs), masks, low, high)
 
     def value_fn(critic_params, global_obs):
         return nets.critic.apply(critic_params, _critic_input(global_obs, n))
@@ -271,6 +255,8 @@ def make_train(env, config: MAPPOConfig, fixed_actions: Callable | None = None):
         return obs, state, reward, terminated, truncated, final_obs, scalar_metrics(info)
 
     def train(key: chex.PRNGKey, params: Any):
+        scale = ad.reward_scale(env, params) if config.reward_scale is None \
+            else config.reward_scale
         key, k_actor, k_critic, k_reset = jax.random.split(key, 4)
         actor_params = nets.actor.init(k_actor, jnp.zeros((n, nets.obs_dim + n), jnp.float32))
         critic_params = nets.critic.init(k_critic, jnp.zeros((n, nets.global_dim + n), jnp.float32))
@@ -313,23 +299,6 @@ def make_train(env, config: MAPPOConfig, fixed_actions: Callable | None = None):
                 metrics=metrics,
             )
             return (net_params, env_state, obs_next), transition
-
-        def gae(traj: Transition, rewards: jnp.ndarray):
-            def body(next_adv, t):
-                reward, value, next_value, term, done = t
-                delta = reward + config.gamma * (1.0 - term[:, None]) * next_value - value
-                adv = delta + config.gamma * config.gae_lambda * (1.0 - done[:, None]) * next_adv
-                return adv, adv
-
-            xs = (
-                rewards,
-                traj.value,
-                traj.next_value,
-                traj.terminated.astype(jnp.float32),
-                traj.done.astype(jnp.float32),
-            )
-            _, adv = jax.lax.scan(body, jnp.zeros_like(rewards[0]), xs, reverse=True)
-            return adv, adv + traj.value
 
         def loss_fn(net_params, mb: Transition, adv, target):
             dist = dist_fn(net_params["actor"], mb.obs, mb.masks, low, high)
@@ -389,11 +358,13 @@ def make_train(env, config: MAPPOConfig, fixed_actions: Callable | None = None):
                 rewards = jnp.broadcast_to(raw.mean(axis=-1, keepdims=True), raw.shape)
             else:
                 rewards = raw
-            rewards = rewards * config.reward_scale
+            rewards = rewards * scale
             if config.normalize_rewards:
                 stats = stats.update(rewards)
                 rewards = rewards / jnp.sqrt(stats.var + 1e-8)
-            adv, target = gae(traj, rewards)
+            adv, target = core.gae(rewards, traj.value, traj.next_value,
+                                   traj.terminated[..., None], traj.done[..., None],
+                                   config.gamma, config.gae_lambda)
             batch = (traj._replace(metrics={}), adv, target)
             (net_params, opt_state, _), aux = jax.lax.scan(
                 update_epoch,
@@ -408,14 +379,14 @@ def make_train(env, config: MAPPOConfig, fixed_actions: Callable | None = None):
 
         carry = (net_params, opt_state, env_state, obs, stats)
         (net_params, *_), metrics = jax.lax.scan(
-            update, carry, jax.random.split(key, config.total_updates)
+            update, carry, jax.random.split(key, config.num_updates)
         )
         return net_params["actor"], metrics
 
     return train
 
 
-def make_policy(env, config: MAPPOConfig, policy_params, deterministic: bool = True,
+def make_policy(env, config: Config, policy_params, deterministic: bool = True,
                 fixed_actions: Callable | None = None):
     """Policy ``policy(key, obs, state, params) -> action`` from trained actor parameters.
 
@@ -425,16 +396,16 @@ def make_policy(env, config: MAPPOConfig, policy_params, deterministic: bool = T
     stochastic policy: with one shared actor, early in training every DT's
     argmax channel is the same one, so all offloaders collide on it, while
     sampling spreads them. Other classes act with ``fixed_actions`` (default:
-    the sgin posted price). Masks come from ``env.avail_actions``.
+    the scenario adapter's). Masks come from ``env.avail_actions``.
     """
     nets = _build(env, config)
-    fixed_actions = posted_price_actions if fixed_actions is None else fixed_actions
-    n, cls = nets.n, nets.agent_class
+    fixed_actions = for_env(env).fixed_actions if fixed_actions is None else fixed_actions
+    cls = nets.agent_class
 
     def policy(key, obs, state, params):
         masks = env.avail_actions(state, params)[cls]
         low, high = box_bounds(env.action_space(cls, params))
-        dist = nets.actor.apply(policy_params, _with_id(obs[cls], n), masks, low, high)
+        dist = nets.actor.apply(policy_params, core.with_agent_id(obs[cls]), masks, low, high)
         action = dist.mode() if deterministic else dist.sample(seed=key)
         return {cls: action, **fixed_actions(env, params)}
 
@@ -443,32 +414,12 @@ def make_policy(env, config: MAPPOConfig, policy_params, deterministic: bool = T
 
 
 # ------------------------------------------------------------ persistence
-def save_params(path: str | os.PathLike, params) -> None:
-    """Write ``params`` with ``flax.serialization.to_bytes`` atomically (temp file + rename)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    data = flax.serialization.to_bytes(jax.device_get(params))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".msgpack")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def save_params(path: str | os.PathLike, params, config: Config | None = None) -> None:
+    """:func:`agents.core.save_checkpoint` (atomic msgpack, plus the config as JSON)."""
+    core.save_checkpoint(path, params, config)
 
 
 def load_params(path: str | os.PathLike, template):
-    """Read parameters written by :func:`save_params` into the structure of ``template``.
-
-    ``template`` gives the tree structure only (e.g. :func:`init_policy_params`, or
-    the free ``jax.eval_shape`` of it): arrays take the stored shapes, so a
-    template without the seed/sweep axes also restores stacked parameters.
-    """
-    with open(os.fspath(path), "rb") as f:
-        restored = flax.serialization.from_bytes(template, f.read())
-    return jax.tree.map(jnp.asarray, restored)
+    """:func:`agents.core.load_checkpoint`; ``template`` gives the tree structure only
+    (e.g. :func:`init_policy_params` or its ``jax.eval_shape``)."""
+    return core.load_checkpoint(path, template)

@@ -7,7 +7,7 @@ eq. (23) from an episode replay buffer with target networks. QMIX (Rashid et al.
 replaces the sum by a state-conditioned monotone hypernetwork mixer; IQL trains every
 agent on its own TD error.
 
-    train = make_train(env, VDConfig(mixer="vdn"))
+    train = make_train(env, Config(mixer="vdn"))
     policy_params, metrics = jax.jit(train)(key, params)
     jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, params)          # many seeds
 
@@ -47,7 +47,7 @@ Design decisions
   (2 layers); Q_tot = ELU(q·W1 + b1)·W2 + b2, monotone in every Q_i. Global state = all
   agents' observations flattened (dt_deploy's observations include the node loads).
 * **Exploration.** ε-greedy over the available actions, ε linear from ``eps_start``
-  to ``eps_end`` over ``eps_decay_frac`` of the iterations. ``num_eval_envs`` extra
+  to ``eps_end`` over ``eps_decay_fraction`` of the iterations. ``num_eval_envs`` extra
   envs play greedily (ε = 0) in the same vmapped rollout; their episodes are not stored
   and give the learning-curve metrics ``eval_*``.
 * **Loss and optimiser.** ½·mean TD² (eq. 23), Adam with global-norm clipping.
@@ -56,7 +56,7 @@ Design decisions
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import chex
 import flax.linen as nn
@@ -64,21 +64,23 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from agents import replay
+from agents import core, replay
+from agents.adapters import for_env
 from agents.networks import mask_logits
+from jaxsg.policy import RecurrentPolicy
 from jaxsg.wrappers import scalar_metrics
 
 MIXERS = ("none", "vdn", "qmix")
 
 
 @dataclasses.dataclass(frozen=True)
-class VDConfig:
+class Config:
     """Static hyperparameters (hashable)."""
 
     mixer: str = "vdn"
     num_envs: int = 8
     num_eval_envs: int = 4
-    num_iterations: int = 200
+    num_updates: int = 200  # iterations: one episode per env, then updates_per_iter steps
     updates_per_iter: int = 1
     batch_episodes: int = 32
     buffer_episodes: int = 1000
@@ -88,34 +90,34 @@ class VDConfig:
     max_grad_norm: float = 10.0
     eps_start: float = 1.0
     eps_end: float = 0.05
-    eps_decay_frac: float = 0.5
+    eps_decay_fraction: float = 0.5
     target_update_interval: int = 10
     hidden: int = 64
     fc: int = 64
     mixer_embed: int = 32
     hyper_hidden: int = 64
-    reward_scale: float = 1.0
+    reward_scale: float | None = None  # None: the scenario adapter's scale
     double_q: bool = True
-    agent_class: str = "user"
+    agent_class: str | None = None  # None: the scenario adapter's learning class
+
+    BOUNDS: ClassVar = dict(
+        num_envs=core.COUNT, num_eval_envs=core.COUNT0, num_updates=core.COUNT,
+        updates_per_iter=core.COUNT, batch_episodes=core.COUNT, buffer_episodes=core.COUNT,
+        warmup_episodes=core.COUNT0, gamma=core.UNIT, lr=core.POSITIVE,
+        max_grad_norm=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
+        eps_decay_fraction=core.UNIT, target_update_interval=core.COUNT, hidden=core.COUNT,
+        fc=core.COUNT, mixer_embed=core.COUNT, hyper_hidden=core.COUNT,
+        reward_scale=core.POSITIVE)
 
     def __post_init__(self):
         if self.mixer not in MIXERS:
-            raise ValueError(f"VDConfig: 'mixer' must be one of {MIXERS}, got {self.mixer!r}")
-        for name in ("num_envs", "num_iterations", "updates_per_iter", "batch_episodes",
-                     "buffer_episodes", "target_update_interval", "hidden", "fc",
-                     "mixer_embed", "hyper_hidden"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"VDConfig: '{name}' must be >= 1, got {getattr(self, name)}")
-        for name in ("num_eval_envs", "warmup_episodes"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"VDConfig: '{name}' must be >= 0, got {getattr(self, name)}")
-        for name in ("gamma", "eps_start", "eps_end", "eps_decay_frac"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(
-                    f"VDConfig: '{name}' must be in [0, 1], got {getattr(self, name)}")
-        for name in ("lr", "max_grad_norm", "reward_scale"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"VDConfig: '{name}' must be > 0, got {getattr(self, name)}")
+            raise ValueError(f"Config: field 'mixer' must be one of {MIXERS}, got {self.mixer!r}")
+        core.check_config(self)
+
+
+# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
+VDConfig = core.legacy_config(Config, {"num_iterations": "num_updates",
+                                       "eps_decay_frac": "eps_decay_fraction"})
 
 
 # ------------------------------------------------------------------ networks
@@ -154,12 +156,6 @@ class QMixer(nn.Module):
         return jnp.sum(hidden * w2, axis=-1) + v
 
 
-def with_id(x: jnp.ndarray, n: int) -> jnp.ndarray:
-    """``(..., n, d) -> (..., n, d + n)``: append a one-hot agent id."""
-    ids = jnp.broadcast_to(jnp.eye(n, dtype=x.dtype), x.shape[:-2] + (n, n))
-    return jnp.concatenate([x, ids], axis=-1)
-
-
 def unroll(net: AgentQNet, agent_params, h0, inputs, resets):
     """Unroll over a leading time axis: ``inputs (T, ..., d)``, ``resets (T, ...)``.
 
@@ -196,10 +192,10 @@ class _Spec(NamedTuple):
     cls: str
 
 
-def _spec(env, config: VDConfig) -> _Spec:
-    cls = config.agent_class
+def _spec(env, config: Config) -> _Spec:
+    cls = config.agent_class or for_env(env).learning_class(env)
     if cls not in env.agent_classes:
-        raise ValueError(f"VDConfig: agent_class '{cls}' not in {env.agent_classes}")
+        raise ValueError(f"Config: agent_class '{cls}' not in {env.agent_classes}")
     if len(env.agent_classes) != 1:
         raise ValueError("value_decomp learns one agent class; env has "
                          f"{env.agent_classes}")
@@ -209,11 +205,11 @@ def _spec(env, config: VDConfig) -> _Spec:
     return _Spec(env.num_agents(cls), int(env.observation_space(cls).shape[-1]), space.n, cls)
 
 
-def _agent_net(spec: _Spec, config: VDConfig) -> AgentQNet:
+def _agent_net(spec: _Spec, config: Config) -> AgentQNet:
     return AgentQNet(spec.num_actions, config.hidden, config.fc)
 
 
-def init_agent_params(env, config: VDConfig, key: chex.PRNGKey):
+def init_agent_params(env, config: Config, key: chex.PRNGKey):
     spec = _spec(env, config)
     net = _agent_net(spec, config)
     d = spec.obs_dim + spec.num_actions + spec.n
@@ -235,7 +231,25 @@ def _masks(env, state, params, cls):
     return m.get("action")
 
 
-def make_actor(env, config: VDConfig):
+def _make_act(env, spec: _Spec, net: AgentQNet):
+    """One ε-greedy step of the recurrent agents (shared by training and the policy)."""
+    n, a_n, cls = spec.n, spec.num_actions, spec.cls
+
+    def act(agent_params, h, last_action, reset, obs, state, params, k_explore, k_random, eps):
+        mask = _masks(env, state, params, cls)
+        mask = jnp.ones((n, a_n), bool) if mask is None else mask
+        x = jnp.concatenate([obs[cls], last_action], axis=-1)
+        # the reset flag of THIS step (= done of the previous step) zeroes h before x_t
+        h, q = net.apply(agent_params, h, core.with_agent_id(x), jnp.broadcast_to(reset, (n,)))
+        greedy = jnp.argmax(mask_logits(q, mask), axis=-1)
+        random = env.action_space(cls, params).sample(k_random, mask)
+        explore = jax.random.uniform(k_explore, (n,)) < eps
+        return h, q, x, mask, jnp.where(explore, random, greedy).astype(jnp.int32)
+
+    return act
+
+
+def make_actor(env, config: Config):
     """``(reset_fn, step_fn)`` acting with the recurrent Q-net in one env (vmap outside).
 
     ``step_fn(agent_params, act_state, key, eps, params, env_key=None) -> (act_state,
@@ -252,18 +266,13 @@ def make_actor(env, config: VDConfig):
         return ActState(state, obs, jnp.zeros((n, config.hidden)), jnp.zeros((n, a_n)),
                         jnp.ones((), bool))
 
+    act = _make_act(env, spec, net)
+
     def step_fn(agent_params, s: ActState, key, eps, params, env_key=None):
         k_explore, k_random, k_env = jax.random.split(key, 3)
         k_env = k_env if env_key is None else env_key
-        mask = _masks(env, s.env_state, params, cls)
-        mask = jnp.ones((n, a_n), bool) if mask is None else mask
-        x = jnp.concatenate([s.obs[cls], s.last_action], axis=-1)
-        # the reset flag of THIS step (= done of the previous step) zeroes h before x_t
-        h, q = net.apply(agent_params, s.h, with_id(x, n), jnp.broadcast_to(s.reset, (n,)))
-        greedy = jnp.argmax(mask_logits(q, mask), axis=-1)
-        random = env.action_space(cls, params).sample(k_random, mask)
-        explore = jax.random.uniform(k_explore, (n,)) < eps
-        action = jnp.where(explore, random, greedy).astype(jnp.int32)
+        h, q, x, mask, action = act(agent_params, s.h, s.last_action, s.reset, s.obs,
+                                    s.env_state, params, k_explore, k_random, eps)
         obs, state, reward, terminated, truncated, info = env.step(
             k_env, s.env_state, {cls: action}, params)
         done = terminated | truncated
@@ -290,7 +299,7 @@ def make_actor(env, config: VDConfig):
 
 
 # ------------------------------------------------------------------ training
-def make_train(env, config: VDConfig):
+def make_train(env, config: Config):
     """Build ``train(key, params) -> (agent_params, metrics)``.
 
     ``metrics`` has one entry per iteration: ``return_mean`` (team return per episode
@@ -298,28 +307,24 @@ def make_train(env, config: VDConfig):
     episode means of the env's per-step metrics), ``<metric>`` (exploring envs),
     ``td_loss``, ``epsilon``, ``q_taken_mean``.
     """
-    spec = _spec(env, config)
+    spec, ad = _spec(env, config), for_env(env)
     net = _agent_net(spec, config)
     mixer = QMixer(config.mixer_embed, config.hyper_hidden)
     n, a_n, horizon = spec.n, spec.num_actions, env.horizon
     n_train, n_eval = config.num_envs, config.num_eval_envs
     n_all = n_train + n_eval
     reset_fn, step_fn = make_actor(env, config)
-    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                     optax.adam(config.lr, eps=1e-5))
-    decay_iters = max(1.0, config.eps_decay_frac * config.num_iterations)
-
-    def epsilon(it):
-        frac = jnp.clip(it / decay_iters, 0.0, 1.0)
-        return config.eps_start + frac * (config.eps_end - config.eps_start)
+    tx = core.adam(config.lr, config.max_grad_norm, eps=1e-5)
+    epsilon = core.linear(config.eps_start, config.eps_end,
+                          config.eps_decay_fraction * config.num_updates)
 
     def q_values(agent_params, ep: Episode):
         """Online/target-style Q over one batch: (T, B, n, |A|) now and at next."""
         b = ep.inputs.shape[1]
         h0 = jnp.zeros((b, n, config.hidden))
         resets = jnp.broadcast_to(ep.resets[..., None], ep.resets.shape + (n,))
-        hs, qs = unroll(net, agent_params, h0, with_id(ep.inputs, n), resets)
-        _, q_next = net.apply(agent_params, hs, with_id(ep.final_inputs, n),
+        hs, qs = unroll(net, agent_params, h0, core.with_agent_id(ep.inputs), resets)
+        _, q_next = net.apply(agent_params, hs, core.with_agent_id(ep.final_inputs),
                               jnp.zeros(hs.shape[:-1], bool))
         return qs, q_next
 
@@ -330,18 +335,16 @@ def make_train(env, config: VDConfig):
         state = inputs[..., : spec.obs_dim].reshape(inputs.shape[:-2] + (n * spec.obs_dim,))
         return mixer.apply(mixer_params, q, state)
 
-    def loss_fn(net_params, target_params, ep: Episode):
+    def loss_fn(net_params, target_params, ep: Episode, scale):
         qs, q_next = q_values(net_params["agent"], ep)
         _, q_next_tgt = q_values(target_params["agent"], ep)
         q_taken = jnp.take_along_axis(qs, ep.actions[..., None], axis=-1)[..., 0]
-        chooser = q_next if config.double_q else q_next_tgt
-        best = jnp.argmax(mask_logits(chooser, ep.final_masks), axis=-1)
-        q_boot = jnp.take_along_axis(q_next_tgt, best[..., None], axis=-1)[..., 0]
-        r = ep.reward * config.reward_scale
+        q_boot = core.double_q_target(0.0, q_next, q_next_tgt, 1.0, ep.final_masks,
+                                      config.double_q)
+        r = ep.reward * scale
         cont = config.gamma * (1.0 - ep.terminated.astype(jnp.float32))
         if config.mixer == "none":
-            y = r[..., None] + cont[..., None] * q_boot
-            td = q_taken - jax.lax.stop_gradient(y)
+            td = q_taken - (r[..., None] + cont[..., None] * q_boot)
         else:
             q_tot = mix(net_params.get("mixer"), q_taken, ep.inputs)
             q_tot_next = mix(target_params.get("mixer"), q_boot, ep.final_inputs)
@@ -349,6 +352,8 @@ def make_train(env, config: VDConfig):
         return 0.5 * jnp.mean(td**2), jnp.mean(q_taken)
 
     def train(key: chex.PRNGKey, params: Any):
+        scale = ad.reward_scale(env, params) if config.reward_scale is None \
+            else config.reward_scale
         key, k_agent, k_mixer, k_reset = jax.random.split(key, 4)
         net_params = {"agent": init_agent_params(env, config, k_agent)}
         if config.mixer == "qmix":
@@ -383,19 +388,18 @@ def make_train(env, config: VDConfig):
             batch = replay.sample(buf, key, config.batch_episodes)
             batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)  # time-major
             (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                net_params, target_params, batch)
+                net_params, target_params, batch, scale)
             updates, new_opt = tx.update(grads, opt_state, net_params)
             new_params = optax.apply_updates(net_params, updates)
             ready = replay.size(buf) >= config.warmup_episodes
-            keep = lambda new, old: jax.tree.map(  # noqa: E731
-                lambda a, b: jnp.where(ready, a, b), new, old)
-            return (keep(new_params, net_params), target_params, keep(new_opt, opt_state),
-                    buf), (loss, q_mean)
+            net_params, opt_state = core.gate(ready, (new_params, new_opt),
+                                              (net_params, opt_state))
+            return (net_params, target_params, opt_state, buf), (loss, q_mean)
 
         def iteration(carry, it_key):
             net_params, target_params, opt_state, buf, act, it = carry
             k_roll, k_upd = jax.random.split(it_key)
-            eps = epsilon(it.astype(jnp.float32))
+            eps = epsilon(it)
             (_, act, _), rec = jax.lax.scan(
                 env_step, (net_params["agent"], act, eps), jax.random.split(k_roll, horizon))
             # rec leaves: (T, n_all, ...) -> episodes of the exploring envs, batch-major
@@ -405,9 +409,8 @@ def make_train(env, config: VDConfig):
                 update, (net_params, target_params, opt_state, buf),
                 jax.random.split(k_upd, config.updates_per_iter))
             it = it + 1
-            sync = (it % config.target_update_interval) == 0
-            target_params = jax.tree.map(lambda a, b: jnp.where(sync, a, b), net_params,
-                                         target_params)
+            target_params = core.hard_update(net_params, target_params, it,
+                                             config.target_update_interval)
             ret = jnp.sum(rec["reward"], axis=0)  # (n_all,) team return per episode
             metrics = {"return_mean": jnp.mean(ret[:n_train]), "td_loss": jnp.mean(loss),
                        "q_taken_mean": jnp.mean(q_mean), "epsilon": eps}
@@ -421,35 +424,41 @@ def make_train(env, config: VDConfig):
 
         carry = (net_params, target_params, opt_state, buf, act, jnp.zeros((), jnp.int32))
         (net_params, *_), metrics = jax.lax.scan(
-            iteration, carry, jax.random.split(key, config.num_iterations))
+            iteration, carry, jax.random.split(key, config.num_updates))
         return net_params["agent"], metrics
 
     return train
 
 
 # ------------------------------------------------------------------ evaluation
-def rollout_greedy(env, config: VDConfig, agent_params, key, params, num_steps: int):
-    """Greedy (ε = 0) rollout of one env for ``num_steps`` steps (auto-resetting).
+def make_policy(env, config: Config, policy_params, eps: float = 0.0) -> RecurrentPolicy:
+    """The trained agents as a :class:`jaxsg.policy.RecurrentPolicy` (greedy by default,
+    ε-greedy if ``eps`` > 0); the carry (GRU state, last action) restarts per episode."""
+    spec = _spec(env, config)
+    act = _make_act(env, spec, _agent_net(spec, config))
+    n, a_n, cls = spec.n, spec.num_actions, spec.cls
 
-    Returns the per-step records of :func:`make_actor` (``q``, ``done``, ``resets``,
-    ``reward`` (team), ``metrics``, ...), stacked over steps. Pure; vmap over keys/params.
-    """
+    def init_carry(params):
+        del params
+        return jnp.zeros((n, config.hidden)), jnp.zeros((n, a_n))
+
+    def apply(carry, key, obs, state, params, reset):
+        h, last = carry
+        k_explore, k_random = jax.random.split(key)
+        h, _, _, _, action = act(policy_params, h, jnp.where(reset, 0.0, last), reset, obs,
+                                 state, params, k_explore, k_random, eps)
+        return (h, jax.nn.one_hot(action, a_n, dtype=jnp.float32)), {cls: action}
+
+    return RecurrentPolicy(init_carry, apply)
+
+
+def rollout_greedy(env, config: Config, agent_params, key, params, num_steps: int):
+    """Greedy (ε = 0) rollout of one env for ``num_steps`` steps with the *training*
+    acting code, returning its per-step records (``q``, ``inputs``, ``resets``, ...);
+    for evaluation use :func:`make_policy` with :func:`jaxsg.wrappers.rollout`."""
     reset_fn, step_fn = make_actor(env, config)
     k_reset, k_run = jax.random.split(key)
     s = reset_fn(k_reset, params)
-
-    def body(s, k):
-        return step_fn(agent_params, s, k, 0.0, params)
-
-    _, rec = jax.lax.scan(body, s, jax.random.split(k_run, num_steps))
+    _, rec = jax.lax.scan(lambda s, k: step_fn(agent_params, s, k, 0.0, params), s,
+                          jax.random.split(k_run, num_steps))
     return rec
-
-
-def evaluate(env, config: VDConfig, agent_params, key, params, num_episodes: int = 8) -> dict:
-    """Greedy evaluation: mean team return per episode and episode-mean metrics."""
-    keys = jax.random.split(key, num_episodes)
-    rec = jax.vmap(lambda k: rollout_greedy(env, config, agent_params, k, params,
-                                            env.horizon))(keys)
-    out = {k: jnp.mean(v) for k, v in rec["metrics"].items()}
-    out["return_mean"] = jnp.mean(jnp.sum(rec["reward"], axis=1))
-    return out

@@ -23,7 +23,8 @@ Follows gymnax 1.0 with agents held as arrays (see DESIGN.md):
 
 Subclasses implement ``default_params``, ``reset_env``, ``step_env``,
 ``observation_space``, ``action_space`` and optionally ``avail_actions``,
-``param_bounds``/``param_order`` (validation tables).
+``observation_slices``, ``global_state``, ``param_bounds``/``param_order``
+(validation tables).
 """
 
 from __future__ import annotations
@@ -107,6 +108,21 @@ class MultiAgentEnv:
                 if isinstance(s, spaces.Discrete)
             }
         return masks
+
+    def observation_slices(self, agent_class: str) -> dict[str, slice]:
+        """Where each named feature sits on the last axis of ``agent_class``'s
+        observations. Default: one feature ``"obs"`` spanning the whole vector."""
+        return {"obs": slice(0, int(self.observation_space(agent_class).shape[-1]))}
+
+    def global_state(self, state: EnvState, params: Any) -> jnp.ndarray:
+        """The global state for centralised critics and mixers, a float32 vector.
+
+        Default: every leaf of ``state`` except the step counter, flattened and
+        concatenated (the full Markov state). Scenarios may return a compact one.
+        """
+        del params
+        leaves = jax.tree.leaves(state.replace(step=jnp.zeros((0,), jnp.float32)))
+        return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in leaves])
 
     def reset(self, key: chex.PRNGKey, params: Any) -> tuple[Obs, EnvState]:
         """Start an episode: ``(obs, state)`` with ``state.step == 0``."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxsg
-from agents.ddqn import DDQNConfig, make_policy, make_train
+from agents.ddqn import Config, make_policy, make_train
 from agents.heuristics import spectrum as heur
 from jaxsg.wrappers import rollout
 
@@ -15,7 +15,7 @@ from jaxsg.wrappers import rollout
 #: well above the mean budget), P_ctrl starting at the top level (the baseline holds it there).
 SMALL = dict(num_satellites=3, users_per_satellite=40, num_channels=1, slots_per_channel=3,
              num_price_levels=10, num_power_levels=3, horizon=50, initial_power_level=2)
-CONFIG = DDQNConfig(num_envs=4, total_updates=2000, local_round=10, aggregation_rounds=2,
+CONFIG = Config(num_envs=4, num_updates=2000, local_round=10, aggregation_rounds=2,
                     hidden=(32, 32), gamma=0.5)
 #: The proposed learner's greedy revenue (each of 2 seeds) must beat average-budget pricing by
 #: this factor (measured in this test: 40.1 and 44.0 vs 31.2, ×1.28 / ×1.41; the myopic
@@ -43,7 +43,7 @@ def _eval(env, params, policy, seeds=4, steps=50):
 
 def test_proposed_beats_average_budget_pricing():
     env, params, q, metrics = trained()
-    assert metrics["revenue"].shape == (2, CONFIG.total_updates, env.num_satellites)
+    assert metrics["revenue"].shape == (2, CONFIG.num_updates, env.num_satellites)
     keys = jax.random.split(jax.random.PRNGKey(123), 4)
 
     def greedy_revenue(qs):  # one compilation for both trained seeds
@@ -63,7 +63,7 @@ def test_elected_aggregator_is_online_with_highest_reputation():
     env, params, q, m = trained()
     agg, rep, online = m["aggregator"], m["reputation"], m["online"]
     period = CONFIG.local_round * CONFIG.aggregation_rounds
-    due = (np.arange(CONFIG.total_updates) + 1) % period == 0
+    due = (np.arange(CONFIG.num_updates) + 1) % period == 0
     assert np.all(agg[:, ~due] == -2)
     elected = 0
     for s in range(agg.shape[0]):
@@ -76,7 +76,7 @@ def test_elected_aggregator_is_online_with_highest_reputation():
             assert online[s, t, a]
             assert rep[s, t, a] == rep[s, t][online[s, t]].max()
             np.testing.assert_allclose(m["aggregator_reputation"][s, t], rep[s, t, a])
-            if t + 1 < CONFIG.total_updates:
+            if t + 1 < CONFIG.num_updates:
                 # the aggregator's ledger entry restarts from 0 (plus one step of updates)
                 assert abs(m["reputation"][s, t + 1, a]) <= params.reputation_coeff * env.capacity
     assert elected >= 20
@@ -95,14 +95,14 @@ def test_elected_aggregator_is_online_with_highest_reputation():
     # federated: after an aggregation every satellite holds the same network
     q0 = jax.tree.map(lambda x: x[0], q)
     last_agg = np.nonzero(due)[0][-1]
-    if last_agg == CONFIG.total_updates - 1 and agg[0, last_agg] >= 0:
+    if last_agg == CONFIG.num_updates - 1 and agg[0, last_agg] >= 0:
         for leaf in jax.tree.leaves(q0):
             np.testing.assert_allclose(leaf[0], leaf[1], rtol=1e-6)
 
 
 def test_ddqn_alone_never_aggregates():
     env, params = jaxsg.make("spectrum", **dict(SMALL, horizon=5))
-    cfg = DDQNConfig(num_envs=1, total_updates=24, batch_size=8, warmup_updates=2,
+    cfg = Config(num_envs=1, num_updates=24, batch_size=8, warmup_updates=2,
                      local_round=2, aggregation_rounds=2, federated=False, hidden=(16,))
     q, m = jax.jit(make_train(env, cfg), compiler_options=FAST_COMPILE)(
         jax.random.PRNGKey(1), params)
@@ -116,7 +116,7 @@ def test_ddqn_alone_never_aggregates():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(total_updates=0), "total_updates"),
+        (dict(num_updates=0), "num_updates"),
         (dict(gamma=1.5), "gamma"),
         (dict(local_round=0), "local_round"),
         (dict(eps_end=-0.1), "eps_end"),
@@ -126,4 +126,4 @@ def test_ddqn_alone_never_aggregates():
 )
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        DDQNConfig(**kwargs)
+        Config(**kwargs)

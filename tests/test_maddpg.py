@@ -10,11 +10,11 @@ import pytest
 
 import jaxsg
 from agents.heuristics import edge_assoc as H
-from agents.maddpg import ActionCodec, MADDPGConfig, make_policy, make_train
+from agents.maddpg import ActionCodec, Config, make_policy, make_train
 from jaxsg.wrappers import rollout
 
 SMALL = {"num_users": 6, "num_bs": 2, "num_subchannels": 2, "num_producers": 1, "horizon": 10}
-LEARN = MADDPGConfig(num_envs=8, total_updates=1500, batch_size=64, hidden=(64, 64),
+LEARN = Config(num_envs=8, num_updates=1500, batch_size=64, hidden=(64, 64),
                      warmup_updates=50, gamma=0.5, noise_start=0.3, actor_lr=3e-4)
 MARGIN = 0.25  # trained objective at most 75 % of average association's (mean of 2 seeds)
 
@@ -42,8 +42,8 @@ def evaluate(make, policy_params=None, episodes=32):
                                     {"actor_lr": 0.0}, {"hidden": ()}, {"batch_size": 2.5},
                                     {"warmup_updates": -1}])
 def test_bad_config_raises(kwargs):
-    with pytest.raises(ValueError, match="MADDPGConfig"):
-        MADDPGConfig(**kwargs)
+    with pytest.raises(ValueError, match="Config: field"):
+        Config(**kwargs)
 
 
 def test_codec_maps_unit_box_onto_action_bounds():
@@ -74,7 +74,7 @@ def test_jit_vmap_train_over_seeds():
     actor, metrics = trained()
     leaves = jax.tree.leaves(actor)
     assert all(x.shape[:2] == (2, env.num_bs) for x in leaves)  # seeds × per-BS actors
-    n = LEARN.total_updates
+    n = LEARN.num_updates
     assert metrics["reward"].shape == (2, n) and metrics["objective_s"].shape == (2, n)
     assert np.all(np.isfinite(metrics["critic_loss"]))
     # per-BS actors differ (independent init), seeds differ

@@ -12,7 +12,7 @@ from agents.federated import FederatedConfig
 from jaxsg.wrappers import rollout
 
 SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
-CONFIG = madfrl.MADFRLConfig(num_envs=8, total_updates=60, batch_size=64, buffer_size=256,
+CONFIG = madfrl.Config(num_envs=8, num_updates=60, batch_size=64, buffer_size=256,
                              warmup_updates=8)
 #: Stated margin: MADFRL's mean follower reward per step (eq. 33, the quantity it
 #: maximises) must exceed MARTO's by this much. Measured: ≈ +80 (58 vs −25).
@@ -36,7 +36,7 @@ def test_madfrl_beats_marto_on_a_small_config():
 
 def test_train_vmaps_over_seeds_and_swept_params():
     env, params = jaxsg.make("sgin", **SMALL)
-    cfg = dataclasses.replace(CONFIG, num_envs=2, total_updates=4, batch_size=8, buffer_size=8,
+    cfg = dataclasses.replace(CONFIG, num_envs=2, num_updates=4, batch_size=8, buffer_size=8,
                               warmup_updates=1)
     keys = jax.random.split(jax.random.PRNGKey(1), 2)
     batch = jax.tree.map(lambda x: np.full((2,), x, np.float32), params).replace(
@@ -50,8 +50,8 @@ def test_train_vmaps_over_seeds_and_swept_params():
 @pytest.mark.parametrize("federated", [True, False])
 def test_federated_rounds_issue_one_actor_to_every_follower(federated):
     env, params = jaxsg.make("sgin", **SMALL)
-    fed = FederatedConfig(rule="sgin", period=3) if federated else None
-    cfg = dataclasses.replace(CONFIG, num_envs=2, total_updates=6, batch_size=8, buffer_size=8,
+    fed = FederatedConfig(rule="fedavg", period=3) if federated else None
+    cfg = dataclasses.replace(CONFIG, num_envs=2, num_updates=6, batch_size=8, buffer_size=8,
                               warmup_updates=1, federated=fed)
     policy_params, _ = jax.jit(madfrl.make_train(env, cfg))(jax.random.PRNGKey(2), params)
     # update 6 closes a round (period 3): every follower holds the issued global actor
@@ -62,9 +62,9 @@ def test_federated_rounds_issue_one_actor_to_every_follower(federated):
 
 def test_config_validation():
     with pytest.raises(ValueError, match="gamma"):
-        madfrl.MADFRLConfig(gamma=1.5)
+        madfrl.Config(gamma=1.5)
     with pytest.raises(ValueError, match="num_envs"):
-        madfrl.MADFRLConfig(num_envs=0)
+        madfrl.Config(num_envs=0)
 
 
 def test_relative_heads_read_the_choice_as_an_offset_from_the_agent_index():
@@ -82,7 +82,7 @@ def test_relative_heads_read_the_choice_as_an_offset_from_the_agent_index():
 def test_ranked_heads_pick_the_kth_best_option_and_permute_masks():
     env, params = jaxsg.make("sgin", **SMALL)
     obs, state = env.reset(jax.random.PRNGKey(3), params)
-    orders = madfrl.head_orders(env, obs["follower"], (("leo", "path_loss"),))
+    orders = madfrl.head_orders(env, obs["follower"], (("leo", "path_loss"),), "follower")
     loss = np.asarray(env.path_loss_db(state, params))
     group = madfrl.Group(discrete=(("leo", env.num_leo),), continuous=())
     rank0 = {"leo": jax.nn.one_hot(np.zeros(env.num_followers, int), env.num_leo)}

@@ -8,7 +8,6 @@ import numpy as np
 import optax
 import pytest
 
-import jaxsg
 from agents import maml
 
 # --------------------------------------------------------------------------
@@ -186,35 +185,3 @@ def test_first_order_meta_train_step_runs():
         losses.append(float(loss))
     assert losses[-1] < losses[0]
     chex.assert_trees_all_equal_shapes(params, {"w": jnp.zeros(2), "b": jnp.zeros(())})
-
-
-# --------------------------------------------------------------------------
-# (4) SGIN tasks Γ = arrival regimes
-# --------------------------------------------------------------------------
-
-
-def test_sample_sgin_tasks_produces_valid_params():
-    env, base = jaxsg.make("sgin", num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3)
-    regimes = np.array([[1e6, 4e6], [10e6, 30e6], [5e6, 5e6]])
-    tasks = maml.sample_sgin_tasks(jax.random.PRNGKey(0), base, 16, regimes, (1.0, 50.0))
-    for leaf in jax.tree.leaves(tasks):
-        assert leaf.shape[0] == 16
-    lo, hi, v = map(np.asarray, (tasks.arrival_min_bits, tasks.arrival_max_bits, tasks.v_weight))
-    assert np.all(lo <= hi) and np.all(lo >= 0)
-    pairs = {tuple(r) for r in np.stack([lo, hi], -1).tolist()}
-    assert pairs <= {tuple(r) for r in regimes.tolist()} and len(pairs) >= 2
-    assert np.all((v >= 1.0) & (v <= 50.0)) and np.std(v) > 0
-    np.testing.assert_allclose(tasks.bandwidth_hz, base.bandwidth_hz)  # other fields untouched
-    env.validate_params(tasks)  # the env's own range/order checks, over the stacked task axis
-
-    # Continuous family: bounds (2,) -> sorted draws inside them.
-    cont = maml.sample_sgin_tasks(jax.random.PRNGKey(1), base, 16, (2e6, 20e6), (5.0, 5.0))
-    lo, hi = np.asarray(cont.arrival_min_bits), np.asarray(cont.arrival_max_bits)
-    assert np.all(2e6 <= lo) and np.all(lo <= hi) and np.all(hi <= 20e6 * (1 + 1e-6))
-    np.testing.assert_allclose(cont.v_weight, 5.0)
-    env.validate_params(cont)
-
-    with pytest.raises(ValueError, match="arrival_ranges"):
-        maml.sample_sgin_tasks(jax.random.PRNGKey(0), base, 4, (5e6, 1e6), (1.0, 2.0))
-    with pytest.raises(ValueError, match="v_range"):
-        maml.sample_sgin_tasks(jax.random.PRNGKey(0), base, 4, (1e6, 5e6), (-1.0, 2.0))

@@ -10,8 +10,8 @@ from agents import maml_madfrl as mm
 from jaxsg.wrappers import rollout
 
 SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
-CONFIG = mm.MetaConfig(
-    madfrl=madfrl.MADFRLConfig(num_envs=8, total_updates=60, batch_size=64, buffer_size=256,
+CONFIG = mm.Config(
+    madfrl=madfrl.Config(num_envs=8, num_updates=60, batch_size=64, buffer_size=256,
                                warmup_updates=8),
     meta_iterations=30, num_tasks=4, num_envs=4, rollout_steps=8)
 #: Stated margin: MAML-MADFRL's mean follower reward per DT per slot (eq. 33) must exceed
@@ -30,7 +30,7 @@ def test_maml_madfrl_trains_end_to_end_and_beats_marto():
     policy_params, metrics = jax.jit(mm.make_train(env, CONFIG))(jax.random.PRNGKey(0), params)
     assert metrics["meta_loss"].shape == (CONFIG.meta_iterations,)
     assert np.all(np.isfinite(np.asarray(metrics["meta_loss"])))
-    assert metrics["follower_reward"].shape == (CONFIG.madfrl.total_updates,)
+    assert metrics["follower_reward"].shape == (CONFIG.madfrl.num_updates,)
     learned = _mean_reward(env, params, mm.make_policy(env, CONFIG, policy_params))
     random = _mean_reward(env, params, heuristics.marto(env))
     assert learned > random + MARGIN, (learned, random)
@@ -40,8 +40,8 @@ def test_meta_initialisation_is_what_madfrl_starts_from():
     """``init`` replaces the random initialisation of every follower (zero updates → init)."""
     env, params = jaxsg.make("sgin", **SMALL)
     theta = mm.init_follower(env, CONFIG.madfrl, jax.random.PRNGKey(3))
-    cfg = madfrl.MADFRLConfig(num_envs=2, total_updates=2, batch_size=8, buffer_size=8,
-                              warmup_updates=10, federated=None)  # warmup > updates: no learning
+    cfg = madfrl.Config(num_envs=2, num_updates=2, batch_size=8, buffer_size=8,
+                        warmup_updates=10, federated=None)  # warmup > updates: no learning
     policy_params, _ = jax.jit(madfrl.make_train(env, cfg))(jax.random.PRNGKey(0), params, theta)
     got, want = jax.tree.leaves(policy_params["follower"]), jax.tree.leaves(theta["actor"])
     for g, w in zip(got, want):
@@ -51,7 +51,7 @@ def test_meta_initialisation_is_what_madfrl_starts_from():
 
 def test_adaptation_eval_k0_is_the_initial_policy_and_steps_change_it():
     env, params = jaxsg.make("sgin", **SMALL)
-    cfg = mm.MetaConfig(madfrl=CONFIG.madfrl, num_envs=2, rollout_steps=4, inner_lr=0.05)
+    cfg = mm.Config(madfrl=CONFIG.madfrl, num_envs=2, rollout_steps=4, inner_lr=0.05)
     theta = mm.init_follower(env, cfg.madfrl, jax.random.PRNGKey(4))
     evaluate = jax.jit(mm.make_adaptation_eval(env, cfg, (0, 0, 1, 3), horizon=10))
     r = np.asarray(evaluate(jax.random.PRNGKey(5), theta, params))
@@ -62,8 +62,8 @@ def test_adaptation_eval_k0_is_the_initial_policy_and_steps_change_it():
 
 def test_config_validation():
     with pytest.raises(ValueError, match="rollout_steps"):
-        mm.MetaConfig(rollout_steps=3)
+        mm.Config(rollout_steps=3)
     with pytest.raises(ValueError, match="inner_lr"):
-        mm.MetaConfig(inner_lr=0.0)
+        mm.Config(inner_lr=0.0)
     with pytest.raises(ValueError, match="num_tasks"):
-        mm.MetaConfig(num_tasks=0)
+        mm.Config(num_tasks=0)

@@ -49,7 +49,7 @@ from agents.networks import (
 from jaxsg.wrappers import rollout
 
 SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
-TRAIN_CONFIG = mappo.MAPPOConfig(num_envs=16, num_steps=20, total_updates=40)
+TRAIN_CONFIG = mappo.Config(num_envs=16, num_steps=20, num_updates=40)
 PRICES = (6.0, 4.0)  # swept posted price λ, vmapped together with the seeds
 NUM_EVAL_EPISODES = 32
 # Required lead of the sampled MAPPO policy over MARTO, in mean follower reward per DT
@@ -208,7 +208,7 @@ def test_networks_and_action_features():
 
 def test_policy_respects_masks_and_bounds():
     env, params = jaxsg.make("sgin", **SMALL)
-    config = mappo.MAPPOConfig()
+    config = mappo.Config()
     actor_params = mappo.init_policy_params(env, config, jax.random.PRNGKey(0))
     policies = [mappo.make_policy(env, config, actor_params, deterministic=det)
                 for det in (True, False)]
@@ -240,14 +240,14 @@ def test_policy_respects_masks_and_bounds():
 
 def test_config_validation():
     with pytest.raises(ValueError, match="num_minibatches"):
-        mappo.MAPPOConfig(num_envs=3, num_steps=5, num_minibatches=4)
+        mappo.Config(num_envs=3, num_steps=5, num_minibatches=4)
     with pytest.raises(ValueError, match="continuous_dist"):
-        mappo.MAPPOConfig(continuous_dist="gaussian")
+        mappo.Config(continuous_dist="gaussian")
     with pytest.raises(ValueError, match="gamma"):
-        mappo.MAPPOConfig(gamma=1.5)
+        mappo.Config(gamma=1.5)
     env, _ = jaxsg.make("sgin", **SMALL)
     with pytest.raises(ValueError, match="agent_class"):
-        mappo.make_train(env, mappo.MAPPOConfig(agent_class="satellite"))
+        mappo.make_train(env, mappo.Config(agent_class="satellite"))
 
 
 # --------------------------------------------------------------- training
@@ -316,6 +316,9 @@ def train_and_evaluate(save_to: str | None = None) -> dict:
 def _train_in_subprocess(path: str) -> dict:
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + SUBPROCESS_FLAGS).strip()
+    # the subprocess imports this checkout's packages, not whichever the venv points at
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--json", path], env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -331,7 +334,7 @@ def test_mappo_trains_vmapped_beats_marto_and_saves(tmp_path):
     # jax.jit(jax.vmap(train)) over seeds × prices: stacked params, per-update metrics
     assert trained["leaf_leading_dims"] == [len(PRICES)]
     assert trained["params_finite"] and trained["metrics_finite"]
-    assert trained["metric_shapes"] == [[len(PRICES), TRAIN_CONFIG.total_updates]]
+    assert trained["metric_shapes"] == [[len(PRICES), TRAIN_CONFIG.num_updates]]
 
     # saved by the training process, loaded here into an abstract, unstacked template
     env, _ = jaxsg.make("sgin", **SMALL)

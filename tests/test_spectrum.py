@@ -152,7 +152,7 @@ def test_malicious_users_cost_reputation_and_honest_utility():
     assert mean(bad, "honest_utility") < mean(honest, "honest_utility")
 
 
-def test_aggregator_candidate_online_with_highest_reputation_and_settle_block():
+def test_aggregator_candidate_online_with_highest_reputation():
     env, params = jaxsg.make("spectrum", **dict(SMALL, horizon=30), p_online=0.5)
     traj_fn = jax.jit(lambda k: _trajectory(env, params, k), compiler_options=FAST)
     reps, online, cand = traj_fn(jax.random.PRNGKey(1))
@@ -164,13 +164,6 @@ def test_aggregator_candidate_online_with_highest_reputation_and_settle_block():
             continue
         assert on[int(c)] and r[int(c)] == r[on].max()
     assert len(set(cand.tolist())) > 1
-    _, state = env.reset(jax.random.PRNGKey(0), params)
-    state = state.replace(reputation=jnp.array([1.0, 3.0, 2.0]))
-    settled = env.settle_block(state, jnp.int32(1), params)
-    np.testing.assert_allclose(settled.reputation, [1.0, 0.0, 2.0])
-    np.testing.assert_allclose(settled.block_income, [0.0, params.block_reward, 0.0])
-    np.testing.assert_allclose(env.settle_block(state, jnp.int32(-1), params).reputation,
-                               [1.0, 3.0, 2.0])
 
 
 def _trajectory(env, params, key):

@@ -8,22 +8,23 @@ import numpy as np
 import pytest
 
 import jaxsg
+from agents import core
 from agents import value_decomp as vd
 from agents.heuristics import dt_deploy as H
 from jaxsg.wrappers import rollout
 
 SMALL = dict(num_users=4, num_end_devices=2, horizon=8)
-FAST = dict(num_envs=8, num_eval_envs=4, num_iterations=150, updates_per_iter=2,
+FAST = dict(num_envs=8, num_eval_envs=4, num_updates=150, updates_per_iter=2,
             batch_episodes=16, buffer_episodes=500, warmup_episodes=16, hidden=32, fc=32,
             mixer_embed=16, hyper_hidden=32, target_update_interval=4, lr=3e-3,
-            eps_decay_frac=0.3)
+            eps_decay_fraction=0.3)
 #: learned greedy return must beat RD's mean episode return by this fraction of |RD|
 #: (returns are negative: the learned return must be at most half of RD's cost)
 MARGIN = 0.5
 
 
 def test_unroll_resets_memory_with_the_flag_of_its_own_step():
-    cfg = vd.VDConfig(hidden=8, fc=8)
+    cfg = vd.Config(hidden=8, fc=8)
     net = vd.AgentQNet(3, 8, 8)
     params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 8)), jnp.zeros((2, 5)),
                       jnp.zeros((2,), bool))
@@ -44,7 +45,7 @@ def test_acting_loop_resets_at_the_first_step_of_each_episode():
     """Roll 2.5 episodes through auto-reset with the acting code; the Q-values of every
     episode equal a fresh unroll of that episode alone (h = 0 at its first step)."""
     env, params = jaxsg.make("dt_deploy", num_users=3, num_end_devices=1, horizon=4)
-    cfg = vd.VDConfig(hidden=8, fc=8)
+    cfg = vd.Config(hidden=8, fc=8)
     agent_params = vd.init_agent_params(env, cfg, jax.random.PRNGKey(0))
     rec = jax.jit(lambda k: vd.rollout_greedy(env, cfg, agent_params, k, params, 10))(
         jax.random.PRNGKey(1))
@@ -52,7 +53,7 @@ def test_acting_loop_resets_at_the_first_step_of_each_episode():
     np.testing.assert_array_equal(rec["done"], [0, 0, 0, 1, 0, 0, 0, 1, 0, 0])
     net = vd.AgentQNet(env.num_nodes, 8, 8)
     for start, stop in [(0, 4), (4, 8), (8, 10)]:
-        x = vd.with_id(rec["inputs"][start:stop], 3)
+        x = core.with_agent_id(rec["inputs"][start:stop])
         _, q = vd.unroll(net, agent_params, jnp.zeros((3, 8)), x,
                          jnp.zeros((stop - start, 3), bool))
         np.testing.assert_allclose(rec["q"][start:stop], q, rtol=1e-5, atol=1e-6)
@@ -72,11 +73,11 @@ def test_qmix_mixer_is_monotone_and_config_is_validated():
     grad = jax.vmap(jax.grad(lambda q, s: mixer.apply(p, q, s)))(qs, s)
     assert np.all(np.asarray(grad) >= 0.0)
     with pytest.raises(ValueError, match="mixer"):
-        vd.VDConfig(mixer="sum")
+        vd.Config(mixer="sum")
     with pytest.raises(ValueError, match="gamma"):
-        vd.VDConfig(gamma=1.5)
+        vd.Config(gamma=1.5)
     with pytest.raises(ValueError, match="num_envs"):
-        vd.VDConfig(num_envs=0)
+        vd.Config(num_envs=0)
 
 
 @functools.cache
@@ -100,7 +101,7 @@ def test_learner_beats_random_deployment(mixer):
     Measured (loaded 2-core CPU, seeds 0/1): RD ≈ −17.6; the learners reach ≈ −3 to −5
     (greedy heuristic ≈ −3.3), so the asserted bound −8.8 leaves room for seed noise."""
     env, params = jaxsg.make("dt_deploy", **SMALL)
-    train = vd.make_train(env, vd.VDConfig(mixer=mixer, **FAST))
+    train = vd.make_train(env, vd.Config(mixer=mixer, **FAST))
     _, metrics = jax.jit(jax.vmap(train, in_axes=(0, None)))(
         jax.random.split(jax.random.PRNGKey(0), 2), params)
     learned = float(np.asarray(metrics["eval_return_mean"])[:, -20:].mean())

@@ -221,7 +221,7 @@ import numpy as np
 from flax import struct
 
 from jaxsg import spaces
-from jaxsg.consensus import reputation_reset, reputation_update, select_aggregator
+from jaxsg.consensus import reputation_update, select_aggregator
 from jaxsg.env import EnvState, MultiAgentEnv, register
 from jaxsg.physics.antenna import bessel_beam_gain
 from jaxsg.physics.doppler import doppler_loss_factor, ici_sinr
@@ -891,16 +891,6 @@ class SpectrumEnv(MultiAgentEnv):
             axis=-1,
         )
         return {"satellite": obs.astype(jnp.float32)}
-
-    def settle_block(self, state: SpectrumState, aggregator, params: SpectrumParams):
-        """The elected aggregator writes the block: it is credited B_s and its reputation
-        is reset to 0 (:func:`jaxsg.consensus.reputation_reset`); -1 (nobody online) is a
-        no-op. Called by the agent loop every κ rounds."""
-        hit = jax.nn.one_hot(aggregator, self.num_satellites, dtype=jnp.float32)
-        return state.replace(
-            reputation=reputation_reset(state.reputation, aggregator),
-            block_income=state.block_income + params.block_reward * hit,
-        )
 
     def metrics(self, out: dict, state: SpectrumState, next_state: SpectrumState) -> dict:
         """Per-step metrics: scalars (plottable) and per-satellite arrays (S,)."""

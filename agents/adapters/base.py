@@ -1,0 +1,59 @@
+"""The adapter interface with scenario-free defaults (see :mod:`agents.adapters`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+
+
+class Adapter:
+    """Defaults: the env's first agent class learns, no other class acts, rewards
+    unscaled, uniform federated weights, every election picks agent 0, nothing
+    to settle, no extra training metrics, no task distribution."""
+
+    #: the agent class a learner trains (None: the env's first class)
+    agent_class: str | None = None
+    #: a second, learned "leader" class of a leader-follower learner (None: none)
+    leader_class: str | None = None
+    #: discrete heads read as offsets from the agent index (see ``agents.heads``)
+    relative_heads: tuple[str, ...] = ()
+    #: (head, observation feature): the head ranks options by that feature
+    ranked_heads: tuple[tuple[str, str], ...] = ()
+
+    def learning_class(self, env) -> str:
+        cls = self.agent_class or env.agent_classes[0]
+        if cls not in env.agent_classes:
+            raise ValueError(f"agent class {cls!r} not in {env.agent_classes}")
+        return cls
+
+    def fixed_actions(self, env, params) -> dict:
+        """Actions of the classes no learner controls (one env, no batch axis)."""
+        return {}
+
+    def reward_scale(self, env, params) -> Any:
+        """Factor applied to raw rewards when a config leaves ``reward_scale`` None."""
+        return 1.0
+
+    def federated_weights(self, env, obs: jnp.ndarray) -> jnp.ndarray:
+        """Client weights (n,) from the learning class's observations (E, n, d)."""
+        return jnp.ones(obs.shape[-2], jnp.float32)
+
+    def election(self, env, env_states, params):
+        """``(weights (n,), aggregator id, ledger (n,))`` for an elected aggregation
+        over a batch of env states (leading env axis)."""
+        n = env.num_agents(self.learning_class(env))
+        return jnp.ones(n, jnp.float32), jnp.zeros((), jnp.int32), jnp.zeros(n, jnp.float32)
+
+    def settle(self, env, env_states, aggregator, params):
+        """Env states after the elected aggregator's block (default: unchanged)."""
+        return env_states
+
+    def train_metrics(self, env, before, after) -> dict:
+        """Extra per-update training metrics from the batched env states before and
+        after this update's settlement."""
+        return {}
+
+    def sample_tasks(self, key, base_params, num_tasks: int):
+        """A batch of env params (leading task axis) for meta-learning."""
+        raise ValueError(f"{type(self).__name__} defines no task distribution")

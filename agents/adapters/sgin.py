@@ -1,0 +1,110 @@
+"""SGIN (satellite-ground digital twins, Stackelberg offloading) for the learners.
+
+* followers learn; the leader posts ``params.price`` unless a learner learns it;
+* MADFRL's heads (our decisions; see ``agents.madfrl``): the channel head is an
+  offset from the follower's index, the LEO head ranks the follower's own links
+  by observed path loss;
+* federated weights (eq. 36, unit-free form): :func:`sgin_weights` of the
+  follower's task size and LEO distance, both read from its own observation;
+* MAML tasks Γ = arrival regimes: :func:`sample_tasks`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agents.adapters.base import Adapter
+from agents.federated import normalise
+
+MBIT = 1e6
+#: meta-training regimes [A_min, A_max] (Mbit per slot) and Lyapunov weight range
+TASK_ARRIVALS_MBIT = ((2.0, 4.0), (4.0, 8.0), (8.0, 12.0))
+TASK_V_RANGE = (5.0, 20.0)
+
+
+def sgin_weights(task_bits: jnp.ndarray, distance_m: jnp.ndarray) -> jnp.ndarray:
+    """SGIN aggregation weights (eq. 36, unit-free form; ``agents.federated`` decision 2).
+
+    w = ½·D/ΣD + ½·L/ΣL with D the follower's task bits and L its LEO distance
+    (any unit). Inputs (C,) are clipped at 0; a term whose total is 0 becomes
+    uniform. The result is (C,), non-negative and sums to 1.
+    """
+    d = jnp.asarray(task_bits, jnp.result_type(float))
+    dist = jnp.asarray(distance_m, jnp.result_type(float))
+    d, dist = jnp.broadcast_arrays(d, dist)
+    if d.ndim != 1:
+        raise ValueError(f"task_bits and distance_m must be (C,) vectors; got shape {d.shape}")
+    return 0.5 * normalise(d) + 0.5 * normalise(dist)
+
+
+def _check_interval(name: str, value, ndim_ok=(1, 2)) -> None:
+    """Concrete sanity checks (skipped for traced inputs)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return
+    if arr.ndim not in ndim_ok or arr.shape[-1] != 2 or arr.size == 0:
+        raise ValueError(f"{name} must have shape (2,) or (K, 2); got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"{name} must be finite and >= 0; got {arr}")
+    if np.any(arr[..., 0] > arr[..., 1]):
+        raise ValueError(f"{name} needs low <= high in every row; got {arr}")
+
+
+def sample_tasks(key, base_params, num_tasks: int, arrival_ranges=None, v_range=None):
+    """Tasks Γ as arrival regimes: ``base_params`` with every leaf given a leading
+    axis of ``num_tasks`` and ``arrival_min_bits``/``arrival_max_bits``/``v_weight``
+    drawn per task. ``arrival_ranges`` (bits) is (K, 2) — one regime drawn per task —
+    or (2,) — two uniform draws sorted into A_min <= A_max; ``v_range`` = (lo, hi).
+    Defaults: :data:`TASK_ARRIVALS_MBIT`, :data:`TASK_V_RANGE`."""
+    if arrival_ranges is None:
+        arrival_ranges = np.asarray(TASK_ARRIVALS_MBIT) * MBIT
+    v_range = TASK_V_RANGE if v_range is None else v_range
+    _check_interval("arrival_ranges", arrival_ranges)
+    _check_interval("v_range", v_range, ndim_ok=(1,))
+    return _sample_tasks(key, base_params, int(num_tasks),
+                         jnp.asarray(arrival_ranges, jnp.float32),
+                         jnp.asarray(v_range, jnp.float32))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _sample_tasks(key, base_params, num_tasks, ranges, v_range):
+    k_regime, k_v = jax.random.split(key)
+    if ranges.ndim == 2:
+        idx = jax.random.randint(k_regime, (num_tasks,), 0, ranges.shape[0])
+        a_min, a_max = ranges[idx, 0], ranges[idx, 1]
+    else:
+        u = jax.random.uniform(k_regime, (num_tasks, 2), minval=ranges[0], maxval=ranges[1])
+        a_min, a_max = jnp.min(u, axis=-1), jnp.max(u, axis=-1)
+    v = jax.random.uniform(k_v, (num_tasks,), minval=v_range[0], maxval=v_range[1])
+    batch = jax.tree.map(
+        lambda x: jnp.broadcast_to(jnp.asarray(x), (num_tasks,) + jnp.shape(x)), base_params)
+    return batch.replace(arrival_min_bits=a_min, arrival_max_bits=a_max, v_weight=v)
+
+
+class SginAdapter(Adapter):
+    agent_class = "follower"
+    leader_class = "leader"
+    relative_heads = ("channel",)
+    ranked_heads = (("leo", "path_loss"),)
+
+    def fixed_actions(self, env, params) -> dict:
+        """The leader posts ``params.price`` to every DT."""
+        return {"leader": jnp.full((1, env.num_agents("follower")), params.price, jnp.float32)}
+
+    def federated_weights(self, env, obs):
+        """Eq. 36 from the followers' own observations (E, n, d), averaged over envs."""
+        where = env.observation_slices("follower")
+        task = jnp.mean(obs[..., where["arrivals"]][..., 0], axis=0)
+        dist = jnp.mean(jnp.min(jnp.hypot(obs[..., where["x"]], obs[..., where["y"]]), -1), 0)
+        return sgin_weights(task, dist)
+
+    def sample_tasks(self, key, base_params, num_tasks: int):
+        return sample_tasks(key, base_params, num_tasks)
+
+
+ADAPTER = SginAdapter()

@@ -1,0 +1,229 @@
+"""Building blocks shared by every learner, written once (scenario-free).
+
+* :func:`check_config` — validate a frozen learner ``Config`` against its
+  ``BOUNDS`` table with :class:`jaxsg.validation.Bound` (same ``ValueError``
+  format as env params: the field and its allowed range); :func:`legacy_config`
+  builds a factory accepting old field names.
+* :func:`with_agent_id` — append a one-hot agent id to ``(..., n, d)`` features.
+* :func:`stacked_init` / :func:`stacked_apply` — per-agent networks with
+  parameters stacked on a leading agent axis, applied along the agent axis
+  ``-2`` of the inputs (a ``vmap``, no loop over agents).
+* :func:`linear` — ``optax.linear_schedule`` (ε, noise σ, learning rates).
+* :func:`soft_update` / :func:`hard_update` — target networks via
+  ``optax.incremental_update`` / ``optax.periodic_update``.
+* :func:`gate` — select ``new`` where ``pred`` else ``old`` leaf by leaf
+  (warm-up gating, periodic events; a ``jnp.where``, never a Python ``if``).
+* :func:`gae` — generalised advantage estimation with separate terminated /
+  done flags; :func:`double_q_target` — the double-Q bootstrap.
+* :func:`ou_step` — one Ornstein-Uhlenbeck step (dt = 1).
+* :func:`env_metrics` — the env's ``info`` averaged over parallel envs.
+* :func:`save_checkpoint` / :func:`load_checkpoint` — msgpack params + a JSON of
+  the config, written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from typing import Any, Callable, Mapping
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxsg.validation import Bound
+
+PyTree = Any
+
+#: Bounds used by most configs.
+COUNT = Bound(1, math.inf, integer=True)
+COUNT0 = Bound(0, math.inf, integer=True)
+UNIT = Bound(0.0, 1.0)
+POSITIVE = Bound(0.0, math.inf, low_inclusive=False, high_inclusive=False)
+NON_NEGATIVE = Bound(0.0, math.inf, high_inclusive=False)
+
+
+# ----------------------------------------------------------------- configs
+def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None:
+    """Validate the numeric fields of a frozen dataclass ``config`` against ``bounds``
+    (default: its class attribute ``BOUNDS``). ``None`` values are skipped (a field
+    left to the scenario adapter). Raises ``ValueError`` naming the field and range."""
+    where = type(config).__name__
+    bounds = type(config).BOUNDS if bounds is None else bounds
+    names = {f.name for f in dataclasses.fields(config)}
+    for name, b in bounds.items():
+        if name not in names:
+            raise ValueError(f"{where}: BOUNDS names unknown field '{name}'")
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: field '{name}' must be a number, got {value!r}")
+        if b.integer and not isinstance(value, int):
+            raise ValueError(f"{where}: field '{name}' = {value!r} is outside {b.describe()}")
+        if math.isnan(value) or not b.holds(value):
+            raise ValueError(f"{where}: field '{name}' = {value!r} is outside {b.describe()}")
+
+
+def legacy_config(cls: type, renames: Mapping[str, str]) -> Callable[..., Any]:
+    """A factory ``cls(**kwargs)`` that also accepts old field names (``renames``:
+    old → new). Used to keep old config names working for callers not yet moved."""
+
+    def factory(**kwargs):
+        return cls(**{renames.get(k, k): v for k, v in kwargs.items()})
+
+    factory.__name__ = factory.__qualname__ = f"legacy_{cls.__name__}"
+    return factory
+
+
+def config_json(config: Any) -> str:
+    """The config as JSON (nested dataclasses as dicts, tuples as lists)."""
+    return json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+
+
+# ------------------------------------------------------------ agent axis
+def with_agent_id(x: jnp.ndarray) -> jnp.ndarray:
+    """``(..., n, d) -> (..., n, d + n)``: append a one-hot agent id."""
+    n = x.shape[-2]
+    ids = jnp.broadcast_to(jnp.eye(n, dtype=x.dtype), x.shape[:-2] + (n, n))
+    return jnp.concatenate([x, ids], axis=-1)
+
+
+def stacked_init(init: Callable, key: jax.Array, n: int, *example) -> PyTree:
+    """``n`` independent inits of ``init(key, *example)`` stacked on a leading axis."""
+    in_axes = (0,) + (None,) * len(example)
+    return jax.vmap(init, in_axes=in_axes)(jax.random.split(key, n), *example)
+
+
+def stacked_apply(apply: Callable, params: PyTree, *xs, out_axis: int = -2):
+    """Apply agent i's parameters (leading axis of ``params``) to slice i of every
+    input along its agent axis ``-2``; outputs carry the agent axis at ``out_axis``."""
+    in_axes = (0,) + (-2,) * len(xs)
+    return jax.vmap(apply, in_axes=in_axes, out_axes=out_axis)(params, *xs)
+
+
+def broadcast_agents(tree: PyTree, n: int) -> PyTree:
+    """One agent's parameters copied to ``n`` agents (leading axis)."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)
+
+
+# ---------------------------------------------------- schedules, targets
+def linear(start: float, end: float, steps: int) -> optax.Schedule:
+    """Linear from ``start`` to ``end`` over ``steps`` counts, then constant."""
+    return optax.linear_schedule(start, end, max(int(steps), 1))
+
+
+def soft_update(online: PyTree, target: PyTree, tau: float) -> PyTree:
+    """θ_T ← τ·θ + (1 − τ)·θ_T (``optax.incremental_update``)."""
+    return optax.incremental_update(online, target, tau)
+
+
+def hard_update(online: PyTree, target: PyTree, step: jnp.ndarray, period: int) -> PyTree:
+    """θ_T ← θ when ``step % period == 0`` (``optax.periodic_update``)."""
+    return optax.periodic_update(online, target, step, int(period))
+
+
+def gate(pred: jnp.ndarray, new: PyTree, old: PyTree) -> PyTree:
+    """``new`` where ``pred`` else ``old``, leaf by leaf (warm-up gating, events)."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def adam(lr, max_grad_norm: float, eps: float = 1e-8) -> optax.GradientTransformation:
+    """Adam after global-norm clipping (every learner's optimiser)."""
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr, eps=eps))
+
+
+# ----------------------------------------------------------------- targets
+def gae(rewards, values, next_values, terminated, done, gamma, lam):
+    """Advantages and returns over a leading time axis.
+
+    ``δ_t = r_t + γ(1 − terminated_t)V(final obs_t) − V_t`` and
+    ``A_t = δ_t + γλ(1 − done_t)A_{t+1}``: truncation bootstraps from the true
+    last observation's value, and no advantage crosses an episode boundary.
+    ``terminated``/``done`` broadcast against ``rewards`` (e.g. ``(T, E, 1)``).
+    """
+    term = jnp.asarray(terminated, jnp.float32)
+    done = jnp.asarray(done, jnp.float32)
+
+    def body(next_adv, t):
+        r, v, nv, te, d = t
+        delta = r + gamma * (1.0 - te) * nv - v
+        adv = delta + gamma * lam * (1.0 - d) * next_adv
+        return adv, adv
+
+    term, done = jnp.broadcast_arrays(term, done)
+    _, adv = jax.lax.scan(body, jnp.zeros_like(rewards[0]),
+                          (rewards, values, next_values, term, done), reverse=True)
+    return adv, adv + values
+
+
+def double_q_target(reward, q_next_online, q_next_target, continuation, mask=None,
+                    double: bool = True):
+    """``r + c·Q_T(s', argmax_a Q(s', a))`` (``double=False``: argmax of Q_T itself).
+
+    ``q_next_*`` have the actions on the last axis; ``mask`` (bool, same shape)
+    restricts the argmax to available actions. No gradient flows through it.
+    """
+    chooser = q_next_online if double else q_next_target
+    if mask is not None:
+        mask = mask | ~jnp.any(mask, axis=-1, keepdims=True)
+        chooser = jnp.where(mask, chooser, -jnp.inf)
+    best = jnp.argmax(chooser, axis=-1)
+    boot = jnp.take_along_axis(q_next_target, best[..., None], axis=-1)[..., 0]
+    return jax.lax.stop_gradient(reward + continuation * boot)
+
+
+def ou_step(noise: jnp.ndarray, key: jax.Array, theta: float, sigma) -> jnp.ndarray:
+    """Ornstein-Uhlenbeck, dt = 1: x ← x − θx + σ·N(0, 1)."""
+    return noise - theta * noise + sigma * jax.random.normal(key, noise.shape)
+
+
+def env_metrics(info: Mapping[str, Any]) -> dict:
+    """Every array entry of a batched ``info`` averaged over the leading env axis
+    (scalar metrics become scalars, per-agent arrays stay per agent)."""
+    return {k: jnp.mean(v, axis=0) for k, v in info.items()
+            if hasattr(v, "shape") and not isinstance(v, Mapping) and v.ndim >= 1}
+
+
+# ------------------------------------------------------------- checkpoints
+def _atomic_write(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, params: PyTree, config: Any = None) -> None:
+    """Write ``params`` (msgpack, ``flax.serialization``) to ``path`` and, when given,
+    ``config`` as JSON to ``path + ".json"``; each file is written atomically."""
+    path = os.fspath(path)
+    _atomic_write(path, flax.serialization.to_bytes(jax.device_get(params)))
+    if config is not None:
+        _atomic_write(path + ".json", config_json(config).encode())
+
+
+def load_checkpoint(path: str | os.PathLike, template: PyTree) -> PyTree:
+    """Read params written by :func:`save_checkpoint` into ``template``'s structure
+    (arrays take the stored shapes, so stacked seed axes restore too)."""
+    with open(os.fspath(path), "rb") as f:
+        restored = flax.serialization.from_bytes(template, f.read())
+    return jax.tree.map(jnp.asarray, restored)
+
+
+def load_config_json(path: str | os.PathLike) -> dict:
+    """The config dict stored beside a checkpoint."""
+    with open(os.fspath(path) + ".json") as f:
+        return json.load(f)

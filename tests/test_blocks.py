@@ -1,0 +1,119 @@
+"""agents.core building blocks: config validation, agent ids, stacked nets, schedules,
+target updates, gating, GAE, double-Q, OU noise, checkpoints, heuristics.get."""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxsg
+from agents import core, ddqn, heuristics, maddpg, madfrl, maml_madfrl, mappo, value_decomp
+
+
+@pytest.mark.parametrize("module, field, value, allowed", [
+    (ddqn, "gamma", 1.5, "[0, 1]"),
+    (maddpg, "num_updates", 0, "integer in [1, inf]"),
+    (madfrl, "tau", -0.1, "[0, 1]"),
+    (mappo, "lr", 0.0, "(0, inf)"),
+    (value_decomp, "eps_decay_fraction", 2.0, "[0, 1]"),
+    (maml_madfrl, "inner_steps", -1, "integer in [0, inf]"),
+    (ddqn, "batch_size", 2.5, "integer in [1, inf]"),
+    (mappo, "reward_scale", float("nan"), "(0, inf)"),
+])
+def test_every_config_reports_the_field_and_its_range(module, field, value, allowed):
+    with pytest.raises(ValueError) as err:
+        module.Config(**{field: value})
+    msg = str(err.value)
+    assert msg.startswith("Config: field") and f"'{field}'" in msg and allowed in msg
+
+
+def test_legacy_config_names_map_to_the_harmonised_fields():
+    assert ddqn.DDQNConfig(total_updates=7).num_updates == 7
+    assert mappo.MAPPOConfig(total_updates=3).total_updates == 3
+    cfg = value_decomp.VDConfig(num_iterations=5, eps_decay_frac=0.2)
+    assert (cfg.num_updates, cfg.eps_decay_fraction) == (5, 0.2)
+
+
+def test_agent_ids_and_stacked_apply():
+    x = jnp.zeros((2, 3, 4))
+    ids = core.with_agent_id(x)[..., 4:]
+    np.testing.assert_array_equal(ids[1], np.eye(3))
+    net = nn.Dense(2)
+    params = core.stacked_init(net.init, jax.random.PRNGKey(0), 3, jnp.zeros((4,)))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (5, 3, 4))
+    out = core.stacked_apply(net.apply, params, obs)
+    assert out.shape == (5, 3, 2)
+    agent1 = jax.tree.map(lambda p: p[1], params)
+    np.testing.assert_allclose(out[:, 1], net.apply(agent1, obs[:, 1]), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out[:, 0], out[:, 1])  # independent inits
+
+
+def test_schedules_targets_and_gating():
+    eps = core.linear(1.0, 0.1, 10)
+    np.testing.assert_allclose([eps(0), eps(5), eps(10), eps(50)], [1.0, 0.55, 0.1, 0.1],
+                               rtol=1e-6)
+    online, target = {"w": jnp.ones(2)}, {"w": jnp.zeros(2)}
+    np.testing.assert_allclose(core.soft_update(online, target, 0.25)["w"], 0.25)
+    np.testing.assert_allclose(core.hard_update(online, target, jnp.int32(6), 3)["w"], 1.0)
+    np.testing.assert_allclose(core.hard_update(online, target, jnp.int32(7), 3)["w"], 0.0)
+    np.testing.assert_allclose(core.gate(jnp.array(False), online, target)["w"], 0.0)
+
+
+def test_gae_stops_at_episode_ends_and_bootstraps_truncation():
+    r = jnp.array([1.0, 1.0, 1.0])[:, None]
+    v = jnp.array([0.5, 0.5, 0.5])[:, None]
+    nv = jnp.array([2.0, 3.0, 4.0])[:, None]
+    term = jnp.array([0.0, 1.0, 0.0])[:, None]
+    done = jnp.array([0.0, 1.0, 1.0])[:, None]  # step 2 truncated
+    adv, ret = core.gae(r, v, nv, term, done, gamma=0.9, lam=0.5)
+    d2 = 1.0 + 0.9 * 4.0 - 0.5  # truncation bootstraps from V(final obs)
+    d1 = 1.0 - 0.5  # termination does not
+    d0 = 1.0 + 0.9 * 2.0 - 0.5
+    np.testing.assert_allclose(adv[:, 0], [d0 + 0.45 * d1, d1, d2], rtol=1e-6)
+    np.testing.assert_allclose(ret, adv + v, rtol=1e-6)
+
+
+def test_double_q_target_uses_online_argmax_and_target_value():
+    q_online = jnp.array([[1.0, 5.0, 2.0]])
+    q_target = jnp.array([[10.0, 3.0, 7.0]])
+    y = core.double_q_target(jnp.array([1.0]), q_online, q_target, 0.5)
+    np.testing.assert_allclose(y, [1.0 + 0.5 * 3.0])
+    y = core.double_q_target(jnp.array([1.0]), q_online, q_target, 0.5, double=False)
+    np.testing.assert_allclose(y, [1.0 + 0.5 * 10.0])
+    mask = jnp.array([[True, False, True]])
+    y = core.double_q_target(jnp.array([0.0]), q_online, q_target, 1.0, mask)
+    np.testing.assert_allclose(y, [7.0])
+
+
+def test_ou_noise_reverts_to_zero():
+    x = jnp.full((4096,), 2.0)
+    x1 = core.ou_step(x, jax.random.PRNGKey(0), 0.15, 0.0)
+    np.testing.assert_allclose(x1, 1.7, rtol=1e-6)
+    x2 = core.ou_step(jnp.zeros((4096,)), jax.random.PRNGKey(0), 0.15, 0.3)
+    assert abs(float(jnp.std(x2)) - 0.3) < 0.02
+
+
+def test_checkpoint_round_trip_with_config(tmp_path):
+    params = {"a": jnp.arange(6.0).reshape(2, 3), "b": {"c": jnp.ones((4,), jnp.int32)}}
+    cfg = madfrl.Config(num_updates=3)
+    path = tmp_path / "sub" / "ckpt.msgpack"
+    core.save_checkpoint(path, params, cfg)
+    template = jax.tree.map(jnp.zeros_like, params)
+    loaded = core.load_checkpoint(path, template)
+    jax.tree.map(np.testing.assert_array_equal, loaded, params)
+    stored = core.load_config_json(path)
+    assert stored["num_updates"] == 3 and stored["federated"]["rule"] == "fedavg"
+    assert dataclasses.asdict(cfg)["num_updates"] == 3
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_heuristics_get_reads_each_scenario_table():
+    env, _ = jaxsg.make("spectrum")
+    assert callable(heuristics.get("spectrum", "myopic_optimal", env))
+    with pytest.raises(ValueError, match="known: .*average_budget"):
+        heuristics.get("spectrum", "nope", env)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        heuristics.get("atlantis", "x", env)
