@@ -324,7 +324,13 @@ def optimal_policy(env) -> Callable:
     return policy
 
 
-POLICIES = {"rd": random_deploy, "greedy": greedy}
+POLICIES = {
+    "rd": random_deploy,
+    "greedy": greedy,
+    "sequential_greedy": sequential_greedy,
+    "constant": constant,
+    "best_constant": best_constant,
+}
 
 
 def make_policy(name: str, env) -> Callable:

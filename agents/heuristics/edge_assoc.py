@@ -167,6 +167,8 @@ POLICIES = {
     "average": average,
     "full_data": full_data,
     "orthogonal": orthogonal,
+    "search": search,
+    "greedy": greedy,
 }
 
 

@@ -168,7 +168,12 @@ def myopic_optimal(env, reputation_weight=None):
     return policy
 
 
-POLICIES = {"average_budget": average_budget, "myopic_optimal": myopic_optimal}
+POLICIES = {
+    "average_budget": average_budget,
+    "average_budget_fair": average_budget_fair,
+    "best_constant": best_constant,
+    "myopic_optimal": myopic_optimal,
+}
 
 
 def make_policy(name: str, env, **kwargs):

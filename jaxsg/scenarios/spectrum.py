@@ -127,7 +127,7 @@ n_malicious, ``reputation_coeff``) with n_normal the honest leasers and
 n_malicious the malicious leasers (who always exceed P_ctrl). Each server is
 online with probability ``p_online`` per step (``state.online``). The
 aggregator election, block reward B_s = ``block_reward`` and reputation reset
-live in the agent loop (block settlement: :meth:`SpectrumEnv.settle_block` /
+live in the agent loop (block settlement: ``agents.adapters.spectrum.settle_block`` /
 the spectrum adapter). ``info["aggregator_candidate"]`` is who would be
 elected now (:func:`jaxsg.consensus.select_aggregator`).
 
@@ -438,7 +438,7 @@ class SpectrumLedger:
     """The reputation blockchain's ledger, which outlives episodes (the chain, not an episode).
 
     ``reputation`` R_s (S,); ``block_income`` the cumulative block reward B_s credited to each
-    satellite (:meth:`SpectrumEnv.settle_block`); ``block_income_counted`` the part of it
+    satellite (``agents.adapters.spectrum.settle_block``); ``block_income_counted`` the part of it
     already paid into a step's utility U_s (eq. 9), so that a credit enters U_s exactly once.
     """
 
