@@ -152,6 +152,14 @@ MBIT = 1e6
 GHZ = 1e9
 MS = 1e-3
 DISTANCE_SCALE_M = 2.0e6
+# Fixed observation scales (not params such as A_max or λ_max): a sweep or a MAML
+# task changes what an agent sees only through the quantity itself, and A_max = 0
+# cannot make a feature 0/0.
+ARRIVAL_SCALE_BITS = 10e6
+CYCLES_SCALE = 4000.0
+QUEUE_SCALE_BITS = 100e6
+PRICE_SCALE = 1.0
+CPU_SCALE_HZ = 10e9
 PATH_LOSS_CENTER_DB = 150.0  # observation: (L − 150 dB) / 20 dB is O(1) at the defaults
 PATH_LOSS_SCALE_DB = 20.0
 INTERFERENCE_FLOOR_W = 1e-20
@@ -191,7 +199,10 @@ class SginParams:
     interference_penalty: float = 0.0
     # computing (eq. 1)
     cpu_min_hz: float = 0.5e9
-    cpu_max_hz: float = 6.0e9
+    cpu_max_hz: float = 40.0e9  # payoff="cloud": the cloud CPU a DT may buy; "paper": 6 GHz
+    local_cpu_max_hz: float = 6.0e9  # payoff="cloud": the DT's own CPU
+    local_energy_price: float = 0.2  # payoff="cloud": κ per GHz of local CPU
+    drop_penalty: float = 4.0  # payoff="cloud": π per dropped Mbit
     # blockchain privacy overhead (eq. 7-10)
     block_min_bits: float = 0.5e6
     block_max_bits: float = 4.0e6
@@ -204,10 +215,10 @@ class SginParams:
     # Lyapunov and economics (eq. 11, 29, 33)
     v_weight: float = 10.0
     privacy_weight: float = 1.0
-    price: float = 6.0
+    price: float = 1.0
     price_min: float = 0.0
     price_max: float = 10.0
-    unit_cost: float = 1.0
+    unit_cost: float = 0.2
     # orbit geometry (beyond the paper)
     orbit_altitude_m: float = 1.0e6
     orbit_inclination_rad: float = math.radians(53.0)
@@ -219,6 +230,8 @@ class SginParams:
 
 
 PAPER_OVERRIDES = {"arrival_min_bits": 10e6, "arrival_max_bits": 30e6}
+#: ``payoff="paper"`` keeps the round-1 economics: one f range [0.5, 6] GHz, λ₀ = 6, c = 1.
+PAPER_PAYOFF_OVERRIDES = {"cpu_max_hz": 6.0e9, "price": 6.0, "unit_cost": 1.0}
 
 _BIG = math.inf
 PARAM_BOUNDS = {
@@ -248,6 +261,9 @@ PARAM_BOUNDS = {
     "interference_penalty": NON_NEGATIVE,
     "cpu_min_hz": POSITIVE,
     "cpu_max_hz": POSITIVE,
+    "local_cpu_max_hz": Bound(0.0, 1e12, low_inclusive=False),
+    "local_energy_price": Bound(0.0, 1e6),
+    "drop_penalty": Bound(0.0, 1e6),
     "block_min_bits": POSITIVE,
     "block_max_bits": POSITIVE,
     "model_bits": POSITIVE,
@@ -278,6 +294,7 @@ PARAM_ORDER = (
     ("eta_los_min_db", "eta_los_max_db"),
     ("eta_nlos_min_db", "eta_nlos_max_db"),
     ("cpu_min_hz", "cpu_max_hz"),
+    ("cpu_min_hz", "local_cpu_max_hz"),
     ("block_min_bits", "block_max_bits"),
     ("price_min", "price_max"),
     ("price_min", "price"),
@@ -329,6 +346,8 @@ class SginEnv(MultiAgentEnv):
         preset: str = "default",
         orbit_planes: int = 1,
         orbit_phasing: int = 0,
+        payoff: str = "cloud",
+        reward: str = "drift_plus_penalty",
     ):
         super().__init__(horizon)
         where = "sgin"
@@ -339,6 +358,8 @@ class SginEnv(MultiAgentEnv):
         self.geometry = check_choice("geometry", geometry, ("uniform", "orbit"), where)
         self.price_mode = check_choice("price_mode", price_mode, ("leader", "fixed"), where)
         self.preset = check_choice("preset", preset, ("default", "paper"), where)
+        self.payoff = check_choice("payoff", payoff, ("cloud", "paper"), where)
+        self.reward = check_choice("reward", reward, ("drift_plus_penalty", "paper"), where)
         self.orbit_planes = check_int("orbit_planes", orbit_planes, 1, where=where)
         self.orbit_phasing = check_int("orbit_phasing", orbit_phasing, 0, orbit_planes - 1, where)
         if self.num_leo % self.orbit_planes:
@@ -351,6 +372,8 @@ class SginEnv(MultiAgentEnv):
     @property
     def default_params(self) -> SginParams:
         params = SginParams()
+        if self.payoff == "paper":
+            params = params.replace(**PAPER_PAYOFF_OVERRIDES)
         return params.replace(**PAPER_OVERRIDES) if self.preset == "paper" else params
 
     def num_agents(self, agent_class: str) -> int:
@@ -366,27 +389,38 @@ class SginEnv(MultiAgentEnv):
                     "price": slice(3 + 2 * o, 4 + 2 * o),
                     "interference": slice(4 + 2 * o, 5 + 2 * o),
                     "path_loss": slice(5 + 2 * o, 5 + 3 * o)}
-        return {"cpu_last": slice(0, self.num_followers),
-                "unit_cost": slice(self.num_followers, self.num_followers + 1)}
+        n = self.num_followers
+        return {"cpu_last": slice(0, n), "unit_cost": slice(n, n + 1),
+                "price": slice(n + 1, 2 * n + 1)}
 
     def observation_space(self, agent_class: str, params: Any = None) -> spaces.Space:
         if agent_class == "follower":
             return spaces.Box(-jnp.inf, jnp.inf, (self.num_followers, 5 + 3 * self.num_leo))
-        return spaces.Box(-jnp.inf, jnp.inf, (1, self.num_followers + 1))
+        return spaces.Box(-jnp.inf, jnp.inf, (1, 2 * self.num_followers + 1))
 
     def action_space(self, agent_class: str, params: Any = None) -> spaces.Space:
         p = self.default_params if params is None else params
         n = self.num_followers
         if agent_class == "follower":
+            block = spaces.Box(p.block_min_bits / MBIT, p.block_max_bits / MBIT, (n,))
+            if self.payoff == "cloud":
+                return spaces.Dict(
+                    {
+                        "offload": spaces.Discrete(2, (n,)),
+                        "drop": spaces.Discrete(2, (n,)),
+                        "leo": spaces.Discrete(self.num_leo, (n,)),
+                        "channel": spaces.Discrete(self.num_channels, (n,)),
+                        "cpu": spaces.Box(0.0, 1.0, (n,)),
+                        "block_mbit": block,
+                    }
+                )
             return spaces.Dict(
                 {
                     "offload": spaces.Discrete(2, (n,)),
                     "leo": spaces.Discrete(self.num_leo, (n,)),
                     "channel": spaces.Discrete(self.num_channels, (n,)),
                     "cpu_ghz": spaces.Box(p.cpu_min_hz / GHZ, p.cpu_max_hz / GHZ, (n,)),
-                    "block_mbit": spaces.Box(
-                        p.block_min_bits / MBIT, p.block_max_bits / MBIT, (n,)
-                    ),
+                    "block_mbit": block,
                 }
             )
         return spaces.Box(p.price_min, p.price_max, (1, n))
@@ -394,14 +428,14 @@ class SginEnv(MultiAgentEnv):
     def avail_actions(self, state: SginState, params: SginParams) -> dict:
         any_visible = jnp.any(state.visible, axis=-1)
         n = self.num_followers
-        return {
-            "follower": {
-                "offload": jnp.stack([jnp.ones(n, bool), any_visible], axis=-1),
-                "leo": state.visible,
-                "channel": jnp.ones((n, self.num_channels), bool),
-            },
-            "leader": {},
+        follower = {
+            "offload": jnp.stack([jnp.ones(n, bool), any_visible], axis=-1),
+            "leo": state.visible,
+            "channel": jnp.ones((n, self.num_channels), bool),
         }
+        if self.payoff == "cloud":
+            follower["drop"] = jnp.ones((n, 2), bool)
+        return {"follower": follower, "leader": {}}
 
     # ------------------------------------------------------- randomness
     def draw_slot(
@@ -484,12 +518,27 @@ class SginEnv(MultiAgentEnv):
         return jnp.arange(self.num_followers) // self.users_per_mbs
 
     def clip_follower_action(self, action: dict, params: SginParams) -> dict:
-        """Integers into range; continuous actions clipped to their bounds (NaN stays NaN)."""
+        """Integers into range; continuous actions clipped to their bounds (NaN stays NaN).
+
+        ``payoff="cloud"``: ``cpu`` ∈ [0, 1] is mode-relative,
+        f = f_min + cpu·(f_mode_max − f_min) with f_mode_max the cloud maximum
+        ``cpu_max_hz`` when offloading and ``local_cpu_max_hz`` locally.
+        """
+        offload = jnp.clip(action["offload"], 0, 1).astype(bool)
+        if self.payoff == "cloud":
+            mode_max = jnp.where(offload, params.cpu_max_hz, params.local_cpu_max_hz)
+            frac = jnp.clip(action["cpu"], 0.0, 1.0)
+            cpu_hz = params.cpu_min_hz + frac * (mode_max - params.cpu_min_hz)
+            drop = jnp.clip(action["drop"], 0, 1).astype(bool)
+        else:
+            cpu_hz = jnp.clip(action["cpu_ghz"] * GHZ, params.cpu_min_hz, params.cpu_max_hz)
+            drop = jnp.zeros_like(offload)
         return {
-            "offload": jnp.clip(action["offload"], 0, 1).astype(bool),
+            "offload": offload,
+            "drop": drop,
             "leo": jnp.clip(action["leo"], 0, self.num_leo - 1),
             "channel": jnp.clip(action["channel"], 0, self.num_channels - 1),
-            "cpu_hz": jnp.clip(action["cpu_ghz"] * GHZ, params.cpu_min_hz, params.cpu_max_hz),
+            "cpu_hz": cpu_hz,
             "block_bits": jnp.clip(
                 action["block_mbit"] * MBIT, params.block_min_bits, params.block_max_bits
             ),
@@ -530,11 +579,17 @@ class SginEnv(MultiAgentEnv):
             shannon_rate(params.bandwidth_hz, sinr(signal, interference, params.noise_w)),
             0.0,
         )
-        local_bits = a["cpu_hz"] * params.slot_s / state.cycles_per_bit  # eq. (1)
-        capacity_bits = jnp.where(a["offload"], rate_bps * params.slot_s, local_bits)  # eq. (6)
-        queue_next, served_bits = queue_update(
-            state.queue_bits, capacity_bits, state.arrivals_bits
-        )  # eq. (23)
+        cpu_bits = a["cpu_hz"] * params.slot_s / state.cycles_per_bit  # eq. (1)
+        link_bits = rate_bps * params.slot_s  # eq. (6)
+        cloud = self.payoff == "cloud"
+        # cloud payoff: an offloaded task is also computed at the f the DT buys
+        offload_bits = jnp.minimum(link_bits, cpu_bits) if cloud else link_bits
+        capacity_bits = jnp.where(a["offload"], offload_bits, cpu_bits)
+        queue_served, served_bits = queue_update(
+            state.queue_bits, capacity_bits, jnp.zeros_like(state.arrivals_bits)
+        )  # eq. (23) before arrivals
+        dropped_bits = jnp.where(a["drop"], queue_served, 0.0)  # outside option (cloud)
+        queue_next = queue_served - dropped_bits + state.arrivals_bits
         overhead = sgin_privacy_overhead(
             params.model_bits,
             params.f_mbs_hz,
@@ -548,16 +603,30 @@ class SginEnv(MultiAgentEnv):
             params.verify_cycles_per_bit,
         )  # eq. (7)-(10), per MBS
         overhead_s = jnp.repeat(overhead.total, m)
+        if cloud:  # the leader bills offloading DTs; local CPU costs energy κ·f
+            billed_hz = jnp.where(transmit, a["cpu_hz"], 0.0)
+            energy_hz = jnp.where(a["offload"], 0.0, a["cpu_hz"])
+            cost = (state.price * billed_hz + params.local_energy_price * energy_hz) / GHZ
+            done_mbit = served_bits / MBIT  # DTs are not paid for idle cycles
+        else:  # paper: λ·f on every DT's f (eq. 11, 29)
+            billed_hz = a["cpu_hz"]
+            cost = state.price * a["cpu_hz"] / GHZ
+            done_mbit = capacity_bits / MBIT
         utility = (
-            capacity_bits / MBIT
+            done_mbit
             - params.privacy_weight * overhead_s / MS
-            - state.price * a["cpu_hz"] / GHZ
-        )  # eq. (29)
+            - cost
+            - params.drop_penalty * dropped_bits / MBIT
+        )  # eq. (29) (+ drop penalty, cloud)
         violation = transmit & (interference > params.interference_max_w)  # eq. (17)
-        reward = drift_plus_penalty_reward(
-            state.queue_bits / MBIT, capacity_bits / MBIT, utility, params.v_weight
-        ) - params.interference_penalty * violation  # eq. (33)
-        profit = jnp.sum((state.price - params.unit_cost) * a["cpu_hz"] / GHZ)  # eq. (11)
+        q_mbit = state.queue_bits / MBIT
+        if self.reward == "paper":  # eq. (33) as printed: Q·D + V·F
+            reward = drift_plus_penalty_reward(q_mbit, done_mbit, utility, params.v_weight)
+        else:  # Q·(D + dropped − A) + V·F: the Lyapunov drift with the arrival term
+            departed = done_mbit + dropped_bits / MBIT - state.arrivals_bits / MBIT
+            reward = drift_plus_penalty_reward(q_mbit, departed, utility, params.v_weight)
+        reward = reward - params.interference_penalty * violation
+        profit = jnp.sum((state.price - params.unit_cost) * billed_hz / GHZ)  # eq. (11)
         return {
             "action": a,
             "transmit": transmit,
@@ -565,7 +634,10 @@ class SginEnv(MultiAgentEnv):
             "rate_bps": rate_bps,
             "capacity_bits": capacity_bits,
             "served_bits": served_bits,
+            "dropped_bits": dropped_bits,
             "queue_next_bits": queue_next,
+            "billed_hz": billed_hz,
+            "cost": cost,
             "overhead": overhead,
             "utility": utility,
             "violation": violation,
@@ -607,7 +679,8 @@ class SginEnv(MultiAgentEnv):
             step=jnp.zeros((), jnp.int32),
             queue_bits=jnp.full((n,), params.initial_queue_bits, jnp.float32),
             price=jnp.full((n,), params.price, jnp.float32),
-            last_cpu_hz=jnp.full((n,), params.cpu_min_hz, jnp.float32),
+            last_cpu_hz=jnp.full((n,), params.cpu_min_hz if self.payoff == "paper" else 0.0,
+                                 jnp.float32),
             last_interference_w=jnp.zeros((n,), jnp.float32),
             last_rx_power_w=jnp.zeros((self.num_mbs, o, r), jnp.float32),
             time_offset_s=jnp.asarray(epoch, jnp.float32),
@@ -626,7 +699,7 @@ class SginEnv(MultiAgentEnv):
         next_state = state.replace(
             queue_bits=out["queue_next_bits"],
             price=price_next.astype(jnp.float32),
-            last_cpu_hz=out["action"]["cpu_hz"],
+            last_cpu_hz=out["billed_hz"],
             last_interference_w=out["interference_w"],
             last_rx_power_w=out["rx_power_grid_w"],
             **draws,
@@ -637,19 +710,21 @@ class SginEnv(MultiAgentEnv):
         }
         terminated = jnp.zeros((), bool)
         obs = self.observe(next_state, params)
-        return obs, next_state, reward, terminated, self.metrics(out, state)
+        info = self.metrics(out, state)
+        info["price_next"] = jnp.mean(price_next).astype(jnp.float32)
+        return obs, next_state, reward, terminated, info
 
     def observe(self, state: SginState, params: SginParams) -> dict:
         # floored at the noise power σ², so the first slot (no interference yet) is in range
         inter_dbm = watt_to_dbm(jnp.maximum(state.last_interference_w, params.noise_w))
         follower = jnp.concatenate(
             [
-                (state.arrivals_bits / params.arrival_max_bits)[:, None],
-                (state.cycles_per_bit / params.cycles_per_bit_max)[:, None],
-                (state.queue_bits / (10.0 * params.arrival_max_bits))[:, None],
+                (state.arrivals_bits / ARRIVAL_SCALE_BITS)[:, None],
+                (state.cycles_per_bit / CYCLES_SCALE)[:, None],
+                (state.queue_bits / QUEUE_SCALE_BITS)[:, None],
                 state.horizontal_m / DISTANCE_SCALE_M,
                 state.vertical_m / DISTANCE_SCALE_M,
-                (state.price / params.price_max)[:, None],
+                (state.price / PRICE_SCALE)[:, None],
                 ((inter_dbm + 100.0) / 50.0)[:, None],
                 (self.path_loss_db(state, params) - PATH_LOSS_CENTER_DB) / PATH_LOSS_SCALE_DB,
             ],
@@ -657,8 +732,9 @@ class SginEnv(MultiAgentEnv):
         )
         leader = jnp.concatenate(
             [
-                state.last_cpu_hz / params.cpu_max_hz,
-                jnp.reshape(params.unit_cost / params.price_max, (1,)),
+                state.last_cpu_hz / CPU_SCALE_HZ,
+                jnp.reshape(params.unit_cost / PRICE_SCALE, (1,)),
+                state.price / PRICE_SCALE,  # the price in force this slot
             ]
         )[None, :]
         return {"follower": follower.astype(jnp.float32), "leader": leader.astype(jnp.float32)}
@@ -673,6 +749,8 @@ class SginEnv(MultiAgentEnv):
         return {
             "throughput_mbit": f(jnp.sum(out["capacity_bits"]) / MBIT),
             "served_mbit": f(jnp.sum(out["served_bits"]) / MBIT),
+            "dropped_mbit": f(jnp.sum(out["dropped_bits"]) / MBIT),
+            "drop_fraction": f(jnp.mean(out["action"]["drop"])),
             "queue_mean_mbit": f(jnp.mean(out["queue_next_bits"]) / MBIT),
             "queue_max_mbit": f(jnp.max(out["queue_next_bits"]) / MBIT),
             "interference_w": f(mean_interference),
@@ -687,7 +765,10 @@ class SginEnv(MultiAgentEnv):
             "privacy_c3_ms": f(jnp.mean(po.c3) / MS),
             "offload_fraction": f(jnp.mean(out["action"]["offload"])),
             "price_mean": f(jnp.mean(state.price)),
+            "price_in_force": f(jnp.mean(state.price)),
             "cpu_mean_ghz": f(jnp.mean(out["action"]["cpu_hz"]) / GHZ),
+            "cloud_cpu_ghz": f(jnp.sum(out["billed_hz"]) / GHZ),
+            "cost_mean": f(jnp.mean(out["cost"])),
             "rate_mean_mbps": f(jnp.sum(out["rate_bps"]) / jnp.maximum(n_tx, 1.0) / MBIT),
             "follower_utility_mean": f(jnp.mean(out["utility"])),
             "follower_reward_mean": f(jnp.mean(out["follower_reward"])),
