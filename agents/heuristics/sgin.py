@@ -15,13 +15,29 @@ env)`` or the named factories. The follower part follows ``specs/sgin.md``:
   cell — a ``lax.scan`` over the DTs of a cell, vmapped over MBSs); offload iff
   that rate beats local; f and S_B mid-range.
 * ``best_response`` — beyond the paper: ``rounds`` sweeps of sequential best
-  response on P2' (each DT in turn maximises its own drift-plus-penalty
-  reward eq. 33 over offload × LEO × channel × a grid of f, given everyone
-  else's current choice), starting from MAMCC. S_B = S_min (block size only
-  costs in the model, so it is weakly dominant).
-* ``stackelberg`` — beyond the paper: followers play ``best_response``; the
-  leader posts the grid price λ that maximises Σ(λ − c)·f over the
-  followers' best response to λ (grid search, vmapped over λ).
+  response on P2' (each DT in turn maximises its own reward of the slot — the
+  env's ``reward``, eq. 33 or the drift-plus-penalty Q·(D + dropped − A) + V·F —
+  over local/offload × LEO × channel × f × drop, given everyone else's current
+  choice), starting from MAMCC. f: a grid of each mode's range plus, under
+  ``payoff="cloud"``, the kink where f just serves min(link, Q). S_B = S_min
+  (block size only costs, so it is weakly dominant).
+* ``stackelberg`` — beyond the paper: the Stackelberg reference of the live
+  regime, the best *fixed* price over whole episodes with best-response
+  followers on a grid [0.5, 1.5]·λ₀ (``stackelberg_fixed_price``, vmapped
+  over prices and episodes); followers best-respond. ``stackelberg_price`` is
+  the myopic per-slot price (not the reference: a leader re-pricing myopically
+  drifts to λ_min).
+* ``best_constant`` — the best constant policy (specs/evaluation.md §2): every
+  DT plays one fixed action of the learner's own encoding every slot; the grid
+  (``constant_action_grid``, 66 points by default) is local × drop × cpu ∈
+  {0, 0.1, …, 1} and offload × drop × LEO gain rank {0, 1} × channel offset
+  {0} (channel = (m + offset) mod R) × cpu; ``best_constant_search`` picks the
+  point with the best mean episode return on evaluation keys.
+
+Heuristics pick f in physical units; ``_follower_action`` encodes it in the
+env's action encoding (``cpu_ghz`` for ``payoff="paper"``, the mode-relative
+fraction ``cpu`` and ``drop`` = 0 for ``payoff="cloud"``). MAMCC and MAGCS use
+the mid-range f of the chosen mode.
 
 Unless stated, the leader posts ``params.price`` (a fixed posted price), so a
 follower heuristic means the same in ``price_mode="leader"`` and ``"fixed"``.

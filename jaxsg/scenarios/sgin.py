@@ -8,10 +8,16 @@ Agents
 ------
 * ``follower`` — N·M digital twins (DTs), M per macro base station (MBS).
   Hybrid action (eq. 30): ``offload`` ∈ {0, 1} (paper α = 1 − offload),
-  ``leo`` ∈ {0..O−1}, ``channel`` ∈ {0..R−1}, ``cpu_ghz`` ∈ [f_min, f_max],
-  ``block_mbit`` ∈ [S_min, S_max]. Observation (normalised, O(1) scales):
-  ``[A/A_max, w/w_max, Q/(10·A_max), x_o/2000 km (O), y_o/2000 km (O),
-  λ/λ_max, (I_dBm + 100)/50, (L_o − 150 dB)/20 (O)]`` with I the follower's
+  ``leo`` ∈ {0..O−1}, ``channel`` ∈ {0..R−1}, ``block_mbit`` ∈ [S_min, S_max]
+  and the CPU: under ``payoff="paper"`` ``cpu_ghz`` ∈ [f_min, f_max]; under
+  ``payoff="cloud"`` (default) the mode-relative ``cpu`` ∈ [0, 1],
+  f = f_min + cpu·(f_mode_max − f_min) with f_mode_max = ``cpu_max_hz`` (the
+  cloud's) when offloading and ``local_cpu_max_hz`` locally, plus
+  ``drop`` ∈ {0, 1} (the outside option). Observation, scaled by fixed
+  constants (never by params such as A_max or λ_max, so a sweep or a MAML
+  task changes a feature only through the quantity itself, and A_max = 0
+  cannot make one 0/0): ``[A/10 Mbit, w/4000, Q/100 Mbit, x_o/2000 km (O),
+  y_o/2000 km (O), λ/1, (I_dBm + 100)/50, (L_o − 150 dB)/20 (O)]`` with I the follower's
   own last-slot interference (the interference it saw, or would have seen, on
   its channel at its LEO), floored at the noise power σ², and L_o its own path
   loss to LEO o this slot (eq. 2, including the excess losses η).
@@ -22,11 +28,17 @@ Agents
   LEO with the highest gain" can. Measured at the defaults, offloading at f_min
   on MAMCC's channels: picking the LEO by gain gives 521 Mbit/slot, picking it
   by distance (all that x, y tell) gives 388.
-* ``leader`` — the cloud provider. Observation S_L = {f of every DT last slot
-  (/f_max), c/λ_max}. Action: price λ per DT ∈ [λ_min, λ_max]. With
-  ``price_mode="leader"`` the action sets λ for the *next* slot (the leader
-  moves first; followers observe the price before acting); with
+* ``leader`` — the cloud provider. Observation S_L = {CPU billed to every DT
+  last slot (/10 GHz; under ``payoff="paper"`` every DT's f), c/1, the price
+  in force λ_t of every DT (/1)}. Action: price λ per DT ∈ [λ_min, λ_max].
+  With ``price_mode="leader"`` the action sets λ for the *next* slot (the
+  leader moves first; followers observe the price before acting); with
   ``price_mode="fixed"`` λ = ``params.price`` always (the paper's Fig. 9).
+  Crediting: the leader reward of step t (= ``info["leader_profit"]``) is the
+  profit of ``info["price_in_force"]`` (λ_t, posted by the action of step
+  t − 1); ``info["price_next"]`` is the price the action of step t posted, so
+  a learner credits the action of step t with the leader reward of step t + 1
+  (whose observation shows that price as the one in force).
 
 Slot t (ordering of eq. 23)
 ---------------------------
@@ -50,15 +62,28 @@ Decisions where the paper is silent or wrong (also in ``specs/sgin.md``)
 * Privacy overhead per MBS n: block size S_n = the largest block chosen by its
   DTs; verification gated by the slowest verifier max_m S_n·v/f_{n,m}
   (``jaxsg.consensus.sgin_privacy_overhead``). Every DT of MBS n bears C_n.
-* Follower utility F = D − w_priv·C_SBC − λ·f (eq. 29) in Mbit, ms and GHz;
-  the price is paid on the chosen CPU frequency f whether or not the DT
-  offloads (the paper's profit eq. 11 sums λ·f over all DTs). Block size only
-  costs (no benefit in the paper's model), so S_min is always a best choice.
-* Follower reward R = Q·D + V·F (eq. 33, drift-plus-penalty) with Q, D in
-  Mbit; D is the capacity (the paper's "processed bits"), not min(D, Q).
-  Kept literal; agents normalise. Optional penalty for I > I_max (eq. 17),
-  weight 0 by default (faithful).
-* Leader reward R_L = Σ (λ − c)·f (eq. 11), f in GHz.
+* ``payoff="paper"`` (round 1, the literal reading): follower utility
+  F = D − w_priv·C_SBC − λ·f (eq. 29) in Mbit, ms and GHz; the price is paid
+  on the chosen CPU frequency f whether or not the DT offloads, and the
+  leader earns Σ (λ − c)·f over all DTs (eq. 11); D is the capacity (the
+  paper's "processed bits"), not min(D, Q). A degenerate game (below).
+* ``payoff="cloud"`` (default; specs/sgin.md "Live regime"): the price buys
+  *cloud* computing. Offloading, the LEO's cloud computes at the f the DT
+  buys, D2 = min(R·τ, f·τ/w), the DT pays λ·f and the leader earns
+  (λ − c)·f (eq. 11 over offloading DTs only; none if its LEO is not
+  visible). Locally, D1 = f·τ/w with f ≤ ``local_cpu_max_hz`` at an energy
+  cost κ·f (``local_energy_price``), nothing to the leader. After serving
+  min(D, Q), ``drop`` = 1 discards the rest of the backlog at
+  π = ``drop_penalty`` per Mbit. F = min(D, Q) − w_priv·C_SBC − cost −
+  π·dropped (served bits, so DTs are not paid for idle cloud cycles).
+* ``reward="drift_plus_penalty"`` (default): R = Q·(D + dropped − A) + V·F,
+  the Lyapunov drift with the arrival term (eq. 33 omits −Q·A: that changes
+  no slot's best response, but under eq. 33 the best *constant* policy is a
+  diverging one and out-earns best response). ``reward="paper"``:
+  R = Q·D + V·F (eq. 33). D as in F. Kept unnormalised; agents normalise.
+  Optional penalty for I > I_max (eq. 17), weight 0 by default (faithful).
+* Block size only costs (no benefit in the paper's model), so S_min is
+  always a best choice.
 * "MB" in the paper's task sizes is read as Mbit.
 * ``interference_dbm`` floors the mean interference at 1e-20 W (−170 dBm) so
   slots with no transmitter stay finite.
@@ -70,6 +95,8 @@ param                  default             paper (``preset="paper"``)
 =====================  ==================  =========================================
 arrival A              U(4, 8) Mbit/slot   U(10, 30) "MB" (read as Mbit)
 cycles per bit w       U(2000, 4000)       same
+payoff                 "cloud"             "paper" (λ·f on every DT's f)
+reward                 drift_plus_penalty  "paper" (eq. 33, Q·D + V·F)
 x / y                  U(1000,2000) km /   same
                        U(500, 2000) km
 f_c, c                 0.1 GHz, 3e8 m/s    same
@@ -78,25 +105,64 @@ f_c, c                 0.1 GHz, 3e8 m/s    same
 noise σ²               1e-13 W             same
 bandwidth B/channel    20 MHz              not printed (Fig. 8 sweeps MHz)
 power P                16 W                not printed (Fig. 7 sweeps W)
-f range                [0.5, 6] GHz        not printed
+f range                cloud [0.5, 40] GHz not printed; payoff="paper" [0.5, 6]
+local f_max            6 GHz               (payoff="cloud" only)
+energy price κ         0.2 per GHz         (payoff="cloud" only)
+drop penalty π         4 per Mbit          (payoff="cloud" only)
 slot τ                 1 s                 not printed
 f_MBS, r_up, r_down    6e9, 5e9, 1e10      same
 δ                      0.5                 swept (Fig. 10)
 |W|, S_B range         1 Mbit, [0.5, 4]    not printed
                        Mbit
 V                      10                  swept (Fig. 4-5)
-price λ (init/fixed)   6, range [0, 10]    swept 2..10 (Fig. 9)
-unit cost c            1                   swept (Fig. 6)
+price λ (init/fixed)   1, range [0, 10]    swept 2..10 (Fig. 9); payoff="paper" 6
+unit cost c            0.2                 swept (Fig. 6); payoff="paper" 1
 =====================  ==================  =========================================
 
-Regime (``specs/sgin.md``; checked in ``tests/test_sgin.py``). Measured at the
-defaults, N=4, M=12, O=4, R=12, T=200, time-average queue per DT over the last
-50 slots (Mbit): all offload on one channel 883 (diverges), all local at f_min
-1023 (diverges), all local at f_max 690 (diverges), MARTO 71, MAGCS 50, MAMCC 6,
-offload with spread channels 6, best response 6 (bounded) — the spec's NumPy
-prototype gave 884 / 1024 / 692 / 67 / – / – / 6 / –. Criteria 1 and 2 hold.
+Live regime (``specs/sgin.md`` "Live regime (round 2 decision)"; asserted in
+``tests/test_sgin_regime.py``, measured with
+``python -m pytest -q -p no:xdist -s tests/test_sgin_regime.py``, which prints
+every number below). Defaults (payoff="cloud", reward="drift_plus_penalty"),
+N=4, M=12, O=4, R=12, best response (2 sweeps, 8 CPU levels + the kink),
+2 episodes, fixed price; the spec's NumPy prototype in brackets:
+
+==  ===========================================  =====================================
+#   criterion                                    measured
+==  ===========================================  =====================================
+1   one-channel offload (cloud f_max) and local  queue 633 → 884 and 496 → 692 Mbit
+    at f_local_max diverge; best response        (slots 100-150 → 150-200); best
+    bounded                                      response 19.4 → 19.3 Mbit [19]
+2   best response local share in [15, 85] %      70.1 % [70 %]
+3   cloud demand falls strictly with λ over      λ = 0.5, 0.75, 1, 1.25, 1.5: demand
+    the grid [0.5, 1.5]·λ₀; profit-maximising    703, 606, 569, 446, 243 GHz/slot
+    fixed price interior, also at 2T             [1131 → 313]; episode profit 42163,
+                                                 66708, 91022, 93688, 63068 (peak
+                                                 λ = 1.25 [1.2]); T = 400: 84627,
+                                                 134357, 183999, 191565, 126334
+                                                 (peak 1.25 [1.2]); drops 1.2 % at λ₀
+4   V = 1 → 100 moves queue ≥ 20 %, cost ≥ 10 %  queue 6.2 → 166.1 Mbit [6 → 166];
+                                                 cost per DT-slot 16.38 → 9.32
+                                                 (−43 %) [−71 %]
+5   best constant action ≥ 10 % below best       episode return per DT −26853 (offload,
+    response in episode return                   best LEO, channel m mod R, cpu 0.4,
+                                                 no drop) vs −10913 [−127 vs −54 per
+                                                 slot: ours −134 vs −55]
+==  ===========================================  =====================================
+
+The prototype calibration met every criterion unchanged, so the defaults are
+the spec's prototype values. The paper's V trends (Figs. 4-5) are not tuned
+for; with the cloud payoff the queue rises with V (a larger V weights the
+price against the drift).
+
+Round-1 regime of ``payoff="paper"`` (``specs/sgin.md`` "Regime"; checked in
+``tests/test_sgin.py``). Measured at that payoff's defaults, N=4, M=12, O=4,
+R=12, T=200, time-average queue per DT over the last 50 slots (Mbit): all
+offload on one channel 883 (diverges), all local at f_min 1023 (diverges), all
+local at f_max 690 (diverges), MARTO 71, MAGCS 50, MAMCC 6, offload with spread
+channels 6, best response 6 (bounded) — the spec's NumPy prototype gave 884 /
+1024 / 692 / 67 / – / – / 6 / –. Criteria 1 and 2 hold.
 Criterion 3 (a good policy mixes local computing and offloading) does *not*
-hold at the defaults, and no retune of the knobs the spec lists (A, τ, B, P,
+hold under this payoff, and no retune of the knobs the spec lists (A, τ, B, P,
 R, f range, plus V and λ) makes it hold for the best-response reference with
 bounded queues. The reason is the paper's payoff: a DT pays λ per GHz of f
 whether or not it offloads (eq. 11, 29), so with w cycles/bit local computing
