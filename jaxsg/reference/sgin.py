@@ -545,7 +545,8 @@ class SginReference:
 
     def observe(self, state: dict) -> dict:
         """Follower features [A, w, Q, x_o, y_o, λ, own last I (dBm), own L_o (dB)] and
-        leader [f_last, c]."""
+        leader [billed f last slot (NM), c, price in force (NM)], each scaled by a fixed
+        constant (never by a param)."""
         p, NM, O = self.p, self.NM, self.O
         follower = np.zeros((NM, 5 + 3 * O))
         for i in range(NM):
