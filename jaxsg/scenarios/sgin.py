@@ -134,19 +134,20 @@ N=4, M=12, O=4, R=12, best response (2 sweeps, 8 CPU levels + the kink),
     bounded                                      response 19.4 → 19.3 Mbit [19]
 2   best response local share in [15, 85] %      70.1 % [70 %]
 3   cloud demand falls strictly with λ over      λ = 0.5, 0.75, 1, 1.25, 1.5: demand
-    the grid [0.5, 1.5]·λ₀; profit-maximising    703, 606, 569, 446, 243 GHz/slot
-    fixed price interior, also at 2T             [1131 → 313]; episode profit 42163,
-                                                 66708, 91022, 93688, 63068 (peak
-                                                 λ = 1.25 [1.2]); T = 400: 84627,
-                                                 134357, 183999, 191565, 126334
-                                                 (peak 1.25 [1.2]); drops 1.2 % at λ₀
-4   V = 1 → 100 moves queue ≥ 20 %, cost ≥ 10 %  queue 6.2 → 166.1 Mbit [6 → 166];
-                                                 cost per DT-slot 16.38 → 9.32
-                                                 (−43 %) [−71 %]
+    the grid [0.5, 1.5]·λ₀; profit-maximising    712, 612, 569, 446, 243 GHz/slot
+    fixed price interior, also at 2T             [1131 → 313]; episode profit 42739,
+                                                 67366, 90987, 93688, 63068 (peak
+                                                 λ = 1.25 [1.2]); T = 400: 85773,
+                                                 135619, 184838, 191565, 126334
+                                                 (peak 1.25 [1.2]); drops 0 % at
+                                                 λ ≤ λ₀, 2.2 % at 1.25, 6.0 % at 1.5
+4   V = 1 → 100 moves queue ≥ 20 %, cost ≥ 10 %  queue 6.3 → 166.1 Mbit [6 → 166];
+                                                 cost per DT-slot 16.68 → 9.32
+                                                 (−44 %) [−71 %]
 5   best constant action ≥ 10 % below best       episode return per DT −26853 (offload,
     response in episode return                   best LEO, channel m mod R, cpu 0.4,
-                                                 no drop) vs −10913 [−127 vs −54 per
-                                                 slot: ours −134 vs −55]
+                                                 no drop) vs −10794 [−127 vs −54 per
+                                                 slot: ours −134 vs −54]
 ==  ===========================================  =====================================
 
 The prototype calibration met every criterion unchanged, so the defaults are
