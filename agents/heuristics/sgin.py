@@ -499,6 +499,7 @@ POLICIES = {
     "magcs": magcs,
     "best_response": best_response,
     "stackelberg": stackelberg,
+    "best_constant": best_constant,
 }
 
 
