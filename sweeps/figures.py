@@ -94,7 +94,8 @@ class Figure:
     methods: Callable[[str], tuple[str, ...]]  # per scale
     setup: Callable[[str, dict], Setup]  # (scale, cell config) -> Setup
     claims: tuple[ClaimSpec, ...] = ()
-    #: extra cell dimension: (config key, record field, values per scale, label fmt)
+    #: extra cell dimension: (config key, record field, values per scale, series label
+    #: fmt or "" when the shape value is the x axis itself)
     shape: tuple | None = None
     learned: Callable[[Figure, Setup, Cell, RunContext], list[dict]] | None = None
     default: bool = True
@@ -104,7 +105,7 @@ class Figure:
 # ------------------------------------------------------------------ records
 def series_name(scenario: str, method: str, fields: dict, shape: tuple | None) -> str:
     name = methods.label(scenario, method)
-    if shape is not None:
+    if shape is not None and shape[3]:
         key, rec_field, _, fmt = shape
         name += ", " + fmt.format(fields[rec_field])
     return name
@@ -133,6 +134,8 @@ def run_policy_cell(fig: Figure, cell: Cell, ctx: RunContext) -> list[dict]:
         return fig.learned(fig, setup, cell, ctx)
     env, horizon, summarize = setup.env, setup.horizon, setup.summarize
     policy = methods.policy(fig.scenario, method, env, **setup.policy_kwargs.get(method, {}))
+    if not methods.get(fig.scenario, method).jittable:
+        return _host_cell(fig, setup, method, policy, ctx)
 
     def one(elem):
         return summarize(rollout(env, policy, elem["key"], elem["params"], horizon))
@@ -140,6 +143,54 @@ def run_policy_cell(fig: Figure, cell: Cell, ctx: RunContext) -> list[dict]:
     out, index = run_axis(one, setup.params, setup.points, seeds=setup.seeds,
                           episodes=setup.episodes, seed=ctx.seed,
                           validate=env.validate_params)
+    return make_records(fig, setup, method, out, index)
+
+
+def host_rollout(env, policy, key, params, num_steps: int) -> dict:
+    """:func:`jaxsg.wrappers.rollout` for a host-side (not jit-able) plain policy: the
+    same key use (so the same exogenous draws as every jitted method), NumPy output."""
+    import jax
+
+    from jaxsg.wrappers import scalar_metrics
+
+    reset, step = _jitted_env(env)
+    key_reset, key_run = jax.random.split(key)
+    obs, state = reset(key_reset, params)
+    steps = []
+    for step_key in jax.random.split(key_run, num_steps):
+        k_act, k_env = jax.random.split(step_key)
+        action = policy(k_act, obs, state, params)
+        obs, state, reward, terminated, truncated, info = step(k_env, state, action, params)
+        steps.append({"reward": reward, "metrics": scalar_metrics(info),
+                      "terminated": terminated, "truncated": truncated})
+    return jax.tree.map(lambda *x: np.stack([np.asarray(v) for v in x]), *steps)
+
+
+_JITTED: dict = {}
+
+
+def _jitted_env(env):
+    import jax
+
+    if id(env) not in _JITTED:
+        _JITTED[id(env)] = (env, jax.jit(env.reset), jax.jit(env.step))
+    return _JITTED[id(env)][1:]
+
+
+def _host_cell(fig: Figure, setup: Setup, method: str, policy, ctx: RunContext) -> list[dict]:
+    from sweeps.sharding import axis_batch
+
+    batch, index = axis_batch(setup.params, setup.points, seeds=setup.seeds,
+                              episodes=setup.episodes, seed=ctx.seed)
+    setup.env.validate_params(batch["params"])
+    import jax
+
+    rows = []
+    for i in range(len(index)):
+        params = jax.tree.map(lambda x, i=i: x[i], batch["params"])
+        traj = host_rollout(setup.env, policy, batch["key"][i], params, setup.horizon)
+        rows.append({k: float(v) for k, v in setup.summarize(traj).items()})
+    out = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     return make_records(fig, setup, method, out, index)
 
 

@@ -113,12 +113,15 @@ def episode_keys(seed: int, seeds: int, episodes: int) -> np.ndarray:
 
 
 def axis_batch(params: Any, points: list[dict], *, seeds: int, episodes: int = 1,
-               seed: int = 0, extra: dict | None = None) -> tuple[dict, list[tuple]]:
+               seed: int = 0, extra: dict | None = None,
+               per_seed: dict | None = None) -> tuple[dict, list[tuple]]:
     """The batch of a sweep cell: every (point, seed, episode) as one leading axis.
 
     ``points`` are env-param overrides (one numeric axis: ``[{field: v} for v in values]``;
     several fields per point are allowed); ``extra`` maps names to per-point values
-    (e.g. a hyperparameter) added to each element. Returns ``({"key", "params",
+    (e.g. a hyperparameter) added to each element; ``per_seed`` maps names to trees
+    with a leading seeds axis (e.g. the policy parameters of each training seed),
+    row i getting the slice of its seed. Returns ``({"key", "params",
     **extra}, index)`` with ``index[i] = (point, seed, episode)`` of row i. Keys follow
     :func:`episode_keys` (the same at every point).
     """
@@ -142,17 +145,22 @@ def axis_batch(params: Any, points: list[dict], *, seeds: int, episodes: int = 1
         if len(values) != len(points):
             raise ValueError(f"extra[{name!r}] has {len(values)} values for {len(points)} points")
         batch[name] = np.stack([np.asarray(values[p]) for p, _, _ in index])
+    rows = np.asarray([s for _, s, _ in index])
+    for name, tree in (per_seed or {}).items():
+        if batch_length(tree) != seeds:
+            raise ValueError(f"per_seed[{name!r}] has {batch_length(tree)} seeds, not {seeds}")
+        batch[name] = jax.tree.map(lambda x: np.asarray(x)[rows], tree)
     return batch, index
 
 
 def run_axis(fn: Callable[[Any], Any], params: Any, points: list[dict], *, seeds: int,
              episodes: int = 1, seed: int = 0, extra: dict | None = None,
-             validate: Callable[[Any], Any] | None = None,
+             per_seed: dict | None = None, validate: Callable[[Any], Any] | None = None,
              mesh: Mesh | None = None) -> tuple[Any, list[tuple]]:
     """:func:`axis_batch` then :func:`run_batched` (always sharded); ``validate`` (e.g.
     ``env.validate_params``) checks every point before tracing. Returns ``(out, index)``."""
     batch, index = axis_batch(params, points, seeds=seeds, episodes=episodes, seed=seed,
-                              extra=extra)
+                              extra=extra, per_seed=per_seed)
     if validate is not None:
         validate(batch["params"])
     return run_batched(fn, batch, mesh), index
