@@ -1,9 +1,11 @@
 """Learned methods in the ``sgin`` experiments: MAML-MADFRL and MAPPO, trained per cell.
 
-A learned series trains one policy per (axis value, seed) — the figure's numeric
-axis × seeds is one batch, ``jit(vmap(train → evaluate))`` through
-``sweeps.sharding.run_batched`` — and then evaluates it for one episode with
-the same common random numbers as the heuristics (eval key = seed key).
+A learned series trains one policy per (axis value, training seed) — the
+figure's numeric axis × training seeds (``sweeps.methods``: 3 at the default
+scale, 5 at the paper scale) is one batch, ``jit(vmap(train → evaluate))``
+through ``sweeps.sharding.run_batched`` — and then evaluates it for one episode
+through ``jaxsg.wrappers.rollout`` with the heuristics' key of (seed s, episode 0)
+(common random numbers).
 
 Decisions:
 * MAML-MADFRL's meta-initialisation is meta-trained once per (sizes, scale,
@@ -19,14 +21,12 @@ Decisions:
   (the whole default grid must finish in minutes on a laptop CPU), the paper
   scale uses the learners' default configs.
 
-Experiments registered here (beyond the paper). ``sgin_learned_vs_heuristics``
-is in the default set (2 m 32 s at the default scale on a 2-core CPU);
-``sgin_fast_adaptation`` runs on request (``--experiment``; 4 m 33 s at the
-default scale). Both were out of the default set while jaxlib 0.10's CPU
-runtime froze the default-scale MAML-MADFRL program; jax is now pinned below
-0.10 (see ``sweeps/platform.py``):
+Experiments here (beyond the paper; listed in ``sweeps.experiments``):
+``sgin_learned_vs_heuristics`` is in the default set, ``sgin_fast_adaptation``
+runs on request (``--experiment``):
 * ``sgin_learned_vs_heuristics`` — default sgin at equal V: throughput, cloud
-  profit, queue and reward of every method, with the gap (%) to best response.
+  profit, queue, offload share and reward of every method with 95 % CIs; the
+  claim "MAML-MADFRL beats every paper baseline" judged by paired comparisons.
 * ``sgin_fast_adaptation`` — the paper's untested claim of faster adaptation:
   mean follower reward on held-out arrival regimes after k inner steps, from
   the MAML initialisation vs a non-meta pretrained one vs scratch.
