@@ -38,7 +38,6 @@ import functools
 from pathlib import Path
 
 import jax
-import numpy as np
 
 import jaxsg
 from agents import value_decomp as vd
@@ -46,7 +45,7 @@ from jaxsg.wrappers import rollout
 from sweeps import figures, methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
 from sweeps.figures import Axis, ClaimSpec, Figure, Metric, Setup
-from sweeps.sharding import run_axis
+from sweeps.sharding import run_axis, run_batched
 
 LEARNED = {"proposed": "vdn", "iql": "none", "qmix": "qmix"}
 PAPER_METHODS = ("proposed", "iql", "qmix", "rd")
@@ -90,8 +89,9 @@ def trained(method: str, users: int, scale_name: str, seed: int):
     train = vd.make_train(env, learner_config(method, scale, users))
     n = methods.train_seeds("dt_deploy", method, scale_name)
     keys = jax.random.split(jax.random.PRNGKey(seed), n)
-    agent_params, metrics = jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, params)
-    return agent_params, jax.tree.map(np.asarray, metrics)
+    # training seeds sharded over the local devices like every other batch
+    agent_params, metrics = run_batched(lambda k: train(k, params), keys)
+    return agent_params, metrics
 
 
 def summarize(traj: dict) -> dict:

@@ -50,7 +50,7 @@ from agents.maddpg import MADDPGConfig, make_train
 from jaxsg.wrappers import rollout
 from sweeps import methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
-from sweeps.sharding import run_axis
+from sweeps.sharding import batch_mesh, run_axis, shard_leading_axis
 
 SCALES = {
     "smoke": dict(sizes=dict(num_users=6, num_bs=2, num_subchannels=2, num_producers=1),
@@ -94,7 +94,7 @@ def _config(scale: str, gamma: float) -> MADDPGConfig:
 
 @functools.cache
 def _trained_all(scale: str, seed: int):
-    """Train every γ of :data:`GAMMAS` × every seed in one compiled ``vmap(vmap(train))``.
+    """Train every γ of :data:`GAMMAS` × every training seed as one sharded batch.
 
     Returns (policy params, leaves (G, S, ...); training metrics as numpy, (G, S, T);
     train wall seconds per iteration of the whole batch). Small scales compile at XLA
@@ -102,17 +102,23 @@ def _trained_all(scale: str, seed: int):
     """
     env, params = _env(scale)
     cfg = _config(scale, PROPOSED_GAMMA)
-    keys = jax.random.split(jax.random.PRNGKey(1000 + seed),
-                            methods.train_seeds("edge_assoc", "proposed", scale))
-    gammas = jnp.asarray(GAMMAS, jnp.float32)
+    n_seeds = methods.train_seeds("edge_assoc", "proposed", scale)
+    keys = jax.random.split(jax.random.PRNGKey(1000 + seed), n_seeds)
     train = make_train(env, cfg)
-    batched = jax.vmap(jax.vmap(train, in_axes=(0, None, None)), in_axes=(None, None, 0))
+    # every (γ, seed) is one row of the batch, sharded over the local devices
+    batch = {"key": jnp.tile(keys, (len(GAMMAS), 1)),
+             "gamma": jnp.repeat(jnp.asarray(GAMMAS, jnp.float32), n_seeds)}
+    sharded, n = shard_leading_axis(batch, batch_mesh())
     opts = None if scale == "paper" else {"xla_backend_optimization_level": 0}
-    compiled = jax.jit(batched, compiler_options=opts).lower(keys, params, gammas).compile()
+    fn = jax.vmap(lambda e: train(e["key"], params, e["gamma"]))
+    compiled = jax.jit(fn, compiler_options=opts).lower(sharded).compile()
     t0 = time.perf_counter()
-    pp, metrics = jax.block_until_ready(compiled(keys, params, gammas))
+    pp, metrics = jax.block_until_ready(compiled(sharded))
     per_iter = (time.perf_counter() - t0) / cfg.total_updates
-    return pp, jax.tree.map(np.asarray, metrics), per_iter
+    shape = (len(GAMMAS), n_seeds)
+    pp, metrics = jax.tree.map(lambda x: np.asarray(x)[:n].reshape(shape + x.shape[1:]),
+                               (pp, metrics))
+    return pp, metrics, per_iter
 
 
 def _trained(scale: str, gamma: float, seed: int):
