@@ -91,3 +91,28 @@ def test_ci_table_and_figures_in_png_and_pdf(tmp_path):
                                fig_dir=tmp_path, hlines=[("ref", mean_ci([1.0, 2.0]))])
     assert sorted(p.suffix for p in paths) == [".pdf", ".png"]
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+
+
+def test_report_starts_with_the_claims_summary(tmp_path):
+    from sweeps.experiments import Experiment, RunContext
+    from sweeps.grid import ExperimentResult
+    from sweeps.stats import beats_verdict
+
+    def claims(records):
+        v = beats_verdict(records, "y_s", "a", "b", higher_is_better=True)
+        return [report.Claim("toy", "Fig. 1", "a beats b", v, "a > b")]
+
+    exp = Experiment("toy_fig", "toy", "Toy", cells=lambda s: [], run_cell=None,
+                     report=lambda r: "text", claims=claims)
+    recs = [{"method": m, "seed": s, "y_s": float(s + (m == "a") * 10)}
+            for m in ("a", "b") for s in range(3)]
+    res = ExperimentResult(exp, records=recs, computed=1, report_text="body",
+                           figures=[tmp_path / "figures" / "toy.png",
+                                    tmp_path / "figures" / "toy.pdf"])
+    path = report.write_report(tmp_path / "report.md", RunContext("smoke", 0, tmp_path), [res])
+    text = path.read_text()
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Claims summary"
+    assert "| toy | Fig. 1 | a beats b | **reproduced** |" in text
+    assert "](figures/toy.png) ([PDF](figures/toy.pdf))" in text
+    assert text.index("## Claims summary") < text.index("## Toy")
