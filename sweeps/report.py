@@ -181,11 +181,13 @@ def write_report(path: Path, ctx, results) -> Path:
     with its figures (PNG linked, PDF beside it) and report text."""
     import jax
 
-    from sweeps.grid import _now, _null_summary, git_commit, jax_device_names
+    from sweeps.grid import _now, _null_summary, code_version, describe_code, jax_device_names
     from sweeps.io import atomic_write_text
 
     path = Path(path)
     devices = jax_device_names()
+    code = code_version()
+    results = [r for r in results if r.records]
     by_exp = collect_claims(results)
     claims = [c for cs in by_exp.values() for c in cs]
     lines = [
@@ -205,20 +207,33 @@ def write_report(path: Path, ctx, results) -> Path:
         f"- date: {_now()}",
         f"- scale: `{ctx.scale}`, seed: {ctx.seed}",
         f"- jax {jax.__version__}, {len(devices)} device(s): {', '.join(devices)}",
-        f"- git commit: {git_commit() or 'unknown'}",
+        f"- git commit: {code['commit'] or 'unknown'}"
+        f"{' (dirty: uncommitted changes)' if code['dirty'] else ''}, "
+        f"source hash {code['source_hash']}",
         "",
     ]
     if not results:
         lines += ["No experiments were run.", ""]
     for res in results:
         exp = res.experiment
+        missing = list(getattr(res, "missing", []))
+        stale = list(getattr(res, "stale_code", []))
+        total = res.num_cells + len(missing)
+        reused = res.reused + getattr(res, "from_disk", 0)
         lines += [
             f"## {exp.title}", "",
-            (f"`{exp.name}` (scenario `{exp.scenario}`): {res.num_cells} cells "
-             f"({res.computed} computed, {res.reused} reused), {len(res.records)} records, "
+            (f"`{exp.name}` (scenario `{exp.scenario}`): {res.num_cells} of {total} cells "
+             f"({res.computed} computed, {reused} reused), {len(res.records)} records, "
              f"{res.compute_s:.1f} s of cell compute. Records: `{exp.name}/records.csv`."),
             "",
         ]
+        if missing:
+            lines += [f"> **Incomplete:** {len(missing)} cell(s) not computed: "
+                      f"{', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''}.", ""]
+        if stale:
+            lines += [f"> **Stale:** {len(stale)} cell(s) were computed by other code "
+                      f"than {describe_code(code)}: {', '.join(stale[:10])}"
+                      f"{', ...' if len(stale) > 10 else ''}.", ""]
         if res.null_counts:
             lines += [f"> **Warning:** {_null_summary(res.null_counts)}.", ""]
         for fig in res.figures:

@@ -70,9 +70,10 @@ def test_sgin_grid_gives_the_same_numbers_on_1_and_4_host_devices(tmp_path):
         subprocess.run([sys.executable, "-m", "sweeps.grid", "--scale", "smoke",
                         "--experiment", "sgin_fig7", "--out", str(out)],
                        cwd=root, env=env, check=True, capture_output=True, timeout=600)
-        with open(out / "smoke" / "sgin_fig7" / "records.csv") as f:
+        exp_dir = out / "smoke" / "seed-0" / "sgin_fig7"
+        with open(exp_dir / "records.csv") as f:
             rows = list(csv.DictReader(f))
-        cells = [p.read_text() for p in (out / "smoke" / "sgin_fig7" / "cells").glob("*.json")]
+        cells = [p.read_text() for p in (exp_dir / "cells").glob("*.json")]
         assert any(f'"cpu:{devices - 1}"' in c or f"cpu:{devices - 1}" in c for c in cells)
         return rows
 
