@@ -39,8 +39,16 @@ class Bound:
         return f"{kind}{lo}{self.low:g}, {self.high:g}{hi}"
 
     def holds(self, x: np.ndarray) -> bool:
-        lo_ok = x >= self.low if self.low_inclusive else x > self.low
-        hi_ok = x <= self.high if self.high_inclusive else x < self.high
+        """``x`` (already cast to the compute dtype) lies in the range.
+
+        The ends are cast too, so a value typed as the end itself (``1e-4`` for a
+        ``[1e-4, …]`` bound, whose float32 image is 9.99999975e-05) is inside.
+        """
+        with np.errstate(over="ignore"):
+            low = float(np.float64(self.low).astype(COMPUTE_DTYPE))
+            high = float(np.float64(self.high).astype(COMPUTE_DTYPE))
+        lo_ok = x >= low if self.low_inclusive else x > low
+        hi_ok = x <= high if self.high_inclusive else x < high
         ok = bool(np.all(lo_ok & hi_ok))
         if self.integer:
             ok = ok and bool(np.all(np.floor(x) == x))
