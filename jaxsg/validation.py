@@ -102,6 +102,9 @@ def _as_numeric(name: str, value: Any, where: str, allow_inf: bool = False) -> n
             f"{where}: field '{name}' = {bad:g} overflows {np.dtype(COMPUTE_DTYPE).name} "
             f"(max {float(np.finfo(COMPUTE_DTYPE).max):.3g})"
         )
+    # Subnormals (below the smallest normal, 1.2e-38) are flushed to 0 by XLA on CPU and
+    # GPU: check them as the 0 the simulator computes with, so a positive bound refuses them.
+    cast = np.where(np.abs(cast) < np.finfo(COMPUTE_DTYPE).tiny, COMPUTE_DTYPE(0), cast)
     return cast.astype(np.float64)
 
 
@@ -115,7 +118,8 @@ def validate_params(
 
     Values are checked as the simulator sees them, after the cast to float32
     (so ``theta_max = 0.99999999``, which rounds to 1.0, fails a ``[0, 1)``
-    bound, and 1e-50, which underflows to 0, fails a positive bound).
+    bound, and 1e-50, which underflows to 0, fails a positive bound, as does a
+    subnormal such as 1e-40, which XLA flushes to 0).
 
     Raises ``ValueError`` naming the field and allowed range on: a non-numeric,
     boolean or list value, NaN, ±inf (unless the bound has ``allow_inf``, for

@@ -57,14 +57,23 @@ SIZES = {
 CROSS_FIELD = {
     # DtDeployEnv.validate_params: end devices in distinct grid cells; some node must host
     "dt_deploy": ("placement cells", "are both 0"),
-    "spectrum": (),
+    # SpectrumEnv.validate_params: strictly increasing price / power-control grids
+    "spectrum": ("grid not increasing",),
     "sgin": (),
-    "edge_assoc": (),
+    # EdgeAssocEnv.validate_params: the mean link SNR must lie in a representable range
+    "edge_assoc": ("link budget out of range",),
 }
 
 #: Known failures in files this suite's author does not own, with the cause (see the
 #: report of the fuzz branch); strict=False so the lead's fix un-xfails cleanly.
-XFAIL = {}
+XFAIL = {
+    "sgin": "sgin: arrival_min_bits = arrival_max_bits = 0 (legal, NON_NEGATIVE) gives a 0/0 "
+            "observation (arrivals / arrival_max_bits); and open POSITIVE ranges (carrier, "
+            "speed_of_light, powers, rates down to 1e-38 or up to 3.4e38) overflow/underflow "
+            "the link budget and delays",
+    "edge_assoc": "edge_assoc: open POSITIVE ranges, e.g. subchannel_bandwidth_hz = 1e-22: "
+                  "the noise N0·B underflows to 0, SNR = inf, uplink rate inf",
+}
 
 
 def _f32(x: float) -> float:
@@ -78,6 +87,8 @@ def _inside(x: float, lo: float, lo_inc: bool, step_up: bool) -> float:
     while (float(v) < lo or (not lo_inc and float(v) == lo)) if step_up else (
             float(v) > lo or (not lo_inc and float(v) == lo)):
         v = np.nextafter(v, direction)
+    if 0 < abs(float(v)) < F32_TINY:  # a subnormal is flushed to 0: the next normal
+        v = F32(math.copysign(F32_TINY, float(v)))
     return float(v)
 
 
@@ -193,6 +204,7 @@ def check_finite(name: str, values: dict, seed: int = 0) -> None:
         assert documented, f"in-bounds draw rejected for an undocumented reason: {err}"
         assume(False)
     ok = jax.device_get(rollout(_traced(params), jax.random.PRNGKey(seed)))
+    _ROLLOUTS[name][2][0] += 1
     bad = [f"{group}{path}" for group, leaves in ok.items()
            for path, v in leaves.items() if not bool(v)]
     if bad:
@@ -222,13 +234,16 @@ SCENARIOS = [pytest.param(n, marks=_marks(n)) for n in SIZES]
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_params_in_bounds_give_finite_outputs(name):
-    env = _env(name)[0]
+    env, _, runs = _env(name)
+    before = runs[0]
 
     @_given(name, FUZZ_EXAMPLES, derandomize=True)
     def prop(data, seed):
         check_finite(name, data.draw(params_strategy(env)), seed)
 
     prop()
+    # most draws reach the rollout (few are skipped by a documented cross-field constraint)
+    assert runs[0] - before >= FUZZ_EXAMPLES // 2
 
 
 @pytest.mark.slow
