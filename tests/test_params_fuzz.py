@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import jaxsg  # noqa: E402
@@ -37,7 +37,7 @@ from jaxsg.wrappers import random_policy  # noqa: E402
 F32 = np.float32
 F32_MAX = float(np.finfo(F32).max)
 F32_TINY = float(np.finfo(F32).tiny)  # smallest normal: subnormals flush to 0 on CPU
-FUZZ_EXAMPLES = int(os.environ.get("JAXSG_FUZZ_EXAMPLES", "40"))
+FUZZ_EXAMPLES = int(os.environ.get("JAXSG_FUZZ_EXAMPLES", "30"))
 HORIZON = 3
 NUM_STEPS = 4  # > HORIZON: the auto-reset branch is exercised
 
@@ -214,11 +214,15 @@ def check_finite(name: str, values: dict, seed: int = 0) -> None:
 
 
 def _given(name: str, max_examples: int, derandomize: bool):
+    # the default suite does not shrink a failure (it costs minutes on 2 cores); the
+    # deep run does, for a minimal report
+    phases = (Phase.explicit, Phase.generate) if derandomize else tuple(Phase)
     cfg = settings(
         max_examples=max_examples,
         deadline=None,
         derandomize=derandomize,
         database=None,
+        phases=phases,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                HealthCheck.data_too_large],
     )
