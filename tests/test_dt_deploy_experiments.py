@@ -18,9 +18,10 @@ def test_gap_target_within_and_not_within():
     near = _recs("optimal", OPT) + _recs("proposed", [10.3, 11.4, 9.2]) + _recs(
         "iql", [14.0, 15.0, 13.0])
     line = X.gap_target_line(near)
-    assert "proposed (VDN)" in line and ": within the 10% target" in line
+    assert "proposed (VDN)" in line and ": within the target" in line
     far = _recs("optimal", OPT) + _recs("proposed", [13.0, 14.5, 11.8])
-    assert "not within the 10% target" in X.gap_target_line(far)
+    assert "not within the target" in X.gap_target_line(far)
+    assert "undecided" in X.gap_target_line(_recs("optimal", OPT) + _recs("iql", [10, 13, 9]))
     assert "not run" in X.gap_target_line(_recs("optimal", OPT))
 
 

@@ -311,13 +311,14 @@ def gap_target_line(records: list[dict], target: float = GAP_TARGET) -> str:
     best = min(learned, key=lambda m: stats.estimate(records, LATENCY, method=m).mean)
     gap = relative_gap(records, best)
     if gap.defined and gap.high < target:
-        verdict = "within"
+        verdict = "within the target"
     elif gap.defined and gap.low > target:
-        verdict = "not within"
+        verdict = "not within the target"
     else:
-        verdict = "undecided (the CI contains the target)" if gap.defined else "undecided"
-    return (f"Gap target: the best learner by mean L_sum is {label(best)}; its paired gap "
-            f"to the optimum is {gap.fmt()} (fraction): {verdict} the {target:.0%} target.")
+        verdict = "undecided (the CI contains the target or is undefined)"
+    return (f"Gap target ({target:.0%} above the optimum): the best learner by mean L_sum is "
+            f"{label(best)}; its paired gap to the optimum is {gap.fmt()} (fraction): "
+            f"{verdict}.")
 
 
 def _final_report(records: list[dict]) -> str:
