@@ -207,24 +207,25 @@ def constant_choices(env, params) -> list[tuple]:
 
 
 def constant_scores(env, params, key, num_episodes: int = 16) -> dict:
-    """Mean T/(1 − θ_G) of every grid constant on ``num_episodes`` episodes from ``key``."""
-    keys = jax.random.split(key, num_episodes)
-    out = {}
-    for assoc in ASSOCIATIONS:
-        choices = [c for c in constant_choices(env, params) if c[0] == assoc]
-        for bw in ("uniform", "orthogonal"):
-            sub = [c for c in choices if c[2] == bw]
-            b = jnp.asarray([c[1] for c in sub], jnp.float32)
+    """Mean T/(1 − θ_G) of every grid constant on ``num_episodes`` episodes from ``key``
+    (one compile: the grid is data, vmapped over choices × episodes)."""
+    choices = constant_choices(env, params)
+    bids = {"round_robin": _round_robin_bids(env), "cpu_share": _cpu_share_bids(env)}
+    table = {"bids": jnp.stack([bids[c[0]] for c in choices]).astype(jnp.float32),
+             "b": jnp.asarray([c[1] for c in choices], jnp.float32),
+             "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(
+                 jnp.float32)}
 
-            def score(bb, k, assoc=assoc, bw=bw):
-                pol = constant(env, assoc, bb, bw)
-                return jnp.mean(rollout(env, pol, k, params, env.horizon)["metrics"][
-                    "objective_s"])
+    def score(row, k):
+        def pol(key, obs, state, params):
+            del key, obs, state
+            return _pack(row["bids"], _fixed_batch(env, params, row["b"]), row["bw"])
 
-            run = jax.jit(jax.vmap(jax.vmap(score, (None, 0)), (0, None)))
-            means = np.asarray(jax.device_get(run(b, keys))).mean(axis=1)
-            out.update({c: float(v) for c, v in zip(sub, means)})
-    return out
+        return jnp.mean(rollout(env, pol, k, params, env.horizon)["metrics"]["objective_s"])
+
+    run = jax.jit(jax.vmap(jax.vmap(score, (None, 0)), (0, None)))
+    means = np.asarray(jax.device_get(run(table, jax.random.split(key, num_episodes))))
+    return {c: float(v) for c, v in zip(choices, means.mean(axis=1))}
 
 
 def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:
