@@ -1,14 +1,21 @@
 """Paper figures of the ``edge_assoc`` scenario (Lu et al., IEEE TII 2021, Figs. 5-8)
 plus a poisoning study beyond the paper.
 
-* ``edge_assoc_fig5`` — total system time cost T per FL round: proposed (MADDPG,
-  γ = 0.9), random association, average association (+ the full-data and
-  orthogonal-bandwidth references). Records: one per (method, seed, round); every
-  method runs through ``jaxsg.wrappers.rollout`` and ``sweeps.sharding.run_axis`` with
-  common random numbers (learner training seed s on evaluation seed s).
+* ``edge_assoc_fig5`` — time cost per FL round on T/(1 − θ_G) (the objective the
+  learner optimises) and T, with the breakdown compute (eq. 12) / local aggregation
+  (eq. 14) / transmission (eq. 15) / block broadcast and verification (eq. 16):
+  proposed (MADDPG, γ = 0.9), random, average, full data, and the references
+  orthogonal bandwidth, search over associations (an oracle on the round's draws)
+  and the best constant policy (selected on its own episodes). Records: one per
+  (method, seed, round), averaged over the seed's ``episodes`` evaluation episodes;
+  every method runs through ``jaxsg.wrappers.rollout`` and
+  ``sweeps.sharding.run_axis`` with common random numbers (learner training seed s on
+  evaluation seed s). Claims: the paper's (proposed below random and average) and,
+  beyond the paper, proposed vs each reference, all paired over seeds.
 * ``edge_assoc_fig6`` — real FL loss per round on scikit-learn's digits
   (``agents.fl_task``), driven by each method's association and batch
-  fractions from the env: proposed, full data, random (+ average).
+  fractions from the env: proposed, full data, random (+ average); ≥ 5 evaluation
+  seeds for the heuristics, the learner's training seeds for proposed.
 * ``edge_assoc_fig7`` — cumulative average system cost (T/(1 − θ_G), the
   negative reward) per training episode, γ ∈ {0.5, 0.7, 0.9}.
 * ``edge_assoc_fig8`` — wall-clock time per iteration of the optimisation
@@ -17,9 +24,11 @@ plus a poisoning study beyond the paper.
   Wall-clock numbers, so they depend on the machine and its load. As it stands the
   comparison (a batched training update vs one forward pass) holds by construction:
   labelled *formula check*.
-* ``edge_assoc_poisoning`` — test accuracy vs the fraction of poisoned BSs
-  (boosted sign flip of the BS update), FedAvg without verification, with
-  DPoS verification, and the coordinate-median rule.
+* ``edge_assoc_poisoning`` — final test accuracy vs the fraction of poisoned BSs
+  (boosted sign flip of the BS update) for the defences of :data:`DEFENSES` (none,
+  DPoS by the elected producers, DPoS with colluding producers, the MBS oracle,
+  coordinate median, trimmed mean), each over ``poison_seeds`` seeds with the same
+  keys (paired); claims: each defence vs none at :data:`POISON_CLAIM_FRACTION`.
 
 MADDPG training is shared by Figs. 5-8 within one process (cached by scale
 and seed): every γ × training seed (``sweeps.methods``: 3 at the default scale)
@@ -27,10 +36,13 @@ is one compiled ``vmap(vmap(train))`` (γ is a traced argument of ``train``), so
 a cell's result still depends only on its config and seed. Fig. 8's train time
 is per iteration of that whole batch.
 
-Decisions: sizes per scale below (the paper's N = 100, M = 5, C = 5 at
-``paper``; ``default`` is the small config on which the MADDPG test shows
-learning, N = 6, M = 2, C = 2, so the default grid stays within minutes on a
-CPU); an FL round of Fig. 6 uses the association and b the policy chose in
+Decisions: smoke and default use the env's default sizes (20 users, 3 BSs, 3
+subchannels, 2 producers: the election is not trivial and block broadcast is not 0);
+``paper`` the paper's N = 100, M = 5, C = 5. At the default sizes 3,000 MADDPG
+iterations (the grid's time budget) do not learn a policy better than average
+association (the learning test, ``tests/test_maddpg.py``, uses 6 users / 2 BSs and
+8,000 iterations, where it beats the best constant policy); the report says what the
+run gives. An FL round of Fig. 6 uses the association and b the policy chose in
 the matching env round; the digits training set is split equally over the N
 clients (the env's D_j drive the time cost only).
 """
