@@ -59,7 +59,7 @@ class Config:
     actor_lr: float = 3e-4
     critic_lr: float = 2e-3
     max_grad_norm: float = 10.0
-    reward_scale: float | None = None  # None: the scenario adapter's scale (edge_assoc: 0.01)
+    reward_scale: float | None = None  # None: the scenario adapter's scale (edge_assoc: 1)
     ou_theta: float = 0.15
     noise_start: float = 0.3
     noise_end: float = 0.05

@@ -1,6 +1,7 @@
 """MADDPG (agents/maddpg.py) on ``edge_assoc``: config validation, the jit(vmap(train))
-contract, soft target updates, and learning: on a small config the trained BSs' time cost
-beats average association by a stated margin."""
+contract, soft target updates, and learning: on a small config (6 users, 2 BSs, the env's
+default ``interference_model="orthogonal"``) the trained BSs' objective T/(1 − θ_G) beats
+the best constant policy and average association by stated margins, paired over seeds."""
 
 import functools
 
@@ -14,9 +15,13 @@ from agents.maddpg import ActionCodec, Config, make_policy, make_train
 from jaxsg.wrappers import rollout
 
 SMALL = {"num_users": 6, "num_bs": 2, "num_subchannels": 2, "num_producers": 1, "horizon": 10}
-LEARN = Config(num_envs=8, num_updates=1500, batch_size=64, hidden=(64, 64),
-                     warmup_updates=50, gamma=0.5, noise_start=0.3, actor_lr=3e-4)
-MARGIN = 0.25  # trained objective at most 75 % of average association's (mean of 2 seeds)
+LEARN = Config(num_envs=8, num_updates=8000, batch_size=64, hidden=(64, 64),
+               warmup_updates=50, gamma=0.5, noise_start=0.3, actor_lr=1e-3)
+SEEDS = 3
+EPISODES = 32  # shared evaluation episodes (keys from EVAL_KEY) for every policy
+EVAL_KEY = 123
+MARGIN_CONST = 0.06  # mean paired gap to the best constant policy (fraction)
+MARGIN_AVG = 0.10  # mean paired gap to average association (fraction)
 
 
 @functools.cache
@@ -24,7 +29,7 @@ def env_params():
     return jaxsg.make("edge_assoc", **SMALL)
 
 
-def evaluate(make, policy_params=None, episodes=32):
+def evaluate(make, policy_params=None, episodes=EPISODES):
     """Mean per-round metrics of ``make(policy_params)`` over ``episodes`` episodes (one jit)."""
     env, params = env_params()
 
@@ -32,7 +37,7 @@ def evaluate(make, policy_params=None, episodes=32):
     def run(pp):
         policy = make(pp)
         return jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon))(
-            jax.random.split(jax.random.PRNGKey(123), episodes))
+            jax.random.split(jax.random.PRNGKey(EVAL_KEY), episodes))
 
     traj = run(policy_params)
     return {k: float(np.mean(traj["metrics"][k])) for k in ("objective_s", "time_cost_s")}
@@ -60,22 +65,22 @@ def test_codec_maps_unit_box_onto_action_bounds():
 
 @functools.cache
 def trained():
-    """One compile: jit(vmap(train)) over seeds 0, 1 of the learning config."""
+    """One compile: jit(vmap(train)) over SEEDS training seeds of the learning config."""
     env, params = env_params()
     # backend optimisation level 0: compile ~4x faster on CPU, the run ~3x slower (net win);
     # the measured numbers below are for this compile option.
     train = jax.jit(jax.vmap(make_train(env, LEARN), in_axes=(0, None)),
                     compiler_options={"xla_backend_optimization_level": 0})
-    return train(jax.random.split(jax.random.PRNGKey(0), 2), params)
+    return train(jax.random.split(jax.random.PRNGKey(0), SEEDS), params)
 
 
 def test_jit_vmap_train_over_seeds():
     env, _ = env_params()
     actor, metrics = trained()
     leaves = jax.tree.leaves(actor)
-    assert all(x.shape[:2] == (2, env.num_bs) for x in leaves)  # seeds × per-BS actors
+    assert all(x.shape[:2] == (SEEDS, env.num_bs) for x in leaves)  # seeds × per-BS actors
     n = LEARN.num_updates
-    assert metrics["reward"].shape == (2, n) and metrics["objective_s"].shape == (2, n)
+    assert metrics["reward"].shape == (SEEDS, n) and metrics["objective_s"].shape == (SEEDS, n)
     assert np.all(np.isfinite(metrics["critic_loss"]))
     # per-BS actors differ (independent init), seeds differ
     w = leaves[0]
@@ -86,19 +91,43 @@ def test_jit_vmap_train_over_seeds():
                                [LEARN.noise_start, LEARN.noise_end], rtol=1e-5)
 
 
-def test_learns_to_beat_average_association():
-    """Measured (seeds 0, 1; 1500 iterations, O0): objective 8.1 s and 8.7 s vs 12.4 s for
-    average association (mean 32 % lower); asserted: mean at least MARGIN = 25 % lower and
-    every seed at least 15 % lower."""
-    env, _ = env_params()
+def test_best_constant_is_the_grid_minimum_and_beats_average():
+    """The best constant policy is selected on the evaluation episodes: its score is the
+    grid's minimum and, as average association (b = midpoint) is on the grid, no worse."""
+    env, params = env_params()
+    best = H.best_constant(env, params, jax.random.PRNGKey(EVAL_KEY), EPISODES)
+    assert best.scores[best.choice] == min(best.scores.values())
+    assert len(best.scores) == len(H.constant_choices(env, params))
+    np.testing.assert_allclose(evaluate(lambda _: best)["objective_s"],
+                               best.scores[best.choice], rtol=1e-4)
+    assert best.scores[best.choice] <= evaluate(lambda _: H.average(env))["objective_s"]
+
+
+def test_learns_to_beat_best_constant_and_average_association():
+    """Objective T/(1 − θ_G) per round on the same EPISODES evaluation episodes (greedy
+    actors, one per training seed), paired with the best constant policy (selected on
+    those very episodes, which favours it) and with average association.
+
+    Measured (seeds 0-2, 8000 iterations, O0; reward scale 1 from the adapter):
+    2.346, 2.415, 2.408 s vs 2.657 s for the best constant (round robin, b = 0.3, uniform
+    bandwidth) and 2.831 s for average association (mean gaps 10.1 % and 15.6 %; the search
+    reference, an oracle on the round's draws, scores 2.48 s at b = 0.4). With round 1's
+    reward scale 0.01 the learner scored 3.13 / 3.03 s, worse than average association.
+    Asserted: every seed below the best constant; mean paired gap ≥ MARGIN_CONST to the
+    best constant and ≥ MARGIN_AVG to average association."""
+    env, params = env_params()
     actor, metrics = trained()
-    baseline = evaluate(lambda _: H.average(env))["objective_s"]
-    learned = [evaluate(lambda pp: make_policy(env, LEARN, pp),
-                        jax.tree.map(lambda x, i=i: x[i], actor))["objective_s"]
-               for i in range(2)]
-    print("learned", learned, "average", baseline)
-    assert np.mean(learned) <= (1.0 - MARGIN) * baseline, (learned, baseline)
-    assert max(learned) <= 0.85 * baseline, (learned, baseline)
+    best = H.best_constant(env, params, jax.random.PRNGKey(EVAL_KEY), EPISODES)
+    const = evaluate(lambda _: best)["objective_s"]
+    average = evaluate(lambda _: H.average(env))["objective_s"]
+    learned = np.array([evaluate(lambda pp: make_policy(env, LEARN, pp),
+                                 jax.tree.map(lambda x, i=i: x[i], actor))["objective_s"]
+                        for i in range(SEEDS)])
+    gap_const, gap_avg = 1.0 - learned / const, 1.0 - learned / average
+    print("learned", learned, "best constant", best.choice, const, "average", average)
+    assert np.all(gap_const > 0.0), (learned, const)
+    assert gap_const.mean() >= MARGIN_CONST, (gap_const, learned, const)
+    assert gap_avg.mean() >= MARGIN_AVG, (gap_avg, learned, average)
     # the training curve itself went down (exploration noise included)
     cost = np.asarray(metrics["objective_s"]).mean(0)
     assert cost[-150:].mean() < cost[:150].mean()

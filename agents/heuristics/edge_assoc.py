@@ -30,6 +30,13 @@ with ``make_policy(name, env)``.
   objective; ``iters`` iterations (default N). Pure JAX (``lax.scan`` over the
   greedy order, ``lax.fori_loop`` over iterations, ``vmap`` over candidates):
   jit-able and vmap-able like every policy here; cost O(iters·N²·M) per round.
+* ``best_constant`` — the best constant policy (``docs/evaluation.md``): one action
+  held every round, in the learner's own encoding (bids, b, bandwidth weights), the
+  best of a grid of ``constant_choices`` — association round robin or in proportion
+  to the BSs' peak CPU ``bs_cpu_ghz`` (both read no state), b on ``BATCH_GRID``
+  points of [b_min, b_max], bandwidth uniform or orthogonal — by mean T/(1 − θ_G)
+  over ``num_episodes`` episodes from ``key`` (pass the evaluation keys).
+  ``policy.choice`` and ``policy.scores`` record the selection.
 
 Decision (paper silent): the "fixed b" of the baselines is the midpoint of
 [b_min, b_max] unless ``batch`` is given.
@@ -37,10 +44,17 @@ Decision (paper silent): the "fixed b" of the baselines is the midpoint of
 
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from jaxsg.wrappers import rollout
+
+BATCH_GRID = 10  # b points of the best-constant grid, b_min..b_max
+ASSOCIATIONS = ("round_robin", "cpu_share")
 
 
 def _pack(bid, batch, bandwidth):
@@ -162,6 +176,70 @@ def greedy(env, batch: float | None = None, bandwidth: str = "uniform") -> Calla
     return search(env, batch=batch, iters=0, bandwidth=bandwidth)
 
 
+def _cpu_share_bids(env):
+    """User j → BS by cumulative peak-CPU share: K_i ≈ N·f_i^max / Σ f^max (no state)."""
+    cpu = np.resize(np.asarray(env.bs_cpu_ghz, np.float64), env.num_bs)
+    edges = np.cumsum(cpu) / cpu.sum() * env.num_users
+    owner = np.searchsorted(edges, np.arange(env.num_users) + 0.5)
+    return jax.nn.one_hot(jnp.asarray(np.minimum(owner, env.num_bs - 1)), env.num_bs).T
+
+
+def constant(env, association: str = "round_robin", batch: float | None = None,
+             bandwidth: str = "uniform") -> Callable:
+    """One fixed action every round (``best_constant``'s grid element)."""
+    if association not in ASSOCIATIONS:
+        raise ValueError(f"association = {association!r}; allowed: {ASSOCIATIONS}")
+    bids = _round_robin_bids(env) if association == "round_robin" else _cpu_share_bids(env)
+    bw = _bandwidth_rule(env, bandwidth)
+
+    def policy(key, obs, state, params):
+        del key, obs, state
+        return _pack(bids, _fixed_batch(env, params, batch), bw)
+
+    return policy
+
+
+def constant_choices(env, params) -> list[tuple]:
+    """The grid of (association, b, bandwidth) of ``best_constant``."""
+    bs = np.linspace(float(params.batch_frac_min), float(params.batch_frac_max), BATCH_GRID)
+    return list(itertools.product(ASSOCIATIONS, [round(float(b), 4) for b in bs],
+                                  ("uniform", "orthogonal")))
+
+
+def constant_scores(env, params, key, num_episodes: int = 16) -> dict:
+    """Mean T/(1 − θ_G) of every grid constant on ``num_episodes`` episodes from ``key``
+    (one compile: the grid is data, vmapped over choices × episodes)."""
+    choices = constant_choices(env, params)
+    bids = {"round_robin": _round_robin_bids(env), "cpu_share": _cpu_share_bids(env)}
+    table = {"bids": jnp.stack([bids[c[0]] for c in choices]).astype(jnp.float32),
+             "b": jnp.asarray([c[1] for c in choices], jnp.float32),
+             "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(
+                 jnp.float32)}
+
+    def score(row, k):
+        def pol(key, obs, state, params):
+            del key, obs, state
+            return _pack(row["bids"], _fixed_batch(env, params, row["b"]), row["bw"])
+
+        return jnp.mean(rollout(env, pol, k, params, env.horizon)["metrics"]["objective_s"])
+
+    run = jax.jit(jax.vmap(jax.vmap(score, (None, 0)), (0, None)))
+    means = np.asarray(jax.device_get(run(table, jax.random.split(key, num_episodes))))
+    return {c: float(v) for c, v in zip(choices, means.mean(axis=1))}
+
+
+def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:
+    """The grid constant with the smallest mean T/(1 − θ_G) on ``num_episodes`` episodes
+    from ``key`` (default ``PRNGKey(0)``; pass the evaluation keys)."""
+    params = env.default_params if params is None else params
+    key = jax.random.PRNGKey(0) if key is None else key
+    scores = constant_scores(env, params, key, num_episodes)
+    choice = min(scores, key=scores.get)
+    policy = constant(env, *choice)
+    policy.choice, policy.scores = choice, scores
+    return policy
+
+
 POLICIES = {
     "random": random_association,
     "average": average,
@@ -169,6 +247,8 @@ POLICIES = {
     "orthogonal": orthogonal,
     "search": search,
     "greedy": greedy,
+    "constant": constant,
+    "best_constant": best_constant,
 }
 
 

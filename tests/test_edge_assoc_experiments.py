@@ -1,0 +1,63 @@
+"""``sweeps/experiments/edge_assoc.py``: the Fig. 5 and poisoning claims are computed from
+the records and can fail (each tested both ways on synthetic records), and the poisoning
+cell runs every defence configuration over its seeds."""
+
+import numpy as np
+import pytest
+
+from sweeps import stats
+from sweeps.experiments import RunContext
+from sweeps.experiments import edge_assoc as E
+
+
+def _fig5_records(proposed_offset):
+    rng = np.random.default_rng(0)
+    out = []
+    for m, base in (("proposed", 7.0 + proposed_offset), ("random", 9.0), ("average", 8.0),
+                    ("best_constant", 7.6), ("orthogonal", 8.1), ("search", 6.5)):
+        for seed in range(3):
+            for t in range(4):
+                out.append({**E._row(m, seed, t), "objective_s": base + 0.01 * rng.normal(),
+                            "time_cost_s": 0.7 * base})
+    return out
+
+
+@pytest.mark.parametrize("offset, expect", [(0.0, [stats.REPRODUCED] * 3 + [
+    stats.NOT_REPRODUCED]), (3.0, [stats.NOT_REPRODUCED] * 4)])
+def test_fig5_claims_follow_the_records(offset, expect):
+    claims = E._fig5_claims(_fig5_records(offset))
+    # paper claim (vs random and average), then best constant, orthogonal, search
+    assert [c.verdict.label for c in claims] == expect
+    assert "T/(1 − θ_G)" in claims[0].claim
+
+
+def _poison_records(dpos_acc):
+    out = []
+    for d in E.DEFENSES:
+        for f in E.POISON_FRACTIONS:
+            for seed in range(5):
+                acc = dpos_acc if d != "none" else 0.1
+                out.append({"method": d, "defense": d, "poisoned_fraction": f, "seed": seed,
+                            "test_accuracy": acc + 0.001 * seed})
+    return out
+
+
+def test_poison_claims_follow_the_records():
+    good = E._poison_claims(_poison_records(0.85))
+    bad = E._poison_claims(_poison_records(0.1))
+    assert len(good) == len(E.DEFENSES) - 1
+    assert all(c.verdict.label == stats.REPRODUCED for c in good)
+    assert all(c.verdict.label == stats.NOT_REPRODUCED for c in bad)
+
+
+def test_poison_cell_runs_every_fraction_and_seed():
+    s = E._scale("smoke")
+    cell = next(c for c in E._poison_cells("smoke") if c.config["defense"] == "dpos_colluding")
+    records = E._poison_run(cell, RunContext("smoke", 0, None))
+    assert len(records) == len(E.POISON_FRACTIONS) * s["poison_seeds"]
+    acc = np.array([r["test_accuracy"] for r in records])
+    assert np.all((acc >= 0) & (acc <= 1))
+    assert {r["method"] for r in records} == {"dpos_colluding"}
+    assert set(E.DEFENSES) == {"none", "dpos", "dpos_colluding", "mbs_oracle", "median",
+                               "trimmed_mean"}
+    assert E._scale("default")["poison_seeds"] >= 5
