@@ -4,6 +4,7 @@
 * MADFRL's heads (our decisions; see ``agents.madfrl``): the channel head is an
   offset from the follower's index, the LEO head ranks the follower's own links
   by observed path loss;
+* MADFRL's ``cpu`` head has one value per offload mode (``mode_heads``);
 * federated weights (eq. 36, unit-free form): :func:`sgin_weights` of the
   follower's task size and LEO distance, both read from its own observation;
 * MAML tasks Γ = arrival regimes: :func:`sample_tasks`.
@@ -91,6 +92,9 @@ class SginAdapter(Adapter):
     leader_class = "leader"
     relative_heads = ("channel",)
     ranked_heads = (("leo", "path_loss"),)
+    #: MADFRL's actor gives the mode-relative ``cpu`` one value per offload mode
+    #: (``agents.madfrl.select_modes``); ignored under ``payoff="paper"`` (``cpu_ghz``)
+    mode_heads = (("cpu", "offload"),)
 
     def fixed_actions(self, env, params) -> dict:
         """The leader posts ``params.price`` to every DT."""
