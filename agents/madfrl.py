@@ -367,6 +367,19 @@ def _spec(env, cfg: Config) -> _Spec:
                  DeterministicHybridActor(l_group.discrete, l_group.actor_continuous(), hidden))
 
 
+def leader_bounds(env, l_cls: str, params) -> tuple[dict, dict]:
+    """The range the leader's actor maps its tanh output onto: the adapter's
+    ``leader_bounds(env, params)`` if it has one (sgin: [0.5, 1.5]·λ₀, the Stackelberg
+    reference's price grid, so the untrained actor posts λ₀), else the action space's.
+    Measured on the 2×3-DT test config with the full range [0, 10]: the untrained
+    actor posts ≈ 5 = 5·λ₀, the followers learn not to buy at that price, every price
+    then earns 0 and the leader's critic has nothing to learn from (profit 0, 2 seeds)."""
+    ad = for_env(env)
+    if hasattr(ad, "leader_bounds"):
+        return ad.leader_bounds(env, params)
+    return box_bounds(env.action_space(l_cls, params))
+
+
 def _unwrap(action: dict, space) -> Any:
     return action if hasattr(space, "spaces") else action["action"]
 
@@ -459,7 +472,7 @@ def make_train(env, config: Config):
         state = TrainState(follower, leader, global_actor, buffer, env_state, obs, prev_leader,
                            k_run, jnp.zeros((), jnp.int32))
         f_low, f_high = box_bounds(env.action_space(f_cls, env_params))
-        l_low, l_high = box_bounds(env.action_space(l_cls, env_params))
+        l_low, l_high = leader_bounds(env, l_cls, env_params)
         posted = jax.tree.map(lambda a: jnp.broadcast_to(a, (cfg.num_envs,) + a.shape),
                               ad.fixed_actions(env, env_params))
 
@@ -540,7 +553,7 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
 
     def policy(key, obs, state, params):
         f_low, f_high = box_bounds(env.action_space(sp.f_cls, params))
-        l_low, l_high = box_bounds(env.action_space(sp.l_cls, params))
+        l_low, l_high = leader_bounds(env, sp.l_cls, params)
         orders = head_orders(env, obs[sp.f_cls], ranked, sp.f_cls)
         masks = masks_in_rank_order(env.avail_actions(state, params)[sp.f_cls], orders)
         lg, pre = core.stacked_apply(sp.f_actor.apply, policy_params["follower"],

@@ -100,6 +100,16 @@ class SginAdapter(Adapter):
         """The leader posts ``params.price`` to every DT."""
         return {"leader": jnp.full((1, env.num_agents("follower")), params.price, jnp.float32)}
 
+    def leader_bounds(self, env, params):
+        """A learning leader prices in [0.5, 1.5]·λ₀ (λ₀ = ``params.price``): the grid of
+        the Stackelberg reference (``heuristics.sgin.price_grid_around``), clipped to
+        [λ_min, λ_max]; its untrained actor posts λ₀."""
+        shape = (1, env.num_agents("follower"))
+        low = jnp.maximum(0.5 * params.price, params.price_min)
+        high = jnp.minimum(1.5 * params.price, params.price_max)
+        return ({"action": jnp.full(shape, low, jnp.float32)},
+                {"action": jnp.full(shape, high, jnp.float32)})
+
     def federated_weights(self, env, obs):
         """Eq. 36 from the followers' own observations (E, n, d), averaged over envs."""
         where = env.observation_slices("follower")
