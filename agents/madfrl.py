@@ -25,19 +25,18 @@ own state (privacy: no information exchange between followers); their critics
   best of the follower's own links by observed path loss (``ranked_heads``,
   see ``head_orders``). Both keep the FL-shared actor from sending every DT to
   one channel or one satellite label. Set both to ``()`` for plain labels.
-* Leader: a DDPG actor-critic on S_L = {f, c} with reward Σ(λ − c)·f (eq. 11),
-  setting the price of every DT (``learn_leader``; otherwise the leader plays
-  the scenario adapter's ``fixed_actions``: sgin's posted price). Open item:
-  in 400 updates its price stays near the middle of its range (mean λ 5.1
-  over 8 seeds on default sgin, paper-scale budget), while the Stackelberg
-  price is λ_max because followers buy f_min. Tried without effect:
-  crediting each price with the next slot's profit (with
-  ``price_mode="leader"`` a price applies from the next slot, and S_L does not
-  show it) and a 10× leader learning rate (λ 4.8 and 6.3). On the 2×3-DT
-  config, with next-slot crediting and γ = 0, the leader's critic fits (loss
-  0.003) and the price in force during training (metric ``price_mean``) rises
-  to 7.6, then falls back to 5.1 as the followers learn to buy f_min: the
-  followers' demand moves under the leader.
+* Leader: a DDPG actor-critic on S_L (sgin: CPU billed last slot, c, and the price
+  in force) with reward Σ(λ − c)·f (eq. 11), setting the price of every DT
+  (``learn_leader``; otherwise the leader plays the scenario adapter's
+  ``fixed_actions``: sgin's posted price). Crediting: with ``price_mode="leader"``
+  the price action of step t is in force at step t + 1, so the transition
+  (o_t, a_t) is stored one step late with the profit of step t + 1 and next
+  observation o_{t+1} (``TrainState.prev_leader``); a transition across an episode
+  reset (where the reset price is in force instead) has weight 0. The actor maps
+  its tanh output onto the adapter's ``leader_bounds`` (sgin: [0.5, 1.5]·λ₀, the
+  Stackelberg reference's grid; see :func:`leader_bounds`).
+* Per-mode continuous heads (``mode_heads``, adapter default; sgin: ``cpu`` per
+  offload mode): see :func:`select_modes`.
 * Federated learning (eq. 34-36): every ``federated.period`` updates the
   follower *actors* are aggregated with ``agents.federated.maybe_aggregate``
   (FedAvg with the adapter's ``federated_weights``: for sgin, task size and LEO
