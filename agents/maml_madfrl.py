@@ -83,9 +83,11 @@ class Config:
     inner_lr: float = 0.01
     outer_lr: float = 1e-3
     #: first-order MAML by default here (``maml.adapt`` itself defaults to second order):
-    #: measured on the 2×3-DT config, 4 seeds, MADFRL reward after 60 updates from the
+    #: measured in round 1 (payoff="paper", eq. 33 reward, query set collected before
+    #: adaptation) on the 2×3-DT config, 4 seeds, MADFRL reward after 60 updates from the
     #: initialisation — first order (inner lr 0.01): 90–100; second order: −245 to −41;
     #: joint pretraining (no inner loop): 68–91; random init: 63–83. See module docstring.
+    #: Not re-measured under the cloud payoff / drift-plus-penalty defaults.
     first_order: bool = True
     eps: float = 0.2  # exploration while collecting task data
 
