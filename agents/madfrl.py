@@ -25,19 +25,18 @@ own state (privacy: no information exchange between followers); their critics
   best of the follower's own links by observed path loss (``ranked_heads``,
   see ``head_orders``). Both keep the FL-shared actor from sending every DT to
   one channel or one satellite label. Set both to ``()`` for plain labels.
-* Leader: a DDPG actor-critic on S_L = {f, c} with reward Σ(λ − c)·f (eq. 11),
-  setting the price of every DT (``learn_leader``; otherwise the leader plays
-  the scenario adapter's ``fixed_actions``: sgin's posted price). Open item:
-  in 400 updates its price stays near the middle of its range (mean λ 5.1
-  over 8 seeds on default sgin, paper-scale budget), while the Stackelberg
-  price is λ_max because followers buy f_min. Tried without effect:
-  crediting each price with the next slot's profit (with
-  ``price_mode="leader"`` a price applies from the next slot, and S_L does not
-  show it) and a 10× leader learning rate (λ 4.8 and 6.3). On the 2×3-DT
-  config, with next-slot crediting and γ = 0, the leader's critic fits (loss
-  0.003) and the price in force during training (metric ``price_mean``) rises
-  to 7.6, then falls back to 5.1 as the followers learn to buy f_min: the
-  followers' demand moves under the leader.
+* Leader: a DDPG actor-critic on S_L (sgin: CPU billed last slot, c, and the price
+  in force) with reward Σ(λ − c)·f (eq. 11), setting the price of every DT
+  (``learn_leader``; otherwise the leader plays the scenario adapter's
+  ``fixed_actions``: sgin's posted price). Crediting: with ``price_mode="leader"``
+  the price action of step t is in force at step t + 1, so the transition
+  (o_t, a_t) is stored one step late with the profit of step t + 1 and next
+  observation o_{t+1} (``TrainState.prev_leader``); a transition across an episode
+  reset (where the reset price is in force instead) has weight 0. The actor maps
+  its tanh output onto the adapter's ``leader_bounds`` (sgin: [0.5, 1.5]·λ₀, the
+  Stackelberg reference's grid; see :func:`leader_bounds`).
+* Per-mode continuous heads (``mode_heads``, adapter default; sgin: ``cpu`` per
+  offload mode): see :func:`select_modes`.
 * Federated learning (eq. 34-36): every ``federated.period`` updates the
   follower *actors* are aggregated with ``agents.federated.maybe_aggregate``
   (FedAvg with the adapter's ``federated_weights``: for sgin, task size and LEO
@@ -103,6 +102,10 @@ class Config:
     #: (head, observation feature): the head picks the k-th smallest entry of the
     #: feature instead of an option by label. None: the adapter's. See ``head_orders``.
     ranked_heads: tuple[tuple[str, str], ...] | None = None
+    #: (continuous head, discrete head): the actor outputs one value of the continuous
+    #: head per option of the discrete head and plays the chosen option's (see
+    #: ``select_modes``). None: the adapter's ``mode_heads`` (sgin: cpu per offload mode).
+    mode_heads: tuple[tuple[str, str], ...] | None = None
     learn_leader: bool = True
     #: actor aggregation; "fedavg" weights come from the adapter's ``federated_weights``
     federated: FederatedConfig | None = FederatedConfig(rule="fedavg", period=10)
@@ -127,6 +130,11 @@ class Config:
         ranked = ad.ranked_heads if self.ranked_heads is None else self.ranked_heads
         return tuple(rel), tuple(ranked)
 
+    def modes(self, ad) -> tuple:
+        """``mode_heads`` with the adapter's default (``()`` if it names none)."""
+        modes = getattr(ad, "mode_heads", ()) if self.mode_heads is None else self.mode_heads
+        return tuple(tuple(m) for m in modes)
+
 
 # TODO(sweeps): remove once sweeps use make_train/make_policy with Config
 MADFRLConfig = core.legacy_config(Config, {"total_updates": "num_updates"})
@@ -149,17 +157,52 @@ class DeterministicHybridActor(nn.Module):
 
 @struct.dataclass
 class Group:
-    """Static description of one agent class's action for the actor and critic."""
+    """Static description of one agent class's action for the actor and critic.
+
+    ``modes``: (continuous head, discrete head) pairs whose continuous value is chosen
+    per option of the discrete head (``select_modes``)."""
 
     discrete: tuple = struct.field(pytree_node=False)
     continuous: tuple = struct.field(pytree_node=False)  # (name, size)
+    modes: tuple = struct.field(pytree_node=False, default=())
+
+    def actor_continuous(self) -> tuple:
+        """Actor output sizes: a mode head has one block per option of its discrete head."""
+        options, by = dict(self.discrete), dict(self.modes)
+        return tuple((k, size * options[by[k]] if k in by else size)
+                     for k, size in self.continuous)
 
 
-def _group(space) -> Group:
+def _group(space, modes=()) -> Group:
     discrete, cont_names = hybrid_heads(space)
     comps = space.spaces if hasattr(space, "spaces") else {"action": space}
     sizes = tuple((k, int(np.prod(comps[k].shape[1:])) or 1) for k in cont_names)
-    return Group(discrete, sizes)
+    options = dict(discrete)
+    modes = tuple((c, d) for c, d in modes if c in dict(sizes) and d in options)
+    return Group(discrete, sizes, modes)
+
+
+def select_modes(onehots: dict, unit: dict, group: Group) -> dict:
+    """Per-mode continuous heads: ``unit[k]`` (…, options·size) → the chosen option's
+    block (…, size), weighted by the (straight-through) one-hot so the actor's gradient
+    reaches the chosen mode's value only.
+
+    Why (sgin, ``payoff="cloud"``): ``cpu`` is mode-relative, so one value means
+    ≈ 3 GHz locally and ≈ 20 GHz in the cloud; a single head must serve both, and a
+    cpu that suits local computing makes offloading look ruinous to the critic (the
+    greedy MADFRL followers stopped offloading: no leader revenue, −282 vs the best
+    constant's −119 per DT-slot on the 2×3-DT test config). One value per mode lets
+    each mode's CPU be learned on its own.
+    """
+    if not group.modes:
+        return unit
+    unit = dict(unit)
+    sizes = dict(group.continuous)
+    for k, d in group.modes:
+        oh = onehots[d]
+        blocks = unit[k].reshape(unit[k].shape[:-1] + (oh.shape[-1], sizes[k]))
+        unit[k] = jnp.sum(oh[..., None] * blocks, axis=-2)
+    return unit
 
 
 def follower_obs(obs: jnp.ndarray, agent_id: bool) -> jnp.ndarray:
@@ -194,7 +237,7 @@ def explore(key, logits, pre, masks, group, eps, noise_std):
     cont_keys = jax.random.split(k_cont, max(len(group.continuous), 1))
     for (k, _), kk in zip(group.continuous, cont_keys):
         unit[k] = jnp.tanh(pre[k] + noise_std * jax.random.normal(kk, pre[k].shape))
-    return onehots, unit
+    return onehots, select_modes(onehots, unit, group)
 
 
 def greedy(logits, pre, masks, group):
@@ -203,7 +246,8 @@ def greedy(logits, pre, masks, group):
                                      -1), n)
         for k, n in group.discrete
     }
-    return onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous}
+    return onehots, select_modes(onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous},
+                                 group)
 
 
 def relaxed(key, logits, pre, masks, group, temperature):
@@ -216,7 +260,8 @@ def relaxed(key, logits, pre, masks, group, temperature):
         soft = jax.nn.softmax((lg + g) / temperature, axis=-1)
         hard = jax.nn.one_hot(jnp.argmax(soft, -1), n)
         onehots[k] = hard + soft - jax.lax.stop_gradient(soft)
-    return onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous}
+    return onehots, select_modes(onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous},
+                                 group)
 
 
 def head_orders(env, obs, ranked_heads, agent_class: str) -> dict:
@@ -290,6 +335,9 @@ class TrainState:
     buffer: replay.Replay
     env_state: Any
     obs: dict
+    #: the leader's previous (observation, action features, valid) per env: its
+    #: transition is stored one step late, credited with the profit of its own price
+    prev_leader: dict
     key: jnp.ndarray
     update: jnp.ndarray
 
@@ -310,11 +358,25 @@ def _spec(env, cfg: Config) -> _Spec:
     if l_cls not in env.agent_classes:
         raise ValueError(f"MADFRL needs a leader class; the adapter of {env.name} names "
                          f"{l_cls!r}, env classes {env.agent_classes}")
-    f_group, l_group = _group(env.action_space(f_cls)), _group(env.action_space(l_cls))
+    f_group = _group(env.action_space(f_cls), cfg.modes(ad))
+    l_group = _group(env.action_space(l_cls))
     hidden = tuple(cfg.hidden)
     return _Spec(f_cls, l_cls, env.num_agents(f_cls), f_group, l_group,
-                 DeterministicHybridActor(f_group.discrete, f_group.continuous, hidden),
-                 DeterministicHybridActor(l_group.discrete, l_group.continuous, hidden))
+                 DeterministicHybridActor(f_group.discrete, f_group.actor_continuous(), hidden),
+                 DeterministicHybridActor(l_group.discrete, l_group.actor_continuous(), hidden))
+
+
+def leader_bounds(env, l_cls: str, params) -> tuple[dict, dict]:
+    """The range the leader's actor maps its tanh output onto: the adapter's
+    ``leader_bounds(env, params)`` if it has one (sgin: [0.5, 1.5]·λ₀, the Stackelberg
+    reference's price grid, so the untrained actor posts λ₀), else the action space's.
+    Measured on the 2×3-DT test config with the full range [0, 10]: the untrained
+    actor posts ≈ 5 = 5·λ₀, the followers learn not to buy at that price, every price
+    then earns 0 and the leader's critic has nothing to learn from (profit 0, 2 seeds)."""
+    ad = for_env(env)
+    if hasattr(ad, "leader_bounds"):
+        return ad.leader_bounds(env, params)
+    return box_bounds(env.action_space(l_cls, params))
 
 
 def _unwrap(action: dict, space) -> Any:
@@ -364,10 +426,12 @@ def make_train(env, config: Config):
         q_next = apply_critic(gs.target_critic, nobs, features_from(oh_n, un_n, group))
         target = jax.lax.stop_gradient(
             batch["rew"] * cfg.reward_scale + cfg.gamma * (1.0 - batch["term"][:, None]) * q_next)
+        weight = batch["valid"][:, None]  # 0: a transition that is not one (see prev_leader)
+        norm = jnp.maximum(weight.sum(), 1.0)
 
         def critic_loss(p):
             q = apply_critic(p, obs, feat)
-            return jnp.mean((q - target) ** 2, axis=0).sum(), q
+            return (jnp.sum(weight * (q - target) ** 2, axis=0) / norm).sum(), q
 
         (c_loss, q), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(gs.critic)
         # per-agent optimiser (the loss is a sum of independent per-agent losses)
@@ -398,13 +462,16 @@ def make_train(env, config: Config):
             "f_masks": {k: jnp.zeros((n_f, n), bool) for k, n in f_group.discrete},
             "l_obs": jnp.zeros((n_l, obs_dim_l)), "l_feat": jnp.zeros((n_l, feat_dim(l_group))),
             "l_rew": jnp.zeros((n_l,)), "l_nobs": jnp.zeros((n_l, obs_dim_l)),
-            "term": jnp.zeros(())}
+            "l_valid": jnp.zeros(()), "l_term": jnp.zeros(()), "term": jnp.zeros(())}
         buffer = replay.init(item, cfg.buffer_size * cfg.num_envs)
         global_actor = jax.tree.map(lambda x: x[0], follower.actor)
-        state = TrainState(follower, leader, global_actor, buffer, env_state, obs, k_run,
-                           jnp.zeros((), jnp.int32))
+        prev_leader = {"obs": jnp.zeros((cfg.num_envs, n_l, obs_dim_l)),
+                       "feat": jnp.zeros((cfg.num_envs, n_l, feat_dim(l_group))),
+                       "valid": jnp.zeros((cfg.num_envs,))}
+        state = TrainState(follower, leader, global_actor, buffer, env_state, obs, prev_leader,
+                           k_run, jnp.zeros((), jnp.int32))
         f_low, f_high = box_bounds(env.action_space(f_cls, env_params))
-        l_low, l_high = box_bounds(env.action_space(l_cls, env_params))
+        l_low, l_high = leader_bounds(env, l_cls, env_params)
         posted = jax.tree.map(lambda a: jnp.broadcast_to(a, (cfg.num_envs,) + a.shape),
                               ad.fixed_actions(env, env_params))
 
@@ -428,17 +495,25 @@ def make_train(env, config: Config):
             obs2, env_state, reward, term, trunc, info = vstep(
                 jax.random.split(k_env, cfg.num_envs), ts.env_state, action, env_params)
             final = info["final_observation"]
+            # Leader crediting: the price action of step t−1 set the price in force now, so
+            # its transition (o_{t−1}, a_{t−1}) gets this step's profit and next observation
+            # o_t (which shows that price); it is stored now. After an episode ended the
+            # reset price is in force instead, so that transition is marked invalid.
+            l_feat = features_from(oh_l, un_l, l_group)
+            done = (term | trunc).astype(jnp.float32)
             buf = replay.add_batch(ts.buffer, {
                 "f_obs": f_in(ts.obs[f_cls]), "f_feat": features_from(oh, un, f_group),
                 "f_rew": reward[f_cls], "f_nobs": f_in(final[f_cls]), "f_masks": f_masks,
-                "l_obs": ts.obs[l_cls], "l_feat": features_from(oh_l, un_l, l_group),
-                "l_rew": reward[l_cls], "l_nobs": final[l_cls],
+                "l_obs": ts.prev_leader["obs"], "l_feat": ts.prev_leader["feat"],
+                "l_rew": reward[l_cls], "l_nobs": ts.obs[l_cls],
+                "l_valid": ts.prev_leader["valid"], "l_term": term.astype(jnp.float32),
                 "term": term.astype(jnp.float32)})
+            prev_leader = {"obs": ts.obs[l_cls], "feat": l_feat, "valid": 1.0 - done}
             b = replay.sample(buf, k_sample, cfg.batch_size)
             f_batch = {"obs": b["f_obs"], "feat": b["f_feat"], "rew": b["f_rew"],
-                       "nobs": b["f_nobs"], "term": b["term"]}
+                       "nobs": b["f_nobs"], "term": b["term"], "valid": jnp.ones_like(b["term"])}
             l_batch = {"obs": b["l_obs"], "feat": b["l_feat"], "rew": b["l_rew"],
-                       "nobs": b["l_nobs"], "term": b["term"]}
+                       "nobs": b["l_nobs"], "term": b["l_term"], "valid": b["l_valid"]}
             new_f, f_stats = group_update(ts.follower, sp.f_actor, f_group, f_batch, k_fu,
                                           b["f_masks"])
             new_l, l_stats = group_update(ts.leader, sp.l_actor, l_group, l_batch, k_lu, None)
@@ -456,8 +531,8 @@ def make_train(env, config: Config):
                 "follower_reward": reward[f_cls].mean(), "leader_reward": reward[l_cls].mean(),
                 "critic_loss": f_stats["critic_loss"], "actor_loss": f_stats["actor_loss"],
                 "leader_critic_loss": l_stats["critic_loss"], "epsilon": eps})
-            new_ts = TrainState(follower, leader, global_actor, buf, env_state, obs2, key,
-                                ts.update + 1)
+            new_ts = TrainState(follower, leader, global_actor, buf, env_state, obs2,
+                                prev_leader, key, ts.update + 1)
             return new_ts, metrics
 
         final_ts, metrics = jax.lax.scan(update_step, state, None, cfg.num_updates)
@@ -477,7 +552,7 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
 
     def policy(key, obs, state, params):
         f_low, f_high = box_bounds(env.action_space(sp.f_cls, params))
-        l_low, l_high = box_bounds(env.action_space(sp.l_cls, params))
+        l_low, l_high = leader_bounds(env, sp.l_cls, params)
         orders = head_orders(env, obs[sp.f_cls], ranked, sp.f_cls)
         masks = masks_in_rank_order(env.avail_actions(state, params)[sp.f_cls], orders)
         lg, pre = core.stacked_apply(sp.f_actor.apply, policy_params["follower"],

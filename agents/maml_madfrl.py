@@ -12,14 +12,17 @@ arrival regimes — env params with a different arrival range [A_min, A_max] and
 Lyapunov weight V).
 Each meta-iteration, for a batch of tasks (vmapped):
 
-1. roll the current θ's exploring policy out in Γ (every follower acts with the
-   shared actor; transitions of all followers pooled) and split the steps into
-   a support half and a query half;
+1. roll the current θ's exploring policy out in Γ for half of ``rollout_steps``
+   (every follower acts with the shared actor; transitions of all followers
+   pooled): the support set;
 2. inner loop: θ'_Γ = ``maml.adapt(θ, support, task_loss, inner_steps,
    inner_lr)`` (SGD; first-order MAML by default, ``first_order=False`` for the
    exact second-order meta-gradient);
-3. outer update (Adam) of θ on mean_Γ task_loss(θ'_Γ, query) — eq. 31-32,
-   differentiated through the inner loop.
+3. the query set: the *adapted* policy θ'_Γ continues the same episodes for the
+   other half (Alg. 2 evaluates the adapted parameters on fresh task data);
+4. outer update (Adam) of θ on mean_Γ task_loss(θ'_Γ, query) — eq. 31-32,
+   through the inner loop (exactly with ``first_order=False``; first order
+   treats dθ'/dθ as the identity).
 
 ``task_loss`` is MADFRL's own loss on a batch: the critic's TD error
 (r·κ + γ·Q(s', π(s')) − Q(s, a))², target held fixed (``stop_gradient``; no
@@ -75,14 +78,16 @@ class Config:
     meta_iterations: int = 40
     num_tasks: int = 4
     num_envs: int = 2  # parallel episodes per task per meta-iteration
-    rollout_steps: int = 8  # steps per episode; first half support, second half query
+    rollout_steps: int = 8  # steps per episode: first half support (θ), second query (θ')
     inner_steps: int = 1
     inner_lr: float = 0.01
     outer_lr: float = 1e-3
     #: first-order MAML by default here (``maml.adapt`` itself defaults to second order):
-    #: measured on the 2×3-DT config, 4 seeds, MADFRL reward after 60 updates from the
+    #: measured in round 1 (payoff="paper", eq. 33 reward, query set collected before
+    #: adaptation) on the 2×3-DT config, 4 seeds, MADFRL reward after 60 updates from the
     #: initialisation — first order (inner lr 0.01): 90–100; second order: −245 to −41;
     #: joint pretraining (no inner loop): 68–91; random init: 63–83. See module docstring.
+    #: Not re-measured under the cloud payoff / drift-plus-penalty defaults.
     first_order: bool = True
     eps: float = 0.2  # exploration while collecting task data
 
@@ -113,9 +118,11 @@ class _Nets:
 
 
 def _nets(env, cfg: madfrl.Config) -> _Nets:
-    cls = for_env(env).learning_class(env)
-    group = madfrl._group(env.action_space(cls))
-    actor = madfrl.DeterministicHybridActor(group.discrete, group.continuous, tuple(cfg.hidden))
+    ad = for_env(env)
+    cls = ad.learning_class(env)
+    group = madfrl._group(env.action_space(cls), cfg.modes(ad))
+    actor = madfrl.DeterministicHybridActor(group.discrete, group.actor_continuous(),
+                                            tuple(cfg.hidden))
     critic = QCritic(tuple(cfg.hidden), "relu")
     feat_dim = sum(n for _, n in group.discrete) + len(group.continuous)
     obs_dim = env.observation_space(cls).shape[-1]
@@ -133,26 +140,31 @@ def init_follower(env, cfg: madfrl.Config, key) -> dict:
 
 
 def make_collect(env, cfg: Config):
-    """``collect(key, theta, env_params, eps) -> batch``: pooled follower transitions.
+    """``collect(key, theta, env_params, eps, start=None) -> (batch, end)``: pooled
+    follower transitions of ``cfg.rollout_steps // 2`` steps.
 
-    Runs ``cfg.num_envs`` episodes of ``cfg.rollout_steps`` steps with the shared
-    actor exploring (ε-uniform discrete heads, Gaussian pre-tanh noise) and the
-    other classes playing the adapter's ``fixed_actions``. Returns ``(support, query)``, each a dict
-    of arrays with one leading axis over (steps/2 · envs · followers).
+    Runs ``cfg.num_envs`` episodes with the shared actor exploring (ε-uniform
+    discrete heads, Gaussian pre-tanh noise) and the other classes playing the
+    adapter's ``fixed_actions``, from fresh resets or from ``start`` = the ``end``
+    ``(obs, state)`` of a previous call (so a query batch continues the episodes
+    its support batch began). ``batch`` is a dict of arrays with one leading axis
+    over (steps · envs · followers).
     """
     nets, ad = _nets(env, cfg.madfrl), for_env(env)
     cls = nets.cls
     relative, ranked = cfg.madfrl.heads(ad)
-    e, steps = int(cfg.num_envs), int(cfg.rollout_steps)
+    e, steps = int(cfg.num_envs), int(cfg.rollout_steps) // 2
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     vreset = jax.vmap(env.reset, in_axes=(0, None))
 
-    def collect(key, theta, env_params, eps):
+    def collect(key, theta, env_params, eps, start=None):
+        theta = jax.lax.stop_gradient(theta)  # data, not a function of θ
         f_low, f_high = madfrl.box_bounds(env.action_space(cls, env_params))
         fixed = jax.tree.map(lambda a: jnp.broadcast_to(a, (e,) + a.shape),
                              ad.fixed_actions(env, env_params))
         k_reset, k_run = jax.random.split(key)
-        obs, state = vreset(jax.random.split(k_reset, e), env_params)
+        if start is None:
+            start = vreset(jax.random.split(k_reset, e), env_params)
 
         def body(carry, k):
             obs, state = carry
@@ -177,12 +189,9 @@ def make_collect(env, cfg: Config):
                   "masks": masks}
             return (obs2, state), tr
 
-        _, traj = jax.lax.scan(body, (obs, state), jax.random.split(k_run, steps))
-        half = steps // 2
+        end, traj = jax.lax.scan(body, start, jax.random.split(k_run, steps))
         flat = lambda x: x.reshape((-1,) + x.shape[3:])  # noqa: E731  (T, E, n, ...) -> (T·E·n, ...)
-        support = jax.tree.map(lambda x: flat(x[:half]), traj)
-        query = jax.tree.map(lambda x: flat(x[half:]), traj)
-        return support, query
+        return jax.tree.map(flat, traj), end
 
     return collect
 
@@ -230,11 +239,14 @@ def make_meta_train(env, config: Config):
     ad = for_env(env)
 
     def one_task(theta, key, task_params):
-        k_col, k_s, k_q = jax.random.split(key, 3)
-        support, query = collect(k_col, jax.lax.stop_gradient(theta), task_params, cfg.eps)
-        support, query = dict(support, key=k_s), dict(query, key=k_q)
-        adapted = maml.adapt(theta, support, task_loss, cfg.inner_steps, cfg.inner_lr,
-                             cfg.first_order)
+        k_sup, k_qry, k_s, k_q = jax.random.split(key, 4)
+        support, end = collect(k_sup, theta, task_params, cfg.eps)
+        adapted = maml.adapt(theta, dict(support, key=k_s), task_loss, cfg.inner_steps,
+                             cfg.inner_lr, cfg.first_order)
+        # the query set is collected by the *adapted* policy (Alg. 2), continuing the
+        # support episodes; the collection itself is data (no gradient through it)
+        query, _ = collect(k_qry, adapted, task_params, cfg.eps, end)
+        query = dict(query, key=k_q)
         return task_loss(adapted, query), task_loss(theta, query)
 
     def meta_train(key, base_params):

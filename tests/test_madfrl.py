@@ -7,31 +7,77 @@ import numpy as np
 import pytest
 
 import jaxsg
-from agents import heuristics, madfrl
+from agents import madfrl
 from agents.federated import FederatedConfig
+from agents.heuristics import sgin as sgin_refs
 from jaxsg.wrappers import rollout
 
 SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
 CONFIG = madfrl.Config(num_envs=8, num_updates=60, batch_size=64, buffer_size=256,
-                             warmup_updates=8)
-#: Stated margin: MADFRL's mean follower reward per step (eq. 33, the quantity it
-#: maximises) must exceed MARTO's by this much. Measured: ≈ +80 (58 vs −25).
-MARGIN = 30.0
+                       warmup_updates=8)
+SEEDS = 3
+EVAL_EPISODES = 16
 
 
-def _mean_reward(env, params, policy, episodes=16):
-    keys = jax.random.split(jax.random.PRNGKey(123), episodes)
-    traj = jax.jit(jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon)))(keys)
-    return float(np.mean(traj["reward"]["follower"]))
+def _evaluate(env, params, policy, keys):
+    """Mean follower reward per DT per slot and leader profit per slot, per eval key."""
+    traj = jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon))(keys)
+    return traj["reward"]["follower"].mean((1, 2)), traj["reward"]["leader"].mean((1, 2))
 
 
-def test_madfrl_beats_marto_on_a_small_config():
+def learned_vs_references(train, make_policy, config, seeds=SEEDS):
+    """Train ``seeds`` seeds (one vmapped call) on the small config and evaluate each
+    greedy policy, the best constant policy and the Stackelberg reference on the same
+    ``EVAL_EPISODES`` keys. Returns per-seed follower rewards and leader profits (per slot)
+    and the references' (shared by every seed: they do not depend on it)."""
     env, params = jaxsg.make("sgin", **SMALL)
-    policy_params, metrics = jax.jit(madfrl.make_train(env, CONFIG))(jax.random.PRNGKey(0), params)
-    assert np.all(np.isfinite(np.asarray(metrics["critic_loss"])))
-    learned = _mean_reward(env, params, madfrl.make_policy(env, CONFIG, policy_params))
-    random = _mean_reward(env, params, heuristics.marto(env))
-    assert learned > random + MARGIN, (learned, random)
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    policy_params, metrics = jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, params)
+    eval_keys = jax.random.split(jax.random.PRNGKey(123), EVAL_EPISODES)
+
+    @jax.jit
+    def learned(pp):
+        return jax.vmap(lambda p: _evaluate(env, params, make_policy(env, config, p),
+                                            eval_keys))(pp)
+
+    reward, profit = learned(policy_params)
+    constant = sgin_refs.best_constant(env, params=params, num_episodes=8, seed=7)
+    c_reward, _ = jax.jit(lambda: _evaluate(env, params, constant, eval_keys))()
+    _, profits, _ = sgin_refs.stackelberg_fixed_price(env, params, num_episodes=4, seed=7)
+    return {"reward": np.asarray(reward.mean(-1)), "profit": np.asarray(profit.mean(-1)),
+            "paired_lead": np.asarray((reward - c_reward[None]).mean(-1)),
+            "constant": float(c_reward.mean()),
+            "stackelberg_profit": float(np.max(profits)) / env.horizon,
+            "metrics": metrics}
+
+
+#: Stated margins (per DT per slot, drift-plus-penalty reward; per slot, leader profit):
+#: every seed's greedy MADFRL beats the best constant policy by ``CONSTANT_MARGIN``,
+#: paired on the same evaluation episodes, and its leader earns ≥ 90 % of the
+#: Stackelberg reference's profit (best fixed price, best-response followers).
+CONSTANT_MARGIN = 20.0
+LEADER_SHARE = 0.9
+#: Not met yet (issue 16 item 4): measured on this config with the round-2 fixes (leader
+#: crediting, leader bounds, per-mode cpu, γ ∈ {0, 0.9}), 2 seeds, greedy: follower reward
+#: −247 / −264 (fixed price) and −263 / −259 (learned leader, λ ≈ 1) per DT-slot vs the best
+#: constant's −119 and best response's −44; the greedy followers never offload (leader
+#: profit 0 vs the Stackelberg reference's ≈ 45 per slot). Strict: passing fails the xfail.
+NOT_YET = pytest.mark.xfail(strict=True, raises=AssertionError,
+                            reason="MADFRL does not beat the best constant yet (issue 16 item 4)")
+
+
+@NOT_YET
+def test_madfrl_beats_the_best_constant_and_its_leader_prices_like_stackelberg():
+    out = learned_vs_references(madfrl.make_train(env_of_small(), CONFIG), madfrl.make_policy,
+                                CONFIG)
+    print({k: v for k, v in out.items() if k != "metrics"})
+    assert np.all(np.isfinite(np.asarray(out["metrics"]["critic_loss"])))
+    assert np.all(out["paired_lead"] > CONSTANT_MARGIN), out
+    assert np.all(out["profit"] >= LEADER_SHARE * out["stackelberg_profit"]), out
+
+
+def env_of_small():
+    return jaxsg.make("sgin", **SMALL)[0]
 
 
 def test_train_vmaps_over_seeds_and_swept_params():

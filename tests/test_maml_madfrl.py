@@ -3,37 +3,36 @@
 import jax
 import numpy as np
 import pytest
+from test_madfrl import (
+    CONSTANT_MARGIN,
+    LEADER_SHARE,
+    NOT_YET,
+    SEEDS,
+    SMALL,
+    learned_vs_references,
+)
 
 import jaxsg
-from agents import heuristics, madfrl
+from agents import madfrl
 from agents import maml_madfrl as mm
-from jaxsg.wrappers import rollout
 
-SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
 CONFIG = mm.Config(
     madfrl=madfrl.Config(num_envs=8, num_updates=60, batch_size=64, buffer_size=256,
                                warmup_updates=8),
     meta_iterations=30, num_tasks=4, num_envs=4, rollout_steps=8)
-#: Stated margin: MAML-MADFRL's mean follower reward per DT per slot (eq. 33) must exceed
-#: MARTO's by this much. Measured on this config: ≈ 90–100 vs ≈ −20 (4 seeds).
-MARGIN = 30.0
 
 
-def _mean_reward(env, params, policy, episodes=16):
-    keys = jax.random.split(jax.random.PRNGKey(123), episodes)
-    traj = jax.jit(jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon)))(keys)
-    return float(np.mean(traj["reward"]["follower"]))
-
-
-def test_maml_madfrl_trains_end_to_end_and_beats_marto():
-    env, params = jaxsg.make("sgin", **SMALL)
-    policy_params, metrics = jax.jit(mm.make_train(env, CONFIG))(jax.random.PRNGKey(0), params)
-    assert metrics["meta_loss"].shape == (CONFIG.meta_iterations,)
-    assert np.all(np.isfinite(np.asarray(metrics["meta_loss"])))
-    assert metrics["follower_reward"].shape == (CONFIG.madfrl.num_updates,)
-    learned = _mean_reward(env, params, mm.make_policy(env, CONFIG, policy_params))
-    random = _mean_reward(env, params, heuristics.marto(env))
-    assert learned > random + MARGIN, (learned, random)
+@NOT_YET
+def test_maml_madfrl_beats_the_best_constant_and_its_leader_prices_like_stackelberg():
+    """The same stated margins and evaluation as MADFRL's test (``tests/test_madfrl.py``)."""
+    env, _ = jaxsg.make("sgin", **SMALL)
+    out = learned_vs_references(mm.make_train(env, CONFIG), mm.make_policy, CONFIG)
+    print({k: v for k, v in out.items() if k != "metrics"})
+    assert out["metrics"]["meta_loss"].shape == (SEEDS, CONFIG.meta_iterations)
+    assert np.all(np.isfinite(np.asarray(out["metrics"]["meta_loss"])))
+    assert out["metrics"]["follower_reward"].shape == (SEEDS, CONFIG.madfrl.num_updates)
+    assert np.all(out["paired_lead"] > CONSTANT_MARGIN), out
+    assert np.all(out["profit"] >= LEADER_SHARE * out["stackelberg_profit"]), out
 
 
 def test_meta_initialisation_is_what_madfrl_starts_from():

@@ -179,8 +179,8 @@ def test_networks_and_action_features():
     env, params = jaxsg.make("sgin", **SMALL)
     space = env.action_space("follower", params)
     discrete, continuous = hybrid_heads(space)
-    assert discrete == (("offload", 2), ("leo", 2), ("channel", 3))
-    assert continuous == ("cpu_ghz", "block_mbit")
+    assert discrete == (("offload", 2), ("drop", 2), ("leo", 2), ("channel", 3))
+    assert continuous == ("cpu", "block_mbit")  # cpu: mode-relative fraction in [0, 1]
     actor, value, q = HybridActor(discrete, continuous), ValueCritic(), QCritic()
     lo = {k: space.spaces[k].low for k in continuous}
     hi = {k: space.spaces[k].high for k in continuous}
@@ -199,11 +199,14 @@ def test_networks_and_action_features():
     logp_mode, probs, v, action, feats, qv = run(jax.random.PRNGKey(0))
     assert logp_mode.shape == (5, 6) and v.shape == (5, 6) and qv.shape == (6,)
     np.testing.assert_allclose(probs, 1 / 3, atol=0.02)  # gain-0.01 heads: near uniform
-    assert feats.shape == (6, 2 + 2 + 3 + 2)
-    np.testing.assert_allclose(feats[:, :7].sum(-1), 3.0)
-    np.testing.assert_array_equal(np.argmax(feats[:, 2:4], -1), action["leo"])
-    u = (np.asarray(action["cpu_ghz"]) - 0.5) / 5.5
-    np.testing.assert_allclose(feats[:, 7], 2 * u - 1, rtol=1e-5, atol=1e-6)
+    assert feats.shape == (6, 2 + 2 + 2 + 3 + 2)
+    np.testing.assert_allclose(feats[:, :9].sum(-1), 4.0)  # four one-hots
+    np.testing.assert_array_equal(np.argmax(feats[:, 2:4], -1), action["drop"])
+    np.testing.assert_array_equal(np.argmax(feats[:, 4:6], -1), action["leo"])
+    u = np.asarray(action["cpu"])  # already a fraction of [0, 1]
+    np.testing.assert_allclose(feats[:, 9], 2 * u - 1, rtol=1e-5, atol=1e-6)
+    v_block = (np.asarray(action["block_mbit"]) - 0.5) / 3.5
+    np.testing.assert_allclose(feats[:, 10], 2 * v_block - 1, rtol=1e-5, atol=1e-5)
 
 
 def test_policy_respects_masks_and_bounds():

@@ -4,6 +4,7 @@
 * MADFRL's heads (our decisions; see ``agents.madfrl``): the channel head is an
   offset from the follower's index, the LEO head ranks the follower's own links
   by observed path loss;
+* MADFRL's ``cpu`` head has one value per offload mode (``mode_heads``);
 * federated weights (eq. 36, unit-free form): :func:`sgin_weights` of the
   follower's task size and LEO distance, both read from its own observation;
 * MAML tasks Γ = arrival regimes: :func:`sample_tasks`.
@@ -91,10 +92,23 @@ class SginAdapter(Adapter):
     leader_class = "leader"
     relative_heads = ("channel",)
     ranked_heads = (("leo", "path_loss"),)
+    #: MADFRL's actor gives the mode-relative ``cpu`` one value per offload mode
+    #: (``agents.madfrl.select_modes``); ignored under ``payoff="paper"`` (``cpu_ghz``)
+    mode_heads = (("cpu", "offload"),)
 
     def fixed_actions(self, env, params) -> dict:
         """The leader posts ``params.price`` to every DT."""
         return {"leader": jnp.full((1, env.num_agents("follower")), params.price, jnp.float32)}
+
+    def leader_bounds(self, env, params):
+        """A learning leader prices in [0.5, 1.5]·λ₀ (λ₀ = ``params.price``): the grid of
+        the Stackelberg reference (``heuristics.sgin.price_grid_around``), clipped to
+        [λ_min, λ_max]; its untrained actor posts λ₀."""
+        shape = (1, env.num_agents("follower"))
+        low = jnp.maximum(0.5 * params.price, params.price_min)
+        high = jnp.minimum(1.5 * params.price, params.price_max)
+        return ({"action": jnp.full(shape, low, jnp.float32)},
+                {"action": jnp.full(shape, high, jnp.float32)})
 
     def federated_weights(self, env, obs):
         """Eq. 36 from the followers' own observations (E, n, d), averaged over envs."""

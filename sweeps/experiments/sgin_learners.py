@@ -238,11 +238,14 @@ def _compare_cell(cell: Cell, ctx: RunContext) -> list[dict]:
 
 
 def rational_profit_ceiling(num_followers: int, params) -> float:
-    """Cloud profit per slot when every DT buys f_min and the price is λ_max.
+    """Cloud profit per slot when every DT buys f_min and the price is λ_max — a bound
+    under ``payoff="paper"`` only (under ``"cloud"`` a DT buys the cloud CPU it uses,
+    and the Stackelberg reference is the profit benchmark).
 
-    Offloading DTs never run their own CPU, yet they pay λ·f for it (eq. 11, 29). So
-    a follower maximising eq. 33 while it offloads buys f_min at any price, and no
-    price can earn more than Σ(λ_max − c)·f_min.
+    Under ``payoff="paper"``, offloading DTs never run their own CPU, yet they pay
+    λ·f for it (eq. 11, 29). So a follower maximising eq. 33 while it offloads buys
+    f_min at any price, and no price can earn more than Σ(λ_max − c)·f_min. MARTO
+    and MAMCC exceed this bound only because they buy mid-range CPU whatever they do.
     """
     return float(num_followers * (params.price_max - params.unit_cost) * params.cpu_min_hz / 1e9)
 
@@ -259,8 +262,8 @@ def _compare_report(records: list[dict]) -> str:
     for key, text, _ in COMPARE_COLUMNS:
         lines += [f"**{text}**", "", report.ci_table(recs, key, series_key="series",
                                                      x_key=None), ""]
-    if records and "num_followers" in records[0]:
-        _, params = jaxsg.make("sgin")
+    env, params = jaxsg.make("sgin")
+    if records and "num_followers" in records[0] and env.payoff == "paper":
         bound = rational_profit_ceiling(int(records[0]["num_followers"]), params)
         lines += [f"**Profit bound:** followers that maximise eq. 33 buy f_min while "
                   f"they offload, so no price earns more than Σ(λ_max − c)·f_min = "
