@@ -6,6 +6,8 @@
     python -m sweeps.grid --no-resume --seed 1 --out /tmp/results
     python -m sweeps.grid --shard 0/2 & python -m sweeps.grid --shard 1/2; wait
     python -m sweeps.grid --report-only            # records/figures/report from cell files
+    python -m sweeps.grid --scale smoke --set num_users=12 --experiment dt_deploy_fig7
+    python -m sweeps.grid --eval-only --experiment NAME   # re-evaluate saved policies
 
 On-disk layout (``OUT`` is ``--out``, default ``results``; one directory per
 scale *and seed*, so ``--seed 1`` never touches seed-0 results)::
@@ -16,14 +18,21 @@ scale *and seed*, so ``--seed 1`` never touches seed-0 results)::
                                        dirty flag, source hash), then one section per
                                        experiment with finished cells on disk
       figures/<png files>              written by each experiment's ``plot``
+      policies/<scenario>/<method>-<hash>.msgpack (+ .json)
+                                       trained outputs saved by learned cells
+                                       (``sweeps.methods.train_or_load``, msgpack via
+                                       ``agents.core.save_checkpoint``; the JSON holds
+                                       what they depend on: config, seed, overrides)
       <experiment>/
         cells/<cell id>.json           one finished cell: {"format": 2, "experiment",
-                                       "cell", "config", "scale", "seed", "config_hash",
-                                       "code": {"commit", "dirty", "source_hash"},
+                                       "cell", "config", "scale", "seed", ["overrides",]
+                                       "config_hash", "code": {"commit", "dirty",
+                                       "source_hash"}, "policies", "eval_only",
                                        "num_records", "records_hash", "records": [...],
                                        "elapsed_s", "jax_devices", "finished_at"}
         records.csv                    tidy: one row per record of every finished cell;
-                                       columns "experiment", "cell", then record keys
+                                       columns "experiment", "cell", ["overrides",]
+                                       then record keys
         records.jsonl                  the same records, one JSON object per line
 
 **Resume** (the default) reuses a cell file only if it is intact and exact: it
@@ -33,6 +42,19 @@ computed by the same code (hash of the ``jaxsg``, ``agents`` and ``sweeps``
 sources). Otherwise the cell is recomputed with a printed note saying why
 (corrupt or truncated, edited, config changed, code changed, empty, record
 count mismatch). ``--no-resume`` recomputes every selected cell.
+
+**Overrides** (``--set KEY=VALUE``, see ``--help`` and
+:data:`sweeps.methods.SET_HELP`): env sizes/params (``num_users=12``,
+``sgin.num_mbs=2``) and learner config fields (``madfrl.actor_lr=1e-3``), validated
+before any compute and applied in one place (:class:`sweeps.methods.cell_run` around
+each cell's ``run_cell``). A cell's overrides join its config hash (so resume
+recomputes it), its file (``"overrides"``), every record (column ``overrides``) and
+the report header.
+
+**Eval-only** (``--eval-only``): the selected cells are recomputed with every
+training output loaded from ``policies/`` (:func:`sweeps.methods.train_or_load`)
+instead of trained; a learner trained outside ``train_or_load`` raises. Each cell is
+reported as reproducing its stored records exactly or not (stderr and report header).
 
 **Subsets merge**: ``--experiment``/``--cells`` compute only the selected
 cells, but records, figures and report sections are rebuilt from *every*

@@ -15,6 +15,15 @@ Every policy built here has the one signature ``policy(key, obs, state, params)`
 (or is a :class:`jaxsg.policy.RecurrentPolicy`), so :func:`jaxsg.wrappers.rollout`
 evaluates all of them.
 
+Overrides and saved policies (``python -m sweeps.grid --set ... / --eval-only``):
+:func:`resolve_overrides` parses and validates ``--set KEY=VALUE`` (namespace in
+:data:`SET_HELP`); :class:`cell_run` is the one place they apply while the runner
+computes a cell; :func:`train_or_load` is where a learned cell's training output is
+saved (or, with ``--eval-only``, loaded):
+
+    agent_params, metrics = methods.train_or_load(
+        "dt_deploy", method, {"config": core.config_json(config), "seed": seed}, train)
+
 Two switch points keep today's call paths working while the agents refactor
 lands: :func:`heuristic_factory` (one line becomes
 ``agents.heuristics.get(scenario, name, env, **kw)``) and
@@ -420,7 +429,9 @@ class cell_run:  # noqa: N801 (a context manager used like a function)
     ``jaxsg.make`` applies the env overrides of its scenario, and every learner module's
     ``make_train``/``make_policy`` (hence :func:`learned_policy`) gets its config
     through :func:`apply_learner_overrides`; :func:`train_or_load` saves or loads the
-    trained policies under ``policy_dir``."""
+    trained policies under ``policy_dir``. With ``eval_only`` every learner's
+    ``make_train`` raises: a cell that trains outside :func:`train_or_load` cannot be
+    re-evaluated, and must not silently retrain."""
 
     def __init__(self, run: CellRun):
         self.run = run
@@ -445,13 +456,16 @@ class cell_run:  # noqa: N801 (a context manager used like a function)
             make_with_overrides.__wrapped__ = make
             self._saved.append((jaxsg, "make", make))
             jaxsg.make = make_with_overrides
-        if learner:
+        if learner or self.run.eval_only:
             for module in LEARNER_MODULES:
                 mod = importlib.import_module(f"agents.{module}")
                 for fn_name in ("make_train", "make_policy"):
                     fn = getattr(mod, fn_name)
                     self._saved.append((mod, fn_name, fn))
-                    setattr(mod, fn_name, _with_learner_overrides(fn, learner))
+                    if fn_name == "make_train" and self.run.eval_only:
+                        setattr(mod, fn_name, _no_training(module))
+                    else:
+                        setattr(mod, fn_name, _with_learner_overrides(fn, learner))
         return self.run
 
     def __exit__(self, *exc) -> None:
@@ -460,6 +474,16 @@ class cell_run:  # noqa: N801 (a context manager used like a function)
             setattr(obj, name, fn)
         self._saved.clear()
         _ACTIVE = None
+
+
+def _no_training(module: str):
+    def make_train(*args, **kwargs):
+        raise RuntimeError(
+            f"--eval-only: this cell trains agents.{module} outside "
+            "sweeps.methods.train_or_load, so no saved policy can replace the training; "
+            "route the experiment's training through train_or_load")
+
+    return make_train
 
 
 def _with_learner_overrides(fn, learner: dict):

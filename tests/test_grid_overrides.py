@@ -218,3 +218,23 @@ def test_cell_file_with_overrides_survives_report_only(tmp_path):
     rows = read_records_jsonl(grid.run_dir(out, "smoke") / NAME / "records.jsonl")
     assert rows and all(r["overrides"] == "dt_deploy.horizon=3" for r in rows)
     assert json.loads(json.dumps(_cell(out, "rd")["overrides"])) == {"dt_deploy.horizon": 3}
+
+
+def test_eval_only_refuses_training_outside_train_or_load():
+    run = methods.CellRun(policy_dir=None, eval_only=True)
+    env, _ = _make_env()
+    with methods.cell_run(run), pytest.raises(RuntimeError, match="train_or_load"):
+        vd.make_train(env, _config())
+    assert vd.make_train(env, _config()) is not None
+
+
+def test_cli_set_num_users_on_a_dt_deploy_experiment(tmp_path):
+    """The issue's check: the override reaches the env and shows in the records."""
+    out = tmp_path / "res"
+    assert grid.main(["--scale", "smoke", "--set", "num_users=12", "--experiment",
+                      "dt_deploy_fig7", "--cells", "rd", "--out", str(out)]) == 0
+    rows = read_records_jsonl(grid.run_dir(out, "smoke") / "dt_deploy_fig7" / "records.jsonl")
+    assert rows and {r["overrides"] for r in rows} == {"dt_deploy.num_users=12"}
+    # every user's DT is placed somewhere each step: the counts add up to 12 users
+    for r in rows:
+        assert r["count_local"] + r["count_end"] + r["count_cloud"] == pytest.approx(12.0)
