@@ -39,8 +39,16 @@ class Bound:
         return f"{kind}{lo}{self.low:g}, {self.high:g}{hi}"
 
     def holds(self, x: np.ndarray) -> bool:
-        lo_ok = x >= self.low if self.low_inclusive else x > self.low
-        hi_ok = x <= self.high if self.high_inclusive else x < self.high
+        """``x`` (already cast to the compute dtype) lies in the range.
+
+        The ends are cast too, so a value typed as the end itself (``1e-4`` for a
+        ``[1e-4, …]`` bound, whose float32 image is 9.99999975e-05) is inside.
+        """
+        with np.errstate(over="ignore"):
+            low = float(np.float64(self.low).astype(COMPUTE_DTYPE))
+            high = float(np.float64(self.high).astype(COMPUTE_DTYPE))
+        lo_ok = x >= low if self.low_inclusive else x > low
+        hi_ok = x <= high if self.high_inclusive else x < high
         ok = bool(np.all(lo_ok & hi_ok))
         if self.integer:
             ok = ok and bool(np.all(np.floor(x) == x))
@@ -94,6 +102,9 @@ def _as_numeric(name: str, value: Any, where: str, allow_inf: bool = False) -> n
             f"{where}: field '{name}' = {bad:g} overflows {np.dtype(COMPUTE_DTYPE).name} "
             f"(max {float(np.finfo(COMPUTE_DTYPE).max):.3g})"
         )
+    # Subnormals (below the smallest normal, 1.2e-38) are flushed to 0 by XLA on CPU and
+    # GPU: check them as the 0 the simulator computes with, so a positive bound refuses them.
+    cast = np.where(np.abs(cast) < np.finfo(COMPUTE_DTYPE).tiny, COMPUTE_DTYPE(0), cast)
     return cast.astype(np.float64)
 
 
@@ -107,7 +118,8 @@ def validate_params(
 
     Values are checked as the simulator sees them, after the cast to float32
     (so ``theta_max = 0.99999999``, which rounds to 1.0, fails a ``[0, 1)``
-    bound, and 1e-50, which underflows to 0, fails a positive bound).
+    bound, and 1e-50, which underflows to 0, fails a positive bound, as does a
+    subnormal such as 1e-40, which XLA flushes to 0).
 
     Raises ``ValueError`` naming the field and allowed range on: a non-numeric,
     boolean or list value, NaN, ±inf (unless the bound has ``allow_inf``, for

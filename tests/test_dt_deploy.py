@@ -335,3 +335,53 @@ def test_branch_and_bound_equals_full_enumeration_at_20_users():
         _, v_bb = H.optimal_action(env, state, params)
         _, v_all = H.optimal_action_enumerate(env, state, params)
         np.testing.assert_allclose(v_bb, v_all, rtol=1e-9)
+
+
+def test_huge_sizes_refused_at_make_naming_them():
+    """num_users = 10⁷ needs ~10⁶ GiB for the (I, I) admission tensors: refused before
+    tracing, with the sizes in the message; a step counter past int32 likewise."""
+    with pytest.raises(ValueError, match=r"num_users=10000000.*GiB"):
+        jaxsg.make("dt_deploy", num_users=10**7)
+    with pytest.raises(ValueError, match="'horizon' = 2147483648 is outside"):
+        jaxsg.make("dt_deploy", horizon=2**31)
+    env, _ = jaxsg.make("dt_deploy", num_users=1000)  # 12 MiB: fine
+    assert env.step_elements() * 4 < 2**30
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        # round 2 accepted these (open bounds); each drove a link SNR below float32's
+        # smallest normal (rate 0 → infinite delay → −inf reward) or the cell grid past int32
+        dict(speed_of_light=1.0),
+        dict(feeder_freq_hz=1e12),
+        dict(area_m=1e6),
+        dict(end_device_cell_m=0.01),
+        dict(noise_psd_dbm_per_hz=0.0),
+        dict(user_antenna_gain_dbi=-50.0),
+    ],
+)
+def test_physically_meaningless_params_refused(override):
+    with pytest.raises(ValueError, match=next(iter(override))):
+        jaxsg.make("dt_deploy", **override)
+
+
+def test_extreme_legal_links_stay_finite():
+    """The worst legal corner of the link budget (weak user far away on a bad link) gives
+    huge but finite delays and reward, not rate 0 / −inf (pins the bounds' comment)."""
+    env, params = jaxsg.make(
+        "dt_deploy", num_users=3, num_end_devices=2, horizon=2, area_m=1e4,
+        end_device_cell_m=1e3, user_power_w=1e-4, noise_psd_dbm_per_hz=-120.0,
+        d2d_bandwidth_hz=1e10, sat_uplink_bandwidth_hz=1e10, sat_feeder_bandwidth_hz=1e10,
+        uplink_freq_hz=3e11, feeder_freq_hz=3e11, user_antenna_gain_dbi=-20.0,
+        sat_antenna_gain_dbi=-20.0, gateway_antenna_gain_dbi=-20.0, altitude_m=40_000e3,
+        min_elevation_rad=1e-6, peak_elevation_rad=1e-6, speed_of_light=1e8, sat_power_w=1e-2,
+        data_min_bits=1e10, data_max_bits=1e10, alpha=1e3)
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    for node in range(env.num_nodes):
+        action = {"user": jnp.full((3,), node, jnp.int32)}
+        _, _, reward, _, _, info = env.step(jax.random.PRNGKey(1), state, action, params)
+        assert np.isfinite(reward["user"]).all() and np.isfinite(info["latency_sum_s"])
+        if node > 0:  # offloading over the extreme links: the corner is really extreme
+            assert float(info["latency_sum_s"]) > 1e6
+    assert np.isfinite(obs["user"]).all()

@@ -364,3 +364,29 @@ def test_best_constant_and_fair_average_budget():
     assert fair_table.max() >= hold
     with pytest.raises(ValueError, match="power level"):
         heur.average_budget(env, power=env.num_power_levels)
+
+
+def test_huge_sizes_refused_at_make_naming_them():
+    """The per-level link tensors of 10⁸ users per satellite need ~670 GiB: refused
+    before tracing with the sizes in the message; a horizon past int32 likewise."""
+    with pytest.raises(ValueError, match=r"users_per_satellite=100000000.*GiB"):
+        jaxsg.make("spectrum", users_per_satellite=10**8)
+    with pytest.raises(ValueError, match="'horizon' = 2147483648 is outside"):
+        jaxsg.make("spectrum", horizon=2**31)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        # round 2 accepted these (open bounds); fuzzing found non-finite observations
+        dict(carrier_hz=1.0),
+        dict(speed_of_light=1.0),
+        dict(power_ctrl_max_w=3e38),
+        dict(price_max=1e-39),  # a subnormal: flushed to 0 → price / price_max = 0/0
+        dict(channel_bandwidth_hz=1e-30),
+        dict(noise_psd_dbm_per_mhz=100.0),
+    ],
+)
+def test_physically_meaningless_params_refused(override):
+    with pytest.raises(ValueError, match=next(iter(override))):
+        jaxsg.make("spectrum", **override)

@@ -84,3 +84,23 @@ def test_check_memory_refuses_before_tracing():
     with pytest.raises(ValueError, match=r"sizes \(num_users=10000000\) need about"):
         check_memory({"num_users": 10**7}, 10**7 * 10**3, where="toy")
 
+
+
+def test_subnormals_are_checked_as_the_zero_xla_computes_with():
+    """1e-40 is a float32 subnormal, which XLA flushes to 0 on CPU and GPU: a positive
+    field refuses it (round 3 fuzzing: price_max = 1e-38·0.85 gave a 0/0 observation);
+    the smallest normal passes, and 0 stays legal where the bound allows it."""
+    with pytest.raises(ValueError, match="'rate'"):
+        _check(rate=1e-40)
+    _check(rate=float(np.finfo(np.float32).tiny))
+    _check(share=1e-40)  # [0, 1): the 0 it becomes is inside
+
+
+def test_bound_ends_are_compared_after_the_float32_cast():
+    """A value typed as the end itself is inside, though float32(1e-4) < 1e-4."""
+    bounds = dict(BOUNDS, rate=Bound(1e-4, 1e2))
+    assert float(np.float32(1e-4)) < 1e-4
+    validate_params(_P(rate=1e-4), bounds)
+    validate_params(_P(rate=np.array([1e-4, 1e2], np.float32)), bounds)
+    with pytest.raises(ValueError, match="'rate'"):
+        validate_params(_P(rate=9.9e-5), bounds)

@@ -143,7 +143,7 @@ from jaxsg.physics.geometry import slant_range
 from jaxsg.physics.link import shannon_rate
 from jaxsg.physics.pathloss import fspl_db, uma_pathloss_db
 from jaxsg.physics.units import SPEED_OF_LIGHT, db_to_linear, noise_power_watt
-from jaxsg.validation import NON_NEGATIVE, POSITIVE, Bound, check_choice, check_int
+from jaxsg.validation import Bound, check_choice, check_int, check_memory
 
 MBIT = 1e6
 RATE_SCALE_BPS = 100e6
@@ -205,39 +205,55 @@ PAPER_OVERRIDES = dict(
     unit_cost=1.0,
 )
 
+#: Allowed ranges. Every range is closed and finite where the physics needs it (round 3,
+#: params fuzzing, ``tests/test_params_fuzz.py``): the open ranges of round 2 (any positive
+#: float32) let a legal draw push a link's SNR below float32's smallest normal (1.2e−38,
+#: flushed to 0 on CPU: rate 0, infinite delay, −inf reward), e.g. speed_of_light = 1 m/s
+#: with a 1 THz carrier (FSPL 414 dB), or overflow the int32 cell grid (area/cell > 46 340).
+#: With these ranges the worst case stays finite with margin: worst D2D mean SNR × fading
+#: floor ≈ 4e−24 (1e−4 W, 171 dB at √2·10 km, −120 dBm/Hz over 10 GHz), worst uplink
+#: gain −285 dB (±20 dBi, 46 000 km at 300 GHz with c = 1e8), worst per-user delay
+#: ≈ 1e27 s, largest SNR ≈ 1e27.
+_GAIN_DBI = Bound(-20.0, 70.0)  # a badly mismatched antenna .. the largest deep-space dishes
+_CPU_HZ = Bound(1e6, 1e13)  # 1 MHz microcontroller .. a 10 THz-equivalent cloud
+_BANDWIDTH_HZ = Bound(1e3, 1e10)  # 1 kHz narrowband .. 10 GHz (sub-THz channels)
 PARAM_BOUNDS = {
-    "area_m": POSITIVE,
-    "end_device_cell_m": POSITIVE,
-    "data_min_bits": POSITIVE,
-    "data_max_bits": POSITIVE,
-    "cycles_per_bit_min": POSITIVE,
-    "cycles_per_bit_max": POSITIVE,
-    "local_cpu_min_hz": POSITIVE,
-    "local_cpu_max_hz": POSITIVE,
-    "end_cpu_hz": POSITIVE,
-    "end_capacity": Bound(0.0, math.inf, integer=False),
-    "cloud_capacity": Bound(0.0, math.inf, allow_inf=True),  # inf: unlimited
-    "cloud_cpu_hz": POSITIVE,
-    "noise_psd_dbm_per_hz": Bound(-250.0, 0.0),
-    "user_power_w": POSITIVE,
-    "d2d_bandwidth_hz": POSITIVE,
+    # ≤ 10 km and cells ≥ 1 m: the grid side floor(area/cell) ≤ 1e4, its cell count ≤ 1e8
+    # stays inside int32 (pick_distinct_cells indexes cells in int32)
+    "area_m": Bound(1.0, 1e4),
+    "end_device_cell_m": Bound(1.0, 1e4),
+    "data_min_bits": Bound(1.0, 1e10),  # 1 bit .. 1.25 GB per DT per step
+    "data_max_bits": Bound(1.0, 1e10),
+    "cycles_per_bit_min": Bound(1e-2, 1e5),
+    "cycles_per_bit_max": Bound(1e-2, 1e5),
+    "local_cpu_min_hz": _CPU_HZ,
+    "local_cpu_max_hz": _CPU_HZ,
+    "end_cpu_hz": _CPU_HZ,
+    "end_capacity": Bound(0.0, 1e6, integer=True),
+    "cloud_capacity": Bound(0.0, math.inf, integer=True, allow_inf=True),  # inf: unlimited
+    "cloud_cpu_hz": _CPU_HZ,
+    # a cooled receiver (−200) .. 54 dB above thermal noise (−120)
+    "noise_psd_dbm_per_hz": Bound(-200.0, -120.0),
+    "user_power_w": Bound(1e-4, 1e2),
+    "d2d_bandwidth_hz": _BANDWIDTH_HZ,
     "d2d_min_distance_m": Bound(1.0, 1000.0),
-    "sat_uplink_bandwidth_hz": POSITIVE,
-    "sat_feeder_bandwidth_hz": POSITIVE,
-    "sat_power_w": POSITIVE,
-    "uplink_freq_hz": POSITIVE,
-    "feeder_freq_hz": POSITIVE,
-    "user_antenna_gain_dbi": Bound(-50.0, 80.0),
-    "sat_antenna_gain_dbi": Bound(-50.0, 80.0),
-    "gateway_antenna_gain_dbi": Bound(-50.0, 80.0),
+    "sat_uplink_bandwidth_hz": _BANDWIDTH_HZ,
+    "sat_feeder_bandwidth_hz": _BANDWIDTH_HZ,
+    "sat_power_w": Bound(1e-2, 1e4),
+    "uplink_freq_hz": Bound(1e8, 3e11),  # VHF .. 300 GHz
+    "feeder_freq_hz": Bound(1e8, 3e11),
+    "user_antenna_gain_dbi": _GAIN_DBI,
+    "sat_antenna_gain_dbi": _GAIN_DBI,
+    "gateway_antenna_gain_dbi": _GAIN_DBI,
     "altitude_m": Bound(100e3, 40_000e3),
     # π/2 + 1e-6: the float32 rounding of π/2 (a swept batch is float32) is above π/2
     "min_elevation_rad": Bound(0.0, math.pi / 2 + 1e-6, low_inclusive=False),
     "peak_elevation_rad": Bound(0.0, math.pi / 2 + 1e-6, low_inclusive=False),
-    "speed_of_light": POSITIVE,
-    "alpha": NON_NEGATIVE,
-    "beta": NON_NEGATIVE,
-    "unit_cost": NON_NEGATIVE,
+    # propagation speed: a third of c (slow media) .. c; a model constant, not a knob
+    "speed_of_light": Bound(1e8, 3e8),
+    "alpha": Bound(0.0, 1e3),
+    "beta": Bound(0.0, 1e3),
+    "unit_cost": Bound(0.0, 1e3),
 }
 PARAM_ORDER = (
     ("data_min_bits", "data_max_bits"),
@@ -321,6 +337,19 @@ class DtDeployEnv(MultiAgentEnv):
         self.preset = check_choice("preset", preset, ("default", "paper"), "dt_deploy")
         self.num_nodes = self.num_end_devices + 2
         self.cloud = self.num_end_devices + 1
+        check_memory({"num_users": self.num_users, "num_end_devices": self.num_end_devices},
+                     self.step_elements(), where="dt_deploy")
+
+    def step_elements(self) -> int:
+        """Estimate of the float32 elements one step of one episode holds at its peak.
+
+        Dominated by the random-priority admission (13d): three ``(I, I)`` pairwise
+        tensors (same node, earlier priority, their product); plus the ``(I, E+2)``
+        delays, one-hots and masks (×8) and the ``(I, 4E+11)`` observation (×2, the
+        step's and the auto-reset's).
+        """
+        i, e = self.num_users, self.num_end_devices
+        return 3 * i * i + 8 * i * (e + 2) + 2 * i * (4 * e + 11)
 
     # ----------------------------------------------------------- params
     @property

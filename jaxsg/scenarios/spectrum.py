@@ -227,7 +227,7 @@ from jaxsg.physics.antenna import bessel_beam_gain
 from jaxsg.physics.doppler import doppler_loss_factor, ici_sinr
 from jaxsg.physics.geometry import deviation_angle
 from jaxsg.physics.units import EARTH_RADIUS
-from jaxsg.validation import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, Bound, check_choice, check_int
+from jaxsg.validation import UNIT_INTERVAL, Bound, check_choice, check_int, check_memory
 
 SINR_DB_SCALE = 30.0
 SINR_FLOOR = 1e-12
@@ -342,41 +342,53 @@ class SpectrumParams:
 #: π/2 rounded up to float32 (a float32 sweep of 90° must validate).
 HALF_PI_F32 = float(np.float32(math.pi / 2))
 
+#: Allowed ranges, closed and finite where the physics needs it (round 3, params fuzzing,
+#: ``tests/test_params_fuzz.py``): the open ranges of round 2 (any positive float32) let a
+#: legal draw reach non-finite observations, e.g. carrier 1 Hz with speed_of_light 1 m/s,
+#: or a power-control grid up to 3.4e38 W. With these ranges the worst own-beam link gain
+#: is ≈ 1e−29 (−20 dBi user and satellite, (λ/4πd)² at 300 GHz, c = 1e8, 46 000 km), so
+#: the channel-inversion power target/gain ≤ 1e29 W stays finite, and the largest SNR
+#: (1 W target over −150 dBm/MHz × 1 kHz) is ≈ 1e21.
+_GAIN_DBI = Bound(-20.0, 70.0)  # a badly mismatched antenna .. the largest dishes
 PARAM_BOUNDS = {
     "altitude_m": Bound(100e3, 40_000e3),
     "elevation_min_rad": Bound(0.0, HALF_PI_F32, low_inclusive=False),
     "elevation_max_rad": Bound(0.0, HALF_PI_F32, low_inclusive=False),
-    "beam_radius_m": POSITIVE,
-    "velocity_mps": NON_NEGATIVE,
-    "carrier_hz": POSITIVE,
-    "speed_of_light": POSITIVE,
-    "channel_bandwidth_hz": POSITIVE,
-    "sat_gain_dbi": Bound(-50.0, 80.0),
-    "user_gain_min_dbi": Bound(-50.0, 80.0),
-    "user_gain_max_dbi": Bound(-50.0, 80.0),
-    "target_rx_power_w": Bound(0.0, 1.0, low_inclusive=False),
-    "noise_psd_dbm_per_mhz": Bound(-250.0, 100.0),
-    "rician_k": NON_NEGATIVE,
-    "doppler_xi": NON_NEGATIVE,
+    "beam_radius_m": Bound(1e3, 1e6),  # a 1 km spot beam .. a 1000 km regional beam
+    "velocity_mps": Bound(0.0, 1e4),  # LEO ≈ 7.5 km/s; 10 km/s bounds any orbit's speed
+    "carrier_hz": Bound(1e8, 3e11),  # VHF .. 300 GHz
+    # propagation speed: a third of c (slow media) .. c; a model constant, not a knob
+    "speed_of_light": Bound(1e8, 3e8),
+    "channel_bandwidth_hz": Bound(1e3, 1e10),
+    "sat_gain_dbi": _GAIN_DBI,
+    "user_gain_min_dbi": _GAIN_DBI,
+    "user_gain_max_dbi": _GAIN_DBI,
+    "target_rx_power_w": Bound(1e-20, 1.0),  # −170 dBm .. 30 dBm at the receiver
+    # a cooled receiver (−150) .. 60 dB above thermal noise (−54); thermal is −114
+    "noise_psd_dbm_per_mhz": Bound(-150.0, -54.0),
+    "rician_k": Bound(0.0, 1e4),  # Rayleigh .. 40 dB (pure line of sight)
+    "doppler_xi": Bound(0.0, 1e6),  # ρ at 7.5 km/s: 1 .. exp(−25)
     "cfo_residual": UNIT_INTERVAL,
-    "subcarrier_spacing_hz": POSITIVE,
+    "subcarrier_spacing_hz": Bound(1e2, 1e7),
     "activity_min": UNIT_INTERVAL,
     "activity_max": UNIT_INTERVAL,
-    "polarization_isolation_db": NON_NEGATIVE,
+    "polarization_isolation_db": Bound(0.0, 100.0),
     "cochannel_factor": UNIT_INTERVAL,
     "visibility": UNIT_INTERVAL,
     "visibility_prices_budget": UNIT_INTERVAL,
     "malicious_fraction": UNIT_INTERVAL,
     "malicious_boost_db": Bound(0.0, 60.0, low_inclusive=False),
-    "revenue_coefficient": POSITIVE,
-    "price_min": NON_NEGATIVE,
-    "price_max": POSITIVE,
-    "power_ctrl_min_w": POSITIVE,
-    "power_ctrl_max_w": POSITIVE,
-    "reputation_coeff": NON_NEGATIVE,
+    # prices and revenue are normalised by price_max in the observation: keep them
+    # within six decades of 1 (a unit of account, not a physical scale)
+    "revenue_coefficient": Bound(1e-6, 1e6),
+    "price_min": Bound(0.0, 1e6),
+    "price_max": Bound(1e-6, 1e6),
+    "power_ctrl_min_w": Bound(1e-6, 1e4),  # 1 µW .. 10 kW transmit power
+    "power_ctrl_max_w": Bound(1e-6, 1e4),
+    "reputation_coeff": Bound(0.0, 1e6),
     "p_online": UNIT_INTERVAL,
-    "block_reward": NON_NEGATIVE,
-    "reputation_weight": NON_NEGATIVE,
+    "block_reward": Bound(0.0, 1e6),
+    "reputation_weight": Bound(0.0, 1e6),
 }
 PARAM_ORDER = (
     ("user_gain_min_dbi", "user_gain_max_dbi"),
@@ -528,6 +540,22 @@ class SpectrumEnv(MultiAgentEnv):
         self.cell_xy_unit = xy.astype(np.float32)
         self.cell_colour = colour
         self.num_actions = 3 if price_only else 9
+        check_memory({"num_satellites": self.num_satellites,
+                      "users_per_satellite": self.users_per_satellite,
+                      "num_cells": self.num_cells, "num_power_levels": self.num_power_levels},
+                     self.step_elements(), where=where)
+
+    def step_elements(self) -> int:
+        """Estimate of the float32 elements one step of one episode holds at its peak.
+
+        Dominated by the link gains and per-level interference of the myopic bound
+        (``myopic_by_level`` vmaps eq. 3-6 over the LP power levels): ``(LP+2, S, U, C)``
+        link-gain × weight products (×2: the einsum operand and the gains), and the
+        ``(LP+2, S, C, C)`` beam-to-beam powers.
+        """
+        s, u, c = self.num_satellites, self.users_per_satellite, self.num_cells
+        lp = self.num_power_levels + 2
+        return 2 * lp * s * u * c + lp * s * c * c + 16 * lp * s * u
 
     # ----------------------------------------------------------- params
     @property
