@@ -528,7 +528,8 @@ def run_experiment(
     if not result.records:
         return result  # nothing on disk for this experiment: no outputs
 
-    write_records_csv(exp_dir / "records.csv", result.records, leading=RESERVED_COLUMNS)
+    leading = RESERVED_COLUMNS if result.overrides else RESERVED_COLUMNS[:2]
+    write_records_csv(exp_dir / "records.csv", result.records, leading=leading)
     write_records_jsonl(exp_dir / "records.jsonl", result.records)
     if result.stale_code:
         print(f"warning: {exp.name}: {len(result.stale_code)} reported cell(s) were computed "

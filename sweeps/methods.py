@@ -429,9 +429,9 @@ class cell_run:  # noqa: N801 (a context manager used like a function)
     ``jaxsg.make`` applies the env overrides of its scenario, and every learner module's
     ``make_train``/``make_policy`` (hence :func:`learned_policy`) gets its config
     through :func:`apply_learner_overrides`; :func:`train_or_load` saves or loads the
-    trained policies under ``policy_dir``. With ``eval_only`` every learner's
-    ``make_train`` raises: a cell that trains outside :func:`train_or_load` cannot be
-    re-evaluated, and must not silently retrain."""
+    trained policies under ``policy_dir``. With ``eval_only`` the train function of
+    every learner's ``make_train`` raises when called: a cell that trains outside
+    :func:`train_or_load` cannot be re-evaluated, and must not silently retrain."""
 
     def __init__(self, run: CellRun):
         self.run = run
@@ -463,7 +463,7 @@ class cell_run:  # noqa: N801 (a context manager used like a function)
                     fn = getattr(mod, fn_name)
                     self._saved.append((mod, fn_name, fn))
                     if fn_name == "make_train" and self.run.eval_only:
-                        setattr(mod, fn_name, _no_training(module))
+                        setattr(mod, fn_name, _no_training(module, fn, learner))
                     else:
                         setattr(mod, fn_name, _with_learner_overrides(fn, learner))
         return self.run
@@ -476,14 +476,26 @@ class cell_run:  # noqa: N801 (a context manager used like a function)
         _ACTIVE = None
 
 
-def _no_training(module: str):
-    def make_train(*args, **kwargs):
-        raise RuntimeError(
-            f"--eval-only: this cell trains agents.{module} outside "
-            "sweeps.methods.train_or_load, so no saved policy can replace the training; "
-            "route the experiment's training through train_or_load")
+def _no_training(module: str, make_train, learner: dict):
+    """``make_train`` whose train function raises when called (building it is fine)."""
+    import functools
 
-    return make_train
+    @functools.wraps(make_train)
+    def wrapped(env, config, *args, **kwargs):
+        train = make_train(env, apply_learner_overrides(config, learner), *args, **kwargs)
+        if not callable(train):
+            return train
+
+        @functools.wraps(train)
+        def refuse(*a, **kw):
+            raise RuntimeError(
+                f"--eval-only: this cell trains agents.{module} outside "
+                "sweeps.methods.train_or_load, so no saved policy can replace the "
+                "training; route the experiment's training through train_or_load")
+
+        return refuse
+
+    return wrapped
 
 
 def _with_learner_overrides(fn, learner: dict):

@@ -192,6 +192,8 @@ def test_overrides_are_recorded_hashed_and_eval_only_reproduces(tmp_path, capsys
     rows = read_records_jsonl(grid.run_dir(out, "smoke") / NAME / "records.jsonl")
     assert {r["overrides"] for r in rows if r["cell"] == "proposed"} == {
         "dt_deploy.num_users=4; value_decomp.hidden=6"}
+    csv_head = (grid.run_dir(out, "smoke") / NAME / "records.csv").read_text().split("\n")[0]
+    assert csv_head.startswith("experiment,cell,overrides,method,")
     report = (grid.run_dir(out, "smoke") / "report.md").read_text()
     assert "overrides (`--set`): dt_deploy.num_users=4; value_decomp.hidden=6" in report
 
@@ -223,8 +225,10 @@ def test_cell_file_with_overrides_survives_report_only(tmp_path):
 def test_eval_only_refuses_training_outside_train_or_load():
     run = methods.CellRun(policy_dir=None, eval_only=True)
     env, _ = _make_env()
-    with methods.cell_run(run), pytest.raises(RuntimeError, match="train_or_load"):
-        vd.make_train(env, _config())
+    with methods.cell_run(run):
+        train = vd.make_train(env, _config())  # building is fine, training is not
+        with pytest.raises(RuntimeError, match="train_or_load"):
+            train(jax.random.PRNGKey(0), env.default_params)
     assert vd.make_train(env, _config()) is not None
 
 
