@@ -56,6 +56,7 @@ Design decisions
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any, ClassVar, NamedTuple
 
 import chex
@@ -75,7 +76,8 @@ MIXERS = ("none", "vdn", "qmix")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Static hyperparameters (hashable)."""
+    """Static hyperparameters (hashable). ``lr``, ``eps_decay_fraction`` and
+    ``target_update_interval`` are the defaults of the traced :class:`HParams`."""
 
     mixer: str = "vdn"
     num_envs: int = 8
@@ -113,6 +115,38 @@ class Config:
         if self.mixer not in MIXERS:
             raise ValueError(f"Config: field 'mixer' must be one of {MIXERS}, got {self.mixer!r}")
         core.check_config(self)
+
+
+class HParams(NamedTuple):
+    """The tunable hyperparameters as traced scalars (``train(key, params, hparams)``):
+    a grid of them is one ``jit(vmap(train))`` call (:func:`make_sweep`)."""
+
+    lr: Any
+    eps_decay_fraction: Any
+    target_update_interval: Any
+
+    @classmethod
+    def of(cls, config: Config) -> "HParams":
+        return cls(jnp.float32(config.lr), jnp.float32(config.eps_decay_fraction),
+                   jnp.int32(config.target_update_interval))
+
+
+def hparams_grid(lr=(), eps_decay_fraction=(), target_update_interval=(),
+                 config: Config | None = None) -> tuple[HParams, list[dict]]:
+    """Cartesian grid of :class:`HParams` (leading axis G) and its rows as dicts; an
+    empty tuple takes the config's value. Bad values raise ``ValueError`` here."""
+    config = Config() if config is None else config
+    axes = {"lr": tuple(lr) or (config.lr,),
+            "eps_decay_fraction": tuple(eps_decay_fraction) or (config.eps_decay_fraction,),
+            "target_update_interval": tuple(target_update_interval)
+            or (config.target_update_interval,)}
+    rows = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
+    for row in rows:  # the same bounds as the static config
+        dataclasses.replace(config, **row)
+    grid = HParams(jnp.asarray([r["lr"] for r in rows], jnp.float32),
+                   jnp.asarray([r["eps_decay_fraction"] for r in rows], jnp.float32),
+                   jnp.asarray([r["target_update_interval"] for r in rows], jnp.int32))
+    return grid, rows
 
 
 # TODO(sweeps): remove once sweeps use make_train/make_policy with Config
@@ -300,7 +334,8 @@ def make_actor(env, config: Config):
 
 # ------------------------------------------------------------------ training
 def make_train(env, config: Config):
-    """Build ``train(key, params) -> (agent_params, metrics)``.
+    """Build ``train(key, params, hparams=None) -> (agent_params, metrics)``; ``hparams``
+    (:class:`HParams`, traced) overrides the config's lr / ε schedule / target period.
 
     ``metrics`` has one entry per iteration: ``return_mean`` (team return per episode
     of the exploring envs), ``eval_return_mean`` and ``eval_<metric>`` (greedy envs,
@@ -314,9 +349,15 @@ def make_train(env, config: Config):
     n_train, n_eval = config.num_envs, config.num_eval_envs
     n_all = n_train + n_eval
     reset_fn, step_fn = make_actor(env, config)
-    tx = core.adam(config.lr, config.max_grad_norm, eps=1e-5)
-    epsilon = core.linear(config.eps_start, config.eps_end,
-                          config.eps_decay_fraction * config.num_updates)
+    # Adam with a traced learning rate (= core.adam(lr, ...): scale_by_adam then −lr)
+    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                     optax.scale_by_adam(eps=1e-5))
+
+    def epsilon(it, hp: HParams):
+        """Linear ε schedule over ``eps_decay_fraction`` of the iterations (traced)."""
+        steps = jnp.maximum(hp.eps_decay_fraction * config.num_updates, 1.0)
+        frac = jnp.clip(it / steps, 0.0, 1.0)
+        return config.eps_start + (config.eps_end - config.eps_start) * frac
 
     def q_values(agent_params, ep: Episode):
         """Online/target-style Q over one batch: (T, B, n, |A|) now and at next."""
@@ -351,7 +392,8 @@ def make_train(env, config: Config):
             td = q_tot - jax.lax.stop_gradient(r + cont * q_tot_next)
         return 0.5 * jnp.mean(td**2), jnp.mean(q_taken)
 
-    def train(key: chex.PRNGKey, params: Any):
+    def train(key: chex.PRNGKey, params: Any, hparams: HParams | None = None):
+        hp = HParams.of(config) if hparams is None else hparams
         scale = ad.reward_scale(env, params) if config.reward_scale is None \
             else config.reward_scale
         key, k_agent, k_mixer, k_reset = jax.random.split(key, 4)
@@ -390,6 +432,7 @@ def make_train(env, config: Config):
             (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 net_params, target_params, batch, scale)
             updates, new_opt = tx.update(grads, opt_state, net_params)
+            updates = jax.tree.map(lambda u: -hp.lr * u, updates)
             new_params = optax.apply_updates(net_params, updates)
             ready = replay.size(buf) >= config.warmup_episodes
             net_params, opt_state = core.gate(ready, (new_params, new_opt),
@@ -399,7 +442,7 @@ def make_train(env, config: Config):
         def iteration(carry, it_key):
             net_params, target_params, opt_state, buf, act, it = carry
             k_roll, k_upd = jax.random.split(it_key)
-            eps = epsilon(it)
+            eps = epsilon(it, hp)
             (_, act, _), rec = jax.lax.scan(
                 env_step, (net_params["agent"], act, eps), jax.random.split(k_roll, horizon))
             # rec leaves: (T, n_all, ...) -> episodes of the exploring envs, batch-major
@@ -409,8 +452,8 @@ def make_train(env, config: Config):
                 update, (net_params, target_params, opt_state, buf),
                 jax.random.split(k_upd, config.updates_per_iter))
             it = it + 1
-            target_params = core.hard_update(net_params, target_params, it,
-                                             config.target_update_interval)
+            target_params = core.gate(it % hp.target_update_interval == 0, net_params,
+                                      target_params)
             ret = jnp.sum(rec["reward"], axis=0)  # (n_all,) team return per episode
             metrics = {"return_mean": jnp.mean(ret[:n_train]), "td_loss": jnp.mean(loss),
                        "q_taken_mean": jnp.mean(q_mean), "epsilon": eps}
@@ -428,6 +471,15 @@ def make_train(env, config: Config):
         return net_params["agent"], metrics
 
     return train
+
+
+def make_sweep(env, config: Config):
+    """``sweep(seed_keys (S, 2), params, grid: HParams (G,)) -> (agent_params, metrics)``
+    with leading axes (G, S): every grid point × training seed in one compiled call
+    (``jit(vmap(vmap(train)))``). Build ``grid`` with :func:`hparams_grid`."""
+    train = make_train(env, config)
+    over_seeds = jax.vmap(train, in_axes=(0, None, None))
+    return jax.jit(jax.vmap(over_seeds, in_axes=(None, None, 0)))
 
 
 # ------------------------------------------------------------------ evaluation

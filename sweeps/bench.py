@@ -609,7 +609,7 @@ def section_train(args, scenario: Scenario, out: dict) -> None:
         "steps; agent-steps/s = seeds x env steps x counted agents / s, updates included"
     )
     header = (f"{'algorithm':>9} {'seeds':>5} {'agent-steps/call':>16} {'compile s':>9} "
-              f"{'median s':>9} {'agent-steps/s':>13}")
+              f"{'median s':>9} {'agent-steps/s':>13} {'cpu/wall':>8}")
     lines += [header, "-" * len(header)]
     _flush(args, out)
     rows = []
@@ -621,18 +621,21 @@ def section_train(args, scenario: Scenario, out: dict) -> None:
             compiled = jax.jit(jax.vmap(train, in_axes=(0, None))).lower(keys, params).compile()
             compile_s = time.perf_counter() - t0
             jax.block_until_ready(compiled(keys, params))  # warm-up
-            times = []
+            times, cpu = [], 0.0
             for _ in range(args.train_repeats):
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 jax.block_until_ready(compiled(keys, params))
                 times.append(time.perf_counter() - t0)
+                cpu += time.process_time() - c0
             per_call = seeds * cfg.num_envs * steps_per_env * n_agents
             median = statistics.median(times)
             rows.append({"algorithm": name, "seeds": seeds, "agent_steps_per_call": per_call,
                          "compile_s": compile_s, "call_s_median": median,
-                         "agent_steps_per_s": per_call / median})
+                         "agent_steps_per_s": per_call / median,
+                         "cpu_per_wall": cpu / sum(times) if times else None})
             lines.append(f"{name:>9} {seeds:>5} {per_call:>16,} {compile_s:>9.1f} "
-                         f"{median:>9.2e} {_fmt_rate(per_call / median):>13}")
+                         f"{median:>9.2e} {_fmt_rate(per_call / median):>13} "
+                         + (f"{cpu / sum(times):>8.2f}" if times else f"{'-':>8}"))
             _flush(args, out)
     out["train"] = rows
 

@@ -124,6 +124,7 @@ def test_train_section_reports_both_learners(tmp_path):
     for r in rows:
         assert r["seeds"] == 1
         assert math.isfinite(r["agent_steps_per_s"]) and r["agent_steps_per_s"] > 0
+        assert r["cpu_per_wall"] > 0  # shows when the training rows ran on a shared CPU
 
 
 def test_roofline_fraction_from_cost_and_peaks():

@@ -66,14 +66,7 @@ CROSS_FIELD = {
 
 #: Known failures in files this suite's author does not own, with the cause (see the
 #: report of the fuzz branch); strict=False so the lead's fix un-xfails cleanly.
-XFAIL = {
-    "sgin": "sgin: arrival_min_bits = arrival_max_bits = 0 (legal, NON_NEGATIVE) gives a 0/0 "
-            "observation (arrivals / arrival_max_bits); and open POSITIVE ranges (carrier, "
-            "speed_of_light, powers, rates down to 1e-38 or up to 3.4e38) overflow/underflow "
-            "the link budget and delays",
-    "edge_assoc": "edge_assoc: open POSITIVE ranges, e.g. subchannel_bandwidth_hz = 1e-22: "
-                  "the noise N0·B underflows to 0, SNR = inf, uplink rate inf",
-}
+XFAIL: dict[str, str] = {}  # scenario -> reason, for a known failure being fixed
 
 
 def _f32(x: float) -> float:

@@ -1,5 +1,6 @@
 """Recurrent IQL / VDN / QMIX (agents/value_decomp.py): reset alignment, mixers, learning."""
 
+import dataclasses
 import functools
 
 import jax
@@ -14,13 +15,20 @@ from agents.heuristics import dt_deploy as H
 from jaxsg.wrappers import rollout
 
 SMALL = dict(num_users=4, num_end_devices=2, horizon=8)
+#: chosen by the vmapped sweep in ``test_hparams_sweep_is_one_call_and_matches_train``'s
+#: grid (lr 1e-3/3e-3/1e-2 × ε decay 0.3/0.6 × target period 2/8, 2 seeds, VDN, 150
+#: iterations; last-20-iteration greedy return): lr 3e-3, ε decay 0.6, period 2
 FAST = dict(num_envs=8, num_eval_envs=4, num_updates=150, updates_per_iter=2,
             batch_episodes=16, buffer_episodes=500, warmup_episodes=16, hidden=32, fc=32,
-            mixer_embed=16, hyper_hidden=32, target_update_interval=4, lr=3e-3,
-            eps_decay_fraction=0.3)
-#: learned greedy return must beat RD's mean episode return by this fraction of |RD|
-#: (returns are negative: the learned return must be at most half of RD's cost)
-MARGIN = 0.5
+            mixer_embed=16, hyper_hidden=32, target_update_interval=2, lr=3e-3,
+            eps_decay_fraction=0.6)
+#: every training seed's greedy return, paired with the best constant policy on the same
+#: episodes, must beat it by this fraction of |best constant return| (returns < 0)
+MARGIN_CONSTANT = 0.05
+#: ... and random deployment (RD, the paper's baseline) by this fraction of |RD return|
+MARGIN_RD = 0.3
+SEEDS = 3
+EVAL_EPISODES = 32
 
 
 def test_unroll_resets_memory_with_the_flag_of_its_own_step():
@@ -80,31 +88,92 @@ def test_qmix_mixer_is_monotone_and_config_is_validated():
         vd.Config(num_envs=0)
 
 
+def _episode_returns(env, params, policy, keys):
+    tr = jax.jit(jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon)))(keys)
+    return np.asarray(tr["reward"]["user"][:, :, 0]).sum(1)  # (episodes,)
+
+
 @functools.cache
-def _rd_return():
+def _references():
+    """RD and the best constant policy (chosen on the evaluation episodes themselves,
+    which favours it) on the shared evaluation episodes: per-episode returns."""
     env, params = jaxsg.make("dt_deploy", **SMALL)
-    pol = H.random_deploy(env)
-    tr = jax.jit(jax.vmap(lambda k: rollout(env, pol, k, params, env.horizon)))(
-        jax.random.split(jax.random.PRNGKey(7), 64))
-    return float(np.asarray(tr["reward"]["user"][:, :, 0]).sum(1).mean())
+    keys = jax.random.split(jax.random.PRNGKey(7), EVAL_EPISODES)
+    best = H.best_constant(env, params, jax.random.PRNGKey(7), EVAL_EPISODES)
+    return {"rd": _episode_returns(env, params, H.random_deploy(env), keys),
+            "best_constant": _episode_returns(env, params, best, keys),
+            "choice": best.choice}
+
+
+def test_paired_margin_check_fails_when_the_learner_does_not_beat_the_reference():
+    ref = np.array([-10.0, -12.0, -14.0])
+    assert _beats(ref + 2.0, ref, 0.1)  # 2.0 > 0.1 · 12 on every episode pair
+    assert not _beats(ref + 1.0, ref, 0.1)  # 1.0 < 1.2
+    assert not _beats(ref, ref, 0.0)  # a tie is not a win
+
+
+def _beats(learned, reference, margin):
+    """Paired on episodes: mean(learned − reference) > margin · |mean(reference)|."""
+    return float(np.mean(learned - reference)) > margin * abs(float(np.mean(reference)))
 
 
 @pytest.mark.parametrize("mixer", [
     "vdn",  # the paper's proposed method: in the default (fast) suite
-    pytest.param("none", marks=pytest.mark.slow),  # IQL and QMIX: same test, -m slow
-    pytest.param("qmix", marks=pytest.mark.slow),  # (each ≈ 20-40 s of compile on CPU)
+    # IQL and QMIX: same test, -m slow (each ≈ 20-40 s of compile on CPU). Measured with
+    # the same 12-point grid (2 seeds): both settle on the best constant (all cloud) here,
+    # best grid points −13.2 (IQL) and −13.1 (QMIX) per episode vs −13.3, so they do not
+    # beat it by the margin: a strict xfail, reported, not a weakened bound.
+    pytest.param("none", marks=[pytest.mark.slow, pytest.mark.xfail(
+        strict=True, reason="IQL ties the best constant policy at this config")]),
+    pytest.param("qmix", marks=[pytest.mark.slow, pytest.mark.xfail(
+        strict=True, reason="QMIX ties the best constant policy at this config")]),
 ])
-def test_learner_beats_random_deployment(mixer):
-    """Two seeds trained in one jit(vmap(train)); the greedy return over the last 20
-    iterations, averaged over seeds, beats RD by ``MARGIN`` · |RD return|.
+def test_learner_beats_best_constant_and_random_deployment(mixer):
+    """Three seeds trained in one jit(vmap(train)) at the adapter's reward scale (1/I);
+    each seed's greedy policy is evaluated on 32 shared episodes (the same reset and step
+    keys as the references) and must beat, paired on those episodes, the best constant
+    policy by ``MARGIN_CONSTANT`` and RD by ``MARGIN_RD`` of the reference's |return|.
 
-    Measured (loaded 2-core CPU, seeds 0/1): RD ≈ −17.6; the learners reach ≈ −3 to −5
-    (greedy heuristic ≈ −3.3), so the asserted bound −8.8 leaves room for seed noise."""
+    Measured (loaded 2-core CPU, VDN seeds 0-1, last-20-iteration greedy return): about
+    −11.7 to −12.0 per episode; best constant (all cloud here) −13.3, greedy −11.6, RD
+    −23.6; so the asserted VDN bound (−12.6 against all-cloud) leaves about 0.6 of room."""
     env, params = jaxsg.make("dt_deploy", **SMALL)
-    train = vd.make_train(env, vd.Config(mixer=mixer, **FAST))
-    _, metrics = jax.jit(jax.vmap(train, in_axes=(0, None)))(
-        jax.random.split(jax.random.PRNGKey(0), 2), params)
-    learned = float(np.asarray(metrics["eval_return_mean"])[:, -20:].mean())
-    rd = _rd_return()
+    config = vd.Config(mixer=mixer, **FAST)
+    train = vd.make_train(env, config)
+    agent_params, metrics = jax.jit(jax.vmap(train, in_axes=(0, None)))(
+        jax.random.split(jax.random.PRNGKey(0), SEEDS), params)
     assert np.isfinite(np.asarray(metrics["td_loss"])).all()
-    assert learned > rd + MARGIN * abs(rd), (mixer, learned, rd)
+    refs = _references()
+    keys = jax.random.split(jax.random.PRNGKey(7), EVAL_EPISODES)
+
+
+    def returns(ap, k):  # one seed's greedy policy on one episode
+        tr = rollout(env, vd.make_policy(env, config, ap), k, params, env.horizon)
+        return jnp.sum(tr["reward"]["user"][:, 0])
+
+    per_seed = np.asarray(jax.jit(jax.vmap(jax.vmap(returns, (None, 0)), (0, None)))(
+        agent_params, keys))  # (seeds, episodes)
+    for s, learned in enumerate(per_seed):
+        for ref, margin in [("best_constant", MARGIN_CONSTANT), ("rd", MARGIN_RD)]:
+            assert _beats(learned, refs[ref], margin), (
+                mixer, s, ref, refs["choice"], learned.mean(), refs[ref].mean())
+
+
+def test_hparams_sweep_is_one_call_and_matches_train():
+    """A (G=2) × (S=1) sweep in one compiled call equals ``train`` with the config set to
+    each grid point (the traced lr / ε schedule / target period are the static ones)."""
+    env, params = jaxsg.make("dt_deploy", num_users=3, num_end_devices=1, horizon=4)
+    cfg = vd.Config(num_envs=2, num_eval_envs=1, num_updates=6, batch_episodes=2,
+                    buffer_episodes=8, warmup_episodes=2, hidden=8, fc=8)
+    grid, rows = vd.hparams_grid(lr=(1e-3, 1e-2), eps_decay_fraction=(0.5,),
+                                 target_update_interval=(3,), config=cfg)
+    assert [r["lr"] for r in rows] == [1e-3, 1e-2] and grid.lr.shape == (2,)
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    _, m = vd.make_sweep(env, cfg)(keys, params, grid)
+    assert m["td_loss"].shape == (2, 1, 6)
+    for g, row in enumerate(rows):
+        _, ref = jax.jit(vd.make_train(env, dataclasses.replace(cfg, **row)))(keys[0], params)
+        np.testing.assert_allclose(m["epsilon"][g, 0], ref["epsilon"], rtol=1e-6)
+        np.testing.assert_allclose(m["td_loss"][g, 0], ref["td_loss"], rtol=2e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="lr"):
+        vd.hparams_grid(lr=(-1.0,), config=cfg)

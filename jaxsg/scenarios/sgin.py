@@ -213,7 +213,7 @@ from jaxsg.physics.link import cochannel_interference, shannon_rate, sinr
 from jaxsg.physics.pathloss import air_to_ground_pathloss_db
 from jaxsg.physics.units import EARTH_RADIUS, watt_to_dbm
 from jaxsg.queues import drift_plus_penalty_reward, queue_update
-from jaxsg.validation import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, Bound, check_choice, check_int
+from jaxsg.validation import UNIT_INTERVAL, Bound, check_choice, check_int
 
 MBIT = 1e6
 GHZ = 1e9
@@ -300,58 +300,65 @@ PAPER_OVERRIDES = {"arrival_min_bits": 10e6, "arrival_max_bits": 30e6}
 #: ``payoff="paper"`` keeps the round-1 economics: one f range [0.5, 6] GHz, λ₀ = 6, c = 1.
 PAPER_PAYOFF_OVERRIDES = {"cpu_max_hz": 6.0e9, "price": 6.0, "unit_cost": 1.0}
 
-_BIG = math.inf
+# Every range is closed and finite where the physics needs it (found by
+# tests/test_params_fuzz.py: open positive ranges let a legal draw overflow or
+# underflow the link budget, the delays or C1 = cycles / f_MBS in float32).
+# The ends are generous physical limits, not calibration targets.
+_RATE = Bound(1e3, 1e12)  # bit/s
+_CPU = Bound(1e6, 1e12)  # Hz
+_BITS = Bound(1.0, 1e10)
+_MONEY = Bound(0.0, 1e6)  # weights, prices, penalties
 PARAM_BOUNDS = {
-    "slot_s": POSITIVE,
-    "arrival_min_bits": NON_NEGATIVE,
-    "arrival_max_bits": NON_NEGATIVE,
-    "cycles_per_bit_min": POSITIVE,
-    "cycles_per_bit_max": POSITIVE,
-    "initial_queue_bits": NON_NEGATIVE,
-    "horizontal_min_m": NON_NEGATIVE,
-    "horizontal_max_m": NON_NEGATIVE,
-    "altitude_min_m": POSITIVE,
-    "altitude_max_m": POSITIVE,
-    "carrier_hz": POSITIVE,
-    "speed_of_light": POSITIVE,
-    "los_a": POSITIVE,
-    "los_b": POSITIVE,
-    "eta_los_min_db": NON_NEGATIVE,
-    "eta_los_max_db": NON_NEGATIVE,
-    "eta_nlos_min_db": NON_NEGATIVE,
-    "eta_nlos_max_db": NON_NEGATIVE,
-    "power_w": POSITIVE,
-    "bandwidth_hz": POSITIVE,
-    "noise_w": POSITIVE,
+    "slot_s": Bound(1e-3, 1e3),
+    "arrival_min_bits": Bound(0.0, 1e10),
+    "arrival_max_bits": Bound(0.0, 1e10),
+    "cycles_per_bit_min": Bound(1e-2, 1e5),
+    "cycles_per_bit_max": Bound(1e-2, 1e5),
+    "initial_queue_bits": Bound(0.0, 1e12),
+    "horizontal_min_m": Bound(0.0, 1e7),
+    "horizontal_max_m": Bound(0.0, 1e7),
+    "altitude_min_m": Bound(1.0, 4e7),
+    "altitude_max_m": Bound(1.0, 4e7),
+    "carrier_hz": Bound(1e6, 3e11),
+    "speed_of_light": Bound(1e8, 3e8),
+    "los_a": Bound(1e-2, 1e2),
+    "los_b": Bound(1e-3, 10.0),
+    "eta_los_min_db": Bound(0.0, 100.0),
+    "eta_los_max_db": Bound(0.0, 100.0),
+    "eta_nlos_min_db": Bound(0.0, 100.0),
+    "eta_nlos_max_db": Bound(0.0, 100.0),
+    "power_w": Bound(1e-4, 1e4),
+    "bandwidth_hz": Bound(1e3, 1e10),
+    "noise_w": Bound(1e-22, 1e-3),
     "intra_cell_interference": UNIT_INTERVAL,
-    "interference_max_w": POSITIVE,
-    "interference_penalty": NON_NEGATIVE,
-    "cpu_min_hz": POSITIVE,
-    "cpu_max_hz": POSITIVE,
-    "local_cpu_max_hz": Bound(0.0, 1e12, low_inclusive=False),
-    "local_energy_price": Bound(0.0, 1e6),
-    "drop_penalty": Bound(0.0, 1e6),
-    "block_min_bits": POSITIVE,
-    "block_max_bits": POSITIVE,
-    "model_bits": POSITIVE,
-    "f_mbs_hz": POSITIVE,
-    "delta": NON_NEGATIVE,
-    "r_up_bps": POSITIVE,
-    "r_down_bps": POSITIVE,
-    "verify_cycles_per_bit": NON_NEGATIVE,
-    "v_weight": NON_NEGATIVE,
-    "privacy_weight": NON_NEGATIVE,
-    "price": NON_NEGATIVE,
-    "price_min": NON_NEGATIVE,
-    "price_max": POSITIVE,
-    "unit_cost": NON_NEGATIVE,
+    "interference_max_w": Bound(1e-22, 1.0),
+    "interference_penalty": _MONEY,
+    "cpu_min_hz": _CPU,
+    "cpu_max_hz": _CPU,
+    "local_cpu_max_hz": _CPU,
+    "local_energy_price": _MONEY,
+    "drop_penalty": _MONEY,
+    "block_min_bits": _BITS,
+    "block_max_bits": _BITS,
+    "model_bits": Bound(1.0, 1e12),
+    "f_mbs_hz": _CPU,
+    "delta": Bound(0.0, 1e3),
+    "r_up_bps": _RATE,
+    "r_down_bps": _RATE,
+    "verify_cycles_per_bit": Bound(0.0, 1e5),
+    "v_weight": _MONEY,
+    "privacy_weight": _MONEY,
+    "price": _MONEY,
+    "price_min": _MONEY,
+    "price_max": Bound(1e-6, 1e6),
+    "unit_cost": _MONEY,
     "orbit_altitude_m": Bound(100e3, 40_000e3),
     "orbit_inclination_rad": Bound(0.0, math.pi),
     "min_elevation_rad": Bound(0.0, math.pi / 2, high_inclusive=False),
     "site_lat_rad": Bound(-math.pi / 2, math.pi / 2),
     "site_lon_rad": Bound(-2 * math.pi, 2 * math.pi),
-    "mbs_spacing_m": NON_NEGATIVE,
-    "cell_radius_m": NON_NEGATIVE,
+    "mbs_spacing_m": Bound(0.0, 1e7),
+    "cell_radius_m": Bound(0.0, 1e7),
 }
 PARAM_ORDER = (
     ("arrival_min_bits", "arrival_max_bits"),
