@@ -6,6 +6,8 @@
     python -m sweeps.grid --no-resume --seed 1 --out /tmp/results
     python -m sweeps.grid --shard 0/2 & python -m sweeps.grid --shard 1/2; wait
     python -m sweeps.grid --report-only            # records/figures/report from cell files
+    python -m sweeps.grid --scale smoke --set num_users=12 --experiment dt_deploy_fig7
+    python -m sweeps.grid --eval-only --experiment NAME   # re-evaluate saved policies
 
 On-disk layout (``OUT`` is ``--out``, default ``results``; one directory per
 scale *and seed*, so ``--seed 1`` never touches seed-0 results)::
@@ -16,14 +18,21 @@ scale *and seed*, so ``--seed 1`` never touches seed-0 results)::
                                        dirty flag, source hash), then one section per
                                        experiment with finished cells on disk
       figures/<png files>              written by each experiment's ``plot``
+      policies/<scenario>/<method>-<hash>.msgpack (+ .json)
+                                       trained outputs saved by learned cells
+                                       (``sweeps.methods.train_or_load``, msgpack via
+                                       ``agents.core.save_checkpoint``; the JSON holds
+                                       what they depend on: config, seed, overrides)
       <experiment>/
         cells/<cell id>.json           one finished cell: {"format": 2, "experiment",
-                                       "cell", "config", "scale", "seed", "config_hash",
-                                       "code": {"commit", "dirty", "source_hash"},
+                                       "cell", "config", "scale", "seed", ["overrides",]
+                                       "config_hash", "code": {"commit", "dirty",
+                                       "source_hash"}, "policies", "eval_only",
                                        "num_records", "records_hash", "records": [...],
                                        "elapsed_s", "jax_devices", "finished_at"}
         records.csv                    tidy: one row per record of every finished cell;
-                                       columns "experiment", "cell", then record keys
+                                       columns "experiment", "cell", ["overrides",]
+                                       then record keys
         records.jsonl                  the same records, one JSON object per line
 
 **Resume** (the default) reuses a cell file only if it is intact and exact: it
@@ -33,6 +42,19 @@ computed by the same code (hash of the ``jaxsg``, ``agents`` and ``sweeps``
 sources). Otherwise the cell is recomputed with a printed note saying why
 (corrupt or truncated, edited, config changed, code changed, empty, record
 count mismatch). ``--no-resume`` recomputes every selected cell.
+
+**Overrides** (``--set KEY=VALUE``, see ``--help`` and
+:data:`sweeps.methods.SET_HELP`): env sizes/params (``num_users=12``,
+``sgin.num_mbs=2``) and learner config fields (``madfrl.actor_lr=1e-3``), validated
+before any compute and applied in one place (:class:`sweeps.methods.cell_run` around
+each cell's ``run_cell``). A cell's overrides join its config hash (so resume
+recomputes it), its file (``"overrides"``), every record (column ``overrides``) and
+the report header.
+
+**Eval-only** (``--eval-only``): the selected cells are recomputed with every
+training output loaded from ``policies/`` (:func:`sweeps.methods.train_or_load`)
+instead of trained; a learner trained outside ``train_or_load`` raises. Each cell is
+reported as reproducing its stored records exactly or not (stderr and report header).
 
 **Subsets merge**: ``--experiment``/``--cells`` compute only the selected
 cells, but records, figures and report sections are rebuilt from *every*
@@ -70,6 +92,7 @@ import datetime as _dt
 import fnmatch
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -86,6 +109,7 @@ matplotlib.use("Agg")  # before any pyplot import: figures are written, never sh
 import jax  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from sweeps import methods  # noqa: E402
 from sweeps.experiments import (  # noqa: E402
     SCALES,
     Cell,
@@ -109,6 +133,7 @@ from sweeps.io import (  # noqa: E402
     write_records_csv,
     write_records_jsonl,
 )
+from sweeps.methods import Overrides  # noqa: E402
 from sweeps.platform import configure_cpu_runtime  # noqa: E402
 
 __all__ = [
@@ -125,7 +150,7 @@ __all__ = [
 ]
 
 #: Columns the runner adds to every record (records may not use these keys).
-RESERVED_COLUMNS = ("experiment", "cell")
+RESERVED_COLUMNS = ("experiment", "cell", "overrides")
 #: Version of the cell-file schema; files without it are recomputed.
 CELL_FORMAT = 2
 #: Packages whose sources define "the code" of a cell.
@@ -226,14 +251,33 @@ def describe_code(code: dict | None) -> str:
 
 
 # ------------------------------------------------------------------- cells
-def cell_identity(exp: Experiment, cell: Cell, ctx: RunContext) -> dict:
-    """What determines a cell's records, besides the code."""
-    return {"experiment": exp.name, "cell": cell.id, "scale": ctx.scale, "seed": ctx.seed,
-            "config": cell.json_config}
+def cell_overrides(exp: Experiment, cell: Cell, overrides: Overrides | None) -> dict:
+    """The ``--set`` overrides this cell depends on (flat, JSON-able; {} for none)."""
+    if not overrides:
+        return {}
+    method = cell.config.get("method") if isinstance(cell.config, dict) else None
+    return json.loads(json.dumps(overrides.for_cell(exp.scenario, method)))
+
+
+def cell_identity(exp: Experiment, cell: Cell, ctx: RunContext,
+                  overrides: Overrides | None = None) -> dict:
+    """What determines a cell's records, besides the code (``overrides`` joins only when
+    the cell has some, so cells without overrides keep their hash)."""
+    ident = {"experiment": exp.name, "cell": cell.id, "scale": ctx.scale, "seed": ctx.seed,
+             "config": cell.json_config}
+    over = cell_overrides(exp, cell, overrides)
+    if over:
+        ident["overrides"] = over
+    return ident
+
+
+def overrides_text(over: dict | None) -> str:
+    """``"a.b=1; c.d=(64, 64)"``: the record column and report form of overrides."""
+    return "; ".join(f"{k}={v!r}" for k, v in (over or {}).items())
 
 
 def cell_problem(data: object, exp: Experiment, cell: Cell, ctx: RunContext,
-                 code: dict) -> str | None:
+                 code: dict, overrides: Overrides | None = None) -> str | None:
     """Why a stored cell cannot be reused, or None. ``"missing"`` for no file;
     reasons starting with ``"code changed"`` mean the file is intact and
     matches the config but was computed by other code."""
@@ -249,6 +293,8 @@ def cell_problem(data: object, exp: Experiment, cell: Cell, ctx: RunContext,
     if data.get("format") != CELL_FORMAT:
         return "written by an older runner (no config/code/record hashes)"
     stored = {k: data.get(k) for k in ("experiment", "cell", "scale", "seed", "config")}
+    if data.get("overrides"):
+        stored["overrides"] = data["overrides"]
     if sha256_json(stored) != data.get("config_hash"):
         return "edited (its config does not match its config hash)"
     if data.get("num_records") != len(records):
@@ -258,8 +304,10 @@ def cell_problem(data: object, exp: Experiment, cell: Cell, ctx: RunContext,
         return "empty record list"
     if sha256_json(records) != data.get("records_hash"):
         return "edited (its records do not match their hash)"
-    if data["config_hash"] != sha256_json(cell_identity(exp, cell, ctx)):
-        changed = [k for k, v in cell_identity(exp, cell, ctx).items() if stored.get(k) != v]
+    identity = cell_identity(exp, cell, ctx, overrides)
+    if data["config_hash"] != sha256_json(identity):
+        changed = [k for k in dict.fromkeys([*identity, *stored])
+                   if stored.get(k) != identity.get(k)]
         return f"config changed ({', '.join(changed) or 'hash'})"
     old = data.get("code") if isinstance(data.get("code"), dict) else {}
     if old.get("source_hash") != code.get("source_hash"):
@@ -296,22 +344,34 @@ def _clean_records(raw: object, where: str) -> list[dict]:
 _GUARD: HangGuard | None = None
 
 
-def _compute_cell(exp: Experiment, cell: Cell, ctx: RunContext, path: Path) -> dict:
+def policy_dir(ctx: RunContext) -> Path:
+    """``<run dir>/policies``: trained policies saved by learned cells
+    (:func:`sweeps.methods.train_or_load`), shared by the experiments of the run."""
+    return Path(ctx.out_dir) / "policies"
+
+
+def _compute_cell(exp: Experiment, cell: Cell, ctx: RunContext, path: Path,
+                  overrides: Overrides | None = None, eval_only: bool = False) -> dict:
     start = time.perf_counter()
     if _GUARD is not None:
         _GUARD.busy(f"{exp.name}/{cell.id}")
+    run = methods.CellRun(overrides=cell_overrides(exp, cell, overrides),
+                          policy_dir=policy_dir(ctx), eval_only=eval_only)
     try:
-        raw = exp.run_cell(cell, ctx)
+        with methods.cell_run(run):
+            raw = exp.run_cell(cell, ctx)
     finally:
         if _GUARD is not None:
             _GUARD.busy(None)
     records = _clean_records(raw, f"{exp.name}/{cell.id}")
-    identity = cell_identity(exp, cell, ctx)
+    identity = cell_identity(exp, cell, ctx, overrides)
     data = {
         "format": CELL_FORMAT,
         **identity,
         "config_hash": sha256_json(identity),
         "code": code_version(),
+        "policies": run.policies,
+        "eval_only": eval_only,
         "num_records": len(records),
         "records_hash": sha256_json(records),
         "records": records,
@@ -360,6 +420,10 @@ class ExperimentResult:
     null_counts: dict[str, int] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     report_text: str | None = None
+    #: ``--set`` overrides of the reported cells (flat key -> value)
+    overrides: dict = field(default_factory=dict)
+    #: ``--eval-only``: cell id -> whether its records reproduced the stored ones exactly
+    eval_only: dict = field(default_factory=dict)
 
     @property
     def num_cells(self) -> int:
@@ -377,7 +441,8 @@ def select_cells(cells: list[Cell], patterns: list[str] | None) -> list[Cell]:
 def run_experiment(
     exp: Experiment, ctx: RunContext, *, resume: bool = True, progress: bool | None = None,
     cell_patterns: list[str] | None = None, only: set[str] | None = None,
-    compute: bool = True, write_outputs: bool = True,
+    compute: bool = True, write_outputs: bool = True, overrides: Overrides | None = None,
+    eval_only: bool = False,
 ) -> ExperimentResult:
     """Run (or reuse) the selected cells of ``exp`` at ``ctx.scale``, then write
     its records, figures and report text from every intact cell file of the
@@ -387,6 +452,10 @@ def run_experiment(
     of ids, e.g. one shard's). ``compute=False`` computes nothing (report
     only); ``write_outputs=False`` writes only cell files (a shard).
     ``progress=None`` shows the progress bar only when stderr is a terminal.
+    ``overrides``: validated ``--set`` overrides (:func:`sweeps.methods.resolve_overrides`).
+    ``eval_only``: recompute the selected cells with every trained policy loaded from
+    ``<run dir>/policies`` instead of trained; each cell is reported as reproducing its
+    stored records exactly or not.
     """
     exp_dir = Path(ctx.out_dir) / exp.name
     all_cells = _check_cells(exp, exp.cells(ctx.scale))
@@ -405,14 +474,29 @@ def run_experiment(
         for cell in todo:
             bar.set_postfix_str(cell.id, refresh=False)
             path = exp_dir / "cells" / f"{cell.id}.json"
+            if eval_only:
+                old = read_cell(path)
+                data = _compute_cell(exp, cell, ctx, path, overrides, eval_only=True)
+                result.computed += 1
+                same = isinstance(old, dict) and old.get("records_hash") == data["records_hash"]
+                result.eval_only[cell.id] = same
+                verdict = ("reproduce the stored ones exactly" if same else
+                           "DIFFER from the stored ones" if isinstance(old, dict) else
+                           "written (no stored cell to compare with)")
+                print(f"{exp.name}/{cell.id}: eval-only records {verdict}", file=sys.stderr)
+                result.compute_s += float(data.get("elapsed_s") or 0.0)
+                done[cell.id] = data
+                bar.update(1)
+                continue
             data = read_cell(path) if resume else None
-            problem = cell_problem(data, exp, cell, ctx, code) if resume else "no-resume"
+            problem = (cell_problem(data, exp, cell, ctx, code, overrides) if resume
+                       else "no-resume")
             if problem is None:
                 result.reused += 1
             else:
                 if problem not in ("missing", "no-resume"):
                     _note(f"{exp.name}/{cell.id}: cell file {problem}; recomputing")
-                data = _compute_cell(exp, cell, ctx, path)
+                data = _compute_cell(exp, cell, ctx, path, overrides)
                 result.computed += 1
             result.compute_s += float(data.get("elapsed_s") or 0.0)
             done[cell.id] = data
@@ -424,7 +508,8 @@ def run_experiment(
         data = done.get(cell.id)
         if data is None:
             data = read_cell(exp_dir / "cells" / f"{cell.id}.json")
-            problem = cell_problem(data, exp, cell, ctx, code)
+            problem = cell_problem(data, exp, cell, ctx, code,
+                                   _stored_overrides(data, overrides))
             if problem is not None and not problem.startswith("code changed"):
                 result.missing.append(cell.id)
                 if problem != "missing":
@@ -434,12 +519,17 @@ def run_experiment(
                 result.stale_code.append(cell.id)
             result.from_disk += 1
             result.compute_s += float(data.get("elapsed_s") or 0.0)
+        over = data.get("overrides") or {}
+        if over:
+            result.overrides.update(over)
+        extra = {"overrides": overrides_text(over)} if over else {}
         for record in data["records"]:
-            result.records.append({"experiment": exp.name, "cell": cell.id, **record})
+            result.records.append({"experiment": exp.name, "cell": cell.id, **extra, **record})
     if not result.records:
         return result  # nothing on disk for this experiment: no outputs
 
-    write_records_csv(exp_dir / "records.csv", result.records, leading=RESERVED_COLUMNS)
+    leading = RESERVED_COLUMNS if result.overrides else RESERVED_COLUMNS[:2]
+    write_records_csv(exp_dir / "records.csv", result.records, leading=leading)
     write_records_jsonl(exp_dir / "records.jsonl", result.records)
     if result.stale_code:
         print(f"warning: {exp.name}: {len(result.stale_code)} reported cell(s) were computed "
@@ -457,6 +547,15 @@ def run_experiment(
     if exp.report is not None:
         result.report_text = exp.report(plot_records)
     return result
+
+
+def _stored_overrides(data: object, overrides: Overrides | None) -> Overrides | None:
+    """For merging cells from disk: the run's overrides, or (report-only, merge of
+    other experiments) the overrides the cell file was computed with."""
+    if overrides or not isinstance(data, dict) or not data.get("overrides"):
+        return overrides
+    env, learner = methods._split_overrides(data["overrides"])
+    return Overrides(env, learner)
 
 
 def _plot_atomically(exp: Experiment, records: list[dict], fig_dir: Path) -> list[Path]:
@@ -495,9 +594,29 @@ def write_report(path: Path, ctx: RunContext, results: list[ExperimentResult]) -
     summary table first, the run header (commit, dirty flag, source hash), then one
     section per experiment with its figures (PNG linked, PDF beside it), warnings for
     incomplete or stale cells, report text and verdicts."""
+    from sweeps.io import atomic_write_text
     from sweeps.report import write_report as _write
 
-    return _write(path, ctx, results)
+    path = _write(path, ctx, results)
+    over = {k: v for r in results for k, v in r.overrides.items()}
+    evals = {f"{r.experiment.name}/{c}": ok for r in results for c, ok in r.eval_only.items()}
+    extra = []
+    if over:
+        extra.append(f"- overrides (`--set`): {overrides_text(over)}")
+    if evals:
+        same = sum(evals.values())
+        extra.append(f"- `--eval-only`: {len(evals)} cell(s) re-evaluated from saved policies, "
+                     f"{same} reproduce their stored records exactly"
+                     + (f"; differ: {', '.join(k for k, ok in evals.items() if not ok)}"
+                        if same < len(evals) else ""))
+    if extra:  # into the run header, after the code line
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+        at = next((i + 1 for i, line in enumerate(lines) if line.startswith("- git commit")),
+                  None)
+        if at is None:
+            at = len(lines)
+        atomic_write_text(path, "\n".join(lines[:at] + extra + lines[at:]))
+    return path
 
 
 # --------------------------------------------------------------------- CLI
@@ -515,6 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sweeps.grid",
         description="Run jaxsg experiment grids (resumable) and write figures and a report.",
+        epilog=methods.SET_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--scale", choices=SCALES, default="default",
                         help="grid size: smoke (seconds), default (minutes on a laptop CPU), paper")
@@ -550,6 +670,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --distributed (default: $JAX_NUM_PROCESSES)")
     parser.add_argument("--process-id", type=int, metavar="I",
                         help="with --distributed (default: $JAX_PROCESS_ID)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
+                        help="override an env size/param or a learner config field "
+                        "(repeatable; see below), e.g. --set num_users=12 "
+                        "--set sgin.num_mbs=2 --set madfrl.actor_lr=1e-3")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="recompute the selected cells with the trained policies saved "
+                        "in <run dir>/policies (no training) and say whether each cell's "
+                        "records reproduce the stored ones exactly")
     parser.add_argument("--lock-wait-s", type=float, default=None, metavar="S",
                         help="wait at most S seconds for another run on the same directory "
                         "(default: wait until it finishes; 0: refuse at once)")
@@ -602,6 +730,8 @@ def main(argv: list[str] | None = None, hang_guard: bool | None = None) -> int:
         parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.report_only and args.shard is not None:
         parser.error("--report-only writes the report of all shards; it takes no --shard")
+    if args.report_only and args.eval_only:
+        parser.error("--eval-only computes cells; it cannot be combined with --report-only")
     shard = args.shard
     if args.distributed and not args.list:  # before anything touches a JAX backend
         index, count = _distributed_init(args)
@@ -623,6 +753,13 @@ def main(argv: list[str] | None = None, hang_guard: bool | None = None) -> int:
     if args.list:
         _print_listing(selected if args.experiment else registered, args.scale)
         return 0
+    try:  # every --set validated before anything is computed
+        overrides = methods.resolve_overrides(args.overrides, [e.scenario for e in selected])
+    except ValueError as err:
+        parser.error(str(err))
+    args.resolved_overrides = overrides
+    if overrides:
+        print(f"overrides: {overrides_text(_flat(overrides))}")
 
     patterns = None
     if args.cells:
@@ -687,7 +824,25 @@ def main(argv: list[str] | None = None, hang_guard: bool | None = None) -> int:
         lock.release()
 
 
+def _flat(overrides: Overrides) -> dict:
+    out = {f"{s}.{k}": v for s, kv in overrides.env.items() for k, v in kv.items()}
+    out.update({f"{m}.{k}": v for m, kv in overrides.learner.items() for k, v in kv.items()})
+    return out
+
+
+def _clear_experiment_caches() -> None:
+    """Drop the in-process caches (``functools.lru_cache``) of experiment modules, e.g.
+    trained policies shared by experiments: a new ``main`` call may bring other
+    overrides or ``--eval-only``, and the caches do not key on those."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("sweeps.experiments") and module is not None:
+            for value in list(vars(module).values()):
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+
+
 def _run(args, ctx, selected, registered, plan, patterns, shard) -> int:
+    _clear_experiment_caches()
     todo: dict[str, set[str]] = {}
     for exp, cell in plan:
         todo.setdefault(exp.name, set()).add(cell.id)
@@ -696,7 +851,8 @@ def _run(args, ctx, selected, registered, plan, patterns, shard) -> int:
         if exp.name not in todo:
             continue
         res = run_experiment(exp, ctx, resume=args.resume, cell_patterns=patterns,
-                             only=todo[exp.name], write_outputs=shard is None)
+                             only=todo[exp.name], write_outputs=shard is None,
+                             overrides=args.resolved_overrides, eval_only=args.eval_only)
         if shard is None:
             results.append(res)
             print(f"{exp.name}: {res.num_cells} cells ({res.computed} computed, "

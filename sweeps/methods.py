@@ -15,6 +15,15 @@ Every policy built here has the one signature ``policy(key, obs, state, params)`
 (or is a :class:`jaxsg.policy.RecurrentPolicy`), so :func:`jaxsg.wrappers.rollout`
 evaluates all of them.
 
+Overrides and saved policies (``python -m sweeps.grid --set ... / --eval-only``):
+:func:`resolve_overrides` parses and validates ``--set KEY=VALUE`` (namespace in
+:data:`SET_HELP`); :class:`cell_run` is the one place they apply while the runner
+computes a cell; :func:`train_or_load` is where a learned cell's training output is
+saved (or, with ``--eval-only``, loaded):
+
+    agent_params, metrics = methods.train_or_load(
+        "dt_deploy", method, {"config": core.config_json(config), "seed": seed}, train)
+
 Two switch points keep today's call paths working while the agents refactor
 lands: :func:`heuristic_factory` (one line becomes
 ``agents.heuristics.get(scenario, name, env, **kw)``) and
@@ -204,3 +213,380 @@ def _value_decomp_policy(env, config, agent_params):
         return (h, jax.nn.one_hot(action, a_n, dtype=jnp.float32)), {cls: action}
 
     return RecurrentPolicy(init_carry=init_carry, apply=apply)
+
+
+# ----------------------------------------------------------------- overrides
+#: Learner modules whose ``Config`` a ``--set <learner>.<field>=V`` overrides.
+LEARNER_MODULES = ("value_decomp", "madfrl", "maml_madfrl", "mappo", "maddpg", "ddqn")
+#: Learner modules each scenario's learners train with (nested configs included).
+SCENARIO_LEARNERS = {
+    "sgin": ("maml_madfrl", "madfrl", "mappo"),
+    "dt_deploy": ("value_decomp",),
+    "spectrum": ("ddqn",),
+    "edge_assoc": ("maddpg",),
+}
+SET_HELP = """\
+--set KEY=VALUE (repeatable) overrides, for every cell it concerns:
+  FIELD=V             an env size or param of every selected scenario that has FIELD
+                      (e.g. num_users=12, horizon=10; an error if none has it)
+  SCENARIO.FIELD=V    an env size or param of one scenario (e.g. sgin.num_mbs=2)
+  LEARNER.FIELD=V     a field of agents.LEARNER.Config (e.g. madfrl.actor_lr=1e-3,
+                      value_decomp.lr=5e-4); LEARNER is one of
+                      value_decomp, madfrl, maml_madfrl, mappo, maddpg, ddqn
+VALUE is a Python literal (12, 1e-3, true/false, (64, 64), 'text'); anything else is a
+string. Env overrides replace what an experiment passes to jaxsg.make (a figure's
+swept axis still sets its own field per point); learner overrides replace fields of
+every learner config the cell trains or evaluates with (nested configs too). All
+overrides are validated before any compute, stored in each cell file ("overrides"),
+added to each record (column "overrides") and listed in report.md; they are part of
+the cell's config hash, so a cell computed without them is recomputed."""
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Validated ``--set`` overrides: ``env[scenario][field]`` and
+    ``learner[module][field]`` (values already parsed and checked)."""
+
+    env: dict = field(default_factory=dict)
+    learner: dict = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.env or self.learner)
+
+    def for_cell(self, scenario: str, method: str | None = None) -> dict:
+        """The flat ``{"scenario.field" | "learner.field": value}`` overrides a cell of
+        ``scenario`` depends on (learner ones only for learner cells, or cells of no
+        single method)."""
+        out = {f"{scenario}.{k}": v for k, v in sorted(self.env.get(scenario, {}).items())}
+        learned = method is None or (scenario, method) not in REGISTRY or \
+            REGISTRY[(scenario, method)].kind == "learner"
+        if learned:
+            for mod in SCENARIO_LEARNERS.get(scenario, ()):
+                out.update({f"{mod}.{k}": v for k, v in sorted(self.learner.get(mod, {}).items())})
+        return out
+
+
+def parse_value(text: str):
+    """A ``--set`` value: a Python literal (``true``/``false``/``none`` too), else the text."""
+    import ast
+
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text
+    if isinstance(value, list):
+        value = tuple(value)
+    return value
+
+
+def _learner_config_class(module: str):
+    import importlib
+
+    return importlib.import_module(f"agents.{module}").Config
+
+
+def _coerce(default, value, where: str):
+    """``value`` in the type of the field's ``default`` (int → float, list → tuple)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(default, bool) != isinstance(value, bool):
+            raise ValueError(f"{where}: expected {type(default).__name__}, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(default, int) and isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if default is not None and not isinstance(value, type(default)) and \
+            not (isinstance(default, (tuple, list)) and isinstance(value, tuple)):
+        raise ValueError(f"{where}: expected {type(default).__name__} like {default!r}, "
+                         f"got {value!r}")
+    return value
+
+
+def _check_learner(module: str, name: str, value, where: str):
+    import dataclasses
+
+    cls = _learner_config_class(module)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise ValueError(f"{where}: agents.{module}.Config has no field {name!r}; fields: "
+                         f"{', '.join(sorted(fields))}")
+    f = fields[name]
+    default = f.default if f.default is not dataclasses.MISSING else (
+        f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+    value = _coerce(default, value, where)
+    try:
+        dataclasses.replace(cls(), **{name: value})  # the config's own validation
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{where}: {err}") from None
+    return value
+
+
+def _env_accepts(scenario: str, env_kw: dict, where: str) -> bool:
+    """Whether ``jaxsg.make(scenario, **env_kw)`` accepts the names; ValueError (naming
+    ``where``) for a known name with a bad value."""
+    import jaxsg
+
+    try:
+        jaxsg.make(scenario, **env_kw)
+    except ValueError as err:
+        if "unknown field" in str(err):
+            return False
+        raise ValueError(f"{where}: {err}") from None
+    except TypeError as err:
+        raise ValueError(f"{where}: {err}") from None
+    return True
+
+
+def resolve_overrides(items: list[str] | None, scenarios: list[str]) -> Overrides:
+    """Parse and validate ``--set KEY=VALUE`` items (see :data:`SET_HELP`) against the
+    selected ``scenarios``, before any compute. ValueError names the bad item."""
+    env: dict = {}
+    learner: dict = {}
+    scenarios = list(dict.fromkeys(scenarios))
+    for item in items or []:
+        where = f"--set {item}"
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not text.strip():
+            raise ValueError(f"{where}: expected KEY=VALUE")
+        value = parse_value(text)
+        head, dot, name = key.partition(".")
+        if dot and head in LEARNER_MODULES:
+            learner.setdefault(head, {})[name] = _check_learner(head, name, value, where)
+        elif dot:
+            if head not in SCENARIO_LEARNERS:
+                raise ValueError(f"{where}: {head!r} is neither a scenario "
+                                 f"({', '.join(SCENARIO_LEARNERS)}) nor a learner "
+                                 f"({', '.join(LEARNER_MODULES)})")
+            if head not in scenarios:
+                raise ValueError(f"{where}: scenario {head!r} has no selected experiment "
+                                 f"(selected: {', '.join(scenarios) or 'none'})")
+            trial = {**env.get(head, {}), name: value}
+            if not _env_accepts(head, trial, where):
+                raise ValueError(f"{where}: {head} has no env size or param {name!r}")
+            env.setdefault(head, {})[name] = value
+        else:
+            hits = [s for s in scenarios
+                    if _env_accepts(s, {**env.get(s, {}), key: value}, where)]
+            if not hits:
+                raise ValueError(f"{where}: no selected scenario ({', '.join(scenarios)}) "
+                                 f"has an env size or param {key!r}")
+            for s in hits:
+                env.setdefault(s, {})[key] = value
+    return Overrides(env, learner)
+
+
+def apply_learner_overrides(config, learner: dict):
+    """``config`` with the fields of ``learner[module]`` replaced wherever a config of
+    ``agents.<module>.Config`` appears (the config itself or nested in it)."""
+    import dataclasses
+
+    if not learner or not dataclasses.is_dataclass(config) or isinstance(config, type):
+        return config
+    changes = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        new = apply_learner_overrides(value, learner)
+        if new is not value:
+            changes[f.name] = new
+    for module, fields in learner.items():
+        if type(config) is _learner_config_class(module):
+            changes.update(fields)
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+@dataclass
+class CellRun:
+    """What the grid runner activates around one cell's compute (:func:`cell_run`)."""
+
+    overrides: dict = field(default_factory=dict)  # Overrides.for_cell of the cell
+    policy_dir: object = None  # where trained policies are saved (a Path), or None
+    eval_only: bool = False
+    policies: list = field(default_factory=list)  # checkpoints saved/loaded by the cell
+
+
+_ACTIVE: CellRun | None = None
+
+
+def _split_overrides(flat: dict) -> tuple[dict, dict]:
+    env: dict = {}
+    learner: dict = {}
+    for key, value in flat.items():
+        head, _, name = key.partition(".")
+        (learner if head in LEARNER_MODULES else env).setdefault(head, {})[name] = value
+    return env, learner
+
+
+class cell_run:  # noqa: N801 (a context manager used like a function)
+    """``with cell_run(CellRun(...)):`` — the ONE place overrides apply: while active,
+    ``jaxsg.make`` applies the env overrides of its scenario, and every learner module's
+    ``make_train``/``make_policy`` (hence :func:`learned_policy`) gets its config
+    through :func:`apply_learner_overrides`; :func:`train_or_load` saves or loads the
+    trained policies under ``policy_dir``. With ``eval_only`` the train function of
+    every learner's ``make_train`` raises when called: a cell that trains outside
+    :func:`train_or_load` cannot be re-evaluated, and must not silently retrain."""
+
+    def __init__(self, run: CellRun):
+        self.run = run
+        self._saved: list = []
+
+    def __enter__(self) -> CellRun:
+        import importlib
+
+        import jaxsg
+
+        global _ACTIVE
+        if _ACTIVE is not None:
+            raise RuntimeError("cell_run is not reentrant")
+        _ACTIVE = self.run
+        env, learner = _split_overrides(self.run.overrides)
+        if env:
+            make = jaxsg.make
+
+            def make_with_overrides(name, **kwargs):
+                return make(name, **{**kwargs, **env.get(name, {})})
+
+            make_with_overrides.__wrapped__ = make
+            self._saved.append((jaxsg, "make", make))
+            jaxsg.make = make_with_overrides
+        if learner or self.run.eval_only:
+            for module in LEARNER_MODULES:
+                mod = importlib.import_module(f"agents.{module}")
+                for fn_name in ("make_train", "make_policy"):
+                    fn = getattr(mod, fn_name)
+                    self._saved.append((mod, fn_name, fn))
+                    if fn_name == "make_train" and self.run.eval_only:
+                        setattr(mod, fn_name, _no_training(module, fn, learner))
+                    else:
+                        setattr(mod, fn_name, _with_learner_overrides(fn, learner))
+        return self.run
+
+    def __exit__(self, *exc) -> None:
+        global _ACTIVE
+        for obj, name, fn in reversed(self._saved):
+            setattr(obj, name, fn)
+        self._saved.clear()
+        _ACTIVE = None
+
+
+def _no_training(module: str, make_train, learner: dict):
+    """``make_train`` whose train function raises when called (building it is fine)."""
+    import functools
+
+    @functools.wraps(make_train)
+    def wrapped(env, config, *args, **kwargs):
+        train = make_train(env, apply_learner_overrides(config, learner), *args, **kwargs)
+        if not callable(train):
+            return train
+
+        @functools.wraps(train)
+        def refuse(*a, **kw):
+            raise RuntimeError(
+                f"--eval-only: this cell trains agents.{module} outside "
+                "sweeps.methods.train_or_load, so no saved policy can replace the "
+                "training; route the experiment's training through train_or_load")
+
+        return refuse
+
+    return wrapped
+
+
+def _with_learner_overrides(fn, learner: dict):
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(env, config, *args, **kwargs):
+        return fn(env, apply_learner_overrides(config, learner), *args, **kwargs)
+
+    return wrapped
+
+
+def active_run() -> CellRun | None:
+    """The :class:`CellRun` of the cell being computed (None outside the grid runner)."""
+    return _ACTIVE
+
+
+# ------------------------------------------------------------- policy store
+def _plain(tree):
+    """A pytree of dicts/tuples/lists/arrays as nested dicts of NumPy arrays, with the
+    sequence types marked, so it restores without a template."""
+    import numpy as np
+
+    if isinstance(tree, dict):
+        return {"__dict__": {str(k): _plain(v) for k, v in tree.items()}}
+    if isinstance(tree, (tuple, list)) and not hasattr(tree, "_fields"):
+        return {"__" + type(tree).__name__ + "__": {str(i): _plain(v)
+                                                   for i, v in enumerate(tree)}}
+    if hasattr(tree, "shape") and hasattr(tree, "dtype"):
+        return np.asarray(tree)
+    if isinstance(tree, (int, float, bool)):
+        return np.asarray(tree)
+    raise TypeError(f"train_or_load: cannot store a {type(tree).__name__} (use dicts, "
+                    "tuples, lists and arrays)")
+
+
+def _unplain(node):
+    if isinstance(node, dict):
+        (kind, items), = node.items()
+        if kind == "__dict__":
+            return {k: _unplain(v) for k, v in items.items()}
+        seq = [_unplain(items[str(i)]) for i in range(len(items))]
+        return tuple(seq) if kind == "__tuple__" else seq
+    return node
+
+
+def policy_path(scenario: str, method: str, identity: dict):
+    """``<policy_dir>/<scenario>/<method>-<hash of identity>.msgpack`` of the active run."""
+    from pathlib import Path
+
+    from sweeps.io import sha256_json
+
+    run = _ACTIVE
+    if run is None or run.policy_dir is None:
+        return None
+    digest = sha256_json({"scenario": scenario, "method": method, **identity})[:16]
+    return Path(run.policy_dir) / scenario / f"{method}-{digest}.msgpack"
+
+
+def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[], object]):
+    """The one place a learned cell's training output is kept: inside the grid runner,
+    save ``train()``'s output (e.g. ``(policy params stacked over training seeds,
+    training metrics)``) with ``agents.core.save_checkpoint``, or — with ``--eval-only``
+    — load it instead of training (FileNotFoundError naming the file if it was never
+    saved). ``identity`` is everything the output depends on besides the code
+    (JSON-able: learner config via ``agents.core.config_json``, sizes, seed); the
+    cell's env/learner overrides are added to it. Outside the runner: ``train()``."""
+    import json
+
+    import flax.serialization
+
+    from agents import core
+
+    run = _ACTIVE
+    if run is None or run.policy_dir is None:
+        return train()
+    identity = {**json.loads(json.dumps(identity, sort_keys=True, default=str)),
+                "overrides": run.overrides}
+    path = policy_path(scenario, method, identity)
+    rel = f"{path.parent.name}/{path.name}"
+    if run.eval_only:
+        if not path.exists():
+            raise FileNotFoundError(
+                f"--eval-only: no saved policy {path} for {scenario}/{method}; run the cell "
+                "without --eval-only first")
+        out = _unplain(flax.serialization.msgpack_restore(path.read_bytes()))
+    else:
+        out = train()
+        core.save_checkpoint(path, _plain(out))
+        from sweeps.io import atomic_write_json
+        atomic_write_json(path.with_suffix(".json"), identity)
+    if rel not in run.policies:
+        run.policies.append(rel)
+    return out

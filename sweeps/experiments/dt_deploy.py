@@ -49,6 +49,7 @@ import jax
 import numpy as np
 
 import jaxsg
+from agents import core
 from agents import value_decomp as vd
 from jaxsg.wrappers import rollout
 from sweeps import figures, methods, report, stats
@@ -116,12 +117,15 @@ def trained(method: str, users: int, scale_name: str, seed: int):
     """(agent params stacked over training seeds, training metrics as NumPy), cached."""
     scale = SCALES[scale_name]
     env, params = make_env(users, scale)
-    train = vd.make_train(env, learner_config(method, scale, users))
+    cfg = learner_config(method, scale, users)
+    train = vd.make_train(env, cfg)
     n = methods.train_seeds("dt_deploy", method, scale_name)
     keys = jax.random.split(jax.random.PRNGKey(seed), n)
-    # training seeds sharded over the local devices like every other batch
-    agent_params, metrics = run_batched(lambda k: train(k, params), keys)
-    return agent_params, metrics
+    identity = {"config": core.config_json(cfg), "users": users, "seed": seed, "seeds": n}
+    # training seeds sharded over the local devices like every other batch; the output
+    # is saved per cell (and loaded instead of retrained under --eval-only)
+    return methods.train_or_load("dt_deploy", method, identity,
+                                 lambda: run_batched(lambda k: train(k, params), keys))
 
 
 def summarize(traj: dict) -> dict:
