@@ -1,6 +1,6 @@
 """Real federated learning for ``edge_assoc``: hierarchical FedAvg with DPoS verification.
 
-Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6); spec ``specs/edge_assoc.md``.
+Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6); spec ``docs/edge_assoc.md``.
 One global round, jitted, with the N digital twins (DTs) stacked on a client axis:
 
 1. every DT j trains the global model on b_j·D_j of its own samples

@@ -153,7 +153,7 @@ def sgin_privacy_overhead(
     * All other arguments broadcast over leading axes; ``block_bits`` and
       ``verify_cycles_per_bit`` carry no verifier axis (one block per MBS).
 
-    Test value (``specs/physics.md``): |W| = 1e6, f_MBS = 6e9, δ = 0.5, N = 4,
+    Test value (``docs/physics.md``): |W| = 1e6, f_MBS = 6e9, δ = 0.5, N = 4,
     M·N = 48, r_up = 5e9, r_down = 1e10, S_B = 4e6, f = 2e9 →
     C1 = 1.667e-4, C2 = 2.0e-4, C3 = 3.117e-3, total = 3.484e-3 s.
 
@@ -516,7 +516,7 @@ def reputation_update(rep, n_normal, n_malicious, coeff, penalty_coeff=None):
     (R) Reconstructed: our copy of the paper lost eq. 20-22. From the prose
     ("if there are no users with malicious behaviour in this access round
     the tokens are the original plus the newly acquired ones; if there is a
-    malicious user, the original minus the penalty") and ``specs/spectrum.md``::
+    malicious user, the original minus the penalty") and ``docs/spectrum.md``::
 
         R' = R + β·n_normal        if n_malicious == 0
         R' = R − β'·n_malicious    otherwise

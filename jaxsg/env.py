@@ -1,6 +1,6 @@
 """The environment contract: ``MultiAgentEnv`` with auto-reset, and the registry.
 
-Follows gymnax 1.0 with agents held as arrays (see DESIGN.md):
+Follows gymnax 1.0 with agents held as arrays (see docs/design.md):
 
     env, params = jaxsg.make("sgin", num_mbs=4, users_per_mbs=12)
     obs, state = env.reset(key, params)

@@ -35,7 +35,7 @@ def queue_update(q, served, arrivals):
                    = max(q - served, 0) + arrivals          (for q >= 0, served >= 0)
 
     Source: SGIN paper eq. 23 with constraint 16 (a DT never processes more
-    bits than it has queued), as fixed in ``specs/physics.md``.
+    bits than it has queued), as fixed in ``docs/physics.md``.
 
     Decisions where the paper is silent or differs:
 

@@ -1,4 +1,4 @@
-"""Reusable checks of the environment contract (DESIGN.md "Environment contract").
+"""Reusable checks of the environment contract (docs/design.md "Environment contract").
 
 ``check_env(env, params)`` runs a random-policy episode past the horizon and
 asserts, raising ``AssertionError`` with a precise message:

@@ -46,7 +46,7 @@ class Method:
     name: str
     kind: str
     label: str
-    #: learners: training seeds per scale (specs/evaluation.md §3: ≥ 3 default, ≥ 5 paper)
+    #: learners: training seeds per scale (docs/evaluation.md §3: ≥ 3 default, ≥ 5 paper)
     train_seeds: dict = field(default_factory=dict)
     #: False where the policy runs host-side (not jit-able), e.g. an exact SciPy optimum
     jittable: bool = True

@@ -1,4 +1,4 @@
-"""Report helpers of the evaluation protocol (``specs/evaluation.md`` §3-5).
+"""Report helpers of the evaluation protocol (``docs/evaluation.md`` §3-5).
 
 * :class:`Claim` — one row of the claims summary table (scenario · figure · claim ·
   verdict · our numbers with CIs · the paper's numbers); experiments return them
@@ -195,7 +195,7 @@ def write_report(path: Path, ctx, results) -> Path:
         "",
         "## Claims summary",
         "",
-        "Every paper claim judged on this run's records (specs/evaluation.md §4): "
+        "Every paper claim judged on this run's records (docs/evaluation.md §4): "
         "*reproduced* / *not reproduced* by a paired 95 % CI over seeds, *formula check* "
         "where the claim holds for any policy by the model's arithmetic, *not run at this "
         "scale* where the claimed method was not run.",

@@ -1,4 +1,4 @@
-"""Statistics and verdicts of the evaluation protocol (``specs/evaluation.md`` §3-4).
+"""Statistics and verdicts of the evaluation protocol (``docs/evaluation.md`` §3-4).
 
 * :func:`mean_ci` — mean ± half-width of the Student-t 95 % confidence interval
   over seeds, with the number of finite values out of all values (non-finite

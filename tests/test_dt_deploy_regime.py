@@ -1,4 +1,4 @@
-"""dt_deploy live-regime criteria (``specs/dt_deploy.md``, "Live regime (round 2 decision)").
+"""dt_deploy live-regime criteria (``docs/dt_deploy.md``, "Live regime (round 2 decision)").
 
 At the defaults, 20 users, 6 episodes × 20 steps = 120 steps (common random numbers: RD,
 sequential greedy and the exact optimum see the same exogenous draws), with every gap in

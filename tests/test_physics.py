@@ -1,4 +1,4 @@
-"""Tests of jaxsg.physics against the values in specs/physics.md, tabulated
+"""Tests of jaxsg.physics against the values in docs/physics.md, tabulated
 references (TR 38.811, scipy.special.jv) and brute-force NumPy oracles."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests for jaxsg.queues and jaxsg.consensus (values from specs/physics.md and by hand)."""
+"""Tests for jaxsg.queues and jaxsg.consensus (values from docs/physics.md and by hand)."""
 
 from __future__ import annotations
 

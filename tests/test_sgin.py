@@ -82,7 +82,7 @@ def _queues(env, params, policy, steps=200, episodes=2):
 
 
 def test_calibrated_regime_of_the_paper_payoff():
-    """specs/sgin.md "Regime" under ``payoff="paper"``: the pure strategies diverge, best
+    """docs/sgin.md "Regime" under ``payoff="paper"``: the pure strategies diverge, best
     response stays bounded. (The default payoff's live regime: test_sgin_regime.py.)
     """
     env, params = jaxsg.make("sgin", horizon=200, payoff="paper", reward="paper")
@@ -398,7 +398,7 @@ def _offload_share_at_queue(num_channels, queue_mbit, seeds=3):
 
 
 def test_regime_criterion_3_local_computing_needs_congestion_and_long_queues():
-    """specs/sgin.md criterion 3 under ``payoff="paper"`` (scenario docstring).
+    """docs/sgin.md criterion 3 under ``payoff="paper"`` (scenario docstring).
 
     Local computing pays λ per GHz, so best response uses it only when the queue is
     long (Q > V·(λ·w/τ − 1)) and its own uplink is poor: with R = 12 channels it

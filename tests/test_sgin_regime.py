@@ -1,4 +1,4 @@
-"""sgin live-regime criteria 1-5 (specs/sgin.md "Live regime (round 2 decision)").
+"""sgin live-regime criteria 1-5 (docs/sgin.md "Live regime (round 2 decision)").
 
 Asserted at the defaults (``payoff="cloud"``, ``reward="drift_plus_penalty"``,
 N = 4, M = 12, O = 4, R = 12) with vmapped rollouts, one compile per batch;

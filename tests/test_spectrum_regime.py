@@ -1,4 +1,4 @@
-"""Live-regime criteria of ``spectrum`` at the defaults (specs/spectrum.md, "Live regime").
+"""Live-regime criteria of ``spectrum`` at the defaults (docs/spectrum.md, "Live regime").
 
 1. the myopic-optimal revenue and price each fall by ≥ 10 % from 3 to 7.5 km/s;
 2. the revenue-maximising power-control level is interior (default visibility 0.9, every

@@ -1,5 +1,5 @@
 """Every verdict function says "reproduced" on one synthetic record set and
-"not reproduced" on another (specs/evaluation.md §4)."""
+"not reproduced" on another (docs/evaluation.md §4)."""
 
 import numpy as np
 import pytest

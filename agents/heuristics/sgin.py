@@ -2,7 +2,7 @@
 
 Every policy has the signature of a learned one, ``policy(key, obs, state,
 params) -> action``, pure and jit-able; build one with ``make_policy(name,
-env)`` or the named factories. The follower part follows ``specs/sgin.md``:
+env)`` or the named factories. The follower part follows ``docs/sgin.md``:
 
 * ``marto`` — MARTO (paper baseline): offload, LEO and channel uniformly
   random among the available options; f and S_B uniform in range.
@@ -27,7 +27,7 @@ env)`` or the named factories. The follower part follows ``specs/sgin.md``:
   over prices and episodes); followers best-respond. ``stackelberg_price`` is
   the myopic per-slot price (not the reference: a leader re-pricing myopically
   drifts to λ_min).
-* ``best_constant`` — the best constant policy (specs/evaluation.md §2): every
+* ``best_constant`` — the best constant policy (docs/evaluation.md §2): every
   DT plays one fixed action of the learner's own encoding every slot; the grid
   (``constant_action_grid``, 66 points by default) is local × drop × cpu ∈
   {0, 0.1, …, 1} and offload × drop × LEO gain rank {0, 1} × channel offset
@@ -364,7 +364,7 @@ def fixed_price_episodes(env, params, price_grid, keys, policy=None):
 
 def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int = 4,
                             seed: int = 0, rounds: int = 2, cpu_levels: int = 8):
-    """Stackelberg reference (specs/sgin.md, live regime): the best *fixed* price over
+    """Stackelberg reference (docs/sgin.md, live regime): the best *fixed* price over
     whole episodes with best-response followers, on ``price_grid`` (default
     ``price_grid_around(params.price)``, i.e. [0.5, 1.5]·λ₀ in 11 points).
 
@@ -481,7 +481,7 @@ def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
 
 
 def best_constant(env, action: dict | None = None, **search) -> Callable:
-    """The best constant policy (specs/evaluation.md §2): ``action`` (a grid point of
+    """The best constant policy (docs/evaluation.md §2): ``action`` (a grid point of
     ``constant_action_grid``) or, if None, the best point of
     ``best_constant_search(env, **search)`` (found once, here). A learner that does
     not beat it has learned nothing about the state."""

@@ -4,7 +4,7 @@ Submodules: ``units`` (constants, dB helpers), ``geometry`` (slant range,
 elevation, orbits, Walker-δ), ``pathloss`` (FSPL, Al-Hourani, TR 38.811 NTN,
 terrestrial), ``antenna`` (Bessel beam gain), ``link`` (interference, SINR,
 Shannon rate), ``doppler`` (Doppler shift and loss). Every public name of the
-submodules is re-exported here. Specification: ``specs/physics.md``.
+submodules is re-exported here. Specification: ``docs/physics.md``.
 """
 
 from . import antenna, doppler, geometry, link, pathloss, units

@@ -8,7 +8,7 @@
   :func:`ntn_shadow_fading_std_db`, :func:`ntn_pathloss_db` — 3GPP TR 38.811
   (v15.x) §6.6, Tables 6.6.1-1 and 6.6.2-1/2/3, linearly interpolated in
   elevation (clamped to [10°, 90°]). The S-band values are those of
-  specs/physics.md; the Ka-band shadow-fading values (not in the spec) are
+  docs/physics.md; the Ka-band shadow-fading values (not in the spec) are
   from the same TR 38.811 tables.
 * :func:`log_distance_pathloss_db`, :func:`uma_pathloss_db` — terrestrial links.
 

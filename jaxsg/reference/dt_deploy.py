@@ -2,7 +2,7 @@
 
 Source: Tao et al., "Adaptive Multi-Layer Deployment for a Digital Twin Empowered
 Satellite-Terrestrial Integrated Network", arXiv 2409.05480, eq. (1)-(18); spec
-``specs/dt_deploy.md``. Equation numbers in the comments are the paper's.
+``docs/dt_deploy.md``. Equation numbers in the comments are the paper's.
 
 The test oracle of ``jaxsg.scenarios.dt_deploy``, written independently of the JAX
 code (``numpy`` and ``math`` only; no ``jaxsg`` import), with explicit loops over

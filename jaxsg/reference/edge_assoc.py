@@ -1,7 +1,7 @@
 """Plain-NumPy reference of the ``edge_assoc`` scenario (one episode at a time).
 
 Source: Lu et al., IEEE TII 2021 (arXiv 2011.09902), eq. 6-8 and 11-19; spec
-``specs/edge_assoc.md``. The test oracle of ``jaxsg.scenarios.edge_assoc`` and
+``docs/edge_assoc.md``. The test oracle of ``jaxsg.scenarios.edge_assoc`` and
 its speed baseline. Written independently of the JAX code (``numpy`` and
 ``math`` only, no ``jaxsg`` import), float64, with explicit loops over BSs i,
 users j and subchannels c so each line reads against the paper. Same model and

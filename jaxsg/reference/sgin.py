@@ -2,7 +2,7 @@
 
 Source: Gong et al., "Blockchain-aided digital twin offloading mechanism in
 space-air-ground networks", IEEE TCOM 2024 (arXiv 2302.08525), Sec. III
-(eq. 1-11) and Sec. IV (eq. 23, 29, 33); spec ``specs/sgin.md``. Equation
+(eq. 1-11) and Sec. IV (eq. 23, 29, 33); spec ``docs/sgin.md``. Equation
 numbers in the comments are the paper's.
 
 This module is the test oracle of ``jaxsg.scenarios.sgin`` and its slow speed
@@ -10,7 +10,7 @@ baseline. It is written independently of the JAX code (only ``numpy`` and
 ``math``; no ``jaxsg`` import) with explicit loops over MBS n, DT m, LEO o and
 channel r so each line can be read against the paper. It implements the same
 model and the same decisions as the JAX scenario (see that module's docstring
-and ``specs/sgin.md``), in float64:
+and ``docs/sgin.md``), in float64:
 
 * path loss eq. (2) read as 20·log10 (the printed log2 gives 440-470 dB), the
   3-D distance floored at 1 m; LoS probability eq. (3) read as the
@@ -30,7 +30,7 @@ and ``specs/sgin.md``), in float64:
 * ``payoff="paper"``: capacity D = f·τ/w locally or R·τ offloaded, utility
   F = D − w_priv·C_SBC − λ·f (eq. 29) in Mbit, ms, GHz with f ∈ [f_min, f_max]
   (``cpu_ghz``); leader reward Σ (λ − c)·f over every DT (eq. 11);
-* ``payoff="cloud"`` (specs/sgin.md "Live regime"): ``cpu`` ∈ [0, 1] gives
+* ``payoff="cloud"`` (docs/sgin.md "Live regime"): ``cpu`` ∈ [0, 1] gives
   f = f_min + cpu·(f_mode_max − f_min), f_mode_max the cloud maximum
   ``cpu_max_hz`` when offloading, ``local_cpu_max_hz`` locally; offloaded
   capacity D = min(R·τ, f·τ/w); an offloading DT pays λ·f to the leader, a

@@ -1,7 +1,7 @@
 """Plain-NumPy reference of the ``spectrum`` scenario (one episode at a time).
 
 Source: Shen, Lam, Li, Wang, arXiv 2407.00814 v2, Sec. III-IV; spec
-``specs/spectrum.md``. This is the test oracle of
+``docs/spectrum.md``. This is the test oracle of
 ``jaxsg.scenarios.spectrum`` and its speed baseline. It is written
 independently of the JAX code (``numpy``, ``math`` and ``scipy.special`` only;
 no ``jaxsg`` import), float64, with explicit loops over satellites s and users

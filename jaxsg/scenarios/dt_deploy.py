@@ -2,7 +2,7 @@
 
 Source: Tao et al., "Adaptive Multi-Layer Deployment for a Digital Twin Empowered
 Satellite-Terrestrial Integrated Network", arXiv 2409.05480, Sec. 3-5; our spec is
-``specs/dt_deploy.md``. Equation numbers below are the paper's.
+``docs/dt_deploy.md``. Equation numbers below are the paper's.
 
 Agents
 ------
@@ -29,7 +29,7 @@ Actions → random-priority admission (13d) → placement x_i → counts n_j →
   d = ``slant_range(elevation, altitude)``.
 * Reward, shared by every user: R = α·(−L_sum) − β·ς·m, m = DTs off-device.
 
-Decisions where the paper is silent (also in ``specs/dt_deploy.md``)
+Decisions where the paper is silent (also in ``docs/dt_deploy.md``)
 --------------------------------------------------------------------
 =================================  =====================================================
 topic                              decision
@@ -78,7 +78,7 @@ local CPU f_i                      U(f_min, f_max) per user, fixed per episode
 m (eq. 17)                         number of DTs deployed on end devices or the cloud
 =================================  =====================================================
 
-Live regime (``specs/dt_deploy.md``, round 2 decision; ``preset``)
+Live regime (``docs/dt_deploy.md``, round 2 decision; ``preset``)
 ----------------------------------------------------------------
 Table 2's single "computation capacity f ∈ [0.5, 20] GHz" is read as covering every compute
 node: user devices at its low end, end devices in its middle, the cloud above. The literal

@@ -2,7 +2,7 @@
 
 Source: Lu et al., "Low-latency Federated Learning and Blockchain for Edge
 Association in Digital Twin empowered 6G Networks", IEEE TII 2021 (arXiv
-2011.09902); our spec is ``specs/edge_assoc.md``. Equation numbers are the paper's.
+2011.09902); our spec is ``docs/edge_assoc.md``. Equation numbers are the paper's.
 
 One env step is one global federated-learning round. N end users each hold
 D_j samples (drawn per episode) and need a digital twin (DT) on one of M base

@@ -2,7 +2,7 @@
 
 Source: Gong et al., "Blockchain-aided digital twin offloading mechanism in
 space-air-ground networks", IEEE TCOM 2024 (arXiv 2302.08525), Sec. III-IV;
-our spec is ``specs/sgin.md``. Equation numbers below are the paper's.
+our spec is ``docs/sgin.md``. Equation numbers below are the paper's.
 
 Agents
 ------
@@ -51,7 +51,7 @@ D = f·τ/w (eq. 1, local) or R·τ (eq. 6, offload) → queue
 Q' = Q − min(D, Q) + A (eq. 23 with constraint 16 as a clip) → privacy
 overhead per MBS (eq. 7-10) → rewards. Then slot t+1's draws are sampled.
 
-Decisions where the paper is silent or wrong (also in ``specs/sgin.md``)
+Decisions where the paper is silent or wrong (also in ``docs/sgin.md``)
 ---------------------------------------------------------------------
 * Interference (eq. 4) counts only other MBSs' DTs; independent agents cannot
   guarantee intra-cell orthogonality, so ``intra_cell_interference`` (param,
@@ -67,7 +67,7 @@ Decisions where the paper is silent or wrong (also in ``specs/sgin.md``)
   on the chosen CPU frequency f whether or not the DT offloads, and the
   leader earns Σ (λ − c)·f over all DTs (eq. 11); D is the capacity (the
   paper's "processed bits"), not min(D, Q). A degenerate game (below).
-* ``payoff="cloud"`` (default; specs/sgin.md "Live regime"): the price buys
+* ``payoff="cloud"`` (default; docs/sgin.md "Live regime"): the price buys
   *cloud* computing. Offloading, the LEO's cloud computes at the f the DT
   buys, D2 = min(R·τ, f·τ/w), the DT pays λ·f and the leader earns
   (λ − c)·f (eq. 11 over offloading DTs only; none if its LEO is not
@@ -119,7 +119,7 @@ price λ (init/fixed)   1, range [0, 10]    swept 2..10 (Fig. 9); payoff="paper"
 unit cost c            0.2                 swept (Fig. 6); payoff="paper" 1
 =====================  ==================  =========================================
 
-Live regime (``specs/sgin.md`` "Live regime (round 2 decision)"; asserted in
+Live regime (``docs/sgin.md`` "Live regime (round 2 decision)"; asserted in
 ``tests/test_sgin_regime.py``, measured with
 ``python -m pytest -q -p no:xdist -s tests/test_sgin_regime.py``, which prints
 every number below). Defaults (payoff="cloud", reward="drift_plus_penalty"),
@@ -155,7 +155,7 @@ the spec's prototype values. The paper's V trends (Figs. 4-5) are not tuned
 for; with the cloud payoff the queue rises with V (a larger V weights the
 price against the drift).
 
-Round-1 regime of ``payoff="paper"`` (``specs/sgin.md`` "Regime"; checked in
+Round-1 regime of ``payoff="paper"`` (``docs/sgin.md`` "Regime"; checked in
 ``tests/test_sgin.py``). Measured at that payoff's defaults, N=4, M=12, O=4,
 R=12, T=200, time-average queue per DT over the last 50 slots (Mbit): all
 offload on one channel 883 (diverges), all local at f_min 1023 (diverges), all

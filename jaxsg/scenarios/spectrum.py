@@ -2,7 +2,7 @@
 
 Source: Shen, Lam, Li, Wang, "Privacy-aware spectrum pricing and power control
 optimization for LEO satellite Internet-of-Things" (arXiv 2407.00814 v2),
-Sec. III-IV; our spec is ``specs/spectrum.md``. Our copy of the paper lost its
+Sec. III-IV; our spec is ``docs/spectrum.md``. Our copy of the paper lost its
 equations and its parameter table: every piece marked **(R)** below is a
 reconstruction from the symbol list, the prose and the standard multibeam
 model, and each is a parameter (or a static option), not a hard-coded guess.
@@ -30,7 +30,7 @@ users that lease → revenue (eq. 9), user utility (eq. 8), reputation
 
 Physics
 -------
-* Geometry of a pass (round-2 decision, specs/spectrum.md "Live regime"): per
+* Geometry of a pass (round-2 decision, docs/spectrum.md "Live regime"): per
   episode each satellite s sees the centre of its footprint at an elevation
   ε_s ~ U(``elevation_min_rad``, ``elevation_max_rad``) (default 40°..90°, the
   visible part of a pass), the satellite along-track of the centre (behind it,

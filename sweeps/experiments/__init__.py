@@ -36,7 +36,7 @@ Contract:
   (no fixed numbers or rankings). ``claims(records)`` returns the paper claims
   (:class:`sweeps.report.Claim`) with their verdicts, for the summary table at the
   top of ``report.md``. All receive NaN where a value was non-finite.
-* Records follow ``specs/evaluation.md`` §5: ``scenario, method, axis, axis_value,
+* Records follow ``docs/evaluation.md`` §5: ``scenario, method, axis, axis_value,
   seed, episode`` (where applicable) then metric columns named with their unit.
 """
 
