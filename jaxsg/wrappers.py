@@ -117,14 +117,16 @@ def rollout(
     key: chex.PRNGKey,
     params: Any,
     num_steps: int,
+    info_keys: tuple[str, ...] = (),
 ) -> dict:
     """Run ``policy`` from a fresh reset for ``num_steps`` steps (auto-resetting).
 
     ``policy`` is a plain or a recurrent policy (its carry restarts with every
     episode). Returns ``{"reward": {class: (T, n)}, "metrics": {name: (T,)},
-    "terminated": (T,), "truncated": (T,)}``. Pure and jit-able (``num_steps``
-    static); vmap it over keys for parallel episodes and over ``params`` for a
-    sweep axis.
+    "terminated": (T,), "truncated": (T,)}``, plus ``"info": {name: (T, ...)}`` with
+    the non-scalar ``info`` entries named in ``info_keys`` (e.g. the decisions a
+    downstream model replays). Pure and jit-able (``num_steps`` static); vmap it
+    over keys for parallel episodes and over ``params`` for a sweep axis.
     """
     policy = as_recurrent(policy)
     key_reset, key_run = jax.random.split(key)
@@ -141,6 +143,8 @@ def rollout(
             "terminated": terminated,
             "truncated": truncated,
         }
+        if info_keys:
+            out["info"] = {k: info[k] for k in info_keys}
         return (obs, state, policy_carry, terminated | truncated), out
 
     init = (obs, state, policy.init_carry(params), jnp.array(True))

@@ -99,7 +99,6 @@ from sweeps.io import (  # noqa: E402
     DirLock,
     LockBusy,
     atomic_write_json,
-    atomic_write_text,
     check_writable,
     clean_record,
     count_nulls,
@@ -492,56 +491,13 @@ def _now() -> str:
 
 # ------------------------------------------------------------------ report
 def write_report(path: Path, ctx: RunContext, results: list[ExperimentResult]) -> Path:
-    """Write ``report.md`` atomically: header, then one section per experiment
-    with its figures (paths relative to the report) and its report text.
-    Experiments with no records get no section."""
-    path = Path(path)
-    devices = jax_device_names()
-    code = code_version()
-    lines = [
-        f"# jaxsg sweep report: {ctx.scale} scale",
-        "",
-        f"- date: {_now()}",
-        f"- scale: `{ctx.scale}`, seed: {ctx.seed}",
-        f"- jax {jax.__version__}, {len(devices)} device(s): {', '.join(devices)}",
-        f"- git commit: {code['commit'] or 'unknown'}"
-        f"{' (dirty: uncommitted changes)' if code['dirty'] else ''}, "
-        f"source hash {code['source_hash']}",
-        "",
-    ]
-    results = [r for r in results if r.records]
-    if not results:
-        lines += ["No experiments were run.", ""]
-    for res in results:
-        exp = res.experiment
-        total = res.num_cells + len(res.missing)
-        lines += [
-            f"## {exp.title}",
-            "",
-            (
-                f"`{exp.name}` (scenario `{exp.scenario}`): {res.num_cells} of {total} cells "
-                f"({res.computed} computed, {res.reused + res.from_disk} reused), "
-                f"{len(res.records)} records, {res.compute_s:.1f} s of cell compute. "
-                f"Records: `{exp.name}/records.csv`."
-            ),
-            "",
-        ]
-        if res.missing:
-            lines += [f"> **Incomplete:** {len(res.missing)} cell(s) not computed: "
-                      f"{', '.join(res.missing[:10])}{', ...' if len(res.missing) > 10 else ''}.",
-                      ""]
-        if res.stale_code:
-            lines += [f"> **Stale:** {len(res.stale_code)} cell(s) were computed by other code "
-                      f"than {describe_code(code)}: {', '.join(res.stale_code[:10])}"
-                      f"{', ...' if len(res.stale_code) > 10 else ''}.", ""]
-        if res.null_counts:
-            lines += [f"> **Warning:** {_null_summary(res.null_counts)}.", ""]
-        for fig in res.figures:
-            rel = Path(os.path.relpath(fig, path.parent)).as_posix()
-            lines += [f"![{exp.name}: {fig.stem}]({rel})", ""]
-        if res.report_text:
-            lines += [res.report_text.rstrip(), ""]
-    return atomic_write_text(path, "\n".join(lines))
+    """Write ``report.md`` atomically (:func:`sweeps.report.write_report`): the claims
+    summary table first, the run header (commit, dirty flag, source hash), then one
+    section per experiment with its figures (PNG linked, PDF beside it), warnings for
+    incomplete or stale cells, report text and verdicts."""
+    from sweeps.report import write_report as _write
+
+    return _write(path, ctx, results)
 
 
 # --------------------------------------------------------------------- CLI

@@ -100,3 +100,67 @@ def run_batched(fn: Callable[[Any], Any], tree: Any, mesh: Mesh | None = None) -
     sharded, n = shard_leading_axis(tree, mesh)
     out = _jit_vmap(fn)(sharded)
     return jax.tree.map(lambda y: np.asarray(y)[:n], out)
+
+
+# ------------------------------------------------------------ axis batches
+def episode_keys(seed: int, seeds: int, episodes: int) -> np.ndarray:
+    """Common random numbers: the rollout key of (seed s, episode e) is
+    ``split(fold_in(key(seed), s), episodes)[e]``; shape ``(seeds, episodes, 2)``.
+    Every method and every axis value uses the same keys."""
+    base = jax.random.PRNGKey(seed)
+    return np.stack([np.asarray(jax.random.split(jax.random.fold_in(base, s), episodes))
+                     for s in range(seeds)])
+
+
+def axis_batch(params: Any, points: list[dict], *, seeds: int, episodes: int = 1,
+               seed: int = 0, extra: dict | None = None,
+               per_seed: dict | None = None) -> tuple[dict, list[tuple]]:
+    """The batch of a sweep cell: every (point, seed, episode) as one leading axis.
+
+    ``points`` are env-param overrides (one numeric axis: ``[{field: v} for v in values]``;
+    several fields per point are allowed); ``extra`` maps names to per-point values
+    (e.g. a hyperparameter) added to each element; ``per_seed`` maps names to trees
+    with a leading seeds axis (e.g. the policy parameters of each training seed),
+    row i getting the slice of its seed. Returns ``({"key", "params",
+    **extra}, index)`` with ``index[i] = (point, seed, episode)`` of row i. Keys follow
+    :func:`episode_keys` (the same at every point).
+    """
+    if seeds < 1 or episodes < 1:
+        raise ValueError(f"seeds and episodes must be >= 1, got {seeds} and {episodes}")
+    if not points:
+        raise ValueError("points must name at least one param point ({} for the defaults)")
+    index = [(p, s, e) for p in range(len(points)) for s in range(seeds)
+             for e in range(episodes)]
+    n = len(index)
+    batch_params = jax.tree.map(lambda x: np.full((n,) + np.shape(x), x, np.asarray(x).dtype),
+                                params)
+    fields = sorted({k for pt in points for k in pt})
+    for f in fields:
+        base = np.asarray(getattr(params, f))
+        col = np.stack([np.asarray(points[p].get(f, base), base.dtype) for p, _, _ in index])
+        batch_params = batch_params.replace(**{f: col})
+    keys = episode_keys(seed, seeds, episodes)
+    batch = {"key": np.stack([keys[s, e] for _, s, e in index]), "params": batch_params}
+    for name, values in (extra or {}).items():
+        if len(values) != len(points):
+            raise ValueError(f"extra[{name!r}] has {len(values)} values for {len(points)} points")
+        batch[name] = np.stack([np.asarray(values[p]) for p, _, _ in index])
+    rows = np.asarray([s for _, s, _ in index])
+    for name, tree in (per_seed or {}).items():
+        if batch_length(tree) != seeds:
+            raise ValueError(f"per_seed[{name!r}] has {batch_length(tree)} seeds, not {seeds}")
+        batch[name] = jax.tree.map(lambda x: np.asarray(x)[rows], tree)
+    return batch, index
+
+
+def run_axis(fn: Callable[[Any], Any], params: Any, points: list[dict], *, seeds: int,
+             episodes: int = 1, seed: int = 0, extra: dict | None = None,
+             per_seed: dict | None = None, validate: Callable[[Any], Any] | None = None,
+             mesh: Mesh | None = None) -> tuple[Any, list[tuple]]:
+    """:func:`axis_batch` then :func:`run_batched` (always sharded); ``validate`` (e.g.
+    ``env.validate_params``) checks every point before tracing. Returns ``(out, index)``."""
+    batch, index = axis_batch(params, points, seeds=seeds, episodes=episodes, seed=seed,
+                              extra=extra, per_seed=per_seed)
+    if validate is not None:
+        validate(batch["params"])
+    return run_batched(fn, batch, mesh), index

@@ -86,9 +86,9 @@ def test_numpy_sample_matches_action_spaces():
     rng = np.random.default_rng(0)
     follower = bench.numpy_sample(env.action_space("follower", params), rng)
     n = env.num_followers
-    assert set(follower) == {"offload", "leo", "channel", "cpu_ghz", "block_mbit"}
+    assert set(follower) == {"offload", "drop", "leo", "channel", "cpu", "block_mbit"}
     assert follower["leo"].shape == (n,) and follower["leo"].max() < env.num_leo
-    assert np.all((follower["cpu_ghz"] >= 0.5) & (follower["cpu_ghz"] <= 6.0))
+    assert np.all((follower["cpu"] >= 0.0) & (follower["cpu"] <= 1.0))
     leader = bench.numpy_sample(env.action_space("leader", params), rng)
     assert leader.shape == (1, n) and np.all((leader >= 0) & (leader <= 10))
 

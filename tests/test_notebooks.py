@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 def smoke_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     assert grid.main(["--scale", "smoke", "--experiment", "sgin_fig8", "--out", str(out)]) == 0
-    return out / "smoke"
+    return grid.run_dir(out, "smoke")  # OUT/smoke/seed-0
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

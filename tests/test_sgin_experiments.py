@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from sweeps import methods
 from sweeps.experiments import Cell, RunContext, get_experiment, list_experiments
 from sweeps.experiments import sgin as sgin_exps
 
@@ -16,11 +17,13 @@ def test_every_paper_figure_is_registered():
     assert learned == ("maml_madfrl", "mappo")
     for scale in ("smoke", "default", "paper"):
         for fig in (7, 8, 9, 10, 11):
-            cells = get_experiment(f"sgin_fig{fig}").cells(scale)
+            exp = get_experiment(f"sgin_fig{fig}")
+            cells = exp.cells(scale)
             expected = list(sgin_exps.HEURISTIC_METHODS)
             if fig in sgin_exps.LEARNED_FIGURES[scale]:
                 expected += list(learned)
             assert [c.config["method"] for c in cells] == expected
+            assert exp.claims is not None
     assert sgin_exps.LEARNED_FIGURES["paper"] == tuple(range(4, 12))
     users = [c.config["users"] for c in get_experiment("sgin_fig4").cells("default")]
     assert users == [12, 20, 28]
@@ -29,20 +32,25 @@ def test_every_paper_figure_is_registered():
     assert ("maml_madfrl", 28) in paper and ("best_response", 12) in paper
 
 
-def test_smoke_cell_sweeps_the_axis_and_reproduces_the_overhead_trend():
+def test_smoke_cell_sweeps_the_axis_and_labels_the_overhead_trend_a_formula_check():
     exp = get_experiment("sgin_fig10")
-    records = exp.run_cell(Cell("mamcc", {"figure": 10, "method": "mamcc"}),
-                           RunContext(scale="smoke", seed=0))
+    records = exp.run_cell(Cell("marto", {"method": "marto"}), RunContext(scale="smoke", seed=0))
     scale = sgin_exps.SCALES["smoke"]
-    assert len(records) == scale["points"] * scale["seeds"]
+    assert len(records) == scale["points"] * scale["seeds"] * scale["episodes"]
     assert all(math.isfinite(r[k]) for r in records for k in sgin_exps.METRICS)
-    deltas = sorted({r["value"] for r in records})
-    overhead = [np.mean([r["privacy_overhead_ms"] for r in records if r["value"] == d])
+    for key in ("scenario", "method", "axis", "axis_value", "seed", "episode"):
+        assert all(key in r for r in records)
+    deltas = sorted({r["axis_value"] for r in records})
+    overhead = [np.mean([r["privacy_overhead_ms"] for r in records if r["axis_value"] == d])
                 for d in deltas]
     # eq. (8)-(9): C2 and the broadcast part of C3 grow linearly with delta
     assert np.all(np.diff(overhead) > 0)
     text = exp.report(records)
-    assert "Paper:" in text and "reproduced by 1/1 series" in text
+    assert "± " in text and "(n = 2)" in text
+    claims = exp.claims(records)
+    assert claims[0].verdict.label == "formula check"
+    # the paper's point (δ = 0.8) is not on the smoke grid; the proposed method is not run
+    assert claims[1].verdict.label == "not run at this scale"
 
 
 def test_sgin_grid_gives_the_same_numbers_on_1_and_4_host_devices(tmp_path):
@@ -62,16 +70,18 @@ def test_sgin_grid_gives_the_same_numbers_on_1_and_4_host_devices(tmp_path):
         subprocess.run([sys.executable, "-m", "sweeps.grid", "--scale", "smoke",
                         "--experiment", "sgin_fig7", "--out", str(out)],
                        cwd=root, env=env, check=True, capture_output=True, timeout=600)
-        with open(out / "smoke" / "sgin_fig7" / "records.csv") as f:
+        exp_dir = out / "smoke" / "seed-0" / "sgin_fig7"
+        with open(exp_dir / "records.csv") as f:
             rows = list(csv.DictReader(f))
-        cells = [p.read_text() for p in (out / "smoke" / "sgin_fig7" / "cells").glob("*.json")]
+        cells = [p.read_text() for p in (exp_dir / "cells").glob("*.json")]
         assert any(f'"cpu:{devices - 1}"' in c or f"cpu:{devices - 1}" in c for c in cells)
         return rows
 
     one, four = run(1), run(4)
     assert len(one) == len(four) > 0
     for a, b in zip(one, four):
-        assert (a["method"], a["value"], a["seed"]) == (b["method"], b["value"], b["seed"])
+        assert (a["method"], a["axis_value"], a["seed"]) == (b["method"], b["axis_value"],
+                                                              b["seed"])
         for k in sgin_exps.METRICS:
             np.testing.assert_allclose(float(a[k]), float(b[k]), rtol=1e-5, err_msg=k)
 
@@ -82,34 +92,41 @@ def test_learned_smoke_cell_trains_per_axis_value_and_reports_the_paper_point():
     cell = next(c for c in exp.cells("smoke") if c.config["method"] == "maml_madfrl")
     records = exp.run_cell(cell, RunContext(scale="smoke", seed=0))
     scale = sgin_exps.SCALES["smoke"]
-    assert len(records) == scale["points"] * scale["seeds"]
+    seeds = methods.train_seeds("sgin", "maml_madfrl", "smoke")
+    assert len(records) == scale["points"] * seeds
     assert {r["method"] for r in records} == {"maml_madfrl"}
     assert all(math.isfinite(r[k]) for r in records for k in (*sgin_exps.METRICS,
                                                                "follower_reward"))
-    prices = sorted({r["value"] for r in records})
+    prices = sorted({r["axis_value"] for r in records})
     assert prices == [2.0, 6.0, 10.0]
     # fixed posted price: every record's mean price is its axis value
     for r in records:
-        np.testing.assert_allclose(r["price_mean"], r["value"], rtol=1e-5)
-    mamcc = exp.run_cell(Cell("mamcc", {"figure": 9, "method": "mamcc"}),
-                         RunContext(scale="smoke", seed=0))
-    text = exp.report(records + mamcc)
-    assert "Proposed vs baselines at price λ = 6: MAMCC: paper ≈45 %, ours" in text
+        np.testing.assert_allclose(r["price_mean_price"], r["axis_value"], rtol=1e-5)
+    mamcc = exp.run_cell(Cell("mamcc", {"method": "mamcc"}), RunContext(scale="smoke", seed=0))
+    claims = exp.claims(records + mamcc)
+    assert claims[0].verdict.label == "formula check"
+    # MARTO, MAGCS and MAPPO did not run: the point claim is not judged on the others
+    assert claims[1].verdict.label == "not run at this scale"
+    assert "marto" in claims[1].verdict.evidence
 
 
-def test_compare_report_states_the_claim_and_the_rational_profit_bound():
+def test_compare_report_has_cis_and_the_claims_compare_paired_seeds():
     import jaxsg
     from sweeps.experiments import sgin_learners as sl
 
     _, params = jaxsg.make("sgin")
     # 48 DTs buying f_min = 0.5 GHz at λ_max = 10 with unit cost c = 1
     assert sl.rational_profit_ceiling(48, params) == pytest.approx(48 * 9 * 0.5)
-    rows = {"mamcc": (521.0, 780.0), "best_response": (588.0, 120.0),
-            "maml_madfrl": (522.0, 100.0)}
-    records = [{"method": m, "throughput_mbit": t, "leader_profit": p, "queue_mean_mbit": 6.0,
+    rng = np.random.default_rng(0)
+    means = {"marto": (500.0, 700.0), "mamcc": (521.0, 780.0), "magcs": (510.0, 300.0),
+             "mappo": (400.0, 90.0), "maml_madfrl": (600.0, 100.0)}
+    records = [{"method": m, "seed": s, "throughput_mbit": t + rng.normal(),
+                "leader_profit_price": p + rng.normal(), "queue_mean_mbit": 6.0,
                 "offload_fraction": 1.0, "follower_reward": 1.0, "num_followers": 48}
-               for m, (t, p) in rows.items()]
-    report = sl._compare_report(records)
-    assert "throughput 522 vs best paper heuristic (MAMCC) 521: reached" in report
-    assert "cloud profit 100 vs MAMCC 780: not reached" in report
-    assert "= 216 per slot" in report
+               for m, (t, p) in means.items() for s in range(5)]
+    text = sl._compare_report(records)
+    assert "(n = 5)" in text and "= 216 per slot" in text
+    thr, profit = sl._compare_claims(records)
+    assert thr.verdict.label == "reproduced"  # 600 vs at most 521, every seed
+    assert profit.verdict.label == "not reproduced" and "mamcc beats maml_madfrl" in \
+        profit.verdict.evidence

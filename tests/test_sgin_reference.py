@@ -38,7 +38,7 @@ DEFAULT = {"num_mbs": 4, "users_per_mbs": 12, "num_leo": 4, "num_channels": 12, 
 
 
 @functools.cache
-def compiled_rollout(sizes, price_mode):
+def compiled_rollout(sizes, price_mode, payoff="cloud", reward="drift_plus_penalty"):
     """``(env, run)``: one compile per static config; params (so the intra-cell
     flag), the seed and an optional forced action are arguments of ``run``.
 
@@ -47,7 +47,8 @@ def compiled_rollout(sizes, price_mode):
     due before the horizon) with ``random_policy`` or, if ``use_forced``, the
     action ``forced``; everything is stacked over steps.
     """
-    env, _ = jaxsg.make("sgin", price_mode=price_mode, **dict(sizes))
+    env, _ = jaxsg.make("sgin", price_mode=price_mode, payoff=payoff, reward=reward,
+                        **dict(sizes))
     policy = jaxsg.random_policy(env)
 
     # Backend optimisation level 0 halves the XLA CPU compile time, which
@@ -75,8 +76,9 @@ def compiled_rollout(sizes, price_mode):
     return env, run
 
 
-def jax_rollout(sizes, price_mode, seed, forced=None, **overrides):
-    env, run = compiled_rollout(tuple(sorted(sizes.items())), price_mode)
+def jax_rollout(sizes, price_mode, seed, forced=None, payoff="cloud",
+                reward="drift_plus_penalty", **overrides):
+    env, run = compiled_rollout(tuple(sorted(sizes.items())), price_mode, payoff, reward)
     params = env.make_params(**overrides)
     use_forced = forced is not None
     if forced is None:  # a placeholder of the right structure, ignored
@@ -97,12 +99,14 @@ def at(tree, t):
 
 
 def reward_scale(ref, state, out):
-    """Size of the terms of R = Q·D + V·F, per DT (for the cancellation slack)."""
+    """Size of the terms of R = Q·(D + dropped − A) + V·F, per DT (for the
+    cancellation slack)."""
     p = ref.p
-    q_d = np.abs(state["queue_bits"] / 1e6 * out["capacity_bits"] / 1e6)
-    price_f = np.abs(state["price"] * out["action"]["cpu_hz"] / 1e9)
+    moved = (out["capacity_bits"] + out["dropped_bits"] + state["arrivals_bits"]) / 1e6
+    q_d = np.abs(state["queue_bits"] / 1e6 * moved)
+    price_f = np.abs(state["price"]) * out["action"]["cpu_hz"] / 1e9 + np.abs(out["cost"])
     privacy = p.privacy_weight * np.repeat(out["overhead_s"][:, 3], ref.M) / 1e-3
-    u_terms = out["capacity_bits"] / 1e6 + privacy + price_f
+    u_terms = out["capacity_bits"] / 1e6 + privacy + price_f + p.drop_penalty * moved
     return q_d + p.v_weight * u_terms + p.interference_penalty, u_terms
 
 
@@ -129,12 +133,14 @@ def assert_close(name, got, want, rtol=RTOL, slack=0.0):
     )
 
 
-def check_equivalence(sizes, price_mode, intra, seed, forced=None):
+def check_equivalence(sizes, price_mode, intra, seed, forced=None, payoff="cloud",
+                      reward="drift_plus_penalty"):
     env, params, (obs0, state0, traj) = jax_rollout(
-        sizes, price_mode, seed, forced, intra_cell_interference=intra
+        sizes, price_mode, seed, forced, payoff, reward, intra_cell_interference=intra
     )
     ref = SginReference.from_env(env, params)
     assert ref.p.intra_cell_interference == intra
+    assert (ref.payoff, ref.reward) == (payoff, reward)
     _, actions, rewards, infos, next_obs, next_states = traj
 
     ref_state = state_from(state0)
@@ -158,7 +164,7 @@ def check_equivalence(sizes, price_mode, intra, seed, forced=None):
             f"follower reward {where}", reward["follower"], rewards["follower"][t], slack=scale
         )
         profit_scale = np.sum(
-            np.abs(ref_state["price"] - ref.p.unit_cost) * out["action"]["cpu_hz"] / 1e9
+            (np.abs(ref_state["price"]) + ref.p.unit_cost) * out["action"]["cpu_hz"] / 1e9
         )
         assert_close(
             f"leader reward {where}", reward["leader"], rewards["leader"][t], slack=profit_scale
@@ -170,6 +176,7 @@ def check_equivalence(sizes, price_mode, intra, seed, forced=None):
             "leader_profit": profit_scale,
             "follower_reward_mean": float(np.mean(scale)),
             "follower_utility_mean": float(np.mean(u_terms)),
+            "cost_mean": float(np.mean(np.abs(out["cost"]))),
         }
         for key in sorted(info):
             if key == "interference_violations":
@@ -199,8 +206,15 @@ def check_equivalence(sizes, price_mode, intra, seed, forced=None):
 
 @pytest.mark.parametrize("price_mode", ["leader", "fixed"])
 @pytest.mark.parametrize("intra", [0.0, 1.0])
-def test_reference_matches_jax_small(price_mode, intra):
-    check_equivalence(SMALL, price_mode, intra, seed=3)
+@pytest.mark.parametrize("payoff", ["cloud", "paper"])
+def test_reference_matches_jax_small(price_mode, intra, payoff):
+    check_equivalence(SMALL, price_mode, intra, seed=3, payoff=payoff)
+
+
+@pytest.mark.parametrize("payoff, reward", [("cloud", "paper"), ("paper", "paper"),
+                                            ("paper", "drift_plus_penalty")])
+def test_reference_matches_jax_every_reward(payoff, reward):
+    check_equivalence(SMALL, "leader", 1.0, seed=4, payoff=payoff, reward=reward)
 
 
 @pytest.mark.parametrize("intra", [0.0, 1.0])
@@ -208,22 +222,29 @@ def test_reference_matches_jax_default_sizes(intra):
     check_equivalence(DEFAULT, "leader", intra, seed=11)
 
 
+def test_reference_matches_jax_default_sizes_paper_payoff():
+    check_equivalence(DEFAULT, "leader", 1.0, seed=12, payoff="paper", reward="paper")
+
+
 def test_reference_clips_out_of_range_actions_like_jax():
     """Out-of-range integers and continuous actions, everyone on two channels."""
     n = SMALL["num_mbs"] * SMALL["users_per_mbs"]
     ramp = np.arange(n)
-    forced = {
-        "follower": {
-            "offload": np.where(ramp % 3 == 0, 5, np.where(ramp % 3 == 1, -2, 1)),
-            "leo": ramp - 2,  # negative and too large
-            "channel": np.where(ramp % 2 == 0, 0, 99),  # herd onto channels 0 and R − 1
-            "cpu_ghz": np.linspace(-1.0, 20.0, n).astype(np.float32),
-            "block_mbit": np.linspace(0.0, 10.0, n).astype(np.float32),
-        },
-        "leader": np.linspace(-5.0, 50.0, n).astype(np.float32)[None, :],
+    follower = {
+        "offload": np.where(ramp % 3 == 0, 5, np.where(ramp % 3 == 1, -2, 1)),
+        "leo": ramp - 2,  # negative and too large
+        "channel": np.where(ramp % 2 == 0, 0, 99),  # herd onto channels 0 and R − 1
+        "block_mbit": np.linspace(0.0, 10.0, n).astype(np.float32),
     }
-    check_equivalence(SMALL, "leader", 1.0, seed=5, forced=forced)
-    check_equivalence(SMALL, "fixed", 0.0, seed=6, forced=forced)
+    leader = np.linspace(-5.0, 50.0, n).astype(np.float32)[None, :]
+    paper = {"follower": {**follower, "cpu_ghz": np.linspace(-1.0, 20.0, n).astype(np.float32)},
+             "leader": leader}
+    cloud = {"follower": {**follower, "cpu": np.linspace(-0.5, 1.5, n).astype(np.float32),
+                          "drop": np.where(ramp % 2 == 0, 3, -1)},
+             "leader": leader}
+    check_equivalence(SMALL, "leader", 1.0, seed=5, forced=cloud)
+    check_equivalence(SMALL, "fixed", 0.0, seed=6, forced=cloud)
+    check_equivalence(SMALL, "leader", 1.0, seed=5, forced=paper, payoff="paper", reward="paper")
 
 
 def test_reference_layout_matches_jax():
@@ -269,9 +290,10 @@ def test_reference_step_auto_resets_at_horizon():
     action = {
         "follower": {
             "offload": np.zeros(n, int),
+            "drop": np.zeros(n, int),
             "leo": np.zeros(n, int),
             "channel": np.zeros(n, int),
-            "cpu_ghz": np.full(n, 0.5),
+            "cpu": np.zeros(n),
             "block_mbit": np.full(n, 0.5),
         },
         "leader": np.full((1, n), 7.0),
@@ -306,9 +328,10 @@ def test_reference_default_episode_speed_smoke():
         action = {
             "follower": {
                 "offload": rng.integers(0, 2, n),
+                "drop": rng.integers(0, 2, n),
                 "leo": rng.integers(0, 4, n),
                 "channel": rng.integers(0, 12, n),
-                "cpu_ghz": rng.uniform(0.5, 6, n),
+                "cpu": rng.uniform(0, 1, n),
                 "block_mbit": rng.uniform(0.5, 4, n),
             },
             "leader": rng.uniform(0, 10, (1, n)),

@@ -15,13 +15,29 @@ env)`` or the named factories. The follower part follows ``specs/sgin.md``:
   cell — a ``lax.scan`` over the DTs of a cell, vmapped over MBSs); offload iff
   that rate beats local; f and S_B mid-range.
 * ``best_response`` — beyond the paper: ``rounds`` sweeps of sequential best
-  response on P2' (each DT in turn maximises its own drift-plus-penalty
-  reward eq. 33 over offload × LEO × channel × a grid of f, given everyone
-  else's current choice), starting from MAMCC. S_B = S_min (block size only
-  costs in the model, so it is weakly dominant).
-* ``stackelberg`` — beyond the paper: followers play ``best_response``; the
-  leader posts the grid price λ that maximises Σ(λ − c)·f over the
-  followers' best response to λ (grid search, vmapped over λ).
+  response on P2' (each DT in turn maximises its own reward of the slot — the
+  env's ``reward``, eq. 33 or the drift-plus-penalty Q·(D + dropped − A) + V·F —
+  over local/offload × LEO × channel × f × drop, given everyone else's current
+  choice), starting from MAMCC. f: a grid of each mode's range plus, under
+  ``payoff="cloud"``, the kink where f just serves min(link, Q). S_B = S_min
+  (block size only costs, so it is weakly dominant).
+* ``stackelberg`` — beyond the paper: the Stackelberg reference of the live
+  regime, the best *fixed* price over whole episodes with best-response
+  followers on a grid [0.5, 1.5]·λ₀ (``stackelberg_fixed_price``, vmapped
+  over prices and episodes); followers best-respond. ``stackelberg_price`` is
+  the myopic per-slot price (not the reference: a leader re-pricing myopically
+  drifts to λ_min).
+* ``best_constant`` — the best constant policy (specs/evaluation.md §2): every
+  DT plays one fixed action of the learner's own encoding every slot; the grid
+  (``constant_action_grid``, 66 points by default) is local × drop × cpu ∈
+  {0, 0.1, …, 1} and offload × drop × LEO gain rank {0, 1} × channel offset
+  {0} (channel = (m + offset) mod R) × cpu; ``best_constant_search`` picks the
+  point with the best mean episode return on evaluation keys.
+
+Heuristics pick f in physical units; ``_follower_action`` encodes it in the
+env's action encoding (``cpu_ghz`` for ``payoff="paper"``, the mode-relative
+fraction ``cpu`` and ``drop`` = 0 for ``payoff="cloud"``). MAMCC and MAGCS use
+the mid-range f of the chosen mode.
 
 Unless stated, the leader posts ``params.price`` (a fixed posted price), so a
 follower heuristic means the same in ``price_mode="leader"`` and ``"fixed"``.
@@ -50,14 +66,34 @@ def _mid(lo, hi):
     return 0.5 * (lo + hi)
 
 
-def _follower_action(offload, leo, channel, cpu_hz, block_bits):
-    return {
+def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, drop=None):
+    """Action dict in ``env``'s encoding from physical choices (f in Hz, S_B in bits):
+    ``cpu_ghz`` for ``payoff="paper"``; the mode-relative fraction ``cpu`` and
+    ``drop`` for ``payoff="cloud"``."""
+    offload = offload.astype(bool)
+    action = {
         "offload": offload.astype(jnp.int32),
         "leo": leo.astype(jnp.int32),
         "channel": channel.astype(jnp.int32),
-        "cpu_ghz": (cpu_hz / GHZ).astype(jnp.float32),
         "block_mbit": (block_bits / MBIT).astype(jnp.float32),
     }
+    if getattr(env, "payoff", "paper") == "cloud":
+        mode_max = jnp.where(offload, params.cpu_max_hz, params.local_cpu_max_hz)
+        span = jnp.maximum(mode_max - params.cpu_min_hz, 1.0)
+        action["cpu"] = jnp.clip((cpu_hz - params.cpu_min_hz) / span, 0.0, 1.0).astype(
+            jnp.float32)
+        action["drop"] = (jnp.zeros_like(offload) if drop is None else drop).astype(jnp.int32)
+    else:
+        action["cpu_ghz"] = (cpu_hz / GHZ).astype(jnp.float32)
+    return action
+
+
+def _mode_cpu_max(env, params, offload):
+    """Largest f of the chosen mode: the cloud's when offloading under ``payoff="cloud"``,
+    the DT's own otherwise (one f range under ``payoff="paper"``)."""
+    if getattr(env, "payoff", "paper") == "cloud":
+        return jnp.where(offload, params.cpu_max_hz, params.local_cpu_max_hz)
+    return jnp.full(jnp.shape(offload), params.cpu_max_hz)
 
 
 def _best_visible_leo(gain, visible):
@@ -84,12 +120,18 @@ def mamcc_follower(env, state, params):
     best_gain = jnp.take_along_axis(gain, leo[:, None], axis=1)[:, 0]
     visible = jnp.any(state.visible, axis=-1)
     channel = jnp.arange(env.num_followers) % env.users_per_mbs % env.num_channels
-    cpu_hz = jnp.full((env.num_followers,), _mid(params.cpu_min_hz, params.cpu_max_hz))
+    n = env.num_followers
+    # mid-range f of each mode (one range under payoff="paper")
+    cpu_local = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.zeros(n, bool)))
+    cpu_cloud = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool)))
     free_rate = shannon_rate(params.bandwidth_hz, params.power_w * best_gain / params.noise_w)
-    local_rate = cpu_hz / state.cycles_per_bit
+    if getattr(env, "payoff", "paper") == "cloud":  # the cloud also computes at its f
+        free_rate = jnp.minimum(free_rate, cpu_cloud / state.cycles_per_bit)
+    local_rate = cpu_local / state.cycles_per_bit
     offload = visible & (free_rate > local_rate)
-    block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
-    return _follower_action(offload, leo, channel, cpu_hz, block)
+    cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
+    block = jnp.full((n,), _mid(params.block_min_bits, params.block_max_bits))
+    return _follower_action(env, params, offload, leo, channel, cpu_hz, block)
 
 
 def mamcc(env) -> Callable:
@@ -134,8 +176,10 @@ def magcs(env) -> Callable:
         leo = _best_visible_leo(gain, state.visible)
         total_rx = state.last_rx_power_w.sum(axis=0)  # (O, R)
         other_rx = total_rx[None] - state.last_rx_power_w  # (N, O, R)
-        cpu_hz = jnp.full((env.num_followers,), _mid(params.cpu_min_hz, params.cpu_max_hz))
-        local_rate = cpu_hz / state.cycles_per_bit
+        n = env.num_followers
+        cpu_local = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.zeros(n, bool)))
+        cpu_cloud = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool)))
+        local_rate = cpu_local / state.cycles_per_bit
         channel, offload = jax.vmap(cell_greedy, in_axes=(0, 0, 0, 0, 0, None))(
             gain.reshape(n_mbs, m, -1),
             leo.reshape(n_mbs, m),
@@ -145,7 +189,9 @@ def magcs(env) -> Callable:
             params,
         )
         block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
-        follower = _follower_action(offload.reshape(-1), leo, channel.reshape(-1), cpu_hz, block)
+        offload = offload.reshape(-1)
+        cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
+        follower = _follower_action(env, params, offload, leo, channel.reshape(-1), cpu_hz, block)
         return {"follower": follower, "leader": _posted_price(env, params)}
 
     policy.__name__ = "magcs"
@@ -154,19 +200,29 @@ def magcs(env) -> Callable:
 
 # -------------------------------------------------------- best response
 def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int = 8):
-    """Sequential best response on P2' (eq. 33), ``rounds`` sweeps over all DTs.
+    """Sequential best response on P2', ``rounds`` sweeps over all DTs.
 
-    Each DT i, in index order, picks the (offload, LEO, channel, f) maximising
-    ``Q_i·D_i + V·(D_i − w_priv·C_n − λ_i·f_i)`` (Mbit, ms, GHz) given every
-    other DT's current choice: D_i from the exact SINR at the candidate
-    (LEO, channel) under the others' current transmissions (eq. 4-5), C_n the
-    MBS's privacy overhead with DT i's f among the verifiers (eq. 7-10).
+    Each DT i, in index order, picks the (offload, LEO, channel, f, drop)
+    maximising its own reward of this slot (the env's ``reward``: eq. 33 or
+    the drift-plus-penalty Q·(D + dropped − A) + V·F) given every other DT's
+    current choice: D from the exact SINR at the candidate (LEO, channel) under
+    the others' current transmissions (eq. 4-5), C_n the MBS's privacy overhead
+    with DT i's f among the verifiers (eq. 7-10). f ranges over ``cpu_levels``
+    grid levels of the mode's range; under ``payoff="cloud"`` also over the kink
+    where the bought f just serves min(link, Q) (the value is piecewise linear
+    in f, so the kink or an end is optimal up to the small verification term),
+    and ``drop`` ∈ {0, 1}. S_B = S_min (block size only costs, so it is weakly
+    dominant).
     """
     n, m, n_mbs = env.num_followers, env.users_per_mbs, env.num_mbs
     n_ch = env.num_channels
+    cloud = getattr(env, "payoff", "paper") == "cloud"
+    dpp = getattr(env, "reward", "paper") == "drift_plus_penalty"
     gain = env.path_gain(state, params)  # (NM, O)
     cell = jnp.arange(n) // m
-    cpu_grid = jnp.linspace(params.cpu_min_hz, params.cpu_max_hz, cpu_levels)
+    local_max = params.local_cpu_max_hz if cloud else params.cpu_max_hz
+    local_grid = jnp.linspace(params.cpu_min_hz, local_max, cpu_levels)  # (K,)
+    cloud_grid = jnp.linspace(params.cpu_min_hz, params.cpu_max_hz, cpu_levels)
     block = params.block_min_bits
 
     start = mamcc_follower(env, state, params)
@@ -182,50 +238,80 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     per_cell0 = jax.ops.segment_sum(per_cell0, cell, num_segments=n_mbs)  # (N, O, R)
 
     def update(carry, i):
-        offload, leo, channel, cpu, per_cell = carry
+        offload, leo, channel, cpu, drop, per_cell = carry
         my_cell = cell[i]
         per_cell = per_cell.at[my_cell].add(-contribution(i, offload[i], leo[i], channel[i]))
         weights = jnp.where(jnp.arange(n_mbs) == my_cell, params.intra_cell_interference, 1.0)
         interference = jnp.tensordot(weights, per_cell, axes=1)  # (O, R)
         signal = params.power_w * gain[i]  # (O,)
         rate = shannon_rate(params.bandwidth_hz, signal[:, None] / (params.noise_w + interference))
-        rate = jnp.where(state.visible[i][:, None], rate, 0.0)
-        offload_bits = rate * params.slot_s  # (O, R)
-        local_bits = cpu_grid * params.slot_s / state.cycles_per_bit[i]  # (K,)
-        # privacy overhead of my MBS for each candidate f (others' f fixed)
+        link_bits = rate * params.slot_s  # (O, R)
+        w = state.cycles_per_bit[i]
+        q_bits = state.queue_bits[i]
+        q_mbit = q_bits / MBIT
+        a_mbit = state.arrivals_bits[i] / MBIT
+        price = state.price[i]
+        # privacy overhead of my MBS for candidate f (others' f fixed)
         cell_cpu = jax.lax.dynamic_slice(cpu, (my_cell * m,), (m,))
-        others = jnp.where(jnp.arange(m) == i - my_cell * m, jnp.inf, cell_cpu)
-        verifiers = jnp.minimum(others.min(), cpu_grid)[:, None]  # (K, 1) slowest verifier
-        overhead_s = sgin_privacy_overhead(
-            params.model_bits, params.f_mbs_hz, params.delta, n_mbs, n,
-            params.r_up_bps, params.r_down_bps, block, verifiers, params.verify_cycles_per_bit,
-        ).total  # (K,)
-        cost = params.privacy_weight * overhead_s / MS + state.price[i] * cpu_grid / GHZ  # (K,)
-        q_mbit = state.queue_bits[i] / MBIT
+        slowest_other = jnp.where(jnp.arange(m) == i - my_cell * m, jnp.inf, cell_cpu).min()
 
-        def value(bits, k_cost):
-            d = bits / MBIT
-            return q_mbit * d + params.v_weight * (d - k_cost)
+        def value(cap_bits, f_hz, unit_cost):
+            """(best reward, drop?) of capacity ``cap_bits`` bought with f at unit_cost."""
+            verifier = jnp.minimum(slowest_other, f_hz)[..., None]
+            overhead_s = sgin_privacy_overhead(
+                params.model_bits, params.f_mbs_hz, params.delta, n_mbs, n,
+                params.r_up_bps, params.r_down_bps, block, verifier,
+                params.verify_cycles_per_bit,
+            ).total
+            d = jnp.minimum(cap_bits, q_bits) / MBIT if cloud else cap_bits / MBIT
+            u = d - params.privacy_weight * overhead_s / MS - unit_cost * f_hz / GHZ
+            keep = q_mbit * (d - a_mbit if dpp else d) + params.v_weight * u
+            if not cloud:
+                return keep, jnp.zeros(keep.shape, bool)
+            dropped = jnp.maximum(q_mbit - d, 0.0)
+            gone = q_mbit * (d + dropped - a_mbit if dpp else d) + params.v_weight * (
+                u - params.drop_penalty * dropped)
+            drop = (gone > keep) & (dropped > 0)  # no drop when nothing is left to drop
+            return jnp.where(drop, gone, keep), drop
 
-        local_value = value(local_bits, cost)  # (K,)
-        k_off = jnp.argmin(cost)  # offloading: f only costs
-        off_value = value(offload_bits, cost[k_off])  # (O, R)
-        best_off = jnp.argmax(off_value.reshape(-1))
-        go = off_value.reshape(-1)[best_off] > local_value.max()
-        new_leo = jnp.where(go, best_off // n_ch, leo[i])
-        new_ch = jnp.where(go, best_off % n_ch, channel[i])
-        new_cpu = jnp.where(go, cpu_grid[k_off], cpu_grid[jnp.argmax(local_value)])
+        # local: f on the grid (+ the kink f = w·Q/τ under the cloud payoff)
+        f_loc = local_grid
+        if cloud:
+            kink = jnp.clip(w * q_bits / params.slot_s, params.cpu_min_hz, local_max)
+            f_loc = jnp.concatenate([local_grid, kink[None]])
+        loc_cost = params.local_energy_price if cloud else price
+        loc_val, loc_drop = value(f_loc * params.slot_s / w, f_loc, loc_cost)  # (K',)
+        # offload: (O, R, K') candidates
+        f_off = jnp.broadcast_to(cloud_grid, link_bits.shape + cloud_grid.shape)
+        if cloud:
+            kink = jnp.clip(w * jnp.minimum(link_bits, q_bits) / params.slot_s,
+                            params.cpu_min_hz, params.cpu_max_hz)
+            f_off = jnp.concatenate([f_off, kink[..., None]], axis=-1)
+            cap_off = jnp.minimum(link_bits[..., None], f_off * params.slot_s / w)
+        else:
+            cap_off = jnp.broadcast_to(link_bits[..., None], f_off.shape)
+        off_val, off_drop = value(cap_off, f_off, price)
+        off_val = jnp.where(state.visible[i][:, None, None], off_val, -jnp.inf)
+        k_loc = jnp.argmax(loc_val)
+        best_off = jnp.argmax(off_val.reshape(-1))
+        go = off_val.reshape(-1)[best_off] > loc_val[k_loc]
+        kk = f_off.shape[-1]
+        new_leo = jnp.where(go, best_off // (n_ch * kk), leo[i])
+        new_ch = jnp.where(go, best_off // kk % n_ch, channel[i])
+        new_cpu = jnp.where(go, f_off.reshape(-1)[best_off], f_loc[k_loc])
+        new_drop = jnp.where(go, off_drop.reshape(-1)[best_off], loc_drop[k_loc])
         offload = offload.at[i].set(go)
         leo = leo.at[i].set(new_leo)
         channel = channel.at[i].set(new_ch)
         cpu = cpu.at[i].set(new_cpu)
+        drop = drop.at[i].set(new_drop)
         per_cell = per_cell.at[my_cell].add(contribution(i, go, new_leo, new_ch))
-        return (offload, leo, channel, cpu, per_cell), None
+        return (offload, leo, channel, cpu, drop, per_cell), None
 
-    carry = (offload0, start["leo"], start["channel"], cpu0, per_cell0)
+    carry = (offload0, start["leo"], start["channel"], cpu0, jnp.zeros(n, bool), per_cell0)
     order = jnp.tile(jnp.arange(n), rounds)
-    (offload, leo, channel, cpu, _), _ = jax.lax.scan(update, carry, order)
-    return _follower_action(offload, leo, channel, cpu, jnp.full((n,), block))
+    (offload, leo, channel, cpu, drop, _), _ = jax.lax.scan(update, carry, order)
+    return _follower_action(env, params, offload, leo, channel, cpu, jnp.full((n,), block), drop)
 
 
 def best_response(env, rounds: int = 2, cpu_levels: int = 8) -> Callable:
@@ -240,32 +326,170 @@ def best_response(env, rounds: int = 2, cpu_levels: int = 8) -> Callable:
 
 # ----------------------------------------------------- Stackelberg price
 def stackelberg_price(env, state, params, price_grid, rounds: int = 2, cpu_levels: int = 8):
-    """Grid price maximising Σ(λ − c)·f over the followers' best response to λ."""
+    """Myopic per-slot price: the grid λ maximising this slot's profit (eq. 11) over
+    the followers' best response to λ. Not the Stackelberg reference (a leader that
+    re-prices myopically drifts to λ_min; see ``stackelberg_fixed_price``)."""
 
     def profit(price):
         s = state.replace(price=jnp.full_like(state.price, price))
-        f = best_response_follower(env, s, params, rounds, cpu_levels)["cpu_ghz"]
-        return jnp.sum((price - params.unit_cost) * f)
+        a = best_response_follower(env, s, params, rounds, cpu_levels)
+        return env.slot_outcome(s, a, params)["leader_profit"]
 
     profits = jax.vmap(profit)(price_grid)
     return price_grid[jnp.argmax(profits)], profits
 
 
-def stackelberg(env, price_grid=None, rounds: int = 2, cpu_levels: int = 8) -> Callable:
-    """Leader posts the Stackelberg grid price for the next slot; followers best-respond."""
+def price_grid_around(price, points: int = 11, low: float = 0.5, high: float = 1.5):
+    """The spec's Stackelberg grid: ``points`` prices in [low, high]·λ₀."""
+    return jnp.linspace(low * price, high * price, points).astype(jnp.float32)
+
+
+def fixed_price_episodes(env, params, price_grid, keys, policy=None):
+    """Per-slot metrics of whole episodes at each fixed price (followers play
+    ``policy``, default best response, which posts ``params.price``): a dict of
+    ``(P, E, T)`` arrays (P prices, E episode keys, T = ``env.horizon``)."""
+    from jaxsg.wrappers import rollout
+
+    policy = best_response(env) if policy is None else policy
+
+    def one(price, key):
+        return rollout(env, policy, key, params.replace(price=price), env.horizon)
+
+    out = jax.vmap(lambda p: jax.vmap(lambda k: one(p, k))(keys))(price_grid)
+    metrics = dict(out["metrics"])
+    metrics["leader_reward"] = out["reward"]["leader"][..., 0]
+    metrics["follower_return"] = out["reward"]["follower"].mean(-1)
+    return metrics
+
+
+def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int = 4,
+                            seed: int = 0, rounds: int = 2, cpu_levels: int = 8):
+    """Stackelberg reference (specs/sgin.md, live regime): the best *fixed* price over
+    whole episodes with best-response followers, on ``price_grid`` (default
+    ``price_grid_around(params.price)``, i.e. [0.5, 1.5]·λ₀ in 11 points).
+
+    Returns ``(price, mean episode profit per grid price, grid)``.
+    """
+    params = env.default_params if params is None else params
+    grid = price_grid_around(params.price) if price_grid is None else jnp.asarray(
+        price_grid, jnp.float32)
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
+    run = jax.jit(lambda p, g, k: fixed_price_episodes(
+        env, p, g, k, best_response(env, rounds, cpu_levels))["leader_reward"].sum(-1).mean(-1))
+    profits = run(params, grid, keys)
+    return float(grid[jnp.argmax(profits)]), profits, grid
+
+
+def stackelberg(env, price=None, rounds: int = 2, cpu_levels: int = 8, **search) -> Callable:
+    """Leader posts one fixed price — ``price`` or, if None, the Stackelberg reference
+    price of ``stackelberg_fixed_price(env, **search)`` (found once, here) — and the
+    followers best-respond. For an exactly fixed-price episode evaluate with
+    ``params.replace(price=policy.price)`` (slot 0 runs at the reset price)."""
+    if price is None:
+        price, _, _ = stackelberg_fixed_price(env, rounds=rounds, cpu_levels=cpu_levels,
+                                              **search)
 
     def policy(key, obs, state, params):
         del key, obs
-        grid = (
-            jnp.linspace(params.price_min, params.price_max, 11) if price_grid is None
-            else jnp.asarray(price_grid, jnp.float32)
-        )
-        price, _ = stackelberg_price(env, state, params, grid, rounds, cpu_levels)
         follower = best_response_follower(env, state, params, rounds, cpu_levels)
         return {"follower": follower,
                 "leader": jnp.full((1, env.num_followers), price, jnp.float32)}
 
     policy.__name__ = "stackelberg"
+    policy.price = float(price)
+    return policy
+
+
+# ------------------------------------------------- best constant policy
+CONSTANT_CPU_LEVELS = tuple(i / 10 for i in range(11))
+
+
+def constant_action_grid(env, cpu_levels=CONSTANT_CPU_LEVELS, leo_ranks=(0, 1),
+                         channel_offsets=(0,)) -> dict:
+    """The grid of constant actions in the learner's encoding, as ``(G,)`` arrays
+    ``offload, drop, leo_rank, channel_offset, cpu``: local (offload 0) × drop ×
+    cpu level, and offload × drop × LEO gain rank × channel offset × cpu level
+    (LEO and channel do not matter locally; ``drop`` only under
+    ``payoff="cloud"``). ``cpu`` is the fraction of the mode's range (cloud) or of
+    [f_min, f_max] (paper). Default: 22 local + 44 offload = 66 points."""
+    drops = (0, 1) if getattr(env, "payoff", "paper") == "cloud" else (0,)
+    ranks = tuple(r for r in leo_ranks if r < env.num_leo)
+    rows = [(0, d, 0, 0, c) for d in drops for c in cpu_levels]
+    rows += [(1, d, r, k, c) for d in drops for r in ranks for k in channel_offsets
+             for c in cpu_levels]
+    cols = list(zip(*rows))
+    names = ("offload", "drop", "leo_rank", "channel_offset")
+    grid = {name: jnp.asarray(col, jnp.int32) for name, col in zip(names, cols)}
+    grid["cpu"] = jnp.asarray(cols[4], jnp.float32)
+    return grid
+
+
+def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callable:
+    """Every DT plays the same action every slot: LEO = its ``leo_rank``-th best by gain
+    (0 = best), channel = (m + ``channel_offset``) mod R for DT m of its MBS, CPU at
+    fraction ``cpu`` of the mode's range, the block S_min. Arguments may be traced."""
+    n = env.num_followers
+
+    def policy(key, obs, state, params):
+        del key, obs
+        gain = jnp.where(state.visible, env.path_gain(state, params), -1.0)
+        leo = jnp.argsort(-gain, axis=-1)[:, jnp.clip(leo_rank, 0, env.num_leo - 1)]
+        channel = (jnp.arange(n) % env.users_per_mbs + channel_offset) % env.num_channels
+        follower = {
+            "offload": jnp.full((n,), offload, jnp.int32),
+            "leo": leo.astype(jnp.int32),
+            "channel": channel.astype(jnp.int32),
+            "block_mbit": jnp.full((n,), params.block_min_bits / MBIT, jnp.float32),
+        }
+        if getattr(env, "payoff", "paper") == "cloud":
+            follower["cpu"] = jnp.full((n,), cpu, jnp.float32)
+            follower["drop"] = jnp.full((n,), drop, jnp.int32)
+        else:
+            f = params.cpu_min_hz + cpu * (params.cpu_max_hz - params.cpu_min_hz)
+            follower["cpu_ghz"] = jnp.full((n,), f / GHZ, jnp.float32)
+        return {"follower": follower, "leader": _posted_price(env, params)}
+
+    return policy
+
+
+def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
+                         grid: dict | None = None):
+    """Mean episode return (follower reward summed over the horizon, mean over DTs and
+    episodes) of every constant action of ``grid`` (default
+    ``constant_action_grid(env)``), on ``num_episodes`` evaluation keys from ``seed``.
+
+    Returns ``(best grid point as a dict of Python numbers, returns (G,), grid)``.
+    """
+    from jaxsg.wrappers import rollout
+
+    params = env.default_params if params is None else params
+    grid = constant_action_grid(env) if grid is None else grid
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
+
+    @jax.jit
+    def returns(grid, keys, params):
+        def one(point, key):
+            out = rollout(env, constant_policy(env, **point), key, params, env.horizon)
+            return out["reward"]["follower"].sum(0).mean()
+
+        return jax.vmap(lambda pt: jax.vmap(lambda k: one(pt, k))(keys).mean())(grid)
+
+    values = returns(grid, keys, params)
+    best = int(jnp.argmax(values))
+    point = {k: v[best].item() for k, v in grid.items()}
+    return point, values, grid
+
+
+def best_constant(env, action: dict | None = None, **search) -> Callable:
+    """The best constant policy (specs/evaluation.md §2): ``action`` (a grid point of
+    ``constant_action_grid``) or, if None, the best point of
+    ``best_constant_search(env, **search)`` (found once, here). A learner that does
+    not beat it has learned nothing about the state."""
+    if action is None:
+        action, _, _ = best_constant_search(env, **search)
+    policy = constant_policy(env, **action)
+    policy.__name__ = "best_constant"
+    policy.action = dict(action)
     return policy
 
 
@@ -275,6 +499,7 @@ POLICIES = {
     "magcs": magcs,
     "best_response": best_response,
     "stackelberg": stackelberg,
+    "best_constant": best_constant,
 }
 
 

@@ -27,9 +27,19 @@ and ``specs/sgin.md``), in float64:
 * privacy overhead per MBS (eq. 7-10) with block S_n = the largest block of
   its DTs and verification gated by the slowest DT, max_m S_n·v/f_{n,m};
   every DT of MBS n bears C_n;
-* utility F = D − w_priv·C_SBC − λ·f (eq. 29) in Mbit, ms, GHz; reward
-  R = Q·D + V·F (eq. 33, Q and D in Mbit) minus the optional penalty for
-  I > I_max (eq. 17); leader reward Σ (λ − c)·f (eq. 11), f in GHz;
+* ``payoff="paper"``: capacity D = f·τ/w locally or R·τ offloaded, utility
+  F = D − w_priv·C_SBC − λ·f (eq. 29) in Mbit, ms, GHz with f ∈ [f_min, f_max]
+  (``cpu_ghz``); leader reward Σ (λ − c)·f over every DT (eq. 11);
+* ``payoff="cloud"`` (specs/sgin.md "Live regime"): ``cpu`` ∈ [0, 1] gives
+  f = f_min + cpu·(f_mode_max − f_min), f_mode_max the cloud maximum
+  ``cpu_max_hz`` when offloading, ``local_cpu_max_hz`` locally; offloaded
+  capacity D = min(R·τ, f·τ/w); an offloading DT pays λ·f to the leader, a
+  local one the energy κ·f; after serving, ``drop`` = 1 empties the rest of
+  the backlog at π per Mbit; F = min(D, Q) − w_priv·C_SBC − cost − π·dropped;
+  leader reward Σ over offloading DTs of (λ − c)·f;
+* follower reward ``reward="paper"``: R = Q·D + V·F (eq. 33, D as in F);
+  ``"drift_plus_penalty"``: R = Q·(D + dropped − A) + V·F; both minus the
+  optional penalty for I > I_max (eq. 17);
 * ``price_mode="leader"``: the leader's action is the price of the *next*
   slot, clipped to [λ_min, λ_max]; ``"fixed"``: λ = ``params.price``.
 
@@ -62,6 +72,11 @@ MBIT = 1e6
 GHZ = 1e9
 MS = 1e-3
 DISTANCE_SCALE_M = 2.0e6
+ARRIVAL_SCALE_BITS = 10e6  # fixed observation scales (never params)
+CYCLES_SCALE = 4000.0
+QUEUE_SCALE_BITS = 100e6
+PRICE_SCALE = 1.0
+CPU_SCALE_HZ = 10e9
 PATH_LOSS_CENTER_DB = 150.0
 PATH_LOSS_SCALE_DB = 20.0
 INTERFERENCE_FLOOR_W = 1e-20
@@ -122,6 +137,9 @@ PARAM_FIELDS = (
     "interference_penalty",
     "cpu_min_hz",
     "cpu_max_hz",
+    "local_cpu_max_hz",
+    "local_energy_price",
+    "drop_penalty",
     "block_min_bits",
     "block_max_bits",
     "model_bits",
@@ -183,6 +201,8 @@ class SginReference:
         price_mode: str,
         params,
         geometry: str = "uniform",
+        payoff: str = "cloud",
+        reward: str = "drift_plus_penalty",
     ):
         if geometry == "orbit":
             raise NotImplementedError(
@@ -192,6 +212,12 @@ class SginReference:
             )
         if geometry != "uniform":
             raise ValueError(f"sgin reference: unknown geometry {geometry!r}")
+        if payoff not in ("cloud", "paper"):
+            raise ValueError(f"sgin reference: payoff must be 'cloud' or 'paper', got {payoff!r}")
+        if reward not in ("drift_plus_penalty", "paper"):
+            raise ValueError(
+                f"sgin reference: reward must be 'drift_plus_penalty' or 'paper', got {reward!r}"
+            )
         if price_mode not in ("leader", "fixed"):
             raise ValueError(
                 f"sgin reference: price_mode must be 'leader' or 'fixed', got {price_mode!r}"
@@ -213,6 +239,8 @@ class SginReference:
         self.horizon = int(horizon)
         self.price_mode = price_mode
         self.geometry = geometry
+        self.payoff = payoff
+        self.reward = reward
         self.p = _Params(params)
         self.state = None
 
@@ -228,6 +256,8 @@ class SginReference:
             env.price_mode,
             params,
             geometry=env.geometry,
+            payoff=env.payoff,
+            reward=env.reward,
         )
 
     def dt(self, n: int, m: int) -> int:
@@ -255,7 +285,8 @@ class SginReference:
             "step": 0,
             "queue_bits": np.full(nm, p.initial_queue_bits),
             "price": np.full(nm, p.price),
-            "last_cpu_hz": np.full(nm, p.cpu_min_hz),
+            # billed CPU of slot −1: f_min everywhere (paper), nothing billed yet (cloud)
+            "last_cpu_hz": np.full(nm, p.cpu_min_hz if self.payoff == "paper" else 0.0),
             "last_interference_w": np.zeros(nm),
             "last_rx_power_w": np.zeros((self.N, self.O, self.R)),
             "time_offset_s": 0.0,
@@ -290,14 +321,27 @@ class SginReference:
         return g
 
     def clip_follower_action(self, action: dict) -> dict:
-        """Integers into range, f and S_B clipped to [f_min, f_max], [S_min, S_max]."""
+        """Integers into range, f and S_B clipped to [f_min, f_max], [S_min, S_max]
+        (cloud: f from the mode-relative fraction ``cpu`` clipped to [0, 1])."""
         p = self.p
         a = {k: np.asarray(v) for k, v in action.items()}
+        offload = np.clip(a["offload"], 0, 1).astype(bool)
+        if self.payoff == "cloud":
+            cpu_hz = np.zeros(self.NM)
+            drop = np.clip(a["drop"], 0, 1).astype(bool)
+            for i in range(self.NM):
+                f_max = p.cpu_max_hz if offload[i] else p.local_cpu_max_hz
+                frac = min(max(float(a["cpu"][i]), 0.0), 1.0)
+                cpu_hz[i] = p.cpu_min_hz + frac * (f_max - p.cpu_min_hz)
+        else:
+            cpu_hz = np.clip(a["cpu_ghz"].astype(np.float64) * GHZ, p.cpu_min_hz, p.cpu_max_hz)
+            drop = np.zeros(self.NM, bool)
         return {
-            "offload": np.clip(a["offload"], 0, 1).astype(bool),
+            "offload": offload,
+            "drop": drop,
             "leo": np.clip(a["leo"], 0, self.O - 1).astype(int),
             "channel": np.clip(a["channel"], 0, self.R - 1).astype(int),
-            "cpu_hz": np.clip(a["cpu_ghz"].astype(np.float64) * GHZ, p.cpu_min_hz, p.cpu_max_hz),
+            "cpu_hz": cpu_hz,
             "block_bits": np.clip(
                 a["block_mbit"].astype(np.float64) * MBIT, p.block_min_bits, p.block_max_bits
             ),
@@ -346,18 +390,25 @@ class SginReference:
             if transmit[i]:
                 signal = p.power_w * g[i, a["leo"][i]]
                 rate[i] = p.bandwidth_hz * math.log2(1.0 + signal / (p.noise_w + interference[i]))
+            compute_bits = a["cpu_hz"][i] * p.slot_s / state["cycles_per_bit"][i]  # eq. (1)
             if a["offload"][i]:  # α = 0
                 capacity[i] = rate[i] * p.slot_s  # eq. (6)
+                if self.payoff == "cloud":  # the cloud computes at the f the DT buys
+                    capacity[i] = min(capacity[i], compute_bits)
             else:  # α = 1
-                capacity[i] = a["cpu_hz"][i] * p.slot_s / state["cycles_per_bit"][i]  # eq. (1)
+                capacity[i] = compute_bits
 
-        # eq. (23) with constraint (16) as a clip: serve min(D, Q), then A joins
+        # eq. (23) with constraint (16) as a clip: serve min(D, Q), drop the rest if
+        # chosen (cloud), then A joins
         served = np.zeros(NM)
+        dropped = np.zeros(NM)
         queue_next = np.zeros(NM)
         for i in range(NM):
             q = max(state["queue_bits"][i], 0.0)
             served[i] = min(max(capacity[i], 0.0), q)
-            queue_next[i] = q - served[i] + state["arrivals_bits"][i]
+            if a["drop"][i]:
+                dropped[i] = q - served[i]
+            queue_next[i] = q - served[i] - dropped[i] + state["arrivals_bits"][i]
 
         # eq. (7)-(10) per MBS: S_n = largest block of its DTs, slowest verifier gates
         overhead = np.zeros((N, 4))  # columns C1, C2, C3, C_SBC (s)
@@ -366,6 +417,20 @@ class SginReference:
             cpu = [a["cpu_hz"][self.dt(n, m)] for m in range(M)]
             overhead[n] = self.privacy_overhead(block, cpu)
 
+        # who pays what: paper, λ·f on every DT; cloud, λ·f if offloading, κ·f if local
+        billed = np.zeros(NM)  # CPU (Hz) the leader sells
+        cost = np.zeros(NM)
+        for i in range(NM):
+            f = a["cpu_hz"][i]
+            if self.payoff == "paper":
+                billed[i] = f
+                cost[i] = state["price"][i] * f / GHZ
+            elif a["offload"][i]:
+                billed[i] = f if transmit[i] else 0.0
+                cost[i] = state["price"][i] * billed[i] / GHZ
+            else:
+                cost[i] = p.local_energy_price * f / GHZ
+
         # eq. (29), (17), (33) per DT; eq. (11) for the leader
         utility = np.zeros(NM)
         violation = np.zeros(NM, bool)
@@ -373,20 +438,27 @@ class SginReference:
         for n in range(N):
             for m in range(M):
                 i = self.dt(n, m)
+                # paper: the capacity D; cloud: the bits actually served, min(D, Q)
+                d_mbit = (capacity[i] if self.payoff == "paper" else served[i]) / MBIT
                 utility[i] = (
-                    capacity[i] / MBIT
+                    d_mbit
                     - p.privacy_weight * overhead[n, 3] / MS
-                    - state["price"][i] * a["cpu_hz"][i] / GHZ
+                    - cost[i]
+                    - p.drop_penalty * dropped[i] / MBIT
                 )  # eq. (29)
                 violation[i] = transmit[i] and interference[i] > p.interference_max_w  # (17)
+                q_mbit = state["queue_bits"][i] / MBIT
+                if self.reward == "paper":
+                    drift = q_mbit * d_mbit  # eq. (33) as printed
+                else:  # Q·(D + dropped − A)
+                    departed = d_mbit + dropped[i] / MBIT - state["arrivals_bits"][i] / MBIT
+                    drift = q_mbit * departed
                 reward[i] = (
-                    (state["queue_bits"][i] / MBIT) * (capacity[i] / MBIT)
-                    + p.v_weight * utility[i]
-                    - p.interference_penalty * violation[i]
-                )  # eq. (33)
+                    drift + p.v_weight * utility[i] - p.interference_penalty * violation[i]
+                )
         profit = 0.0
         for i in range(NM):
-            profit += (state["price"][i] - p.unit_cost) * a["cpu_hz"][i] / GHZ  # eq. (11)
+            profit += (state["price"][i] - p.unit_cost) * billed[i] / GHZ  # eq. (11)
 
         # received power per (MBS n, LEO o, channel r): the leader-side spectrum picture
         rx_grid = np.zeros((N, O, R))
@@ -404,7 +476,10 @@ class SginReference:
             "rate_bps": rate,
             "capacity_bits": capacity,
             "served_bits": served,
+            "dropped_bits": dropped,
             "queue_next_bits": queue_next,
+            "billed_hz": billed,
+            "cost": cost,
             "overhead_s": overhead,
             "utility": utility,
             "violation": violation,
@@ -433,7 +508,7 @@ class SginReference:
             step=int(state["step"]) + 1,
             queue_bits=out["queue_next_bits"],
             price=self.next_price(action),
-            last_cpu_hz=out["action"]["cpu_hz"],
+            last_cpu_hz=out["billed_hz"],
             last_interference_w=out["interference_w"],
             last_rx_power_w=out["rx_power_grid_w"],
         )
@@ -444,7 +519,9 @@ class SginReference:
             "follower": out["follower_reward"],
             "leader": np.array([out["leader_profit"]]),
         }
-        return self.observe(next_state), next_state, reward, self.metrics(out, state)
+        info = self.metrics(out, state)
+        info["price_next"] = float(np.mean(next_state["price"]))
+        return self.observe(next_state), next_state, reward, info
 
     def step(self, action: dict, rng: np.random.Generator, state: dict | None = None):
         """Draw slot t+1 with ``rng``, transition, auto-reset at the horizon.
@@ -468,28 +545,30 @@ class SginReference:
 
     def observe(self, state: dict) -> dict:
         """Follower features [A, w, Q, x_o, y_o, λ, own last I (dBm), own L_o (dB)] and
-        leader [f_last, c]."""
+        leader [billed f last slot (NM), c, price in force (NM)], each scaled by a fixed
+        constant (never by a param)."""
         p, NM, O = self.p, self.NM, self.O
         follower = np.zeros((NM, 5 + 3 * O))
         for i in range(NM):
             # observed interference is floored at the noise power (eq. 5's σ²)
             i_dbm = watt_to_dbm(max(state["last_interference_w"][i], p.noise_w))
-            follower[i, 0] = state["arrivals_bits"][i] / p.arrival_max_bits
-            follower[i, 1] = state["cycles_per_bit"][i] / p.cycles_per_bit_max
-            follower[i, 2] = state["queue_bits"][i] / (10.0 * p.arrival_max_bits)
+            follower[i, 0] = state["arrivals_bits"][i] / ARRIVAL_SCALE_BITS
+            follower[i, 1] = state["cycles_per_bit"][i] / CYCLES_SCALE
+            follower[i, 2] = state["queue_bits"][i] / QUEUE_SCALE_BITS
             for o in range(O):
                 follower[i, 3 + o] = state["horizontal_m"][i, o] / DISTANCE_SCALE_M
                 follower[i, 3 + O + o] = state["vertical_m"][i, o] / DISTANCE_SCALE_M
-            follower[i, 3 + 2 * O] = state["price"][i] / p.price_max
+            follower[i, 3 + 2 * O] = state["price"][i] / PRICE_SCALE
             follower[i, 4 + 2 * O] = (i_dbm + 100.0) / 50.0
             for o in range(O):
                 loss = self.path_loss_db(state["horizontal_m"][i, o], state["vertical_m"][i, o],
                                          state["eta_los_db"][i, o], state["eta_nlos_db"][i, o])
                 follower[i, 5 + 2 * O + o] = (loss - PATH_LOSS_CENTER_DB) / PATH_LOSS_SCALE_DB
-        leader = np.zeros((1, NM + 1))
+        leader = np.zeros((1, 2 * NM + 1))
         for i in range(NM):
-            leader[0, i] = state["last_cpu_hz"][i] / p.cpu_max_hz
-        leader[0, NM] = p.unit_cost / p.price_max
+            leader[0, i] = state["last_cpu_hz"][i] / CPU_SCALE_HZ  # CPU billed last slot
+            leader[0, NM + 1 + i] = state["price"][i] / PRICE_SCALE  # the price in force
+        leader[0, NM] = p.unit_cost / PRICE_SCALE
         return {"follower": follower, "leader": leader}
 
     def metrics(self, out: dict, state: dict) -> dict:
@@ -501,6 +580,8 @@ class SginReference:
         return {
             "throughput_mbit": float(np.sum(out["capacity_bits"])) / MBIT,
             "served_mbit": float(np.sum(out["served_bits"])) / MBIT,
+            "dropped_mbit": float(np.sum(out["dropped_bits"])) / MBIT,
+            "drop_fraction": float(np.mean(out["action"]["drop"])),
             "queue_mean_mbit": float(np.mean(out["queue_next_bits"])) / MBIT,
             "queue_max_mbit": float(np.max(out["queue_next_bits"])) / MBIT,
             "interference_w": mean_interference,
@@ -513,7 +594,10 @@ class SginReference:
             "privacy_c3_ms": float(np.mean(overhead[:, 2])) / MS,
             "offload_fraction": float(np.mean(out["action"]["offload"])),
             "price_mean": float(np.mean(state["price"])),
+            "price_in_force": float(np.mean(state["price"])),
             "cpu_mean_ghz": float(np.mean(out["action"]["cpu_hz"])) / GHZ,
+            "cloud_cpu_ghz": float(np.sum(out["billed_hz"])) / GHZ,
+            "cost_mean": float(np.mean(out["cost"])),
             "rate_mean_mbps": float(np.sum(out["rate_bps"])) / max(n_tx, 1) / MBIT,
             "follower_utility_mean": float(np.mean(out["utility"])),
             "follower_reward_mean": float(np.mean(out["follower_reward"])),

@@ -8,10 +8,16 @@ Agents
 ------
 * ``follower`` — N·M digital twins (DTs), M per macro base station (MBS).
   Hybrid action (eq. 30): ``offload`` ∈ {0, 1} (paper α = 1 − offload),
-  ``leo`` ∈ {0..O−1}, ``channel`` ∈ {0..R−1}, ``cpu_ghz`` ∈ [f_min, f_max],
-  ``block_mbit`` ∈ [S_min, S_max]. Observation (normalised, O(1) scales):
-  ``[A/A_max, w/w_max, Q/(10·A_max), x_o/2000 km (O), y_o/2000 km (O),
-  λ/λ_max, (I_dBm + 100)/50, (L_o − 150 dB)/20 (O)]`` with I the follower's
+  ``leo`` ∈ {0..O−1}, ``channel`` ∈ {0..R−1}, ``block_mbit`` ∈ [S_min, S_max]
+  and the CPU: under ``payoff="paper"`` ``cpu_ghz`` ∈ [f_min, f_max]; under
+  ``payoff="cloud"`` (default) the mode-relative ``cpu`` ∈ [0, 1],
+  f = f_min + cpu·(f_mode_max − f_min) with f_mode_max = ``cpu_max_hz`` (the
+  cloud's) when offloading and ``local_cpu_max_hz`` locally, plus
+  ``drop`` ∈ {0, 1} (the outside option). Observation, scaled by fixed
+  constants (never by params such as A_max or λ_max, so a sweep or a MAML
+  task changes a feature only through the quantity itself, and A_max = 0
+  cannot make one 0/0): ``[A/10 Mbit, w/4000, Q/100 Mbit, x_o/2000 km (O),
+  y_o/2000 km (O), λ/1, (I_dBm + 100)/50, (L_o − 150 dB)/20 (O)]`` with I the follower's
   own last-slot interference (the interference it saw, or would have seen, on
   its channel at its LEO), floored at the noise power σ², and L_o its own path
   loss to LEO o this slot (eq. 2, including the excess losses η).
@@ -22,11 +28,17 @@ Agents
   LEO with the highest gain" can. Measured at the defaults, offloading at f_min
   on MAMCC's channels: picking the LEO by gain gives 521 Mbit/slot, picking it
   by distance (all that x, y tell) gives 388.
-* ``leader`` — the cloud provider. Observation S_L = {f of every DT last slot
-  (/f_max), c/λ_max}. Action: price λ per DT ∈ [λ_min, λ_max]. With
-  ``price_mode="leader"`` the action sets λ for the *next* slot (the leader
-  moves first; followers observe the price before acting); with
+* ``leader`` — the cloud provider. Observation S_L = {CPU billed to every DT
+  last slot (/10 GHz; under ``payoff="paper"`` every DT's f), c/1, the price
+  in force λ_t of every DT (/1)}. Action: price λ per DT ∈ [λ_min, λ_max].
+  With ``price_mode="leader"`` the action sets λ for the *next* slot (the
+  leader moves first; followers observe the price before acting); with
   ``price_mode="fixed"`` λ = ``params.price`` always (the paper's Fig. 9).
+  Crediting: the leader reward of step t (= ``info["leader_profit"]``) is the
+  profit of ``info["price_in_force"]`` (λ_t, posted by the action of step
+  t − 1); ``info["price_next"]`` is the price the action of step t posted, so
+  a learner credits the action of step t with the leader reward of step t + 1
+  (whose observation shows that price as the one in force).
 
 Slot t (ordering of eq. 23)
 ---------------------------
@@ -50,15 +62,28 @@ Decisions where the paper is silent or wrong (also in ``specs/sgin.md``)
 * Privacy overhead per MBS n: block size S_n = the largest block chosen by its
   DTs; verification gated by the slowest verifier max_m S_n·v/f_{n,m}
   (``jaxsg.consensus.sgin_privacy_overhead``). Every DT of MBS n bears C_n.
-* Follower utility F = D − w_priv·C_SBC − λ·f (eq. 29) in Mbit, ms and GHz;
-  the price is paid on the chosen CPU frequency f whether or not the DT
-  offloads (the paper's profit eq. 11 sums λ·f over all DTs). Block size only
-  costs (no benefit in the paper's model), so S_min is always a best choice.
-* Follower reward R = Q·D + V·F (eq. 33, drift-plus-penalty) with Q, D in
-  Mbit; D is the capacity (the paper's "processed bits"), not min(D, Q).
-  Kept literal; agents normalise. Optional penalty for I > I_max (eq. 17),
-  weight 0 by default (faithful).
-* Leader reward R_L = Σ (λ − c)·f (eq. 11), f in GHz.
+* ``payoff="paper"`` (round 1, the literal reading): follower utility
+  F = D − w_priv·C_SBC − λ·f (eq. 29) in Mbit, ms and GHz; the price is paid
+  on the chosen CPU frequency f whether or not the DT offloads, and the
+  leader earns Σ (λ − c)·f over all DTs (eq. 11); D is the capacity (the
+  paper's "processed bits"), not min(D, Q). A degenerate game (below).
+* ``payoff="cloud"`` (default; specs/sgin.md "Live regime"): the price buys
+  *cloud* computing. Offloading, the LEO's cloud computes at the f the DT
+  buys, D2 = min(R·τ, f·τ/w), the DT pays λ·f and the leader earns
+  (λ − c)·f (eq. 11 over offloading DTs only; none if its LEO is not
+  visible). Locally, D1 = f·τ/w with f ≤ ``local_cpu_max_hz`` at an energy
+  cost κ·f (``local_energy_price``), nothing to the leader. After serving
+  min(D, Q), ``drop`` = 1 discards the rest of the backlog at
+  π = ``drop_penalty`` per Mbit. F = min(D, Q) − w_priv·C_SBC − cost −
+  π·dropped (served bits, so DTs are not paid for idle cloud cycles).
+* ``reward="drift_plus_penalty"`` (default): R = Q·(D + dropped − A) + V·F,
+  the Lyapunov drift with the arrival term (eq. 33 omits −Q·A: that changes
+  no slot's best response, but under eq. 33 the best *constant* policy is a
+  diverging one and out-earns best response). ``reward="paper"``:
+  R = Q·D + V·F (eq. 33). D as in F. Kept unnormalised; agents normalise.
+  Optional penalty for I > I_max (eq. 17), weight 0 by default (faithful).
+* Block size only costs (no benefit in the paper's model), so S_min is
+  always a best choice.
 * "MB" in the paper's task sizes is read as Mbit.
 * ``interference_dbm`` floors the mean interference at 1e-20 W (−170 dBm) so
   slots with no transmitter stay finite.
@@ -70,6 +95,8 @@ param                  default             paper (``preset="paper"``)
 =====================  ==================  =========================================
 arrival A              U(4, 8) Mbit/slot   U(10, 30) "MB" (read as Mbit)
 cycles per bit w       U(2000, 4000)       same
+payoff                 "cloud"             "paper" (λ·f on every DT's f)
+reward                 drift_plus_penalty  "paper" (eq. 33, Q·D + V·F)
 x / y                  U(1000,2000) km /   same
                        U(500, 2000) km
 f_c, c                 0.1 GHz, 3e8 m/s    same
@@ -78,25 +105,65 @@ f_c, c                 0.1 GHz, 3e8 m/s    same
 noise σ²               1e-13 W             same
 bandwidth B/channel    20 MHz              not printed (Fig. 8 sweeps MHz)
 power P                16 W                not printed (Fig. 7 sweeps W)
-f range                [0.5, 6] GHz        not printed
+f range                cloud [0.5, 40] GHz not printed; payoff="paper" [0.5, 6]
+local f_max            6 GHz               (payoff="cloud" only)
+energy price κ         0.2 per GHz         (payoff="cloud" only)
+drop penalty π         4 per Mbit          (payoff="cloud" only)
 slot τ                 1 s                 not printed
 f_MBS, r_up, r_down    6e9, 5e9, 1e10      same
 δ                      0.5                 swept (Fig. 10)
 |W|, S_B range         1 Mbit, [0.5, 4]    not printed
                        Mbit
 V                      10                  swept (Fig. 4-5)
-price λ (init/fixed)   6, range [0, 10]    swept 2..10 (Fig. 9)
-unit cost c            1                   swept (Fig. 6)
+price λ (init/fixed)   1, range [0, 10]    swept 2..10 (Fig. 9); payoff="paper" 6
+unit cost c            0.2                 swept (Fig. 6); payoff="paper" 1
 =====================  ==================  =========================================
 
-Regime (``specs/sgin.md``; checked in ``tests/test_sgin.py``). Measured at the
-defaults, N=4, M=12, O=4, R=12, T=200, time-average queue per DT over the last
-50 slots (Mbit): all offload on one channel 883 (diverges), all local at f_min
-1023 (diverges), all local at f_max 690 (diverges), MARTO 71, MAGCS 50, MAMCC 6,
-offload with spread channels 6, best response 6 (bounded) — the spec's NumPy
-prototype gave 884 / 1024 / 692 / 67 / – / – / 6 / –. Criteria 1 and 2 hold.
+Live regime (``specs/sgin.md`` "Live regime (round 2 decision)"; asserted in
+``tests/test_sgin_regime.py``, measured with
+``python -m pytest -q -p no:xdist -s tests/test_sgin_regime.py``, which prints
+every number below). Defaults (payoff="cloud", reward="drift_plus_penalty"),
+N=4, M=12, O=4, R=12, best response (2 sweeps, 8 CPU levels + the kink),
+2 episodes, fixed price; the spec's NumPy prototype in brackets:
+
+==  ===========================================  =====================================
+#   criterion                                    measured
+==  ===========================================  =====================================
+1   one-channel offload (cloud f_max) and local  queue 633 → 884 and 496 → 692 Mbit
+    at f_local_max diverge; best response        (slots 100-150 → 150-200); best
+    bounded                                      response 19.4 → 19.3 Mbit [19]
+2   best response local share in [15, 85] %      70.1 % [70 %]
+3   cloud demand falls strictly with λ over      λ = 0.5, 0.75, 1, 1.25, 1.5: demand
+    the grid [0.5, 1.5]·λ₀; profit-maximising    712, 612, 569, 446, 243 GHz/slot
+    fixed price interior, also at 2T             [1131 → 313]; episode profit 42739,
+                                                 67366, 90987, 93688, 63068 (peak
+                                                 λ = 1.25 [1.2]); T = 400: 85773,
+                                                 135619, 184838, 191565, 126334
+                                                 (peak 1.25 [1.2]); drops 0 % at
+                                                 λ ≤ λ₀, 2.2 % at 1.25, 6.0 % at 1.5
+4   V = 1 → 100 moves queue ≥ 20 %, cost ≥ 10 %  queue 6.3 → 166.1 Mbit [6 → 166];
+                                                 cost per DT-slot 16.68 → 9.32
+                                                 (−44 %) [−71 %]
+5   best constant action ≥ 10 % below best       episode return per DT −26853 (offload,
+    response in episode return                   best LEO, channel m mod R, cpu 0.4,
+                                                 no drop) vs −10794 [−127 vs −54 per
+                                                 slot: ours −134 vs −54]
+==  ===========================================  =====================================
+
+The prototype calibration met every criterion unchanged, so the defaults are
+the spec's prototype values. The paper's V trends (Figs. 4-5) are not tuned
+for; with the cloud payoff the queue rises with V (a larger V weights the
+price against the drift).
+
+Round-1 regime of ``payoff="paper"`` (``specs/sgin.md`` "Regime"; checked in
+``tests/test_sgin.py``). Measured at that payoff's defaults, N=4, M=12, O=4,
+R=12, T=200, time-average queue per DT over the last 50 slots (Mbit): all
+offload on one channel 883 (diverges), all local at f_min 1023 (diverges), all
+local at f_max 690 (diverges), MARTO 71, MAGCS 50, MAMCC 6, offload with spread
+channels 6, best response 6 (bounded) — the spec's NumPy prototype gave 884 /
+1024 / 692 / 67 / – / – / 6 / –. Criteria 1 and 2 hold.
 Criterion 3 (a good policy mixes local computing and offloading) does *not*
-hold at the defaults, and no retune of the knobs the spec lists (A, τ, B, P,
+hold under this payoff, and no retune of the knobs the spec lists (A, τ, B, P,
 R, f range, plus V and λ) makes it hold for the best-response reference with
 bounded queues. The reason is the paper's payoff: a DT pays λ per GHz of f
 whether or not it offloads (eq. 11, 29), so with w cycles/bit local computing
@@ -152,6 +219,14 @@ MBIT = 1e6
 GHZ = 1e9
 MS = 1e-3
 DISTANCE_SCALE_M = 2.0e6
+# Fixed observation scales (not params such as A_max or λ_max): a sweep or a MAML
+# task changes what an agent sees only through the quantity itself, and A_max = 0
+# cannot make a feature 0/0.
+ARRIVAL_SCALE_BITS = 10e6
+CYCLES_SCALE = 4000.0
+QUEUE_SCALE_BITS = 100e6
+PRICE_SCALE = 1.0
+CPU_SCALE_HZ = 10e9
 PATH_LOSS_CENTER_DB = 150.0  # observation: (L − 150 dB) / 20 dB is O(1) at the defaults
 PATH_LOSS_SCALE_DB = 20.0
 INTERFERENCE_FLOOR_W = 1e-20
@@ -191,7 +266,10 @@ class SginParams:
     interference_penalty: float = 0.0
     # computing (eq. 1)
     cpu_min_hz: float = 0.5e9
-    cpu_max_hz: float = 6.0e9
+    cpu_max_hz: float = 40.0e9  # payoff="cloud": the cloud CPU a DT may buy; "paper": 6 GHz
+    local_cpu_max_hz: float = 6.0e9  # payoff="cloud": the DT's own CPU
+    local_energy_price: float = 0.2  # payoff="cloud": κ per GHz of local CPU
+    drop_penalty: float = 4.0  # payoff="cloud": π per dropped Mbit
     # blockchain privacy overhead (eq. 7-10)
     block_min_bits: float = 0.5e6
     block_max_bits: float = 4.0e6
@@ -204,10 +282,10 @@ class SginParams:
     # Lyapunov and economics (eq. 11, 29, 33)
     v_weight: float = 10.0
     privacy_weight: float = 1.0
-    price: float = 6.0
+    price: float = 1.0
     price_min: float = 0.0
     price_max: float = 10.0
-    unit_cost: float = 1.0
+    unit_cost: float = 0.2
     # orbit geometry (beyond the paper)
     orbit_altitude_m: float = 1.0e6
     orbit_inclination_rad: float = math.radians(53.0)
@@ -219,6 +297,8 @@ class SginParams:
 
 
 PAPER_OVERRIDES = {"arrival_min_bits": 10e6, "arrival_max_bits": 30e6}
+#: ``payoff="paper"`` keeps the round-1 economics: one f range [0.5, 6] GHz, λ₀ = 6, c = 1.
+PAPER_PAYOFF_OVERRIDES = {"cpu_max_hz": 6.0e9, "price": 6.0, "unit_cost": 1.0}
 
 _BIG = math.inf
 PARAM_BOUNDS = {
@@ -248,6 +328,9 @@ PARAM_BOUNDS = {
     "interference_penalty": NON_NEGATIVE,
     "cpu_min_hz": POSITIVE,
     "cpu_max_hz": POSITIVE,
+    "local_cpu_max_hz": Bound(0.0, 1e12, low_inclusive=False),
+    "local_energy_price": Bound(0.0, 1e6),
+    "drop_penalty": Bound(0.0, 1e6),
     "block_min_bits": POSITIVE,
     "block_max_bits": POSITIVE,
     "model_bits": POSITIVE,
@@ -278,6 +361,7 @@ PARAM_ORDER = (
     ("eta_los_min_db", "eta_los_max_db"),
     ("eta_nlos_min_db", "eta_nlos_max_db"),
     ("cpu_min_hz", "cpu_max_hz"),
+    ("cpu_min_hz", "local_cpu_max_hz"),
     ("block_min_bits", "block_max_bits"),
     ("price_min", "price_max"),
     ("price_min", "price"),
@@ -329,6 +413,8 @@ class SginEnv(MultiAgentEnv):
         preset: str = "default",
         orbit_planes: int = 1,
         orbit_phasing: int = 0,
+        payoff: str = "cloud",
+        reward: str = "drift_plus_penalty",
     ):
         super().__init__(horizon)
         where = "sgin"
@@ -339,6 +425,8 @@ class SginEnv(MultiAgentEnv):
         self.geometry = check_choice("geometry", geometry, ("uniform", "orbit"), where)
         self.price_mode = check_choice("price_mode", price_mode, ("leader", "fixed"), where)
         self.preset = check_choice("preset", preset, ("default", "paper"), where)
+        self.payoff = check_choice("payoff", payoff, ("cloud", "paper"), where)
+        self.reward = check_choice("reward", reward, ("drift_plus_penalty", "paper"), where)
         self.orbit_planes = check_int("orbit_planes", orbit_planes, 1, where=where)
         self.orbit_phasing = check_int("orbit_phasing", orbit_phasing, 0, orbit_planes - 1, where)
         if self.num_leo % self.orbit_planes:
@@ -351,6 +439,8 @@ class SginEnv(MultiAgentEnv):
     @property
     def default_params(self) -> SginParams:
         params = SginParams()
+        if self.payoff == "paper":
+            params = params.replace(**PAPER_PAYOFF_OVERRIDES)
         return params.replace(**PAPER_OVERRIDES) if self.preset == "paper" else params
 
     def num_agents(self, agent_class: str) -> int:
@@ -366,27 +456,38 @@ class SginEnv(MultiAgentEnv):
                     "price": slice(3 + 2 * o, 4 + 2 * o),
                     "interference": slice(4 + 2 * o, 5 + 2 * o),
                     "path_loss": slice(5 + 2 * o, 5 + 3 * o)}
-        return {"cpu_last": slice(0, self.num_followers),
-                "unit_cost": slice(self.num_followers, self.num_followers + 1)}
+        n = self.num_followers
+        return {"cpu_last": slice(0, n), "unit_cost": slice(n, n + 1),
+                "price": slice(n + 1, 2 * n + 1)}
 
     def observation_space(self, agent_class: str, params: Any = None) -> spaces.Space:
         if agent_class == "follower":
             return spaces.Box(-jnp.inf, jnp.inf, (self.num_followers, 5 + 3 * self.num_leo))
-        return spaces.Box(-jnp.inf, jnp.inf, (1, self.num_followers + 1))
+        return spaces.Box(-jnp.inf, jnp.inf, (1, 2 * self.num_followers + 1))
 
     def action_space(self, agent_class: str, params: Any = None) -> spaces.Space:
         p = self.default_params if params is None else params
         n = self.num_followers
         if agent_class == "follower":
+            block = spaces.Box(p.block_min_bits / MBIT, p.block_max_bits / MBIT, (n,))
+            if self.payoff == "cloud":
+                return spaces.Dict(
+                    {
+                        "offload": spaces.Discrete(2, (n,)),
+                        "drop": spaces.Discrete(2, (n,)),
+                        "leo": spaces.Discrete(self.num_leo, (n,)),
+                        "channel": spaces.Discrete(self.num_channels, (n,)),
+                        "cpu": spaces.Box(0.0, 1.0, (n,)),
+                        "block_mbit": block,
+                    }
+                )
             return spaces.Dict(
                 {
                     "offload": spaces.Discrete(2, (n,)),
                     "leo": spaces.Discrete(self.num_leo, (n,)),
                     "channel": spaces.Discrete(self.num_channels, (n,)),
                     "cpu_ghz": spaces.Box(p.cpu_min_hz / GHZ, p.cpu_max_hz / GHZ, (n,)),
-                    "block_mbit": spaces.Box(
-                        p.block_min_bits / MBIT, p.block_max_bits / MBIT, (n,)
-                    ),
+                    "block_mbit": block,
                 }
             )
         return spaces.Box(p.price_min, p.price_max, (1, n))
@@ -394,14 +495,14 @@ class SginEnv(MultiAgentEnv):
     def avail_actions(self, state: SginState, params: SginParams) -> dict:
         any_visible = jnp.any(state.visible, axis=-1)
         n = self.num_followers
-        return {
-            "follower": {
-                "offload": jnp.stack([jnp.ones(n, bool), any_visible], axis=-1),
-                "leo": state.visible,
-                "channel": jnp.ones((n, self.num_channels), bool),
-            },
-            "leader": {},
+        follower = {
+            "offload": jnp.stack([jnp.ones(n, bool), any_visible], axis=-1),
+            "leo": state.visible,
+            "channel": jnp.ones((n, self.num_channels), bool),
         }
+        if self.payoff == "cloud":
+            follower["drop"] = jnp.ones((n, 2), bool)
+        return {"follower": follower, "leader": {}}
 
     # ------------------------------------------------------- randomness
     def draw_slot(
@@ -484,12 +585,27 @@ class SginEnv(MultiAgentEnv):
         return jnp.arange(self.num_followers) // self.users_per_mbs
 
     def clip_follower_action(self, action: dict, params: SginParams) -> dict:
-        """Integers into range; continuous actions clipped to their bounds (NaN stays NaN)."""
+        """Integers into range; continuous actions clipped to their bounds (NaN stays NaN).
+
+        ``payoff="cloud"``: ``cpu`` ∈ [0, 1] is mode-relative,
+        f = f_min + cpu·(f_mode_max − f_min) with f_mode_max the cloud maximum
+        ``cpu_max_hz`` when offloading and ``local_cpu_max_hz`` locally.
+        """
+        offload = jnp.clip(action["offload"], 0, 1).astype(bool)
+        if self.payoff == "cloud":
+            mode_max = jnp.where(offload, params.cpu_max_hz, params.local_cpu_max_hz)
+            frac = jnp.clip(action["cpu"], 0.0, 1.0)
+            cpu_hz = params.cpu_min_hz + frac * (mode_max - params.cpu_min_hz)
+            drop = jnp.clip(action["drop"], 0, 1).astype(bool)
+        else:
+            cpu_hz = jnp.clip(action["cpu_ghz"] * GHZ, params.cpu_min_hz, params.cpu_max_hz)
+            drop = jnp.zeros_like(offload)
         return {
-            "offload": jnp.clip(action["offload"], 0, 1).astype(bool),
+            "offload": offload,
+            "drop": drop,
             "leo": jnp.clip(action["leo"], 0, self.num_leo - 1),
             "channel": jnp.clip(action["channel"], 0, self.num_channels - 1),
-            "cpu_hz": jnp.clip(action["cpu_ghz"] * GHZ, params.cpu_min_hz, params.cpu_max_hz),
+            "cpu_hz": cpu_hz,
             "block_bits": jnp.clip(
                 action["block_mbit"] * MBIT, params.block_min_bits, params.block_max_bits
             ),
@@ -530,11 +646,17 @@ class SginEnv(MultiAgentEnv):
             shannon_rate(params.bandwidth_hz, sinr(signal, interference, params.noise_w)),
             0.0,
         )
-        local_bits = a["cpu_hz"] * params.slot_s / state.cycles_per_bit  # eq. (1)
-        capacity_bits = jnp.where(a["offload"], rate_bps * params.slot_s, local_bits)  # eq. (6)
-        queue_next, served_bits = queue_update(
-            state.queue_bits, capacity_bits, state.arrivals_bits
-        )  # eq. (23)
+        cpu_bits = a["cpu_hz"] * params.slot_s / state.cycles_per_bit  # eq. (1)
+        link_bits = rate_bps * params.slot_s  # eq. (6)
+        cloud = self.payoff == "cloud"
+        # cloud payoff: an offloaded task is also computed at the f the DT buys
+        offload_bits = jnp.minimum(link_bits, cpu_bits) if cloud else link_bits
+        capacity_bits = jnp.where(a["offload"], offload_bits, cpu_bits)
+        queue_served, served_bits = queue_update(
+            state.queue_bits, capacity_bits, jnp.zeros_like(state.arrivals_bits)
+        )  # eq. (23) before arrivals
+        dropped_bits = jnp.where(a["drop"], queue_served, 0.0)  # outside option (cloud)
+        queue_next = queue_served - dropped_bits + state.arrivals_bits
         overhead = sgin_privacy_overhead(
             params.model_bits,
             params.f_mbs_hz,
@@ -548,16 +670,30 @@ class SginEnv(MultiAgentEnv):
             params.verify_cycles_per_bit,
         )  # eq. (7)-(10), per MBS
         overhead_s = jnp.repeat(overhead.total, m)
+        if cloud:  # the leader bills offloading DTs; local CPU costs energy κ·f
+            billed_hz = jnp.where(transmit, a["cpu_hz"], 0.0)
+            energy_hz = jnp.where(a["offload"], 0.0, a["cpu_hz"])
+            cost = (state.price * billed_hz + params.local_energy_price * energy_hz) / GHZ
+            done_mbit = served_bits / MBIT  # DTs are not paid for idle cycles
+        else:  # paper: λ·f on every DT's f (eq. 11, 29)
+            billed_hz = a["cpu_hz"]
+            cost = state.price * a["cpu_hz"] / GHZ
+            done_mbit = capacity_bits / MBIT
         utility = (
-            capacity_bits / MBIT
+            done_mbit
             - params.privacy_weight * overhead_s / MS
-            - state.price * a["cpu_hz"] / GHZ
-        )  # eq. (29)
+            - cost
+            - params.drop_penalty * dropped_bits / MBIT
+        )  # eq. (29) (+ drop penalty, cloud)
         violation = transmit & (interference > params.interference_max_w)  # eq. (17)
-        reward = drift_plus_penalty_reward(
-            state.queue_bits / MBIT, capacity_bits / MBIT, utility, params.v_weight
-        ) - params.interference_penalty * violation  # eq. (33)
-        profit = jnp.sum((state.price - params.unit_cost) * a["cpu_hz"] / GHZ)  # eq. (11)
+        q_mbit = state.queue_bits / MBIT
+        if self.reward == "paper":  # eq. (33) as printed: Q·D + V·F
+            reward = drift_plus_penalty_reward(q_mbit, done_mbit, utility, params.v_weight)
+        else:  # Q·(D + dropped − A) + V·F: the Lyapunov drift with the arrival term
+            departed = done_mbit + dropped_bits / MBIT - state.arrivals_bits / MBIT
+            reward = drift_plus_penalty_reward(q_mbit, departed, utility, params.v_weight)
+        reward = reward - params.interference_penalty * violation
+        profit = jnp.sum((state.price - params.unit_cost) * billed_hz / GHZ)  # eq. (11)
         return {
             "action": a,
             "transmit": transmit,
@@ -565,7 +701,10 @@ class SginEnv(MultiAgentEnv):
             "rate_bps": rate_bps,
             "capacity_bits": capacity_bits,
             "served_bits": served_bits,
+            "dropped_bits": dropped_bits,
             "queue_next_bits": queue_next,
+            "billed_hz": billed_hz,
+            "cost": cost,
             "overhead": overhead,
             "utility": utility,
             "violation": violation,
@@ -607,7 +746,8 @@ class SginEnv(MultiAgentEnv):
             step=jnp.zeros((), jnp.int32),
             queue_bits=jnp.full((n,), params.initial_queue_bits, jnp.float32),
             price=jnp.full((n,), params.price, jnp.float32),
-            last_cpu_hz=jnp.full((n,), params.cpu_min_hz, jnp.float32),
+            last_cpu_hz=jnp.full((n,), params.cpu_min_hz if self.payoff == "paper" else 0.0,
+                                 jnp.float32),
             last_interference_w=jnp.zeros((n,), jnp.float32),
             last_rx_power_w=jnp.zeros((self.num_mbs, o, r), jnp.float32),
             time_offset_s=jnp.asarray(epoch, jnp.float32),
@@ -626,7 +766,7 @@ class SginEnv(MultiAgentEnv):
         next_state = state.replace(
             queue_bits=out["queue_next_bits"],
             price=price_next.astype(jnp.float32),
-            last_cpu_hz=out["action"]["cpu_hz"],
+            last_cpu_hz=out["billed_hz"],
             last_interference_w=out["interference_w"],
             last_rx_power_w=out["rx_power_grid_w"],
             **draws,
@@ -637,19 +777,21 @@ class SginEnv(MultiAgentEnv):
         }
         terminated = jnp.zeros((), bool)
         obs = self.observe(next_state, params)
-        return obs, next_state, reward, terminated, self.metrics(out, state)
+        info = self.metrics(out, state)
+        info["price_next"] = jnp.mean(price_next).astype(jnp.float32)
+        return obs, next_state, reward, terminated, info
 
     def observe(self, state: SginState, params: SginParams) -> dict:
         # floored at the noise power σ², so the first slot (no interference yet) is in range
         inter_dbm = watt_to_dbm(jnp.maximum(state.last_interference_w, params.noise_w))
         follower = jnp.concatenate(
             [
-                (state.arrivals_bits / params.arrival_max_bits)[:, None],
-                (state.cycles_per_bit / params.cycles_per_bit_max)[:, None],
-                (state.queue_bits / (10.0 * params.arrival_max_bits))[:, None],
+                (state.arrivals_bits / ARRIVAL_SCALE_BITS)[:, None],
+                (state.cycles_per_bit / CYCLES_SCALE)[:, None],
+                (state.queue_bits / QUEUE_SCALE_BITS)[:, None],
                 state.horizontal_m / DISTANCE_SCALE_M,
                 state.vertical_m / DISTANCE_SCALE_M,
-                (state.price / params.price_max)[:, None],
+                (state.price / PRICE_SCALE)[:, None],
                 ((inter_dbm + 100.0) / 50.0)[:, None],
                 (self.path_loss_db(state, params) - PATH_LOSS_CENTER_DB) / PATH_LOSS_SCALE_DB,
             ],
@@ -657,8 +799,9 @@ class SginEnv(MultiAgentEnv):
         )
         leader = jnp.concatenate(
             [
-                state.last_cpu_hz / params.cpu_max_hz,
-                jnp.reshape(params.unit_cost / params.price_max, (1,)),
+                state.last_cpu_hz / CPU_SCALE_HZ,
+                jnp.reshape(params.unit_cost / PRICE_SCALE, (1,)),
+                state.price / PRICE_SCALE,  # the price in force this slot
             ]
         )[None, :]
         return {"follower": follower.astype(jnp.float32), "leader": leader.astype(jnp.float32)}
@@ -673,6 +816,8 @@ class SginEnv(MultiAgentEnv):
         return {
             "throughput_mbit": f(jnp.sum(out["capacity_bits"]) / MBIT),
             "served_mbit": f(jnp.sum(out["served_bits"]) / MBIT),
+            "dropped_mbit": f(jnp.sum(out["dropped_bits"]) / MBIT),
+            "drop_fraction": f(jnp.mean(out["action"]["drop"])),
             "queue_mean_mbit": f(jnp.mean(out["queue_next_bits"]) / MBIT),
             "queue_max_mbit": f(jnp.max(out["queue_next_bits"]) / MBIT),
             "interference_w": f(mean_interference),
@@ -687,7 +832,10 @@ class SginEnv(MultiAgentEnv):
             "privacy_c3_ms": f(jnp.mean(po.c3) / MS),
             "offload_fraction": f(jnp.mean(out["action"]["offload"])),
             "price_mean": f(jnp.mean(state.price)),
+            "price_in_force": f(jnp.mean(state.price)),
             "cpu_mean_ghz": f(jnp.mean(out["action"]["cpu_hz"]) / GHZ),
+            "cloud_cpu_ghz": f(jnp.sum(out["billed_hz"]) / GHZ),
+            "cost_mean": f(jnp.mean(out["cost"])),
             "rate_mean_mbps": f(jnp.sum(out["rate_bps"]) / jnp.maximum(n_tx, 1.0) / MBIT),
             "follower_utility_mean": f(jnp.mean(out["utility"])),
             "follower_reward_mean": f(jnp.mean(out["follower_reward"])),

@@ -3,10 +3,12 @@
 An :class:`Experiment` is one paper figure (or table): a list of grid
 :class:`Cell` s at a given scale, a function that computes one cell's tidy
 records, and optional ``plot``/``report`` functions over all the records.
-Scenario modules (``sweeps/experiments/<scenario>.py``) build their
-experiments and call :func:`register_experiment` at import time; the registry
-imports the modules listed in :data:`EXPERIMENT_MODULES` lazily, on the first
-:func:`get_experiment`/:func:`list_experiments` call.
+Every experiment module is listed in :data:`EXPERIMENT_MODULES` (the one
+registry) and exposes ``EXPERIMENTS: list[Experiment]``; the registry imports
+those modules lazily, on the first :func:`get_experiment`/:func:`list_experiments`
+call, and registers their lists (no registration as an import side effect).
+Paper figures are declared in :mod:`sweeps.figures` (a table entry per figure)
+and served by its generic cell runner; bespoke studies keep their own code.
 
     def cells(scale: str) -> list[Cell]:
         n = {"smoke": 2, "default": 8, "paper": 32}[scale]
@@ -16,9 +18,9 @@ imports the modules listed in :data:`EXPERIMENT_MODULES` lazily, on the first
         ...   # vmapped over seeds/numeric axes via sweeps.sharding.run_batched
         return [{"users": u, "seed": s, "throughput_bps": float(x)} for ...]
 
-    register_experiment(Experiment(
+    EXPERIMENTS = [Experiment(
         name="sgin_fig3", scenario="sgin", title="Throughput vs users (Fig. 3)",
-        cells=cells, run_cell=run_cell, plot=plot, report=report))
+        cells=cells, run_cell=run_cell, plot=plot, report=report, claims=claims)]
 
 Contract:
 
@@ -28,10 +30,14 @@ Contract:
   (not on the device count, not on which other cells ran) and returns flat
   records: dicts of ``str``/``int``/``float``/``bool`` (NumPy/JAX scalars are
   converted). The columns ``experiment`` and ``cell`` are added by the runner.
-* ``plot(records, fig_dir)`` writes PNG files into ``fig_dir`` (shared by all
-  experiments, so prefix file names with the experiment name) and returns
-  their paths. ``report(records)`` returns Markdown (set the reproduced numbers
-  beside the paper's claim). Both receive NaN where a value was non-finite.
+* ``plot(records, fig_dir)`` writes PNG and PDF files into ``fig_dir`` (shared by
+  all experiments, so prefix file names with the experiment name) and returns
+  their paths. ``report(records)`` returns Markdown computed from the records
+  (no fixed numbers or rankings). ``claims(records)`` returns the paper claims
+  (:class:`sweeps.report.Claim`) with their verdicts, for the summary table at the
+  top of ``report.md``. All receive NaN where a value was non-finite.
+* Records follow ``specs/evaluation.md`` §5: ``scenario, method, axis, axis_value,
+  seed, episode`` (where applicable) then metric columns named with their unit.
 """
 
 from __future__ import annotations
@@ -44,10 +50,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Modules that register experiments when imported. A module that does not
-#: exist (yet) is skipped; any other import error propagates.
+#: The experiment registry: every module here exposes ``EXPERIMENTS``. A module that
+#: does not exist (yet) is skipped; any other import error propagates.
 EXPERIMENT_MODULES: list[str] = [
     "sweeps.experiments.sgin",
+    "sweeps.experiments.sgin_learners",
     "sweeps.experiments.dt_deploy",
     "sweeps.experiments.spectrum",
     "sweeps.experiments.edge_assoc",
@@ -108,6 +115,7 @@ class Experiment:
     plot: Callable[[list[dict], Path], list[Path]] | None = None
     report: Callable[[list[dict]], str] | None = None
     default: bool = True
+    claims: Callable[[list[dict]], list] | None = None
 
     def __post_init__(self) -> None:
         _check_safe_name("experiment name", self.name)
@@ -130,16 +138,20 @@ def register_experiment(exp: Experiment, *, replace: bool = False) -> Experiment
 
 
 def load_experiment_modules() -> None:
-    """Import every module of :data:`EXPERIMENT_MODULES` that exists (once)."""
+    """Import every module of :data:`EXPERIMENT_MODULES` that exists (once) and
+    register its ``EXPERIMENTS``."""
     global _modules_loaded
     if _modules_loaded:
         return
-    for module in EXPERIMENT_MODULES:
+    for name in EXPERIMENT_MODULES:
         try:
-            importlib.import_module(module)
+            module = importlib.import_module(name)
         except ModuleNotFoundError as err:
-            if err.name != module:  # the module exists but one of its imports is missing
+            if err.name != name:  # the module exists but one of its imports is missing
                 raise
+            continue
+        for exp in getattr(module, "EXPERIMENTS", ()):
+            register_experiment(exp)
     _modules_loaded = True
 
 

@@ -1,9 +1,11 @@
 """Learned methods in the ``sgin`` experiments: MAML-MADFRL and MAPPO, trained per cell.
 
-A learned series trains one policy per (axis value, seed) — the figure's numeric
-axis × seeds is one batch, ``jit(vmap(train → evaluate))`` through
-``sweeps.sharding.run_batched`` — and then evaluates it for one episode with
-the same common random numbers as the heuristics (eval key = seed key).
+A learned series trains one policy per (axis value, training seed) — the
+figure's numeric axis × training seeds (``sweeps.methods``: 3 at the default
+scale, 5 at the paper scale) is one batch, ``jit(vmap(train → evaluate))``
+through ``sweeps.sharding.run_batched`` — and then evaluates it for one episode
+through ``jaxsg.wrappers.rollout`` with the heuristics' key of (seed s, episode 0)
+(common random numbers).
 
 Decisions:
 * MAML-MADFRL's meta-initialisation is meta-trained once per (sizes, scale,
@@ -19,14 +21,12 @@ Decisions:
   (the whole default grid must finish in minutes on a laptop CPU), the paper
   scale uses the learners' default configs.
 
-Experiments registered here (beyond the paper). ``sgin_learned_vs_heuristics``
-is in the default set (2 m 32 s at the default scale on a 2-core CPU);
-``sgin_fast_adaptation`` runs on request (``--experiment``; 4 m 33 s at the
-default scale). Both were out of the default set while jaxlib 0.10's CPU
-runtime froze the default-scale MAML-MADFRL program; jax is now pinned below
-0.10 (see ``sweeps/platform.py``):
+Experiments here (beyond the paper; listed in ``sweeps.experiments``):
+``sgin_learned_vs_heuristics`` is in the default set, ``sgin_fast_adaptation``
+runs on request (``--experiment``):
 * ``sgin_learned_vs_heuristics`` — default sgin at equal V: throughput, cloud
-  profit, queue and reward of every method, with the gap (%) to best response.
+  profit, queue, offload share and reward of every method with 95 % CIs; the
+  claim "MAML-MADFRL beats every paper baseline" judged by paired comparisons.
 * ``sgin_fast_adaptation`` — the paper's untested claim of faster adaptation:
   mean follower reward on held-out arrival regimes after k inner steps, from
   the MAML initialisation vs a non-meta pretrained one vs scratch.
@@ -41,11 +41,12 @@ import jax
 import numpy as np
 
 import jaxsg
-from agents import heuristics, madfrl, mappo
+from agents import madfrl, mappo
 from agents import maml_madfrl as mm
 from jaxsg.wrappers import rollout
-from sweeps.experiments import Cell, Experiment, RunContext, register_experiment
-from sweeps.sharding import run_batched
+from sweeps import methods, report, stats
+from sweeps.experiments import Cell, Experiment, RunContext
+from sweeps.sharding import episode_keys, run_axis, run_batched
 
 LEARNED_METHODS = ("maml_madfrl", "mappo")
 #: Per-slot env metrics every sgin record carries (time averages over the episode).
@@ -61,7 +62,9 @@ SGIN_METRICS = (
     "price_mean",
     "cpu_mean_ghz",
 )
-LEARNED_LABELS = {"maml_madfrl": "MAML-MADFRL (proposed)", "mappo": "MAPPO"}
+#: Record column of each env metric: the unit in the name (money-like units: ``_price``).
+COLUMNS = {"leader_profit": "leader_profit_price", "price_mean": "price_mean_price"}
+RECORD_METRICS = tuple(COLUMNS.get(k, k) for k in SGIN_METRICS)
 
 _SMOKE_MADFRL = madfrl.MADFRLConfig(num_envs=2, total_updates=4, batch_size=8, buffer_size=8,
                                     warmup_updates=1)
@@ -146,17 +149,23 @@ def _series_fn(method: str, sizes_key: tuple, horizon: int, price_mode: str, sca
     return env, one
 
 
-def episode_summary(traj: dict, metrics: tuple) -> dict:
-    """Time averages of the named env metrics plus the mean follower reward (eq. 33)."""
-    out = {k: v.mean() for k, v in traj["metrics"].items() if k in metrics}
+def episode_summary(traj: dict, metrics: tuple = RECORD_METRICS) -> dict:
+    """Time averages of the named metrics (record column names, see :data:`COLUMNS`) plus
+    the mean follower reward (eq. 33)."""
+    out = {COLUMNS.get(k, k): v.mean() for k, v in traj["metrics"].items()
+           if COLUMNS.get(k, k) in metrics}
     out["follower_reward"] = traj["reward"]["follower"].mean()
     return out
 
 
 def run_learned_series(sizes: dict, method: str, field: str, values: list[float], *,
-                       horizon: int, seeds: int, seed: int, scale: str, metrics: tuple,
-                       overrides: dict | None = None, price_mode: str = "leader") -> list[dict]:
-    """Train and evaluate ``method`` at every (axis value, seed); records like ``run_series``."""
+                       horizon: int, seeds: int, seed: int, scale: str,
+                       metrics: tuple = RECORD_METRICS, overrides: dict | None = None,
+                       price_mode: str = "leader") -> list[dict]:
+    """Train and evaluate ``method`` at every (axis value, training seed) in one sharded
+    batch; tidy records (``scenario, method, axis, axis_value, seed, episode`` + metrics).
+    The evaluation episode of training seed s uses the heuristics' key of (seed s,
+    episode 0) (:func:`sweeps.sharding.episode_keys`)."""
     env, one = _series_fn(method, _sizes_key(sizes), horizon, price_mode, scale, seed,
                           tuple(metrics))
     _, params = jaxsg.make("sgin", horizon=horizon, price_mode=price_mode, **sizes,
@@ -165,16 +174,16 @@ def run_learned_series(sizes: dict, method: str, field: str, values: list[float]
     batch = jax.tree.map(lambda x: np.full((n,), x, np.float32), params)
     batch = batch.replace(**{field: np.repeat(np.asarray(values, np.float32), seeds)})
     env.validate_params(batch)
-    seed_keys = jax.random.split(jax.random.PRNGKey(seed), seeds)  # same eval keys as heuristics
+    seed_keys = episode_keys(seed, seeds, 1)[:, 0]  # the heuristics' episode-0 keys
     train_keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), seeds)
     out = run_batched(one, {"eval_key": np.tile(seed_keys, (len(values), 1)),
                             "train_key": np.tile(train_keys, (len(values), 1)),
                             "params": batch})
     records = []
     for i in range(n):
-        rec = {"method": method, "axis": field, "value": float(values[i // seeds]),
-               "seed": int(i % seeds), "users_per_mbs": int(sizes["users_per_mbs"]),
-               "horizon": horizon}
+        rec = {"scenario": "sgin", "method": method, "axis": field,
+               "axis_value": float(values[i // seeds]), "seed": int(i % seeds), "episode": 0,
+               "users_per_mbs": int(sizes["users_per_mbs"]), "horizon": horizon}
         rec.update({k: float(out[k][i]) for k in (*metrics, "follower_reward")})
         records.append(rec)
     return records
@@ -182,27 +191,16 @@ def run_learned_series(sizes: dict, method: str, field: str, values: list[float]
 
 # ------------------------------------------- learned vs heuristics at default sgin
 COMPARE_METHODS = ("marto", "mamcc", "magcs", "best_response", "stackelberg") + LEARNED_METHODS
-COMPARE_LABELS = {"marto": "MARTO", "mamcc": "MAMCC", "magcs": "MAGCS",
-                  "best_response": "best response (ref.)",
-                  "stackelberg": "Stackelberg: best response + profit-maximising price (ref.)",
-                  **LEARNED_LABELS}
 _SMOKE_SIZES = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3)
 _DEFAULT_SIZES = dict(num_mbs=4, users_per_mbs=12, num_leo=4, num_channels=12)
-_COMPARE = {"smoke": dict(sizes=_SMOKE_SIZES, horizon=8, seeds=2),
-            "default": dict(sizes=_DEFAULT_SIZES, horizon=50, seeds=2),
-            "paper": dict(sizes=_DEFAULT_SIZES, horizon=200, seeds=8)}
-
-
-@functools.lru_cache(maxsize=8)
-def _heuristic_fn(method: str, sizes_key: tuple, horizon: int, metrics: tuple):
-    env, _ = jaxsg.make("sgin", horizon=horizon, **dict(sizes_key))
-    policy = heuristics.make_policy(method, env)
-
-    def one(elem):
-        return episode_summary(rollout(env, policy, elem["eval_key"], elem["params"], horizon),
-                               metrics)
-
-    return env, one
+_COMPARE = {"smoke": dict(sizes=_SMOKE_SIZES, horizon=8, seeds=2, episodes=1),
+            "default": dict(sizes=_DEFAULT_SIZES, horizon=50, seeds=5, episodes=4),
+            "paper": dict(sizes=_DEFAULT_SIZES, horizon=200, seeds=8, episodes=16)}
+COMPARE_COLUMNS = (("throughput_mbit", "throughput (Mbit/slot)", True),
+                   ("leader_profit_price", "cloud profit (price units/slot)", True),
+                   ("queue_mean_mbit", "queue per DT (Mbit)", False),
+                   ("offload_fraction", "offload share (1)", None),
+                   ("follower_reward", "follower reward (1)", True))
 
 
 def _compare_cells(scale: str) -> list[Cell]:
@@ -210,38 +208,33 @@ def _compare_cells(scale: str) -> list[Cell]:
 
 
 def _compare_cell(cell: Cell, ctx: RunContext) -> list[dict]:
+    """Every method at the default V: heuristics/references through the generic rollout
+    batch (seeds × episodes), learners trained per seed (one evaluation episode each)."""
     method, run = cell.config["method"], _COMPARE[ctx.scale]
-    sizes, horizon, seeds = run["sizes"], run["horizon"], run["seeds"]
-    if method in LEARNED_METHODS:
-        # the axis is V at its default value: one learned series of length 1
-        _, params = jaxsg.make("sgin", **sizes)
-        records = run_learned_series(sizes, method, "v_weight", [float(params.v_weight)],
-                                     horizon=horizon, seeds=seeds, seed=ctx.seed,
-                                     scale=ctx.scale, metrics=SGIN_METRICS)
+    sizes, horizon = run["sizes"], run["horizon"]
+    env, params = jaxsg.make("sgin", horizon=horizon, **sizes)
+    v = float(params.v_weight)
+    if methods.is_learner("sgin", method):
+        records = run_learned_series(sizes, method, "v_weight", [v], horizon=horizon,
+                                     seeds=methods.train_seeds("sgin", method, ctx.scale),
+                                     seed=ctx.seed, scale=ctx.scale)
     else:
-        _, one = _heuristic_fn(method, _sizes_key(sizes), horizon, SGIN_METRICS)
-        _, params = jaxsg.make("sgin", horizon=horizon, **sizes)
-        batch = jax.tree.map(lambda x: np.full((seeds,), x, np.float32), params)
-        out = run_batched(one, {"eval_key": jax.random.split(jax.random.PRNGKey(ctx.seed), seeds),
-                                "params": batch})
-        records = [{"method": method, "axis": "v_weight", "value": float(params.v_weight),
-                    "seed": s, "users_per_mbs": int(sizes["users_per_mbs"]),
-                    "horizon": horizon,
-                    **{k: float(out[k][s]) for k in (*SGIN_METRICS, "follower_reward")}}
-                   for s in range(seeds)]
+        kw = {"price_grid": np.linspace(0.0, 10.0, 6).astype(np.float32), "rounds": 1} \
+            if method == "stackelberg" else {}
+        policy = methods.policy("sgin", method, env, **kw)
+
+        def one(elem):
+            return episode_summary(rollout(env, policy, elem["key"], elem["params"], horizon))
+
+        out, index = run_axis(one, params, [{"v_weight": v}], seeds=run["seeds"],
+                              episodes=run["episodes"], seed=ctx.seed,
+                              validate=env.validate_params)
+        records = [{"scenario": "sgin", "method": method, "axis": "v_weight", "axis_value": v,
+                    "seed": s, "episode": e, "users_per_mbs": int(sizes["users_per_mbs"]),
+                    "horizon": horizon, **{k: float(x[i]) for k, x in out.items()}}
+                   for i, (_, s, e) in enumerate(index)]
     n_f = sizes["num_mbs"] * sizes["users_per_mbs"]  # for the report's profit bound
     return [{**rec, "num_followers": n_f} for rec in records]
-
-
-def _compare_means(records: list[dict]) -> dict:
-    cols = ("throughput_mbit", "leader_profit", "queue_mean_mbit", "offload_fraction",
-            "follower_reward")
-    return {m: {k: float(np.nanmean([r[k] for r in records if r["method"] == m])) for k in cols}
-            for m in COMPARE_METHODS if any(r["method"] == m for r in records)}
-
-
-def _gap(value: float, reference: float) -> float:
-    return 100.0 * (value - reference) / max(abs(reference), 1e-9)
 
 
 def rational_profit_ceiling(num_followers: int, params) -> float:
@@ -249,74 +242,59 @@ def rational_profit_ceiling(num_followers: int, params) -> float:
 
     Offloading DTs never run their own CPU, yet they pay λ·f for it (eq. 11, 29). So
     a follower maximising eq. 33 while it offloads buys f_min at any price, and no
-    price can earn more than Σ(λ_max − c)·f_min. MARTO and MAMCC exceed this bound
-    only because they buy mid-range CPU whatever they do.
+    price can earn more than Σ(λ_max − c)·f_min.
     """
     return float(num_followers * (params.price_max - params.unit_cost) * params.cpu_min_hz / 1e9)
 
 
+def _label(m: str) -> str:
+    return methods.label("sgin", m)
+
+
 def _compare_report(records: list[dict]) -> str:
-    means = _compare_means(records)
-    lines = ["**Issue claim to check:** on default sgin, MAML-MADFRL reaches at least the best "
-             "heuristic's throughput and cloud profit at equal V; gap to best response in %.", "",
-             "| method | throughput (Mbit/slot) | cloud profit | queue/DT (Mbit) | offload share "
-             "| follower reward | throughput gap to BR | reward gap to BR |",
-             "|---|---|---|---|---|---|---|---|"]
-    br = means.get("best_response")
-    for m, row in means.items():
-        gaps = ("–", "–") if br is None else (
-            f"{_gap(row['throughput_mbit'], br['throughput_mbit']):+.1f} %",
-            f"{_gap(row['follower_reward'], br['follower_reward']):+.1f} %")
-        lines.append(f"| {COMPARE_LABELS[m]} | {row['throughput_mbit']:.4g} | "
-                     f"{row['leader_profit']:.4g} | {row['queue_mean_mbit']:.4g} | "
-                     f"{row['offload_fraction']:.2f} | {row['follower_reward']:.4g} | "
-                     f"{gaps[0]} | {gaps[1]} |")
-    paper = [m for m in ("marto", "mamcc", "magcs") if m in means]
-    if "maml_madfrl" in means and paper:
-        ours = means["maml_madfrl"]
-        best_thr = max(paper, key=lambda m: means[m]["throughput_mbit"])
-        best_pro = max(paper, key=lambda m: means[m]["leader_profit"])
-        ok_thr = ours["throughput_mbit"] >= means[best_thr]["throughput_mbit"]
-        ok_pro = ours["leader_profit"] >= means[best_pro]["leader_profit"]
-        lines += ["", f"**Ours:** MAML-MADFRL throughput {ours['throughput_mbit']:.4g} vs best "
-                  f"paper heuristic ({COMPARE_LABELS[best_thr]}) "
-                  f"{means[best_thr]['throughput_mbit']:.4g}: "
-                  f"{'reached' if ok_thr else 'not reached'}; cloud profit "
-                  f"{ours['leader_profit']:.4g} vs {COMPARE_LABELS[best_pro]} "
-                  f"{means[best_pro]['leader_profit']:.4g}: "
-                  f"{'reached' if ok_pro else 'not reached'}."]
+    recs = [dict(r, series=_label(r["method"])) for r in records]
+    lines = ["Default sgin at equal V; mean ± 95 % CI over seeds (heuristics and "
+             "references: evaluation seeds × episodes; learners: training seeds, one "
+             "evaluation episode each, the same keys).", ""]
+    for key, text, _ in COMPARE_COLUMNS:
+        lines += [f"**{text}**", "", report.ci_table(recs, key, series_key="series",
+                                                     x_key=None), ""]
     if records and "num_followers" in records[0]:
         _, params = jaxsg.make("sgin")
         bound = rational_profit_ceiling(int(records[0]["num_followers"]), params)
-        lines += ["", f"**Profit bound:** followers that maximise eq. 33 buy f_min while "
+        lines += [f"**Profit bound:** followers that maximise eq. 33 buy f_min while "
                   f"they offload, so no price earns more than Σ(λ_max − c)·f_min = "
-                  f"{bound:.4g} per slot at the default prices (`rational_profit_ceiling`). "
-                  "A heuristic's higher profit means its DTs pay for CPU they do not use."]
+                  f"{bound:.4g} per slot at the default prices (`rational_profit_ceiling`)."]
     return "\n".join(lines)
 
 
+def _compare_claims(records: list[dict]) -> list:
+    out = []
+    for key, text, higher in COMPARE_COLUMNS[:2]:
+        v = stats.best_of_verdict(
+            records, key, "maml_madfrl",
+            [m for m in ("marto", "mamcc", "magcs", "mappo")], higher_is_better=higher)
+        out.append(report.Claim("sgin", "defaults (beyond)",
+                                f"MAML-MADFRL beats every paper baseline on {text}", v))
+    return out
+
+
 def _compare_plot(records: list[dict], fig_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    means = _compare_means(records)
-    names = list(means)
-    figure, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
-    for ax, key, label in zip(axes, ("throughput_mbit", "leader_profit"),
-                              ("throughput (Mbit/slot)", "cloud profit per slot")):
-        ax.bar(range(len(names)), [means[m][key] for m in names])
-        ax.set_xticks(range(len(names)), [COMPARE_LABELS[m] for m in names], rotation=35,
+    pyplot = report.plt()
+    names = [m for m in COMPARE_METHODS if any(r["method"] == m for r in records)]
+    figure, axes = pyplot.subplots(1, 2, figsize=(9, 3.6))
+    for ax, (key, label, _) in zip(axes, COMPARE_COLUMNS[:2]):
+        ests = [stats.estimate(records, key, method=m) for m in names]
+        ax.bar(range(len(names)), [e.mean for e in ests],
+               yerr=[e.half_width if e.defined else 0.0 for e in ests], capsize=3)
+        ax.set_xticks(range(len(names)), [_label(m) for m in names], rotation=35,
                       ha="right", fontsize=7)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, axis="y")
-    figure.suptitle("sgin defaults: learned methods vs heuristics (equal V)")
+    figure.suptitle("sgin defaults: mean per method, error bars = 95 % CI over seeds",
+                    fontsize=9)
     figure.tight_layout()
-    path = Path(fig_dir) / "sgin_learned_vs_heuristics.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return [path]
+    return report.save_figure(figure, fig_dir, "sgin_learned_vs_heuristics")
 
 
 # ------------------------------------------------------------ fast adaptation
@@ -356,71 +334,71 @@ def _adapt_cell(cell: Cell, ctx: RunContext) -> list[dict]:
             for i in range(n) for j, k in enumerate(ks)]
 
 
-def _adapt_summary(records: list[dict]) -> dict:
-    """{regime: {init: (ks, mean reward)}}."""
+def _adapt_curves(records: list[dict]) -> dict:
+    """{regime: {init: (ks, [Estimate over seeds])}}."""
     out: dict = {}
     for regime in sorted({r["regime"] for r in records}):
-        out[regime] = {}
-        for kind in ADAPT_INITS:
-            rows = [r for r in records if r["regime"] == regime and r["init"] == kind]
-            if rows:
-                ks = sorted({r["k"] for r in rows})
-                out[regime][kind] = (ks, [float(np.nanmean([r["follower_reward"] for r in rows
-                                                            if r["k"] == k])) for k in ks])
+        rows = [dict(r, series=ADAPT_LABELS[r["init"]]) for r in records
+                if r["regime"] == regime]
+        out[regime] = report.series_estimates(rows, "follower_reward", series_key="series",
+                                              x_key="k")
     return out
 
 
 def _adapt_plot(records: list[dict], fig_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    summary = _adapt_summary(records)
-    figure, axes = plt.subplots(1, len(summary), figsize=(4.3 * len(summary), 3.4),
-                                squeeze=False)
-    for ax, (regime, by_init) in zip(axes[0], summary.items()):
-        for kind, (ks, ys) in by_init.items():
-            ax.plot(ks, ys, marker="o", label=ADAPT_LABELS[kind])
+    pyplot = report.plt()
+    curves = _adapt_curves(records)
+    figure, axes = pyplot.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.6),
+                                   squeeze=False)
+    for ax, (regime, by_init) in zip(axes[0], curves.items()):
+        report.band_plot(ax, by_init, offset_frac=0.04)
         ax.set_title(f"held-out arrivals {regime}", fontsize=9)
-        ax.set_xlabel("inner steps k")
-        ax.set_ylabel("mean follower reward per DT per slot")
+        ax.set_xlabel("inner adaptation steps k (1)")
+        ax.set_ylabel("mean follower reward per DT per slot (1)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, title=report.BAND_NOTE, title_fontsize=6)
+    figure.suptitle("sgin fast adaptation: follower reward after k inner steps", fontsize=9)
     figure.tight_layout()
-    path = Path(fig_dir) / "sgin_fast_adaptation.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return [path]
+    return report.save_figure(figure, fig_dir, "sgin_fast_adaptation")
 
 
 def _adapt_report(records: list[dict]) -> str:
-    summary = _adapt_summary(records)
-    lines = ["**Paper:** MAML makes MADFRL adapt faster to new tasks (claimed, never shown).",
-             "", "| held-out regime | initialisation | reward after k = " + ", ".join(
-                 str(k) for k in next(iter(next(iter(summary.values())).values()))[0])
-             + " inner steps |", "|---|---|---|"]
-    verdicts = []
-    for regime, by_init in summary.items():
-        for kind, (_, ys) in by_init.items():
-            lines.append(f"| {regime} | {ADAPT_LABELS[kind]} | "
-                         + " / ".join(f"{y:.4g}" for y in ys) + " |")
-        if {"maml", "pretrained", "scratch"} <= set(by_init):
-            after = {kind: by_init[kind][1][min(1, len(by_init[kind][1]) - 1)]
-                     for kind in by_init}
-            verdicts.append(after["maml"] >= max(after["pretrained"], after["scratch"]))
-    lines += ["", f"**Ours:** after one inner step the MAML initialisation is best in "
-              f"{sum(verdicts)}/{len(verdicts)} held-out regimes."]
+    lines = ["Mean follower reward after k inner steps, mean ± 95 % CI over seeds.", ""]
+    for regime in sorted({r["regime"] for r in records}):
+        rows = [dict(r, series=ADAPT_LABELS[r["init"]]) for r in records
+                if r["regime"] == regime]
+        lines += [f"**held-out arrivals {regime}**", "",
+                  report.ci_table(rows, "follower_reward", series_key="series", x_key="k",
+                                  x_label="k"), ""]
     return "\n".join(lines)
 
 
-register_experiment(Experiment(
-    name="sgin_learned_vs_heuristics", scenario="sgin",
-    title="sgin defaults — MAML-MADFRL and MAPPO vs heuristics (gap to best response)",
-    cells=_compare_cells, run_cell=_compare_cell, plot=_compare_plot, report=_compare_report,
-    default=True))
-register_experiment(Experiment(
-    name="sgin_fast_adaptation", scenario="sgin",
-    title="sgin fast adaptation — MAML vs pretrained vs scratch on held-out arrival regimes",
-    cells=_adapt_cells, run_cell=_adapt_cell, plot=_adapt_plot, report=_adapt_report,
-    default=False))
+def _adapt_claims(records: list[dict]) -> list:
+    """MAML init beats both other initialisations after one inner step, every regime."""
+    rows = [dict(r, method=r["init"]) for r in records if r["k"] == 1]
+    if not rows:
+        return [report.Claim("sgin", "fast adaptation (beyond)", "MAML adapts faster",
+                             stats.not_run(["k = 1"]))]
+    out = []
+    for regime in sorted({r["regime"] for r in rows}):
+        v = stats.best_of_verdict([r for r in rows if r["regime"] == regime],
+                                  "follower_reward", "maml", ["pretrained", "scratch"],
+                                  higher_is_better=True)
+        out.append(report.Claim("sgin", "fast adaptation (beyond)",
+                                f"MAML init is best after 1 inner step ({regime})", v,
+                                "claimed, never shown"))
+    return out
+
+
+EXPERIMENTS = [
+    Experiment(
+        name="sgin_learned_vs_heuristics", scenario="sgin",
+        title="sgin defaults — MAML-MADFRL and MAPPO vs heuristics and references",
+        cells=_compare_cells, run_cell=_compare_cell, plot=_compare_plot,
+        report=_compare_report, claims=_compare_claims, default=True),
+    Experiment(
+        name="sgin_fast_adaptation", scenario="sgin",
+        title="sgin fast adaptation — MAML vs pretrained vs scratch on held-out arrival regimes",
+        cells=_adapt_cells, run_cell=_adapt_cell, plot=_adapt_plot, report=_adapt_report,
+        claims=_adapt_claims, default=False),
+]

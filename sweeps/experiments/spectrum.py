@@ -44,10 +44,10 @@ import numpy as np
 
 import jaxsg
 from agents.ddqn import DDQNConfig, make_train
-from agents.heuristics import spectrum as heur
 from jaxsg.wrappers import rollout
-from sweeps.experiments import Cell, Experiment, RunContext, register_experiment
-from sweeps.sharding import run_batched
+from sweeps import methods, report, stats
+from sweeps.experiments import Cell, Experiment, RunContext
+from sweeps.sharding import run_axis, run_batched
 
 #: Weight of ΔR in the steered oracle's objective, revenue units per reputation point: with
 #: β = 0.1 one malicious lease costs 20 (the price is ≈ 3), enough to move (price, P_ctrl).
@@ -57,11 +57,11 @@ VISIBILITIES = (0.9, 0.7, 0.5)
 MALICIOUS = (0.0, 0.1, 0.2, 0.3, 0.5)
 
 SCALES = {
-    "smoke": dict(updates=40, envs=1, seeds=1, bins=4, sats=(2, 3, 4), users=(10, 20), u=20,
-                  s=3, horizon=20, sec_steps=20),
-    "default": dict(updates=1500, envs=2, seeds=2, bins=30, sats=(10, 20),
+    "smoke": dict(updates=40, envs=1, seeds=2, eval_seeds=2, bins=4, sats=(2, 3, 4),
+                  users=(10, 20), u=20, s=3, horizon=20, sec_steps=20),
+    "default": dict(updates=1500, envs=2, seeds=3, eval_seeds=5, bins=30, sats=(10, 20),
                     users=(40, 100), u=60, s=6, horizon=50, sec_steps=60),
-    "paper": dict(updates=3000, envs=4, seeds=4, bins=60, sats=(10, 20, 30),
+    "paper": dict(updates=3000, envs=4, seeds=5, eval_seeds=8, bins=60, sats=(10, 20, 30),
                   users=(40, 70, 100), u=100, s=10, horizon=100, sec_steps=200),
 }
 
@@ -128,7 +128,7 @@ def _train_fn(sizes, cfg, bins):
     return _TRAIN_CACHE[key]
 
 
-def train_series(sizes, cfg, field, values, scale, seed, label):
+def train_series(sizes, cfg, field, values, scale, seed, label, method="proposed"):
     env, one = _train_fn(sizes, cfg, scale["bins"])
     params = env.default_params
     out = run_batched(one, _batch(env, params, field, values, scale["seeds"], seed))
@@ -136,9 +136,11 @@ def train_series(sizes, cfg, field, values, scale, seed, label):
     per = cfg.total_updates // scale["bins"]
     for i in range(len(values) * scale["seeds"]):
         for b in range(scale["bins"]):
-            rec = {"series": label, "axis": field or "none",
-                   "value": float(values[i // scale["seeds"]]) if field else 0.0,
-                   "seed": int(i % scale["seeds"]), "iteration": int((b + 1) * per),
+            rec = {"scenario": "spectrum", "method": method, "series": label,
+                   "axis": field or "none",
+                   "axis_value": float(values[i // scale["seeds"]]) if field else 0.0,
+                   "seed": int(i % scale["seeds"]), "episode": 0,
+                   "iteration": int((b + 1) * per),
                    "satellites": env.num_satellites, "users": env.users_per_satellite}
             for k in ("revenue", "price", "reward"):
                 v = out[k][i, b]
@@ -153,7 +155,7 @@ def train_series(sizes, cfg, field, values, scale, seed, label):
 
 def heuristic_series(sizes, scale, seed, name):
     env, params = jaxsg.make("spectrum", **sizes)
-    policy = heur.make_policy(name, env)
+    policy = methods.policy("spectrum", name, env)
     steps = scale["updates"]
 
     def one(elem):
@@ -163,14 +165,15 @@ def heuristic_series(sizes, scale, seed, name):
                 "revenue_total": _bin(m["revenue_total"], scale["bins"]),
                 "optimum": _bin(m["myopic_optimal_revenue"], scale["bins"])}
 
-    out = run_batched(one, _batch(env, params, None, [0.0], scale["seeds"] * scale["envs"],
-                                  seed))
+    out, _ = run_axis(one, params, [{}], seeds=scale["eval_seeds"], seed=seed,
+                      validate=env.validate_params)
     records = []
     per = steps // scale["bins"]
     for i in range(out["revenue"].shape[0]):
         for b in range(scale["bins"]):
             records.append({
-                "series": name, "axis": "none", "value": 0.0, "seed": i,
+                "scenario": "spectrum", "method": name, "series": name, "axis": "none",
+                "axis_value": 0.0, "seed": i, "episode": 0,
                 "iteration": int((b + 1) * per), "satellites": env.num_satellites,
                 "users": env.users_per_satellite,
                 "revenue_mean": float(out["revenue"][i, b]),
@@ -203,7 +206,9 @@ def _cells(fig):
 
 def _run(fig):
     def run_cell(cell: Cell, ctx: RunContext) -> list[dict]:
-        sc = SCALES[ctx.scale]
+        # training seeds from the methods registry (the same for both learners)
+        sc = dict(SCALES[ctx.scale], seeds=methods.train_seeds("spectrum", "proposed",
+                                                               ctx.scale))
         c = cell.config
         if fig == 7:
             return train_series(_sizes(sc, num_satellites=c["satellites"]), _config(sc),
@@ -228,9 +233,9 @@ def _run(fig):
             m = c["method"]
             if m in ("proposed", "ddqn"):
                 return train_series(_sizes(sc), _config(sc, federated=(m == "proposed")),
-                                    None, [0.0], sc, ctx.seed, m)
+                                    None, [0.0], sc, ctx.seed, m, method=m)
             return heuristic_series(_sizes(sc), sc, ctx.seed, m)
-        return security_cell(sc, ctx.seed, c["weights"])
+        return security_cell(dict(sc, seeds=sc["eval_seeds"]), ctx.seed, c["weights"])
 
     return run_cell
 
@@ -240,25 +245,13 @@ def security_cell(sc, seed, weights):
     weight from ``params.reputation_weight``, so both arms share one compilation."""
     sizes = _sizes(sc)
     env, params = jaxsg.make("spectrum", **sizes)
-    policy = heur.myopic_optimal(env)
+    policy = methods.policy("spectrum", "myopic_optimal", env)
     steps = sc["sec_steps"]
-
-    keep = ("revenue_total", "interference_dbm", "honest_utility_mean", "malicious_leases",
-            "reputation_mean", "leases", "malicious_leases_sat", "online", "power_ctrl_mean_w")
+    per_sat = ("leases", "malicious_leases_sat", "online")
 
     def one(elem):
-        p = elem["params"]
-        k_reset, k_run = jax.random.split(elem["key"])
-        obs, state = env.reset(k_reset, p)
-
-        def body(carry, key):
-            obs, state = carry
-            k_act, k_env = jax.random.split(key)
-            action = policy(k_act, obs, state, p)
-            obs, state, _, _, _, info = env.step(k_env, state, action, p)
-            return (obs, state), {k: info[k] for k in keep}
-
-        return jax.lax.scan(body, (obs, state), jax.random.split(k_run, steps))[1]
+        traj = rollout(env, policy, elem["key"], elem["params"], steps, info_keys=per_sat)
+        return {**traj["metrics"], **traj["info"]}
 
     batch = _batch(env, params, "malicious_fraction", list(MALICIOUS) * len(weights),
                    sc["seeds"], seed)
@@ -359,18 +352,16 @@ def _plot_curves(name, fields, key="series"):
             ax.set_ylabel(f"{field} per satellite")
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=8)
-        fig.suptitle(name)
+        fig.suptitle(f"{name}: per-satellite mean over seeds (band: min–max over "
+                     "satellites, seed-averaged)", fontsize=9)
         fig.tight_layout()
-        path = Path(fig_dir) / f"{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return [path]
+        return report.save_figure(fig, fig_dir, name)
 
     return plot
 
 
 def _plot_fig8(records, fig_dir):
-    recs = [dict(r, series=f"v={r['value']:g} m/s") for r in records]
+    recs = [dict(r, series=f"v={r['axis_value']:g} m/s") for r in records]
     return _plot_curves("spectrum_fig8", ("price", "revenue"))(recs, fig_dir)
 
 
@@ -387,11 +378,10 @@ def _plot_fig9(records, fig_dir):
     ax.set_ylabel("revenue per satellite")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
+    ax.set_title("spectrum Fig. 9: last-tenth revenue per satellite vs users (seed mean)",
+                 fontsize=9)
     fig.tight_layout()
-    path = Path(fig_dir) / "spectrum_fig9.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return report.save_figure(fig, fig_dir, "spectrum_fig9")
 
 
 def _plot_security(records, fig_dir):
@@ -407,131 +397,153 @@ def _plot_security(records, fig_dir):
             ax.set_ylabel(k)
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    fig.suptitle("spectrum security: myopic oracle vs malicious fraction (seed mean)",
+                 fontsize=9)
     fig.tight_layout()
-    path = Path(fig_dir) / "spectrum_security.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return report.save_figure(fig, fig_dir, "spectrum_security")
 
 
 # ----------------------------------------------------------------- reports
-def _tail(curve):
-    n = max(len(curve) // 10, 1)
-    return float(np.mean(curve[-n:]))
+def _tail_rows(records: list[dict]) -> list[dict]:
+    """One row per (series, axis value, seed): last-tenth means of the binned curves,
+    the min–max spread over satellites, the iteration at which the seed's revenue first
+    reaches 90 % of its last-tenth value, and the revenue std over the second half."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["series"], r["axis_value"], r["seed"]), []).append(r)
+    out = []
+    for (series, x, seed), rows in groups.items():
+        rows = sorted(rows, key=lambda r: r["iteration"])
+        n = max(len(rows) // 10, 1)
+        rev = np.array([r["revenue_mean"] for r in rows])
+        tail = float(rev[-n:].mean())
+        reach = np.nonzero(rev >= 0.9 * tail)[0]
+        row = {"series": series, "method": rows[0]["method"], "axis_value": x, "seed": seed,
+               "satellites": rows[0]["satellites"], "revenue": tail,
+               "optimum": float(np.mean([r["optimum_total"] / r["satellites"]
+                                         for r in rows[-n:]])),
+               "converged_at": float(rows[reach[0]]["iteration"]) if len(reach) else np.nan,
+               "std_second_half": float(np.std(rev[len(rev) // 2:]))}
+        for k in ("price_mean", "reward_mean"):
+            if k in rows[0]:
+                row[k.removesuffix("_mean")] = float(np.mean([r[k] for r in rows[-n:]]))
+        if "revenue_min" in rows[0]:
+            row["spread"] = float(np.mean([r["revenue_max"] - r["revenue_min"]
+                                           for r in rows[-n:]]))
+        out.append(row)
+    return out
 
 
-def _verdict(ok):
-    return "reproduced" if ok else "not reproduced"
+def _table(rows, metric, x_key=None, x_label=""):
+    return report.ci_table(rows, metric, series_key="series", x_key=x_key, x_label=x_label)
 
 
 def _report_fig7(records):
-    curves = _curves(records)
-    spreads = {}
-    lines = [f"**Paper:** {PAPER[7]}.", ""]
-    for s, (_, agg) in curves.items():
-        spread = agg["revenue_max"] - agg["revenue_min"]
-        spreads[s] = _tail(spread)
-        lines.append(f"- {s}: last-tenth revenue {_tail(agg['revenue_mean']):.3g} per satellite, "
-                     f"min–max spread {spreads[s]:.3g}, price {_tail(agg['price_mean']):.3g}")
-    order = sorted(spreads, key=lambda s: int(str(s).split("=")[1]))
-    vals = [spreads[s] for s in order]
-    ok = all(b <= a for a, b in zip(vals, vals[1:]))
-    lines.append(f"- Spread falls with more agents: {_verdict(ok)} "
-                 f"({' → '.join(f'{v:.3g}' for v in vals)}).")
-    return "\n".join(lines)
+    rows = _tail_rows(records)
+    return ("Last tenth of training, per satellite; mean ± 95 % CI over training seeds.\n\n"
+            "**revenue**\n\n" + _table(rows, "revenue") + "\n\n**min–max spread over "
+            "satellites**\n\n" + _table(rows, "spread") + "\n\n**price**\n\n"
+            + _table(rows, "price"))
+
+
+def _claims_fig7(records):
+    rows = _tail_rows(records)
+    order = sorted({r["satellites"] for r in rows})
+    groups = {f"S = {s}": [r for r in rows if r["satellites"] == s] for s in order}
+    return [report.Claim("spectrum", "Fig. 7", "more FL agents → smaller min–max spread",
+                         stats.monotone_verdict(groups, "spread", "down"))]
 
 
 def _report_fig8(records):
-    lines = [f"**Paper:** {PAPER[8]}.", ""]
-    price, rev = [], []
-    for v in VELOCITIES:
-        rows = [r for r in records if r["value"] == v]
-        its = sorted({r["iteration"] for r in rows})
-        p = _tail(np.array([np.mean([r["price_mean"] for r in rows if r["iteration"] == i])
-                            for i in its]))
-        q = _tail(np.array([np.mean([r["revenue_mean"] for r in rows if r["iteration"] == i])
-                            for i in its]))
-        o = _tail(np.array([np.mean([r["optimum_total"] / r["satellites"] for r in rows
-                                     if r["iteration"] == i]) for i in its]))
-        price.append(p)
-        rev.append(q)
-        lines.append(f"- v = {v:g} m/s: price {p:.3g}, revenue {q:.3g} per satellite "
-                     f"(myopic optimum {o:.3g})")
-    falls = lambda y: all(b < a for a, b in zip(y, y[1:]))  # noqa: E731
-    lines.append(f"- Price falls with velocity (strictly, all three): {_verdict(falls(price))} "
-                 f"({' → '.join(f'{x:.3g}' for x in price)}); revenue falls: "
-                 f"{_verdict(falls(rev))} ({' → '.join(f'{x:.3g}' for x in rev)}).")
-    return "\n".join(lines)
+    rows = [dict(r, series=f"v = {r['axis_value']:g} m/s") for r in _tail_rows(records)]
+    return ("Last tenth of training, per satellite; mean ± 95 % CI over training seeds.\n\n"
+            "**price**\n\n" + _table(rows, "price") + "\n\n**revenue**\n\n"
+            + _table(rows, "revenue") + "\n\n**myopic optimum**\n\n" + _table(rows, "optimum"))
+
+
+def _claims_fig8(records):
+    rows = _tail_rows(records)
+    groups = {f"v = {v:g}": [r for r in rows if r["axis_value"] == v] for v in VELOCITIES}
+    return [report.Claim("spectrum", "Fig. 8", f"higher velocity → lower {k}",
+                         stats.monotone_verdict(groups, k, "down")) for k in ("price",
+                                                                              "revenue")]
 
 
 def _report_fig9(records):
-    lines = [f"**Paper:** {PAPER[9]}.", ""]
-    means = {}
-    for vis in sorted({r["visibility"] for r in records}, reverse=True):
-        for u in sorted({r["users"] for r in records}):
-            rows = [r for r in records if r["visibility"] == vis and r["users"] == u]
-            means[(vis, u)] = (np.mean([r["revenue_mean"] for r in rows]),
-                               np.mean([r["optimum_mean"] for r in rows]))
-            lines.append(f"- visibility {vis:g}, U = {u}: revenue {means[(vis, u)][0]:.3g} "
-                         f"(myopic optimum {means[(vis, u)][1]:.3g})")
-    vis_sorted = sorted({k[0] for k in means}, reverse=True)
-    u_max = max(k[1] for k in means)
-    by_vis = [means[(v, u_max)][0] for v in vis_sorted]
-    opt_vis = [means[(v, u_max)][1] for v in vis_sorted]
-    ok = all(b < a for a, b in zip(by_vis, by_vis[1:]))
-    u_min = min(k[1] for k in means)
-    rises = all(means[(v, u_max)][0] > means[(v, u_min)][0] for v in vis_sorted)
-    lines.append(f"- Revenue rises with users (U = {u_min} → {u_max}, every visibility): "
-                 f"{_verdict(rises)}.")
-    lines.append(f"- Lower visibility → lower revenue (U = {u_max}): {_verdict(ok)} "
-                 f"({' → '.join(f'{x:.3g}' for x in by_vis)}; myopic optimum "
-                 f"{' → '.join(f'{x:.3g}' for x in opt_vis)}).")
-    return "\n".join(lines)
+    rows = [dict(r, series=f"visibility {r['visibility']:g}, U = {r['users']}")
+            for r in records]
+    return ("Last tenth of training, per satellite, pooled over the velocities; mean ± 95 % "
+            "CI over training seeds.\n\n**revenue**\n\n" + _table(rows, "revenue_mean")
+            + "\n\n**myopic optimum**\n\n" + _table(rows, "optimum_mean"))
+
+
+def _claims_fig9(records):
+    rows = [dict(r, method=f"vis{r['visibility']:g}") for r in records]
+    u_max, u_min = max(r["users"] for r in rows), min(r["users"] for r in rows)
+    vis = sorted({r["visibility"] for r in rows}, reverse=True)
+    groups = {f"visibility {v:g}": [r for r in rows if r["visibility"] == v
+                                    and r["users"] == u_max] for v in vis}
+    lower = stats.monotone_verdict(groups, "revenue_mean", "down")
+    ups = [stats.monotone_verdict({f"U = {u}": [r for r in rows if r["visibility"] == v
+                                                and r["users"] == u] for u in (u_min, u_max)},
+                                  "revenue_mean", "up") for v in vis]
+    ok = all(v.label == stats.REPRODUCED for v in ups)
+    rises = stats.Verdict(stats.REPRODUCED if ok else stats.NOT_REPRODUCED,
+                          "; ".join(f"visibility {v:g}: {u.evidence}" for v, u in zip(vis, ups)))
+    return [report.Claim("spectrum", "Fig. 9", f"lower visibility → lower revenue "
+                         f"(U = {u_max})", lower),
+            report.Claim("spectrum", "Fig. 9", "revenue rises with the number of users", rises)]
 
 
 def _report_fig10(records):
-    curves = _curves(records)
-    lines = [f"**Paper:** {PAPER[10]}.", ""]
-    tails, conv, var = {}, {}, {}
-    for s, (it, agg) in curves.items():
-        rev = agg["revenue_mean"]
-        tails[s] = _tail(rev)
-        gap = 1.0 - tails[s] / max(_tail(agg["optimum"]), 1e-9)
-        reach = np.nonzero(rev >= 0.9 * tails[s])[0]
-        conv[s] = int(it[reach[0]]) if len(reach) else -1
-        var[s] = float(np.std(rev[len(rev) // 2:]))
-        lines.append(f"- {s}: last-tenth revenue {tails[s]:.3g} per satellite, gap to the "
-                     f"myopic optimum {100 * gap:.1f} %, reaches 90 % of its final revenue at "
-                     f"iteration {conv[s]}, std over the second half {var[s]:.3g}")
-    if {"proposed", "average_budget", "ddqn"} <= set(tails):
-        p, d, a = tails["proposed"], tails["ddqn"], tails["average_budget"]
-        lines.append(f"- Proposed far above average-budget pricing: {_verdict(p > 1.2 * a)} "
-                     f"({p:.3g} vs {a:.3g}).")
-        lines.append(f"- Proposed converges in ~150 iterations: "
-                     f"{_verdict(0 < conv['proposed'] <= 200)} (iteration {conv['proposed']}).")
-        lines.append(f"- Proposed converges faster than DDQN alone: "
-                     f"{_verdict(conv['proposed'] < conv['ddqn'])} "
-                     f"({conv['proposed']} vs {conv['ddqn']}); with less variance: "
-                     f"{_verdict(var['proposed'] < var['ddqn'])} "
-                     f"({var['proposed']:.3g} vs {var['ddqn']:.3g}); final revenue "
-                     f"{p:.3g} vs {d:.3g}.")
+    rows = _tail_rows(records)
+    lines = ["Per satellite; mean ± 95 % CI over seeds (learners: training seeds; "
+             "average-budget pricing: evaluation seeds).", ""]
+    for key, text in (("revenue", "last-tenth revenue"), ("optimum", "myopic optimum"),
+                      ("converged_at", "iteration reaching 90 % of the final revenue"),
+                      ("std_second_half", "revenue std over the second half")):
+        lines += [f"**{text}**", "", _table(rows, key), ""]
     return "\n".join(lines)
 
 
+def _claims_fig10(records):
+    rows = _tail_rows(records)
+    conv = stats.mean_ci([r["converged_at"] for r in rows if r["method"] == "proposed"])
+    if conv.n_total == 0:
+        converge = stats.not_run(["proposed"])
+    else:
+        ok = conv.defined and conv.high <= 200
+        converge = stats.Verdict(stats.REPRODUCED if ok else stats.NOT_REPRODUCED,
+                                 f"proposed reaches 90 % at iteration {conv.fmt()}; "
+                                 "criterion: CI upper end ≤ 200")
+    return [
+        report.Claim("spectrum", "Fig. 10", "proposed earns far more than average-budget "
+                     "pricing", stats.beats_verdict(rows, "revenue", "proposed",
+                                                    "average_budget", higher_is_better=True)),
+        report.Claim("spectrum", "Fig. 10", "proposed converges in ~150 iterations", converge,
+                     "~150 iterations"),
+        report.Claim("spectrum", "Fig. 10", "proposed converges faster than DDQN alone",
+                     stats.beats_verdict(rows, "converged_at", "proposed", "ddqn",
+                                         higher_is_better=False)),
+        report.Claim("spectrum", "Fig. 10", "proposed has less variance than DDQN alone",
+                     stats.beats_verdict(rows, "std_second_half", "proposed", "ddqn",
+                                         higher_is_better=False)),
+    ]
+
+
+SECURITY_COLUMNS = ("revenue_total", "interference_dbm", "honest_utility", "malicious_leases",
+                    "power_ctrl_w", "sat0_block_share_honest", "sat0_block_share_colluding")
+
+
 def _report_security(records):
+    recs = [dict(r, series=f"w = {r['weight']:g}") for r in records]
     lines = ["**Beyond the paper:** malicious users, with and without the reputation term "
-             f"(w = {STEER_WEIGHT:g}) steering the myopic oracle's price and power control.", "",
-             "| w | malicious | revenue | interference dBm | honest utility | malicious leases "
-             "| P_ctrl W | sat-0 blocks honest / colluding |", "|---|---|---|---|---|---|---|---|"]
-    for w in sorted({r["weight"] for r in records}):
-        for x in sorted({r["malicious_fraction"] for r in records}):
-            rows = [r for r in records if r["weight"] == w and r["malicious_fraction"] == x]
-            m = lambda k, rows=rows: np.mean([r[k] for r in rows])  # noqa: E731
-            lines.append(f"| {w:g} | {x:g} | {m('revenue_total'):.4g} | "
-                         f"{m('interference_dbm'):.4g} | {m('honest_utility'):.3g} | "
-                         f"{m('malicious_leases'):.3g} | {m('power_ctrl_w'):.3g} | "
-                         f"{m('sat0_block_share_honest'):.2f} / "
-                         f"{m('sat0_block_share_colluding'):.2f} |")
+             f"(w = {STEER_WEIGHT:g}) steering the myopic oracle's price and power control; "
+             "mean ± 95 % CI over evaluation seeds.", ""]
+    for key in SECURITY_COLUMNS:
+        lines += [f"**{key}**", "", report.ci_table(recs, key, series_key="series",
+                                                    x_key="malicious_fraction",
+                                                    x_label="malicious fraction"), ""]
     return "\n".join(lines)
 
 
@@ -544,17 +556,16 @@ TITLES = {
 PLOTS = {7: _plot_curves("spectrum_fig7", ("reward", "price", "revenue")), 8: _plot_fig8,
          9: _plot_fig9, 10: _plot_curves("spectrum_fig10", ("price", "revenue"))}
 REPORTS = {7: _report_fig7, 8: _report_fig8, 9: _report_fig9, 10: _report_fig10}
+CLAIMS = {7: _claims_fig7, 8: _claims_fig8, 9: _claims_fig9, 10: _claims_fig10}
 
 #: Figs. 7, 8 and 9 each compile their own training batch (3, 1 and 6 compilations): off the
 #: default set (run them with --experiment).
-for _fig in (7, 8, 9, 10):
-    register_experiment(Experiment(
-        name=f"spectrum_fig{_fig}", scenario="spectrum", title=TITLES[_fig],
-        cells=_cells(_fig), run_cell=_run(_fig), plot=PLOTS[_fig], report=REPORTS[_fig],
-        default=_fig == 10))
-
-register_experiment(Experiment(
-    name="spectrum_security", scenario="spectrum",
-    title="Security (beyond): malicious fraction, reputation steering, collusion",
-    cells=_cells("security"), run_cell=_run("security"), plot=_plot_security,
-    report=_report_security))
+EXPERIMENTS = [
+    *(Experiment(name=f"spectrum_fig{fig}", scenario="spectrum", title=TITLES[fig],
+                 cells=_cells(fig), run_cell=_run(fig), plot=PLOTS[fig], report=REPORTS[fig],
+                 claims=CLAIMS[fig], default=fig == 10) for fig in (7, 8, 9, 10)),
+    Experiment(name="spectrum_security", scenario="spectrum",
+               title="Security (beyond): malicious fraction, reputation steering, collusion",
+               cells=_cells("security"), run_cell=_run("security"), plot=_plot_security,
+               report=_report_security),
+]

@@ -1,0 +1,246 @@
+"""Declarative paper figures and the one generic cell runner.
+
+A paper figure is a :class:`Figure` table entry: scenario, axis (param field,
+values, label with unit), metric (key with its unit, label), methods, claims
+(text, verdict function over the records, the paper's numbers). :func:`experiment`
+turns an entry into a registered :class:`sweeps.experiments.Experiment`:
+
+* cells — one per series (method, or method × shape setting such as users);
+* ``run_cell`` — :func:`run_policy_cell`: any registered heuristic/reference
+  method on the figure's axis × seeds × episodes, through the one rollout
+  (:func:`jaxsg.wrappers.rollout`) and the one batch builder
+  (:func:`sweeps.sharding.run_axis`, sharded over local devices), with common
+  random numbers (the same episode keys at every axis value and for every
+  method); learner cells go to the figure's ``learned`` runner;
+* plot — mean with a shaded 95 % band per series, PNG + PDF;
+* report — the CI table (``mean ± CI (n = seeds)``) computed from the records;
+* claims — the verdict of every claim for the summary table.
+
+Records: ``scenario, method, series, axis, axis_value, seed, episode`` then the
+metric columns (named with their unit) and the figure's fixed fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxsg.wrappers import rollout
+from sweeps import methods, report
+from sweeps.experiments import Cell, Experiment, RunContext
+from sweeps.sharding import run_axis
+from sweeps.stats import Verdict
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A numeric sweep axis: ``field`` of the env params, values in SI units."""
+
+    field: str
+    values: tuple[float, ...]
+    label: str  # with its display unit, e.g. "bandwidth B (MHz)"
+    display: float = 1.0  # SI value × display = plotted value
+    log: bool = False
+
+    def subset(self, points: int) -> list[float]:
+        """``points`` values spread over the full axis (both ends kept)."""
+        idx = np.round(np.linspace(0, len(self.values) - 1, points)).astype(int)
+        return [float(self.values[i]) for i in dict.fromkeys(idx)]
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # record column, its unit in the suffix
+    label: str  # axis label with unit
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    text: str
+    verdict: Callable[[list[dict]], Verdict]
+    paper: str = "–"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a cell evaluates on: the env and base params, horizon, seeds × episodes,
+    the axis points, how to summarise a trajectory, and fixed record fields."""
+
+    env: Any
+    params: Any
+    horizon: int
+    seeds: int
+    episodes: int
+    points: list[dict]
+    axis_values: list[float]
+    summarize: Callable[[dict], dict]
+    fields: dict = field(default_factory=dict)
+    policy_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    scenario: str
+    figure: str  # "Fig. 4"
+    title: str  # what is plotted
+    axis: Axis
+    metric: Metric
+    methods: Callable[[str], tuple[str, ...]]  # per scale
+    setup: Callable[[str, dict], Setup]  # (scale, cell config) -> Setup
+    claims: tuple[ClaimSpec, ...] = ()
+    #: extra cell dimension: (config key, record field, values per scale, series label
+    #: fmt or "" when the shape value is the x axis itself)
+    shape: tuple | None = None
+    learned: Callable[[Figure, Setup, Cell, RunContext], list[dict]] | None = None
+    default: bool = True
+    paper_note: str = ""
+
+
+# ------------------------------------------------------------------ records
+def series_name(scenario: str, method: str, fields: dict, shape: tuple | None) -> str:
+    name = methods.label(scenario, method)
+    if shape is not None and shape[3]:
+        key, rec_field, _, fmt = shape
+        name += ", " + fmt.format(fields[rec_field])
+    return name
+
+
+def make_records(fig: Figure, setup: Setup, method: str, out: dict, index: list) -> list[dict]:
+    """Tidy records from a batch output (leading axis = ``index`` rows)."""
+    series = series_name(fig.scenario, method, setup.fields, fig.shape)
+    recs = []
+    for i, (p, s, e) in enumerate(index):
+        rec = {"scenario": fig.scenario, "method": method, "series": series,
+               "axis": fig.axis.field, "axis_value": float(setup.axis_values[p]),
+               "seed": int(s), "episode": int(e), **setup.fields}
+        rec.update({k: float(v[i]) for k, v in out.items()})
+        recs.append(rec)
+    return recs
+
+
+def run_policy_cell(fig: Figure, cell: Cell, ctx: RunContext) -> list[dict]:
+    """The generic cell runner: one method on the figure's axis × seeds × episodes."""
+    method = cell.config["method"]
+    setup = fig.setup(ctx.scale, cell.config)
+    if methods.is_learner(fig.scenario, method):
+        if fig.learned is None:
+            raise ValueError(f"{fig.name}: no learned runner for {method!r}")
+        return fig.learned(fig, setup, cell, ctx)
+    env, horizon, summarize = setup.env, setup.horizon, setup.summarize
+    policy = methods.policy(fig.scenario, method, env, **setup.policy_kwargs.get(method, {}))
+    if not methods.get(fig.scenario, method).jittable:
+        return _host_cell(fig, setup, method, policy, ctx)
+
+    def one(elem):
+        return summarize(rollout(env, policy, elem["key"], elem["params"], horizon))
+
+    out, index = run_axis(one, setup.params, setup.points, seeds=setup.seeds,
+                          episodes=setup.episodes, seed=ctx.seed,
+                          validate=env.validate_params)
+    return make_records(fig, setup, method, out, index)
+
+
+def host_rollout(env, policy, key, params, num_steps: int) -> dict:
+    """:func:`jaxsg.wrappers.rollout` for a host-side (not jit-able) plain policy: the
+    same key use (so the same exogenous draws as every jitted method), NumPy output."""
+    import jax
+
+    from jaxsg.wrappers import scalar_metrics
+
+    reset, step = _jitted_env(env)
+    key_reset, key_run = jax.random.split(key)
+    obs, state = reset(key_reset, params)
+    steps = []
+    for step_key in jax.random.split(key_run, num_steps):
+        k_act, k_env = jax.random.split(step_key)
+        action = policy(k_act, obs, state, params)
+        obs, state, reward, terminated, truncated, info = step(k_env, state, action, params)
+        steps.append({"reward": reward, "metrics": scalar_metrics(info),
+                      "terminated": terminated, "truncated": truncated})
+    return jax.tree.map(lambda *x: np.stack([np.asarray(v) for v in x]), *steps)
+
+
+_JITTED: dict = {}
+
+
+def _jitted_env(env):
+    import jax
+
+    if id(env) not in _JITTED:
+        _JITTED[id(env)] = (env, jax.jit(env.reset), jax.jit(env.step))
+    return _JITTED[id(env)][1:]
+
+
+def _host_cell(fig: Figure, setup: Setup, method: str, policy, ctx: RunContext) -> list[dict]:
+    from sweeps.sharding import axis_batch
+
+    batch, index = axis_batch(setup.params, setup.points, seeds=setup.seeds,
+                              episodes=setup.episodes, seed=ctx.seed)
+    setup.env.validate_params(batch["params"])
+    import jax
+
+    rows = []
+    for i in range(len(index)):
+        params = jax.tree.map(lambda x, i=i: x[i], batch["params"])
+        traj = host_rollout(setup.env, policy, batch["key"][i], params, setup.horizon)
+        rows.append({k: float(v) for k, v in setup.summarize(traj).items()})
+    out = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    return make_records(fig, setup, method, out, index)
+
+
+# ------------------------------------------------------------------ experiment
+def _cells(fig: Figure):
+    def cells(scale: str) -> list[Cell]:
+        out = []
+        for m in fig.methods(scale):
+            if fig.shape is None:
+                out.append(Cell(m, {"method": m}))
+            else:
+                key, _, values, _ = fig.shape
+                out += [Cell(f"{m}-{key}{v}", {"method": m, key: v}) for v in values[scale]]
+        return out
+
+    return cells
+
+
+def plot_figure(fig: Figure, records: list[dict], fig_dir: Path) -> list[Path]:
+    curves = report.series_estimates(records, fig.metric.key, series_key="series",
+                                     x_key="axis_value")
+    return report.line_figure(
+        fig.name, curves, fig_dir=fig_dir, x_scale=fig.axis.display, log_x=fig.axis.log,
+        title=f"{fig.scenario} {fig.figure}: {fig.title}", xlabel=fig.axis.label,
+        ylabel=fig.metric.label)
+
+
+def report_figure(fig: Figure, records: list[dict]) -> str:
+    seeds = sorted({r["seed"] for r in records})
+    eps = sorted({r.get("episode", 0) for r in records})
+    lines = [f"{fig.metric.label}, mean ± half-width of the 95 % CI over seeds "
+             f"({len(seeds)} seeds × {len(eps)} episode(s), common random numbers across "
+             "methods and axis values)."]
+    if fig.paper_note:
+        lines += ["", fig.paper_note]
+    lines += ["", report.ci_table(records, fig.metric.key, series_key="series",
+                                  x_key="axis_value", x_label=fig.axis.label,
+                                  x_fmt=lambda x: f"{x * fig.axis.display:g}")]
+    return "\n".join(lines)
+
+
+def figure_claims(fig: Figure, records: list[dict]) -> list[report.Claim]:
+    return [report.Claim(fig.scenario, fig.figure, c.text, c.verdict(records), c.paper)
+            for c in fig.claims]
+
+
+def experiment(fig: Figure) -> Experiment:
+    return Experiment(
+        name=fig.name, scenario=fig.scenario, title=f"{fig.figure} — {fig.title}",
+        cells=_cells(fig), run_cell=lambda cell, ctx: run_policy_cell(fig, cell, ctx),
+        plot=lambda records, d: plot_figure(fig, records, d),
+        report=lambda records: report_figure(fig, records),
+        claims=lambda records: figure_claims(fig, records), default=fig.default)
