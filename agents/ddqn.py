@@ -17,7 +17,11 @@ on the agent axis and vmapped). Each update step:
    (spectrum: the online satellite with the highest reputation; weights = online
    flags); the FedAvg model is issued to every agent and the adapter's
    ``settle`` writes the block (spectrum: block reward, reputation reset).
-   Nobody elected (−1) → no aggregation.
+   Nobody elected (−1) → no aggregation. The election reads the env states the
+   step returned (before any explicit reset): a scenario's ledger that outlives
+   episodes (spectrum's chain) is carried in ``TrainState.env_state`` across
+   episode boundaries by the env's automatic reset; only ``train``'s first reset
+   starts a fresh one.
 
 ``reward_scale`` None takes the adapter's scale (spectrum: 1/(p_max·capacity)).
 Metrics per update: every env metric averaged over the parallel episodes

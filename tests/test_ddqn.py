@@ -80,15 +80,14 @@ def test_elected_aggregator_is_online_with_highest_reputation():
                 # the aggregator's ledger entry restarts from 0 (plus one step of updates)
                 assert abs(m["reputation"][s, t + 1, a]) <= params.reputation_coeff * env.capacity
     assert elected >= 20
-    # the block reward B_s goes to the elected server (block income is per episode: the
-    # parallel episodes all restart every `horizon` updates)
+    # the block reward B_s goes to the elected server (the ledger persists across episodes:
+    # the income is cumulative over the whole training, episode boundaries included)
     income = m["block_income"]
     for t in np.nonzero(due)[0]:
         a = int(agg[0, t])
         if a < 0:
             continue
-        restarted = (t + 1) % env.horizon == 0
-        before = np.zeros(env.num_satellites) if restarted else income[0, t - 1]
+        before = income[0, t - 1]
         gain = np.zeros(env.num_satellites)
         gain[a] = params.block_reward
         np.testing.assert_allclose(income[0, t], before + gain, atol=1e-4)
@@ -98,6 +97,34 @@ def test_elected_aggregator_is_online_with_highest_reputation():
     if last_agg == CONFIG.num_updates - 1 and agg[0, last_agg] >= 0:
         for leaf in jax.tree.leaves(q0):
             np.testing.assert_allclose(leaf[0], leaf[1], rtol=1e-6)
+
+
+def test_ledger_persists_across_episodes_and_elects_the_top_online_node():
+    """Episodes of 5 steps, an election every 4 updates, no malicious users (reputations only
+    grow between elections): the ledger the learner carries is never zeroed by an episode
+    boundary, and every election picks the online satellite with the highest reputation."""
+    env, params = jaxsg.make("spectrum", **dict(SMALL, horizon=5, malicious_fraction=0.0))
+    cfg = Config(num_envs=2, num_updates=80, batch_size=8, warmup_updates=2,
+                 local_round=2, aggregation_rounds=2, hidden=(16,))
+    _, m = jax.jit(make_train(env, cfg), compiler_options=FAST_COMPILE)(
+        jax.random.PRNGKey(3), params)
+    m = jax.device_get(m)
+    agg, rep, online, income = m["aggregator"], m["reputation"], m["online"], m["block_income"]
+    wins = np.zeros(env.num_satellites)
+    for t in range(cfg.num_updates):
+        a = int(agg[t])
+        if a >= 0:
+            assert online[t, a] and rep[t, a] == rep[t][online[t]].max()
+            wins[a] += 1
+        # B_s accumulates over the whole run: the chain outlives the 16 episodes
+        np.testing.assert_allclose(income[t], params.block_reward * wins, rtol=1e-6)
+        if t + 1 < cfg.num_updates:
+            keep = np.arange(env.num_satellites) != a
+            # no entry drops except the aggregator's reset — not at episode boundaries either
+            assert np.all(rep[t + 1][keep] >= rep[t][keep] - 1e-5), t
+    assert wins.sum() >= 15
+    one_episode = params.reputation_coeff * env.capacity * env.horizon
+    assert rep.max() > one_episode  # more than any single episode could hold
 
 
 def test_ddqn_alone_never_aggregates():

@@ -1,10 +1,18 @@
 """Spectrum leasing (reputation-elected federated DDQN) for the learners.
 
 * satellites learn; rewards are scaled by 1/(p_max·capacity) (revenue in [0, 1]);
-* the election reads the reputation ledger — the mean over the parallel
-  episodes of the env's per-satellite reputation — and the online flags of
-  episode 0 (the parallel episodes are extra experience of the same
-  satellites; the ledger is one), then :func:`jaxsg.consensus.select_aggregator`;
+* the ledger (the chain: reputation, block income) persists across episodes and lives in
+  the learner's state: the batched env state the learner carries
+  (``TrainState.env_state``), whose automatic reset keeps it
+  (``SpectrumEnv.reset_for_autoreset``). :func:`ledger` reads it with ``env.ledger`` from the
+  state the step returned — before any explicit reset; a learner that resets explicitly
+  continues it with ``env.reset_with_ledger``. Only the learner's first reset starts a
+  fresh chain;
+* the election reads that ledger — the mean over the parallel episodes of the
+  per-satellite reputation — and the online flags of episode 0 (the parallel
+  episodes are extra experience of the same satellites; the ledger is one), then
+  :func:`jaxsg.consensus.select_aggregator`: the online satellite with the highest
+  reputation at election time;
 * :func:`settle_block`: the elected aggregator writes the block, is credited
   B_s and its reputation is reset to 0 (:func:`jaxsg.consensus.reputation_reset`);
   −1 (nobody online) is a no-op. Applied to every parallel episode.
@@ -28,6 +36,12 @@ def settle_block(env, state, aggregator, params):
     )
 
 
+def ledger(env, env_states):
+    """The chain as the election reads it: reputation and block income (S,), the mean over
+    the parallel episodes (leading axis) of ``env.ledger`` of each."""
+    return jax.tree.map(lambda x: jnp.mean(x, axis=0), jax.vmap(env.ledger)(env_states))
+
+
 class SpectrumAdapter(Adapter):
     agent_class = "satellite"
 
@@ -35,9 +49,9 @@ class SpectrumAdapter(Adapter):
         return 1.0 / (params.price_max * env.capacity)
 
     def election(self, env, env_states, params):
-        ledger = jnp.mean(env_states.reputation, axis=0)
+        rep = ledger(env, env_states).reputation
         online = env_states.online[0]
-        return online.astype(jnp.float32), select_aggregator(ledger, online), ledger
+        return online.astype(jnp.float32), select_aggregator(rep, online), rep
 
     def settle(self, env, env_states, aggregator, params):
         return jax.vmap(settle_block, in_axes=(None, 0, None, None))(
@@ -45,9 +59,9 @@ class SpectrumAdapter(Adapter):
 
     def train_metrics(self, env, before, after) -> dict:
         """The ledger and online flags the election read; block income after settling."""
-        return {"reputation": jnp.mean(before.reputation, axis=0),
+        return {"reputation": ledger(env, before).reputation,
                 "online": before.online[0],
-                "block_income": jnp.mean(after.block_income, axis=0)}
+                "block_income": ledger(env, after).block_income}
 
 
 ADAPTER = SpectrumAdapter()
