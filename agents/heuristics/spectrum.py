@@ -12,11 +12,11 @@ in the middle of both grids).
   that target; before any step has been seen (mean 0) it holds. Power
   control: ``power="hold"`` keeps the initial level (default), ``"max"``
   climbs to the highest, an int steps to that level and holds it.
-* :func:`average_budget_fair` — the fair comparison (specs/spectrum.md, live regime):
+* :func:`average_budget_fair` — the fair comparison (docs/spectrum.md, live regime):
   average-budget pricing with the same power-control freedom as the learners, as **the best
   fixed power level** (the paper gives no rule for it): every level of the grid is
   evaluated on the evaluation keys and the one with the highest mean revenue is kept.
-* :func:`best_constant` — the best constant policy (specs/evaluation.md §2): every
+* :func:`best_constant` — the best constant policy (docs/evaluation.md §2): every
   (price level, power level) pair of the learners' grids, steered to and held, evaluated on
   the evaluation keys; the pair with the highest mean revenue is kept.
 * :func:`myopic_optimal` — beyond the paper, an oracle reference: it knows
