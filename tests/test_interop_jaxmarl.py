@@ -265,19 +265,20 @@ SGIN_CONFIG = dict(num_mbs=1, users_per_mbs=2, num_leo=2, num_channels=3, horizo
 
 
 def test_interface_sgin_hybrid_padded():
-    """Two classes of different observation sizes, hybrid actions, no global_state."""
+    """Two classes of different observation sizes, hybrid actions, the default global_state."""
     base, params = jaxsg.make("sgin", **SGIN_CONFIG)
     env = JaxMARLAdapter(base, params, num_bins=5, world_state=True)
     n = base.num_followers
     assert env.agents == ["follower_0", "follower_1", "leader_0"] and env.num_agents == 3
     assert env.agent_classes == {"follower": ["follower_0", "follower_1"],
                                  "leader": ["leader_0"]}
-    d_f, d_l = 5 + 3 * base.num_leo, n + 1
+    # leader: billed CPU per DT, unit cost, price in force per DT
+    d_f, d_l = 5 + 3 * base.num_leo, 2 * n + 1
     assert env.obs_dim == max(d_f, d_l)
-    # hybrid follower action: offload (2), leo (L), channel (C), cpu_ghz, block_mbit (bins)
+    # hybrid follower action: offload (2), drop (2), leo (L), channel (C), cpu, block_mbit (bins)
     f_space = env.action_space("follower_0")
     assert isinstance(f_space, MultiDiscrete)
-    assert f_space.num_categories.tolist() == [2, base.num_leo, base.num_channels, 5, 5]
+    assert f_space.num_categories.tolist() == [2, 2, base.num_leo, base.num_channels, 5, 5]
     assert env.action_space("leader_0").num_categories.tolist() == [5] * n
 
     key = jax.random.PRNGKey(0)
@@ -289,27 +290,31 @@ def test_interface_sgin_hybrid_padded():
     if pad:
         assert np.all(np.asarray(obs["leader_0"])[d_l:] == 0)
     ws = env.get_world_state(state)
-    assert ws.shape == (env.num_agents * env.obs_dim,)
+    # MultiAgentEnv.global_state (default: every state leaf but the step, flattened)
+    np.testing.assert_allclose(ws, base.global_state(state.env_state, params))
     assert obs["world_state"].shape == (env.num_agents, ws.size)
 
     masks = env.get_avail_actions(state)
     native = base.avail_actions(state.env_state, params)["follower"]
     m0 = np.asarray(masks["follower_0"])
     assert m0.shape == (int(f_space.num_categories.sum()),)
+    n_discrete = 2 + 2 + base.num_leo + base.num_channels
     np.testing.assert_array_equal(
-        m0[:2 + base.num_leo + base.num_channels],
-        np.concatenate([native["offload"][0], native["leo"][0], native["channel"][0]]))
-    assert m0[2 + base.num_leo + base.num_channels:].all()  # bins of Box components
+        m0[:n_discrete],
+        np.concatenate([native["offload"][0], native["drop"][0], native["leo"][0],
+                        native["channel"][0]]))
+    assert m0[n_discrete:].all()  # bins of Box components
 
     # decoding: bin 0 is the lower bound, bin (bins − 1) the upper one
-    act = {"follower_0": jnp.array([1, 1, 2, 0, 4]), "follower_1": jnp.array([0, 0, 1, 4, 2]),
+    act = {"follower_0": jnp.array([1, 0, 1, 2, 0, 4]),
+           "follower_1": jnp.array([0, 1, 0, 1, 4, 2]),
            "leader_0": jnp.full((n,), 4)}
     dec = env.decode_actions(act)
     np.testing.assert_array_equal(dec["follower"]["offload"], [1, 0])
+    np.testing.assert_array_equal(dec["follower"]["drop"], [0, 1])
     np.testing.assert_array_equal(dec["follower"]["leo"], [1, 0])
     np.testing.assert_array_equal(dec["follower"]["channel"], [2, 1])
-    np.testing.assert_allclose(dec["follower"]["cpu_ghz"],
-                               [params.cpu_min_hz / 1e9, params.cpu_max_hz / 1e9], rtol=1e-6)
+    np.testing.assert_allclose(dec["follower"]["cpu"], [0.0, 1.0], rtol=1e-6)
     np.testing.assert_allclose(dec["follower"]["block_mbit"],
                                [params.block_max_bits / 1e6,
                                 (params.block_min_bits + params.block_max_bits) / 2e6],
@@ -336,17 +341,17 @@ def test_interface_sgin_hybrid_padded():
     # box encoding: discrete elements are floored reals, Box elements clipped
     box = JaxMARLAdapter(base, params, action_encoding="box")
     b_space = box.action_space("follower_0")
-    assert b_space.shape == (5,)
-    np.testing.assert_allclose(b_space.high[:3], [2, base.num_leo, base.num_channels])
+    assert b_space.shape == (6,)
+    np.testing.assert_allclose(b_space.high[:4], [2, 2, base.num_leo, base.num_channels])
     assert bool(b_space.contains(b_space.sample(key)))
-    dec = box.decode_actions({"follower_0": jnp.array([1.7, 0.2, 3.0, 100.0, 1.0]),
-                              "follower_1": jnp.array([0.0, 1.99, 1.5, -5.0, 2.5]),
+    dec = box.decode_actions({"follower_0": jnp.array([1.7, 0.3, 0.2, 3.0, 100.0, 1.0]),
+                              "follower_1": jnp.array([0.0, 1.5, 1.99, 1.5, -5.0, 2.5]),
                               "leader_0": jnp.full((n,), 3.0)})
     np.testing.assert_array_equal(dec["follower"]["offload"], [1, 0])
+    np.testing.assert_array_equal(dec["follower"]["drop"], [0, 1])
     np.testing.assert_array_equal(dec["follower"]["leo"], [0, 1])
     np.testing.assert_array_equal(dec["follower"]["channel"], [2, 1])
-    np.testing.assert_allclose(dec["follower"]["cpu_ghz"],
-                               [params.cpu_max_hz / 1e9, params.cpu_min_hz / 1e9], rtol=1e-6)
+    np.testing.assert_allclose(dec["follower"]["cpu"], [1.0, 0.0], rtol=1e-6)
     assert box.get_avail_actions(state)["leader_0"].shape == (0,)
 
 

@@ -53,10 +53,10 @@ def test_parallel_env(name, encoding):
             assert env.observation_space(a).contains(obs[a]), (a, obs[a])
             mask = infos[a]["action_mask"]
             space = env.action_space(a)
-            if encoding == "box":  # sgin: masks of offload, leo, channel; none for the leader
+            if encoding == "box":  # sgin: masks of offload, drop, leo, channel; none for leader
                 assert isinstance(space, gymnasium.spaces.Box)
                 c = CONFIGS["sgin"]
-                n_opts = 2 + c["num_leo"] + c["num_channels"] if a.startswith("f") else 0
+                n_opts = 2 + 2 + c["num_leo"] + c["num_channels"] if a.startswith("f") else 0
             else:
                 n_opts = space.n if hasattr(space, "n") else int(np.sum(space.nvec))
             assert mask.shape == (n_opts,) and mask.dtype == np.int8
