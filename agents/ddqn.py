@@ -78,14 +78,6 @@ class Config:
     def __post_init__(self):
         core.check_config(self)
 
-    @property
-    def total_updates(self) -> int:  # TODO(sweeps): remove once sweeps use num_updates
-        return self.num_updates
-
-
-# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
-DDQNConfig = core.legacy_config(Config, {"total_updates": "num_updates"})
-
 
 class QNetwork(nn.Module):
     num_actions: int

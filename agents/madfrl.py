@@ -120,10 +120,6 @@ class Config:
     def __post_init__(self):
         core.check_config(self)
 
-    @property
-    def total_updates(self) -> int:  # TODO(sweeps): remove once sweeps use num_updates
-        return self.num_updates
-
     def heads(self, ad) -> tuple[tuple, tuple]:
         """``(relative_heads, ranked_heads)`` with the adapter's defaults filled in."""
         rel = ad.relative_heads if self.relative_heads is None else self.relative_heads
@@ -134,10 +130,6 @@ class Config:
         """``mode_heads`` with the adapter's default (``()`` if it names none)."""
         modes = getattr(ad, "mode_heads", ()) if self.mode_heads is None else self.mode_heads
         return tuple(tuple(m) for m in modes)
-
-
-# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
-MADFRLConfig = core.legacy_config(Config, {"total_updates": "num_updates"})
 
 
 class DeterministicHybridActor(nn.Module):

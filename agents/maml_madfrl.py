@@ -41,7 +41,7 @@ want one meta-initialisation shared by a whole axis call
 
 Why first order by default: with the exact second-order meta-gradient the
 initialisations trained *worse* than a random one (measured in
-``MetaConfig.first_order``'s comment). Our reading, not proven: the loss-based
+``Config.first_order``'s comment). Our reading, not proven: the loss-based
 meta-objective lets second-order MAML lower the post-adaptation loss by
 shaping how far one inner step moves (e.g. steep critic gradients), which
 gives MADFRL a badly scaled start; first-order MAML cannot exploit the step.
@@ -101,10 +101,6 @@ class Config:
         if self.rollout_steps % 2:
             raise ValueError(f"Config: field 'rollout_steps' must be even, "
                              f"got {self.rollout_steps}")
-
-
-# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
-MetaConfig = Config
 
 
 @dataclasses.dataclass(frozen=True)

@@ -132,14 +132,6 @@ class Config:
         object.__setattr__(self, "actor_hidden", tuple(int(h) for h in self.actor_hidden))
         object.__setattr__(self, "critic_hidden", tuple(int(h) for h in self.critic_hidden))
 
-    @property
-    def total_updates(self) -> int:  # TODO(sweeps): remove once sweeps use num_updates
-        return self.num_updates
-
-
-# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
-MAPPOConfig = core.legacy_config(Config, {"total_updates": "num_updates"})
-
 
 class RunningStats(NamedTuple):
     """Running count, mean and variance (Chan et al. parallel update)."""

@@ -149,11 +149,6 @@ def hparams_grid(lr=(), eps_decay_fraction=(), target_update_interval=(),
     return grid, rows
 
 
-# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
-VDConfig = core.legacy_config(Config, {"num_iterations": "num_updates",
-                                       "eps_decay_frac": "eps_decay_fraction"})
-
-
 # ------------------------------------------------------------------ networks
 class AgentQNet(nn.Module):
     """One recurrent step: ``(h, x, reset) -> (h', q)``; ``reset`` zeroes h first."""

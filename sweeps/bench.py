@@ -581,14 +581,14 @@ def _train_configs(updates: int) -> dict:
     """Small fixed training configs: the bench measures throughput, not learning."""
     from agents import madfrl, mappo
 
-    m_cfg = madfrl.MADFRLConfig(num_envs=8, total_updates=updates, batch_size=64,
-                                buffer_size=128, warmup_updates=1)
-    p_cfg = mappo.MAPPOConfig(num_envs=8, num_steps=10, total_updates=max(1, updates // 10),
-                              update_epochs=2, num_minibatches=2)
+    m_cfg = madfrl.Config(num_envs=8, num_updates=updates, batch_size=64,
+                           buffer_size=128, warmup_updates=1)
+    p_cfg = mappo.Config(num_envs=8, num_steps=10, num_updates=max(1, updates // 10),
+                         update_epochs=2, num_minibatches=2)
     return {
         # name: (make_train, config, env steps per env per train call)
-        "madfrl": (madfrl.make_train, m_cfg, m_cfg.total_updates),
-        "mappo": (mappo.make_train, p_cfg, p_cfg.total_updates * p_cfg.num_steps),
+        "madfrl": (madfrl.make_train, m_cfg, m_cfg.num_updates),
+        "mappo": (mappo.make_train, p_cfg, p_cfg.num_updates * p_cfg.num_steps),
     }
 
 

@@ -16,7 +16,7 @@ QRs come from vmapped ``nn.initializers.orthogonal`` inside the learners'
 
 ``--program qr`` (default, seconds): one jitted function with 16 independent
 QRs of a (96, 16, 16) batch, called 200 times. ``--program madfrl``: MADFRL at
-the sgin defaults (``MADFRLConfig()`` on ``jaxsg.make("sgin")``, 48 followers),
+the sgin defaults (``madfrl.Config()`` on ``jaxsg.make("sgin")``, 48 followers),
 ``jit(vmap)`` over 2 seeds (minutes).
 
 Each run is a child process; the parent watches its CPU time (``/proc``,
@@ -62,10 +62,10 @@ def madfrl_program(args: argparse.Namespace) -> str:
     import jax
 
     import jaxsg
-    from agents.madfrl import MADFRLConfig, make_train
+    from agents.madfrl import Config, make_train
 
     env, params = jaxsg.make("sgin")
-    train = jax.jit(jax.vmap(make_train(env, MADFRLConfig(total_updates=args.updates)),
+    train = jax.jit(jax.vmap(make_train(env, Config(num_updates=args.updates)),
                              in_axes=(0, None)))
     keys = jax.random.split(jax.random.key(0), 2)
     jax.block_until_ready(train(keys, params))
@@ -128,7 +128,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--program", choices=("qr", "madfrl"), default="qr")
-    parser.add_argument("--updates", type=int, default=400, help="MADFRL total_updates")
+    parser.add_argument("--updates", type=int, default=400, help="MADFRL num_updates")
     parser.add_argument("--flags", action="store_true",
                         help="apply sweeps.platform.configure_cpu_runtime() first")
     parser.add_argument("--stall-s", type=float, default=30.0,

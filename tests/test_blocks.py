@@ -30,13 +30,6 @@ def test_every_config_reports_the_field_and_its_range(module, field, value, allo
     assert msg.startswith("Config: field") and f"'{field}'" in msg and allowed in msg
 
 
-def test_legacy_config_names_map_to_the_harmonised_fields():
-    assert ddqn.DDQNConfig(total_updates=7).num_updates == 7
-    assert mappo.MAPPOConfig(total_updates=3).total_updates == 3
-    cfg = value_decomp.VDConfig(num_iterations=5, eps_decay_frac=0.2)
-    assert (cfg.num_updates, cfg.eps_decay_fraction) == (5, 0.2)
-
-
 def test_agent_ids_and_stacked_apply():
     x = jnp.zeros((2, 3, 4))
     ids = core.with_agent_id(x)[..., 4:]

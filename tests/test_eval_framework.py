@@ -72,7 +72,7 @@ def test_value_decomp_policy_is_a_recurrent_policy_through_rollout():
     from jaxsg.wrappers import rollout
 
     env, params = jaxsg.make("dt_deploy", num_users=4, num_end_devices=2, horizon=3)
-    cfg = vd.VDConfig(mixer="vdn", hidden=8, fc=8)
+    cfg = vd.Config(mixer="vdn", hidden=8, fc=8)
     agent = vd.init_agent_params(env, cfg, jax.random.PRNGKey(0))
     policy = methods.learned_policy("dt_deploy", "proposed", env, cfg, agent)
     assert isinstance(policy, RecurrentPolicy)

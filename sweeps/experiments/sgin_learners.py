@@ -66,32 +66,32 @@ SGIN_METRICS = (
 COLUMNS = {"leader_profit": "leader_profit_price", "price_mean": "price_mean_price"}
 RECORD_METRICS = tuple(COLUMNS.get(k, k) for k in SGIN_METRICS)
 
-_SMOKE_MADFRL = madfrl.MADFRLConfig(num_envs=2, total_updates=4, batch_size=8, buffer_size=8,
-                                    warmup_updates=1)
-_DEFAULT_MADFRL = madfrl.MADFRLConfig(num_envs=4, total_updates=150, batch_size=64,
-                                      buffer_size=256, warmup_updates=8)
+_SMOKE_MADFRL = madfrl.Config(num_envs=2, num_updates=4, batch_size=8, buffer_size=8,
+                               warmup_updates=1)
+_DEFAULT_MADFRL = madfrl.Config(num_envs=4, num_updates=150, batch_size=64,
+                                 buffer_size=256, warmup_updates=8)
 
 #: Training budget per scale.
 TRAINING = {
     "smoke": dict(
-        meta=mm.MetaConfig(madfrl=_SMOKE_MADFRL, meta_iterations=2, num_tasks=2, num_envs=1,
-                           rollout_steps=2),
-        mappo=mappo.MAPPOConfig(num_envs=2, num_steps=4, total_updates=2, update_epochs=1,
-                                num_minibatches=1),
+        meta=mm.Config(madfrl=_SMOKE_MADFRL, meta_iterations=2, num_tasks=2, num_envs=1,
+                       rollout_steps=2),
+        mappo=mappo.Config(num_envs=2, num_steps=4, num_updates=2, update_epochs=1,
+                           num_minibatches=1),
         adapt_ks=(0, 1, 2), adapt_seeds=2),
     "default": dict(
-        meta=mm.MetaConfig(madfrl=_DEFAULT_MADFRL, meta_iterations=20, num_tasks=2,
-                           num_envs=2, rollout_steps=4),
-        mappo=mappo.MAPPOConfig(num_envs=8, num_steps=16, total_updates=40),
+        meta=mm.Config(madfrl=_DEFAULT_MADFRL, meta_iterations=20, num_tasks=2,
+                       num_envs=2, rollout_steps=4),
+        mappo=mappo.Config(num_envs=8, num_steps=16, num_updates=40),
         adapt_ks=(0, 1, 2, 5), adapt_seeds=4),
     "paper": dict(
-        meta=mm.MetaConfig(),
-        mappo=mappo.MAPPOConfig(),
+        meta=mm.Config(),
+        mappo=mappo.Config(),
         adapt_ks=(0, 1, 2, 5, 10), adapt_seeds=8),
 }
 
 #: Held-out arrival regimes (Mbit/slot) for the fast-adaptation figure: outside the
-#: meta-training regimes ``MetaConfig.arrival_ranges_mbit`` = (2,4), (4,8), (8,12).
+#: meta-training regimes ``maml_madfrl.Config.arrival_ranges_mbit`` = (2,4), (4,8), (8,12).
 HELD_OUT_REGIMES = ((0.5, 1.5), (12.0, 16.0))
 ADAPT_INITS = ("maml", "pretrained", "scratch")
 ADAPT_LABELS = {"maml": "MAML init", "pretrained": "pretrained (no inner loop)",

@@ -51,7 +51,8 @@ import jax
 import numpy as np
 
 import jaxsg
-from agents.ddqn import DDQNConfig, make_train
+from agents.ddqn import Config as DDQNConfig
+from agents.ddqn import make_train
 from jaxsg.wrappers import rollout
 from sweeps import methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
@@ -99,7 +100,7 @@ def _sizes(scale, **over):
 
 
 def _config(scale, federated=True):
-    return DDQNConfig(num_envs=scale["envs"], total_updates=scale["updates"],
+    return DDQNConfig(num_envs=scale["envs"], num_updates=scale["updates"],
                       federated=federated, local_round=10, aggregation_rounds=2,
                       warmup_updates=min(32, scale["updates"] // 4), hidden=(32, 32),
                       gamma=0.5)
@@ -155,7 +156,7 @@ def train_series(sizes, cfg, field, values, scale, seed, label, method="proposed
     params = env.default_params
     out = run_batched(one, _batch(env, params, field, values, scale["seeds"], seed))
     records = greedy_series(sizes, cfg, scale, seed, method, out["q"]) if greedy else []
-    per = cfg.total_updates // scale["bins"]
+    per = cfg.num_updates // scale["bins"]
     for i in range(len(values) * scale["seeds"]):
         for b in range(scale["bins"]):
             rec = {"scenario": "spectrum", "method": method, "series": label, "phase": "train",
