@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 
 import chex
@@ -208,7 +207,7 @@ def _critic_input(global_obs: jnp.ndarray, n: int) -> jnp.ndarray:
 
 
 def init_policy_params(env, config: Config, key: chex.PRNGKey):
-    """Fresh actor parameters (also the template for :func:`load_params`)."""
+    """Fresh actor parameters (also the template for :func:`agents.core.load_checkpoint`)."""
     nets = _build(env, config)
     return nets.actor.init(key, jnp.zeros((nets.n, nets.obs_dim + nets.n), jnp.float32))
 
@@ -404,14 +403,3 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
     policy.__name__ = "mappo"
     return policy
 
-
-# ------------------------------------------------------------ persistence
-def save_params(path: str | os.PathLike, params, config: Config | None = None) -> None:
-    """:func:`agents.core.save_checkpoint` (atomic msgpack, plus the config as JSON)."""
-    core.save_checkpoint(path, params, config)
-
-
-def load_params(path: str | os.PathLike, template):
-    """:func:`agents.core.load_checkpoint`; ``template`` gives the tree structure only
-    (e.g. :func:`init_policy_params` or its ``jax.eval_shape``)."""
-    return core.load_checkpoint(path, template)

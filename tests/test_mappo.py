@@ -6,7 +6,7 @@
   frequencies and moments, masks, bounds, mode.
 * Networks: shapes, ``action_features``; the MAPPO policy respects
   ``avail_actions`` (orbit geometry, invisible LEOs) and the action bounds.
-* ``save_params``/``load_params``: the trained, seed-stacked parameters are saved
+* ``core.save_checkpoint``/``core.load_checkpoint``: the trained, seed-stacked parameters are saved
   by the training process and loaded back here (abstract, unstacked template).
 * Training: ``jax.jit(jax.vmap(train))`` over 2 seeds × 2 posted prices (a swept
   numeric axis) on a small sgin config (2 MBS × 3 DTs, 2 LEOs, 3 channels,
@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 
 import jaxsg
-from agents import heuristics, mappo
+from agents import core, heuristics, mappo
 from agents.networks import (
     HybridActor,
     HybridDistribution,
@@ -296,7 +296,7 @@ def train_and_evaluate(save_to: str | None = None) -> dict:
         policy_params, swept, eval_keys)
     t_total = time.perf_counter() - t0
     if save_to:
-        mappo.save_params(save_to, policy_params)
+        core.save_checkpoint(save_to, policy_params)
     leaves = jax.tree.leaves(policy_params)
     return {
         "prices": list(PRICES),
@@ -343,7 +343,7 @@ def test_mappo_trains_vmapped_beats_marto_and_saves(tmp_path):
     env, _ = jaxsg.make("sgin", **SMALL)
     template = jax.eval_shape(
         lambda: mappo.init_policy_params(env, TRAIN_CONFIG, jax.random.PRNGKey(0)))
-    loaded = mappo.load_params(path, template)
+    loaded = core.load_checkpoint(path, template)
     assert jax.tree.structure(loaded) == jax.tree.structure(template)
     for x, t in zip(jax.tree.leaves(loaded), jax.tree.leaves(template)):
         assert x.shape == (len(PRICES),) + t.shape and x.dtype == t.dtype
