@@ -11,9 +11,7 @@
   0.01 so the initial policy is close to uniform.
 * :class:`ValueCritic` ``V(x) -> scalar`` and :class:`QCritic`
   ``Q(obs, action_features) -> scalar`` (gain 1.0 on the output layer).
-* :func:`action_features` flattens a hybrid action into a feature vector
-  (one-hots + continuous values mapped to [-1, 1]) for Q critics;
-  :func:`hybrid_heads` and :func:`box_bounds` read head sizes and bounds from
+* :func:`hybrid_heads` and :func:`box_bounds` read head sizes and bounds from
   an env's ``spaces.Dict`` action space.
 
 Continuous heads (a decision; ``continuous_dist``):
@@ -346,22 +344,3 @@ def box_bounds(space: spaces.Space) -> tuple[dict, dict]:
     high = {k: s.high for k, s in comps.items() if isinstance(s, spaces.Box)}
     return low, high
 
-
-def action_features(
-    action: Mapping[str, jnp.ndarray],
-    discrete: Sequence[tuple[str, int]],
-    continuous: Sequence[str],
-    low: Mapping[str, Any],
-    high: Mapping[str, Any],
-) -> jnp.ndarray:
-    """Flatten a hybrid action to features: one-hot per discrete component, then each
-    continuous component mapped affinely from ``[low, high]`` to ``[-1, 1]``.
-
-    Shape ``batch + (Σ num_options + len(continuous),)``, order as in the specs.
-    """
-    parts = [jax.nn.one_hot(action[k], n, dtype=jnp.float32) for k, n in discrete]
-    for k in continuous:
-        lo, hi = jnp.asarray(low[k], jnp.float32), jnp.asarray(high[k], jnp.float32)
-        u = (jnp.asarray(action[k], jnp.float32) - lo) / jnp.maximum(hi - lo, 1e-12)
-        parts.append((2.0 * u - 1.0)[..., None])
-    return jnp.concatenate(parts, axis=-1)

@@ -4,7 +4,7 @@
   entropies against a hand computation, continuous log-probs against the
   change-of-variables formula (tanh-normal) or scipy (Beta), sampler
   frequencies and moments, masks, bounds, mode.
-* Networks: shapes, ``action_features``; the MAPPO policy respects
+* Networks: shapes; the MAPPO policy respects
   ``avail_actions`` (orbit geometry, invisible LEOs) and the action bounds.
 * ``core.save_checkpoint``/``core.load_checkpoint``: the trained, seed-stacked parameters are saved
   by the training process and loaded back here (abstract, unstacked template).
@@ -43,7 +43,6 @@ from agents.networks import (
     HybridDistribution,
     QCritic,
     ValueCritic,
-    action_features,
     hybrid_heads,
 )
 from jaxsg.wrappers import rollout
@@ -175,38 +174,27 @@ def test_hybrid_distribution(kind):
         assert np.all(mode[name] >= lo) and np.all(mode[name] <= hi)
 
 
-def test_networks_and_action_features():
+def test_networks():
     env, params = jaxsg.make("sgin", **SMALL)
     space = env.action_space("follower", params)
     discrete, continuous = hybrid_heads(space)
     assert discrete == (("offload", 2), ("drop", 2), ("leo", 2), ("channel", 3))
     assert continuous == ("cpu", "block_mbit")  # cpu: mode-relative fraction in [0, 1]
     actor, value, q = HybridActor(discrete, continuous), ValueCritic(), QCritic()
-    lo = {k: space.spaces[k].low for k in continuous}
-    hi = {k: space.spaces[k].high for k in continuous}
 
     @jax.jit
     def run(key):
         x = jax.random.normal(key, (5, 6, 9))
         d = actor.apply(actor.init(key, x), x)
         v = value.apply(value.init(key, x), x)
-        action = space.sample(key)
-        feats = action_features(action, discrete, continuous, lo, hi)
+        feats = jax.random.uniform(key, (6, 2 + 2 + 2 + 3 + 2), minval=-1.0)
         qv = q.apply(q.init(key, x[0], feats), x[0], feats)
         probs = jax.nn.softmax(d.distributions["channel"].logits)
-        return d.log_prob(d.mode()), probs, v, action, feats, qv
+        return d.log_prob(d.mode()), probs, v, qv
 
-    logp_mode, probs, v, action, feats, qv = run(jax.random.PRNGKey(0))
+    logp_mode, probs, v, qv = run(jax.random.PRNGKey(0))
     assert logp_mode.shape == (5, 6) and v.shape == (5, 6) and qv.shape == (6,)
     np.testing.assert_allclose(probs, 1 / 3, atol=0.02)  # gain-0.01 heads: near uniform
-    assert feats.shape == (6, 2 + 2 + 2 + 3 + 2)
-    np.testing.assert_allclose(feats[:, :9].sum(-1), 4.0)  # four one-hots
-    np.testing.assert_array_equal(np.argmax(feats[:, 2:4], -1), action["drop"])
-    np.testing.assert_array_equal(np.argmax(feats[:, 4:6], -1), action["leo"])
-    u = np.asarray(action["cpu"])  # already a fraction of [0, 1]
-    np.testing.assert_allclose(feats[:, 9], 2 * u - 1, rtol=1e-5, atol=1e-6)
-    v_block = (np.asarray(action["block_mbit"]) - 0.5) / 3.5
-    np.testing.assert_allclose(feats[:, 10], 2 * v_block - 1, rtol=1e-5, atol=1e-5)
 
 
 def test_policy_respects_masks_and_bounds():
