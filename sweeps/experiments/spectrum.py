@@ -39,7 +39,7 @@ Default set: Fig. 10 and the security study; Figs. 7, 8 and 9 (one compilation p
 cell) are ``default=False``: run them with ``--experiment``. Learners train on
 ``max(registry seeds, MIN_SEEDS[scale])`` seeds (≥ 5 at default and paper scale). An
 "iteration" is one training update (one env step of every parallel episode). Decisions: learning
-curves are reported in bins of ``total_updates / bins`` updates; every report
+curves are reported in bins of ``num_updates / bins`` updates; every report
 line compares last-tenth means.
 """
 
