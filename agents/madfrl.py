@@ -57,6 +57,7 @@ into a ``policy(key, obs, state, params)`` with the heuristics' signature.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar, NamedTuple, Sequence
 
 import flax.linen as nn
@@ -209,6 +210,11 @@ def features_from(logits_onehot: dict, unit: dict, group: Group) -> jnp.ndarray:
     return jnp.concatenate(parts, axis=-1)
 
 
+def feature_dim(group: Group) -> int:
+    """Width of :func:`features_from`."""
+    return sum(n for _, n in group.discrete) + sum(size for _, size in group.continuous)
+
+
 def _masked(logits, mask):
     return logits if mask is None else jnp.where(mask, logits, MASKED_LOGIT)
 
@@ -308,6 +314,27 @@ def to_env_action(onehots, unit, group, low, high, relative=(), orders=None):
     return action
 
 
+def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, high,
+                  key=None, eps=0.0):
+    """The followers' decision, written once for training, data collection and the
+    policy: rank the heads (:func:`head_orders`), permute the masks to match, run
+    ``apply_actor`` on the network input (:func:`follower_obs`), explore with ``key``
+    (ε-uniform discrete heads, Gaussian noise) or act greedily without one, and map the
+    result to env actions. Returns ``(one-hots, unit values, env action, ranked masks,
+    network input)``."""
+    ad = for_env(env)
+    relative, ranked = cfg.heads(ad)
+    orders = head_orders(env, obs, ranked, ad.learning_class(env))
+    masks = masks_in_rank_order(masks, orders)
+    x = follower_obs(obs, cfg.agent_id)
+    logits, pre = apply_actor(x)
+    if key is None:
+        oh, un = greedy(logits, pre, masks, group)
+    else:
+        oh, un = explore(key, logits, pre, masks, group, eps, cfg.noise_std)
+    return oh, un, to_env_action(oh, un, group, low, high, relative, orders), masks, x
+
+
 # -------------------------------------------------------------- training
 @struct.dataclass
 class AgentGroupState:
@@ -342,6 +369,8 @@ class _Spec(NamedTuple):
     l_group: Group
     f_actor: DeterministicHybridActor
     l_actor: DeterministicHybridActor
+    critic: QCritic  # every agent's critic module (its own parameters)
+    f_obs_dim: int  # follower network input: observation (+ one-hot index)
 
 
 def _spec(env, cfg: Config) -> _Spec:
@@ -353,9 +382,12 @@ def _spec(env, cfg: Config) -> _Spec:
     f_group = _group(env.action_space(f_cls), cfg.modes(ad))
     l_group = _group(env.action_space(l_cls))
     hidden = tuple(cfg.hidden)
-    return _Spec(f_cls, l_cls, env.num_agents(f_cls), f_group, l_group,
+    n_f = env.num_agents(f_cls)
+    return _Spec(f_cls, l_cls, n_f, f_group, l_group,
                  DeterministicHybridActor(f_group.discrete, f_group.actor_continuous(), hidden),
-                 DeterministicHybridActor(l_group.discrete, l_group.actor_continuous(), hidden))
+                 DeterministicHybridActor(l_group.discrete, l_group.actor_continuous(), hidden),
+                 QCritic(hidden, "relu"),
+                 env.observation_space(f_cls).shape[-1] + (n_f if cfg.agent_id else 0))
 
 
 def leader_bounds(env, l_cls: str, params) -> tuple[dict, dict]:
@@ -380,10 +412,7 @@ def make_train(env, config: Config):
     cfg, ad = config, for_env(env)
     sp = _spec(env, cfg)
     f_cls, l_cls, n_f, f_group, l_group = sp.f_cls, sp.l_cls, sp.n_f, sp.f_group, sp.l_group
-    relative, ranked = cfg.heads(ad)
-    critic = QCritic(tuple(cfg.hidden), "relu")
-    feat_dim = lambda g: sum(n for _, n in g.discrete) + sum(k for _, k in g.continuous)  # noqa
-    obs_dim_f = env.observation_space(f_cls).shape[-1] + (n_f if cfg.agent_id else 0)
+    critic, feat_dim, obs_dim_f = sp.critic, feature_dim, sp.f_obs_dim
     obs_dim_l = env.observation_space(l_cls).shape[-1]
     n_l = env.num_agents(l_cls)
     f_in = lambda o: follower_obs(o, cfg.agent_id)  # noqa: E731
@@ -471,11 +500,9 @@ def make_train(env, config: Config):
             key, k_act_f, k_act_l, k_env, k_sample, k_fu, k_lu = jax.random.split(ts.key, 7)
             eps = epsilon(ts.update)
             masks = jax.vmap(env.avail_actions, in_axes=(0, None))(ts.env_state, env_params)
-            orders = head_orders(env, ts.obs[f_cls], ranked, f_cls)
-            f_masks = masks_in_rank_order(masks[f_cls], orders)
-            lg, pre = core.stacked_apply(sp.f_actor.apply, ts.follower.actor, f_in(ts.obs[f_cls]))
-            oh, un = explore(k_act_f, lg, pre, f_masks, f_group, eps, cfg.noise_std)
-            f_action = to_env_action(oh, un, f_group, f_low, f_high, relative, orders)
+            actor = functools.partial(core.stacked_apply, sp.f_actor.apply, ts.follower.actor)
+            oh, un, f_action, f_masks, f_obs = act_followers(
+                env, cfg, actor, ts.obs[f_cls], masks[f_cls], f_group, f_low, f_high, k_act_f, eps)
             lg_l, pre_l = core.stacked_apply(sp.l_actor.apply, ts.leader.actor, ts.obs[l_cls])
             oh_l, un_l = explore(k_act_l, lg_l, pre_l, None, l_group, eps, cfg.noise_std)
             if cfg.learn_leader:
@@ -494,7 +521,7 @@ def make_train(env, config: Config):
             l_feat = features_from(oh_l, un_l, l_group)
             done = (term | trunc).astype(jnp.float32)
             buf = replay.add_batch(ts.buffer, {
-                "f_obs": f_in(ts.obs[f_cls]), "f_feat": features_from(oh, un, f_group),
+                "f_obs": f_obs, "f_feat": features_from(oh, un, f_group),
                 "f_rew": reward[f_cls], "f_nobs": f_in(final[f_cls]), "f_masks": f_masks,
                 "l_obs": ts.prev_leader["obs"], "l_feat": ts.prev_leader["feat"],
                 "l_rew": reward[l_cls], "l_nobs": ts.obs[l_cls],
@@ -540,20 +567,14 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
     by default; ``deterministic=False`` explores with ε and the training noise)."""
     ad = for_env(env)
     sp = _spec(env, config)
-    relative, ranked = config.heads(ad)
 
     def policy(key, obs, state, params):
         f_low, f_high = box_bounds(env.action_space(sp.f_cls, params))
         l_low, l_high = leader_bounds(env, sp.l_cls, params)
-        orders = head_orders(env, obs[sp.f_cls], ranked, sp.f_cls)
-        masks = masks_in_rank_order(env.avail_actions(state, params)[sp.f_cls], orders)
-        lg, pre = core.stacked_apply(sp.f_actor.apply, policy_params["follower"],
-                                     follower_obs(obs[sp.f_cls], config.agent_id))
-        if deterministic:
-            oh, un = greedy(lg, pre, masks, sp.f_group)
-        else:
-            oh, un = explore(key, lg, pre, masks, sp.f_group, eps, config.noise_std)
-        follower = to_env_action(oh, un, sp.f_group, f_low, f_high, relative, orders)
+        actor = functools.partial(core.stacked_apply, sp.f_actor.apply, policy_params["follower"])
+        _, _, follower, _, _ = act_followers(
+            env, config, actor, obs[sp.f_cls], env.avail_actions(state, params)[sp.f_cls],
+            sp.f_group, f_low, f_high, None if deterministic else key, eps)
         action = {sp.f_cls: _unwrap(follower, env.action_space(sp.f_cls))}
         if config.learn_leader:
             lg_l, pre_l = core.stacked_apply(sp.l_actor.apply, policy_params["leader"],
@@ -572,7 +593,7 @@ def init_policy_params(env, config: Config, key):
     """Fresh actors ``{"follower", "leader"}`` (the template for ``core.load_checkpoint``)."""
     sp = _spec(env, config)
     k_f, k_l = jax.random.split(key)
-    obs_f = env.observation_space(sp.f_cls).shape[-1] + (sp.n_f if config.agent_id else 0)
-    return {"follower": core.stacked_init(sp.f_actor.init, k_f, sp.n_f, jnp.zeros((obs_f,))),
+    return {"follower": core.stacked_init(sp.f_actor.init, k_f, sp.n_f,
+                                          jnp.zeros((sp.f_obs_dim,))),
             "leader": core.stacked_init(sp.l_actor.init, k_l, env.num_agents(sp.l_cls),
                                         jnp.zeros((env.observation_space(sp.l_cls).shape[-1],)))}

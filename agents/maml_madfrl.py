@@ -56,6 +56,7 @@ mean follower reward per DT per slot, for k = 0, 1, 2, …
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import ClassVar, Sequence
 
@@ -114,16 +115,10 @@ class _Nets:
 
 
 def _nets(env, cfg: madfrl.Config) -> _Nets:
-    ad = for_env(env)
-    cls = ad.learning_class(env)
-    group = madfrl._group(env.action_space(cls), cfg.modes(ad))
-    actor = madfrl.DeterministicHybridActor(group.discrete, group.actor_continuous(),
-                                            tuple(cfg.hidden))
-    critic = QCritic(tuple(cfg.hidden), "relu")
-    feat_dim = sum(n for _, n in group.discrete) + len(group.continuous)
-    obs_dim = env.observation_space(cls).shape[-1]
-    obs_dim += env.num_agents(cls) if cfg.agent_id else 0
-    return _Nets(actor, critic, group, obs_dim, feat_dim, cls)
+    """MADFRL's follower networks (the ones the meta-initialisation is copied into)."""
+    sp = madfrl._spec(env, cfg)
+    return _Nets(sp.f_actor, sp.critic, sp.f_group, sp.f_obs_dim,
+                 madfrl.feature_dim(sp.f_group), sp.f_cls)
 
 
 def init_follower(env, cfg: madfrl.Config, key) -> dict:
@@ -148,7 +143,6 @@ def make_collect(env, cfg: Config):
     """
     nets, ad = _nets(env, cfg.madfrl), for_env(env)
     cls = nets.cls
-    relative, ranked = cfg.madfrl.heads(ad)
     e, steps = int(cfg.num_envs), int(cfg.rollout_steps) // 2
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     vreset = jax.vmap(env.reset, in_axes=(0, None))
@@ -165,15 +159,11 @@ def make_collect(env, cfg: Config):
         def body(carry, k):
             obs, state = carry
             k_act, k_env = jax.random.split(k)
-            orders = madfrl.head_orders(env, obs[cls], ranked, cls)
-            masks = madfrl.masks_in_rank_order(
-                jax.vmap(env.avail_actions, in_axes=(0, None))(state, env_params)[cls], orders)
-            f_obs = madfrl.follower_obs(obs[cls], cfg.madfrl.agent_id)
-            logits, pre = nets.actor.apply(theta["actor"], f_obs)
-            oh, unit = madfrl.explore(k_act, logits, pre, masks, nets.group, eps,
-                                      cfg.madfrl.noise_std)
-            action = {**fixed, cls: madfrl.to_env_action(oh, unit, nets.group, f_low, f_high,
-                                                         relative, orders)}
+            masks = jax.vmap(env.avail_actions, in_axes=(0, None))(state, env_params)[cls]
+            oh, unit, f_action, masks, f_obs = madfrl.act_followers(
+                env, cfg.madfrl, functools.partial(nets.actor.apply, theta["actor"]), obs[cls],
+                masks, nets.group, f_low, f_high, k_act, eps)
+            action = {**fixed, cls: f_action}
             obs2, state, reward, term, _, info = vstep(jax.random.split(k_env, e), state, action,
                                                       env_params)
             n_f = reward[cls].shape[-1]
