@@ -37,7 +37,6 @@ PyTree = Any
 
 
 def num_clients(stacked: PyTree) -> int:
-    """C: the leading client axis every leaf of ``stacked`` shares (ValueError if not)."""
     leaves = jax.tree.leaves(stacked)
     if not leaves:
         raise ValueError("stacked parameters are empty (no leaves)")
@@ -61,7 +60,6 @@ def normalise(weights: jnp.ndarray, valid: jnp.ndarray | None = None) -> jnp.nda
 
 
 def cast_like(value: jnp.ndarray, like: jnp.ndarray) -> jnp.ndarray:
-    """``value`` in ``like``'s dtype when that is inexact (params keep their precision)."""
     like_dtype = jnp.asarray(like).dtype
     if jnp.issubdtype(like_dtype, jnp.inexact):
         return value.astype(like_dtype)
