@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import jaxsg.federated
 from agents import federated as fl
 from agents.adapters.sgin import sgin_weights as _sgin_weights
 
@@ -19,8 +18,8 @@ weighted_average = jax.jit(fl.weighted_average)
 coordinate_median = jax.jit(fl.coordinate_median)
 trimmed_mean = jax.jit(fl.trimmed_mean)
 fl_update = jax.jit(fl.fl_update)
-group_average = jax.jit(jaxsg.federated.group_average, static_argnums=3)
-hierarchical_average = jax.jit(jaxsg.federated.hierarchical_average, static_argnums=3)
+group_average = jax.jit(fl.group_average, static_argnums=3)
+hierarchical_average = jax.jit(fl.hierarchical_average, static_argnums=3)
 aggregate = jax.jit(fl.aggregate, static_argnums=0)
 
 

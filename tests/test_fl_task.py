@@ -1,6 +1,6 @@
-"""Real hierarchical FL on scikit-learn's digits (jaxsg/scenarios/edge_assoc_fl.py): it
-learns, larger batch fractions learn faster, DPoS done by the elected producers excludes (and
-does not pay) a sign-flipped BS update while colluding producers can let it in, the MBS oracle and
+"""Real hierarchical FL on scikit-learn's digits (agents/fl_task.py): it learns, larger
+batch fractions learn faster, DPoS done by the elected producers excludes (and does not
+pay) a sign-flipped BS update while colluding producers can let it in, the MBS oracle and
 the robust rules run, the CIFAR-shaped ``.npz`` path trains the paper's CNN, and bad
 datasets fail with one clear ValueError."""
 
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsg.scenarios.edge_assoc_fl import (
+from agents.fl_task import (
     FLConfig,
     FLTask,
     PaperCNN,

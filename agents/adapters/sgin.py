@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents.adapters.base import Adapter
-from jaxsg.federated import normalise
+from agents.federated import normalise
 
 MBIT = 1e6
 #: meta-training regimes [A_min, A_max] (Mbit per slot) and Lyapunov weight range

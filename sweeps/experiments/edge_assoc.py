@@ -57,8 +57,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxsg
+from agents.fl_task import FLConfig, FLTask, poisoned_mask
 from agents.maddpg import MADDPGConfig, make_train
-from jaxsg.scenarios.edge_assoc_fl import FLConfig, FLTask, poisoned_mask
 from jaxsg.wrappers import rollout
 from sweeps import methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext

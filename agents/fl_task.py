@@ -8,7 +8,7 @@ One global round, jitted, with the N digital twins (DTs) stacked on a client axi
    ⌈b_j·D_j⌉ samples; padded steps are masked, so a larger b_j really means
    more local work);
 2. BS i aggregates its DTs weighted by trained data (eq. 4,
-   :func:`jaxsg.federated.group_average`);
+   :func:`agents.federated.group_average`);
 3. optional attack: BSs flagged ``poisoned`` replace their update Δ by
    −s·Δ (``"sign_flip"``, s = ``attack_scale``) or add Gaussian noise
    (``"noise"``, std s·|Δ|_rms per leaf);
@@ -61,7 +61,7 @@ reached +0.083 nats on some shard, flipped ones never fewer than +0.35 (the MBS 
 per DT every round with a fresh subset; the attack acts after BS aggregation
 (a malicious BS, not a malicious DT).
 
-CLI: ``python -m jaxsg.scenarios.edge_assoc_fl [--dataset digits|file.npz] [--rounds 20]``
+CLI: ``python -m agents.fl_task [--dataset digits|file.npz] [--rounds 20]``
 prints test accuracy per round under average association; a missing file is
 reported as one line naming the path (exit status 2).
 """
@@ -80,8 +80,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agents.federated import coordinate_median, group_average, trimmed_mean
 from jaxsg.consensus import dpos_award, dpos_elect, dpos_majority, dpos_stakes, dpos_verify
-from jaxsg.federated import coordinate_median, group_average, trimmed_mean
 
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean")
 VERIFIERS = ("dpos", "mbs_oracle")
@@ -453,8 +453,8 @@ def poisoned_mask(num_bs: int, fraction: float) -> jnp.ndarray:
 
 # --------------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxsg.scenarios.edge_assoc_fl",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m agents.fl_task", description=__doc__.split(
+        "\n")[0])
     parser.add_argument("--dataset", default="digits", help="'digits' or a .npz file")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--users", type=int, default=100)
@@ -486,4 +486,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from sweeps.platform import configure_cpu_runtime
+
+    configure_cpu_runtime()
     sys.exit(main())
