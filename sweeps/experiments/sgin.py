@@ -124,8 +124,9 @@ def _setup(fig: int):
 
 
 def _learned(fig: Figure, setup: Setup, cell, ctx) -> list[dict]:
-    """A learned series: one training per (axis value, training seed), then one
-    evaluation episode with the heuristics' first episode key of that seed."""
+    """A learned series: one training per (axis value, training seed), kept per cell
+    (``--eval-only`` reloads it), then greedy evaluation on that seed's episodes (the
+    heuristics' keys)."""
     method = cell.config["method"]
     sizes = dict(SCALES[ctx.scale]["sizes"], users_per_mbs=setup.fields["users_per_mbs"])
     overrides = {k: float(getattr(setup.params, k)) for k in
@@ -133,7 +134,8 @@ def _learned(fig: Figure, setup: Setup, cell, ctx) -> list[dict]:
     recs = run_learned_series(
         sizes, method, fig.axis.field, setup.axis_values, horizon=setup.horizon,
         seeds=methods.train_seeds("sgin", method, ctx.scale), seed=ctx.seed, scale=ctx.scale,
-        overrides=overrides, price_mode="fixed" if fig.figure == "Fig. 9" else "leader")
+        overrides=overrides, price_mode="fixed" if fig.figure == "Fig. 9" else "leader",
+        episodes=setup.episodes)
     series = figures.series_name("sgin", method, setup.fields, fig.shape)
     return [{**r, "series": series, **setup.fields} for r in recs]
 
