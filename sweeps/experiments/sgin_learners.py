@@ -169,22 +169,21 @@ def _sizes_key(sizes: dict) -> tuple:
 
 
 @functools.lru_cache(maxsize=16)
-def _initialisation(kind: str, sizes_key: tuple, scale: str, seed: int):
-    """Meta-trained (``maml``), jointly pretrained or random follower actor-critic; the
-    trained ones kept per cell (``train_or_load``) like every trained policy."""
+def _initialisation(kind: str, sizes_key: tuple, scale: str, seed: int, seeds: int):
+    """Meta-trained (``maml``), jointly pretrained or random follower actor-critics, one
+    per seed (stacked on a leading axis, each from its own key); the trained ones kept
+    per cell (``train_batch_or_load``) like every trained policy."""
     env, params = jaxsg.make("sgin", **dict(sizes_key))
     cfg = TRAINING[scale]["meta"]
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), 7)
+    keys = np.asarray(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 7), seeds))
     if kind == "scratch":
-        return mm.init_follower(env, cfg.madfrl, key)
-    build = mm.make_meta_train if kind == "maml" else mm.make_pretrain
-
-    def train():
-        theta, _ = jax.jit(build(env, cfg))(key, params)
-        return jax.tree.map(np.asarray, theta)
-
-    identity = {"config": core.config_json(cfg), "sizes": dict(sizes_key), "seed": seed}
-    return methods.train_or_load("sgin", f"{kind}_init", identity, train)
+        return jax.tree.map(np.asarray, jax.vmap(lambda k: mm.init_follower(
+            env, cfg.madfrl, k))(keys))
+    build = (mm.make_meta_train if kind == "maml" else mm.make_pretrain)(env, cfg)
+    identity = {"config": core.config_json(cfg), "sizes": dict(sizes_key), "seed": seed,
+                "seeds": seeds}
+    return methods.train_batch_or_load("sgin", f"{kind}_init", identity,
+                                       lambda k: build(k, params)[0], keys)
 
 
 @functools.lru_cache(maxsize=32)
@@ -478,11 +477,13 @@ def _adaptation_fn(sizes_key: tuple, horizon: int, scale: str):
 
 
 def _adapt_cell(cell: Cell, ctx: RunContext) -> list[dict]:
+    """Each seed s meta-trains (or pretrains, or draws) its own initialisation, then adapts
+    k inner steps on every held-out regime: CIs over initialisation seeds."""
     kind, run = cell.config["init"], _COMPARE[ctx.scale]
     sizes, horizon = run["sizes"], run["horizon"]
     training = TRAINING[ctx.scale]
     ks, seeds = training["adapt_ks"], training["adapt_seeds"]
-    theta = _initialisation(kind, _sizes_key(sizes), ctx.scale, ctx.seed)
+    theta = _initialisation(kind, _sizes_key(sizes), ctx.scale, ctx.seed, seeds)
     env, one = _adaptation_fn(_sizes_key(sizes), horizon, ctx.scale)
     _, params = jaxsg.make("sgin", horizon=horizon, **sizes)
     regimes = np.asarray(HELD_OUT_REGIMES, np.float32) * 1e6
@@ -493,7 +494,7 @@ def _adapt_cell(cell: Cell, ctx: RunContext) -> list[dict]:
     env.validate_params(batch)
     keys = np.tile(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(ctx.seed), 2), seeds),
                    (len(regimes), 1))
-    thetas = jax.tree.map(lambda x: np.broadcast_to(x, (n,) + np.shape(x)), theta)
+    thetas = jax.tree.map(lambda x: np.tile(x, (len(regimes),) + (1,) * (x.ndim - 1)), theta)
     out = run_batched(one, {"key": keys, "theta": thetas, "params": batch})
     return [{"init": kind, "regime": f"{HELD_OUT_REGIMES[i // seeds][0]:g}-"
              f"{HELD_OUT_REGIMES[i // seeds][1]:g} Mbit", "seed": int(i % seeds), "k": int(k),
@@ -530,7 +531,8 @@ def _adapt_plot(records: list[dict], fig_dir: Path) -> list[Path]:
 
 
 def _adapt_report(records: list[dict]) -> str:
-    lines = ["Mean follower reward after k inner steps, mean ± 95 % CI over seeds.", ""]
+    lines = ["Mean follower reward after k inner steps, mean ± 95 % CI over seeds (each "
+             "seed meta-trains / pretrains / draws its own initialisation).", ""]
     for regime in sorted({r["regime"] for r in records}):
         rows = [dict(r, series=ADAPT_LABELS[r["init"]]) for r in records
                 if r["regime"] == regime]
