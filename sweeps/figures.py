@@ -124,8 +124,10 @@ def make_records(fig: Figure, setup: Setup, method: str, out: dict, index: list)
     return recs
 
 
-def run_policy_cell(fig: Figure, cell: Cell, ctx: RunContext) -> list[dict]:
-    """The generic cell runner: one method on the figure's axis × seeds × episodes."""
+def run_policy_cell(fig: Figure, cell: Cell, ctx: RunContext, policy=None) -> list[dict]:
+    """The generic cell runner: one method on the figure's axis × seeds × episodes.
+    ``policy``: the method's policy if the caller built it (e.g. a reference selected per
+    run seed), else ``methods.policy`` with the setup's ``policy_kwargs``."""
     method = cell.config["method"]
     setup = fig.setup(ctx.scale, cell.config)
     if methods.is_learner(fig.scenario, method):
@@ -133,7 +135,9 @@ def run_policy_cell(fig: Figure, cell: Cell, ctx: RunContext) -> list[dict]:
             raise ValueError(f"{fig.name}: no learned runner for {method!r}")
         return fig.learned(fig, setup, cell, ctx)
     env, horizon, summarize = setup.env, setup.horizon, setup.summarize
-    policy = methods.policy(fig.scenario, method, env, **setup.policy_kwargs.get(method, {}))
+    if policy is None:
+        policy = methods.policy(fig.scenario, method, env,
+                                **setup.policy_kwargs.get(method, {}))
     if not methods.get(fig.scenario, method).jittable:
         return _host_cell(fig, setup, method, policy, ctx)
 

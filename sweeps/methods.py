@@ -3,12 +3,17 @@
 Experiments name methods; they never construct them. A method is one of
 
 * ``heuristic`` — a paper baseline (MARTO, RD, random association, ...),
-* ``reference`` — an exact / best-response / Stackelberg / myopic optimum or a
-  hand-made bound beyond the paper,
-* ``learner`` — a trained method, with its per-scale number of training seeds.
+* ``reference`` — an exact / best-response / Stackelberg / myopic optimum, the best
+  constant policy or a hand-made bound beyond the paper,
+* ``learner`` — a trained method, with its per-scale number of training seeds and the
+  ``agents`` module whose ``make_policy`` builds its evaluation policy.
+
+Every heuristic and reference any experiment compares is an entry here (no side tables
+in experiment modules); its policy comes from ``agents.heuristics.get``:
 
     m = methods.get("sgin", "marto")               # Method(kind="heuristic", ...)
     policy = methods.policy("sgin", "marto", env)  # a jaxsg.policy.Policy
+    policy = methods.policy("dt_deploy", "best_constant", env, params=p, key=k)
     policy = methods.learned_policy("edge_assoc", "proposed", env, config, policy_params)
 
 Every policy built here has the one signature ``policy(key, obs, state, params)``
@@ -19,16 +24,17 @@ Overrides and saved policies (``python -m sweeps.grid --set ... / --eval-only``)
 :func:`resolve_overrides` parses and validates ``--set KEY=VALUE`` (namespace in
 :data:`SET_HELP`); :class:`cell_run` is the one place they apply while the runner
 computes a cell; :func:`train_or_load` is where a learned cell's training output is
-saved (or, with ``--eval-only``, loaded):
+saved (or, with ``--eval-only``, loaded), and :func:`train_batch_or_load` is the usual
+way to call it — train one function over a batch of training seeds (or seeds × points)
+in one sharded call, keep the output per cell, and evaluate it separately:
 
-    agent_params, metrics = methods.train_or_load(
-        "dt_deploy", method, {"config": core.config_json(config), "seed": seed}, train)
+    params_by_seed, metrics = methods.train_batch_or_load(
+        "dt_deploy", method, {"config": core.config_json(config), "seed": seed},
+        lambda key: train(key, env_params), keys)
 
-Two switch points keep today's call paths working while the agents refactor
-lands: :func:`heuristic_factory` (one line becomes
-``agents.heuristics.get(scenario, name, env, **kw)``) and
-:func:`learned_policy` (one branch per learner becomes
-``module.make_policy(env, config, policy_params)``).
+Training and evaluation stay separate: the cell trains (or loads) first, then
+evaluates the stored parameters with :func:`learned_policy`, so ``--eval-only``
+re-runs exactly the evaluation.
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ class Method:
     train_seeds: dict = field(default_factory=dict)
     #: False where the policy runs host-side (not jit-able), e.g. an exact SciPy optimum
     jittable: bool = True
+    #: learners: the ``agents`` module whose ``make_policy(env, config, params)`` builds the
+    #: evaluation policy (the config passed must be that module's ``Config``)
+    module: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -57,6 +66,8 @@ class Method:
                              f"got {self.kind!r}")
         if self.kind == "learner" and set(self.train_seeds) != set(SCALES):
             raise ValueError(f"learner {self.name!r}: train_seeds needs every scale {SCALES}")
+        if self.kind == "learner" and not self.module:
+            raise ValueError(f"learner {self.name!r}: module (agents.<module>) is required")
 
 
 _LEARNER_SEEDS = {"smoke": 2, "default": 3, "paper": 5}
@@ -68,6 +79,8 @@ def _m(scenario, name, kind, label, **kw) -> Method:
     return Method(scenario, name, kind, label, **kw)
 
 
+_BEST_CONSTANT = "best constant policy (ref.)"
+
 REGISTRY: dict[tuple[str, str], Method] = {
     (m.scenario, m.name): m
     for m in (
@@ -76,23 +89,34 @@ REGISTRY: dict[tuple[str, str], Method] = {
         _m("sgin", "magcs", "heuristic", "MAGCS"),
         _m("sgin", "best_response", "reference", "best response (ref.)"),
         _m("sgin", "stackelberg", "reference", "Stackelberg (ref.)"),
-        _m("sgin", "maml_madfrl", "learner", "MAML-MADFRL (proposed)"),
-        _m("sgin", "mappo", "learner", "MAPPO"),
+        _m("sgin", "best_constant", "reference", _BEST_CONSTANT),
+        _m("sgin", "maml_madfrl", "learner", "MAML-MADFRL (proposed)", module="madfrl"),
+        _m("sgin", "madfrl", "learner", "MADFRL (scratch)", module="madfrl"),
+        _m("sgin", "mappo", "learner", "MAPPO", module="mappo"),
         _m("dt_deploy", "rd", "heuristic", "RD"),
         _m("dt_deploy", "greedy", "reference", "greedy (ref.)"),
+        _m("dt_deploy", "sequential_greedy", "reference", "sequential greedy (ref.)"),
+        _m("dt_deploy", "best_constant", "reference", _BEST_CONSTANT),
         _m("dt_deploy", "optimal", "reference", "optimum (ref.)", jittable=False),
-        _m("dt_deploy", "proposed", "learner", "proposed (VDN)"),
-        _m("dt_deploy", "iql", "learner", "IQL"),
-        _m("dt_deploy", "qmix", "learner", "QMIX"),
+        _m("dt_deploy", "proposed", "learner", "proposed (VDN)", module="value_decomp"),
+        _m("dt_deploy", "iql", "learner", "IQL", module="value_decomp"),
+        _m("dt_deploy", "qmix", "learner", "QMIX", module="value_decomp"),
         _m("spectrum", "average_budget", "heuristic", "average-budget pricing"),
+        _m("spectrum", "average_budget_fair", "reference",
+           "average-budget pricing, best fixed power (ref.)"),
+        _m("spectrum", "best_constant", "reference", _BEST_CONSTANT),
         _m("spectrum", "myopic_optimal", "reference", "myopic optimum (ref.)"),
-        _m("spectrum", "proposed", "learner", "proposed (DDQN + reputation FL)"),
-        _m("spectrum", "ddqn", "learner", "DDQN"),
+        _m("spectrum", "proposed", "learner", "proposed (DDQN + reputation FL)",
+           module="ddqn"),
+        _m("spectrum", "ddqn", "learner", "DDQN", module="ddqn"),
         _m("edge_assoc", "random", "heuristic", "random association"),
         _m("edge_assoc", "average", "heuristic", "average association"),
         _m("edge_assoc", "full_data", "heuristic", "full data"),
         _m("edge_assoc", "orthogonal", "reference", "orthogonal bandwidth (ref.)"),
-        _m("edge_assoc", "proposed", "learner", "proposed (MADDPG)"),
+        _m("edge_assoc", "search", "reference", "search over associations (ref., oracle)"),
+        _m("edge_assoc", "greedy", "reference", "greedy association (ref.)"),
+        _m("edge_assoc", "best_constant", "reference", _BEST_CONSTANT),
+        _m("edge_assoc", "proposed", "learner", "proposed (MADDPG)", module="maddpg"),
     )
 }
 
@@ -129,90 +153,48 @@ def train_seeds(scenario: str, name: str, scale: str) -> int:
 
 
 # ------------------------------------------------------------------ policies
-def heuristic_factory(scenario: str, name: str, env, **kwargs) -> Callable:
-    """Today's per-scenario heuristic factories (switch: ``agents.heuristics.get``)."""
-    if scenario == "sgin":
-        from agents.heuristics import sgin as h
-        if name == "stackelberg":
-            return h.stackelberg(env, **kwargs)
-        return h.make_policy(name, env, **kwargs)
-    if scenario == "dt_deploy":
+def _heuristics_table(scenario: str) -> dict:
+    """``agents.heuristics.<scenario>.POLICIES`` plus what the registry needs and that table
+    does not list yet (dt_deploy's host-side exact optimum)."""
+    from agents import heuristics
+
+    table = dict(heuristics.policies(scenario))
+    if scenario == "dt_deploy" and "optimal" not in table:
         from agents.heuristics import dt_deploy as h
-        if name == "optimal":
-            return h.optimal_policy(env)
-        return h.make_policy(name, env, **kwargs)
-    if scenario == "spectrum":
-        from agents.heuristics import spectrum as h
-        return h.make_policy(name, env, **kwargs)
-    if scenario == "edge_assoc":
-        from agents.heuristics import edge_assoc as h
-        return h.make_policy(name, env, **kwargs)
-    raise KeyError(f"unknown scenario {scenario!r}")
+        table["optimal"] = h.optimal_policy
+    return table
+
+
+def heuristic_factory(scenario: str, name: str, env, **kwargs) -> Callable:
+    """Deprecated: use :func:`policy` (every reference is a registry entry now)."""
+    return policy(scenario, name, env, **kwargs)
 
 
 def policy(scenario: str, name: str, env, **kwargs) -> Callable:
-    """The policy of a heuristic or reference method (learners: :func:`learned_policy`)."""
+    """The policy of a heuristic or reference method (learners: :func:`learned_policy`),
+    from ``agents.heuristics.get(scenario, name, env, **kwargs)``; ``kwargs`` are the
+    heuristic's own (e.g. the selection episodes of a best constant policy)."""
     m = get(scenario, name)
     if m.kind == "learner":
         raise ValueError(f"{scenario}/{name} is a learner: train it and use learned_policy")
-    return heuristic_factory(scenario, name, env, **kwargs)
+    from agents import heuristics
+
+    if name in heuristics.policies(scenario):
+        return heuristics.get(scenario, name, env, **kwargs)
+    return _heuristics_table(scenario)[name](env, **kwargs)
 
 
 def learned_policy(scenario: str, name: str, env, config, policy_params, **kwargs):
-    """The greedy/deterministic evaluation policy of a trained learner (the switch point to
-    ``make_policy(env, config, policy_params)`` of every learner module)."""
+    """The greedy/deterministic evaluation policy of a trained learner:
+    ``agents.<module>.make_policy(env, config, policy_params, **kwargs)`` of its registry
+    entry (``config`` is that module's ``Config``)."""
+    import importlib
+
     m = get(scenario, name)
     if m.kind != "learner":
         raise ValueError(f"{scenario}/{name} is a {m.kind}, not a learner")
-    if scenario == "edge_assoc":
-        from agents import maddpg
-        return maddpg.make_policy(env, config, policy_params, **kwargs)
-    if scenario == "spectrum":
-        from agents import ddqn
-        return ddqn.make_policy(env, config, policy_params, **kwargs)
-    if scenario == "sgin" and name == "maml_madfrl":
-        from agents import madfrl
-        return madfrl.make_policy(env, config, policy_params, **kwargs)
-    if scenario == "sgin" and name == "mappo":
-        from agents import mappo
-        return mappo.make_policy(env, config, policy_params, **kwargs)
-    if scenario == "dt_deploy":
-        return _value_decomp_policy(env, config, policy_params)
-    raise KeyError(f"no policy builder for learner {scenario}/{name}")
-
-
-def _value_decomp_policy(env, config, agent_params):
-    """Greedy recurrent policy of ``agents.value_decomp`` (GRU carry reset per episode);
-    the same computation as its ``make_actor`` at ε = 0."""
-    import jax
-    import jax.numpy as jnp
-
-    from agents import value_decomp as vd
-    from agents.networks import mask_logits
-    from jaxsg.policy import RecurrentPolicy
-
-    if hasattr(vd, "make_policy"):
-        return vd.make_policy(env, config, agent_params)
-    spec = vd._spec(env, config)
-    net = vd._agent_net(spec, config)
-    n, a_n, cls = spec.n, spec.num_actions, spec.cls
-
-    def init_carry(params):
-        del params
-        return (jnp.zeros((n, config.hidden)), jnp.zeros((n, a_n)))
-
-    def apply(carry, key, obs, state, params, reset):
-        del key
-        h, last = carry
-        last = jnp.where(reset, jnp.zeros_like(last), last)
-        mask = vd._masks(env, state, params, cls)
-        mask = jnp.ones((n, a_n), bool) if mask is None else mask
-        x = jnp.concatenate([obs[cls], last], axis=-1)
-        h, q = net.apply(agent_params, h, vd.with_id(x, n), jnp.broadcast_to(reset, (n,)))
-        action = jnp.argmax(mask_logits(q, mask), axis=-1).astype(jnp.int32)
-        return (h, jax.nn.one_hot(action, a_n, dtype=jnp.float32)), {cls: action}
-
-    return RecurrentPolicy(init_carry=init_carry, apply=apply)
+    module = importlib.import_module(f"agents.{m.module}")
+    return module.make_policy(env, config, policy_params, **kwargs)
 
 
 # ----------------------------------------------------------------- overrides
@@ -590,3 +572,25 @@ def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[]
     if rel not in run.policies:
         run.policies.append(rel)
     return out
+
+
+def train_batch_or_load(scenario: str, method: str, identity: dict,
+                        train_one: Callable[[object], object], batch) -> object:
+    """Train ``train_one(elem)`` for every element of ``batch`` (a pytree whose leaves share
+    a leading axis: training keys, or keys × axis points) in one batch sharded over the
+    local devices (:func:`sweeps.sharding.run_batched`), kept per cell by
+    :func:`train_or_load` (loaded instead under ``--eval-only``). The output is NumPy with
+    the batch's leading axis (e.g. ``(policy params, training metrics)`` stacked over
+    seeds), the same on the train and the load path, so the evaluation that follows
+    (``learned_policy`` on ``jax.tree.map(lambda x: x[i], params)`` or as a per-seed tree
+    of ``sweeps.sharding.run_axis``) gives the same records either way. ``identity``:
+    as :func:`train_or_load` (everything the output depends on besides the code)."""
+    import jax
+    import numpy as np
+
+    from sweeps.sharding import run_batched
+
+    def train():
+        return jax.tree.map(np.asarray, run_batched(train_one, batch))
+
+    return jax.tree.map(np.asarray, train_or_load(scenario, method, identity, train))

@@ -116,3 +116,27 @@ def test_report_starts_with_the_claims_summary(tmp_path):
     assert "| toy | Fig. 1 | a beats b | **reproduced** |" in text
     assert "](figures/toy.png) ([PDF](figures/toy.pdf))" in text
     assert text.index("## Claims summary") < text.index("## Toy")
+
+
+def test_every_compared_method_is_one_registry_entry_built_by_agents():
+    """One registry: each heuristic / reference is an ``agents.heuristics`` policy (dt_deploy's
+    host-side optimum until its table lists it), each learner names a module with
+    ``make_policy``; the references experiments compare are entries, not side tables."""
+    import importlib
+
+    from agents import heuristics
+
+    for scenario in heuristics.SCENARIOS:
+        table = heuristics.policies(scenario)
+        for name in methods.names(scenario):
+            m = methods.get(scenario, name)
+            if m.kind == "learner":
+                assert callable(importlib.import_module(f"agents.{m.module}").make_policy)
+            else:
+                assert name in table or (scenario, name) == ("dt_deploy", "optimal"), name
+        if "best_constant" in table:
+            assert methods.get(scenario, "best_constant").kind == "reference"
+    env, _ = jaxsg.make("dt_deploy", num_users=4, num_end_devices=2, horizon=3)
+    assert callable(methods.policy("dt_deploy", "sequential_greedy", env))
+    with pytest.raises(ValueError, match="module"):
+        methods.Method("x", "y", "learner", "Y", train_seeds={s: 3 for s in methods.SCALES})

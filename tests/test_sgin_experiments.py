@@ -119,16 +119,63 @@ def test_compare_report_has_cis_and_the_claims_compare_paired_seeds():
     assert sl.rational_profit_ceiling(48, params) == pytest.approx(48 * 9 * 0.5)
     rng = np.random.default_rng(0)
     means = {"marto": (500.0, 700.0), "mamcc": (521.0, 780.0), "magcs": (510.0, 300.0),
-             "mappo": (400.0, 90.0), "maml_madfrl": (600.0, 100.0)}
-    records = [{"method": m, "seed": s, "throughput_mbit": t + rng.normal(),
+             "mappo": (400.0, 90.0), "maml_madfrl": (600.0, 100.0),
+             "best_constant": (550.0, 100.0), "madfrl": (650.0, 100.0),
+             "best_response": (700.0, 50.0), "stackelberg": (690.0, 120.0)}
+    records = [{"method": m, "seed": s, "served_mbit": t + rng.normal(),
+                "throughput_mbit": 2 * t, "follower_reward": t / 100 + rng.normal(0, 0.01),
                 "leader_profit_price": p + rng.normal(), "queue_mean_mbit": 6.0,
-                "offload_fraction": 1.0, "follower_reward": 1.0, "num_followers": 48}
+                "offload_fraction": 1.0, "num_followers": 48}
                for m, (t, p) in means.items() for s in range(5)]
     text = sl._compare_report(records)
-    assert "(n = 5)" in text
+    assert "(n = 5)" in text and "served throughput" in text and "capacity" in text
     # the f_min bound holds under payoff="paper" only; the default (cloud) report omits it
     assert ("= 216 per slot" in text) == (jaxsg.make("sgin")[0].payoff == "paper")
-    thr, profit = sl._compare_claims(records)
-    assert thr.verdict.label == "reproduced"  # 600 vs at most 521, every seed
-    assert profit.verdict.label == "not reproduced" and "mamcc beats maml_madfrl" in \
-        profit.verdict.evidence
+    # paired gaps: every method against best response and the Stackelberg reference
+    gaps = "\n".join(sl.gap_lines(records))
+    row = next(line for line in gaps.splitlines() if line.startswith("| MAPPO |"))
+    assert row.count("(n = 5)") == 3 and "| -2.99" in row  # follower reward 4 − 7 = −3
+    reward, served, constant, scratch = sl._compare_claims(records)
+    assert reward.verdict.label == "reproduced"  # 6 vs at most 5.21, every seed
+    assert served.verdict.label == "reproduced"
+    assert constant.verdict.label == "reproduced"  # 6 vs 5.5
+    assert scratch.verdict.label == "not reproduced" and "madfrl beats maml_madfrl" in \
+        scratch.verdict.evidence
+
+
+def test_learners_share_the_env_step_budget_and_the_price_regime():
+    from sweeps.experiments import sgin_learners as sl
+
+    for scale in ("smoke", "default", "paper"):
+        cfgs = sl.learner_configs(scale)
+        budget = sl.env_steps("maml_madfrl", cfgs["maml_madfrl"])
+        for m in ("madfrl", "mappo"):  # rounded up to whole updates
+            steps = sl.env_steps(m, cfgs[m])
+            per_update = cfgs[m].num_envs * getattr(cfgs[m], "num_steps", 1)
+            assert budget <= steps < budget + per_update, (scale, m)
+        # one price regime: no learner learns the leader in this comparison
+        assert not cfgs["maml_madfrl"].madfrl.learn_leader
+        assert not cfgs["madfrl"].learn_leader
+    assert sl.learner_configs("default")["madfrl"].num_updates == 230  # 320 meta + 600
+
+
+def test_compare_learned_cells_reproduce_under_eval_only(tmp_path, capsys):
+    """Every learned comparison cell keeps its trained parameters; ``--eval-only`` loads
+    them (no training: ``cell_run`` refuses it) and reproduces the records exactly."""
+    from sweeps import grid
+    from sweeps.io import read_json_or_none
+
+    name = "sgin_learned_vs_heuristics"
+    out = tmp_path / "res"
+    base = ["--scale", "smoke", "--experiment", name, "--out", str(out),
+            "--cells", "mappo", "--cells", "madfrl"]
+    assert grid.main(base) == 0
+    cells = {c: read_json_or_none(grid.cell_path(out, "smoke", name, c))
+             for c in ("mappo", "madfrl")}
+    assert all(c["policies"] for c in cells.values())
+    assert grid.main(base + ["--eval-only"]) == 0
+    err = capsys.readouterr().err
+    for c, plain in cells.items():
+        assert f"{name}/{c}: eval-only records reproduce the stored ones exactly" in err
+        again = read_json_or_none(grid.cell_path(out, "smoke", name, c))
+        assert again["records"] == plain["records"] and again["eval_only"] is True

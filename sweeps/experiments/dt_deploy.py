@@ -55,7 +55,7 @@ from jaxsg.wrappers import rollout
 from sweeps import figures, methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
 from sweeps.figures import Axis, ClaimSpec, Figure, Metric, Setup
-from sweeps.sharding import run_axis, run_batched
+from sweeps.sharding import run_axis
 
 LEARNED = {"proposed": "vdn", "iql": "none", "qmix": "qmix"}
 PAPER_METHODS = ("proposed", "iql", "qmix", "rd")
@@ -124,8 +124,8 @@ def trained(method: str, users: int, scale_name: str, seed: int):
     identity = {"config": core.config_json(cfg), "users": users, "seed": seed, "seeds": n}
     # training seeds sharded over the local devices like every other batch; the output
     # is saved per cell (and loaded instead of retrained under --eval-only)
-    return methods.train_or_load("dt_deploy", method, identity,
-                                 lambda: run_batched(lambda k: train(k, params), keys))
+    return methods.train_batch_or_load("dt_deploy", method, identity,
+                                       lambda k: train(k, params), keys)
 
 
 def summarize(traj: dict) -> dict:
@@ -175,49 +175,28 @@ def _learned(fig: Figure, setup: Setup, cell: Cell, ctx: RunContext) -> list[dic
     return figures.make_records(fig, setup, method, out, index)
 
 
-#: references beside the registry's: not in ``sweeps.methods`` yet, built here
-EXTRA_REFS = {"sequential_greedy": "sequential greedy (ref.)",
-              "best_constant": "best constant policy (ref.)"}
 #: selection episodes of the best constant policy (keys disjoint from the evaluation's)
 CONSTANT_SELECTION_EPISODES = 16
 
 
 def label(method: str) -> str:
-    return EXTRA_REFS.get(method) or methods.label("dt_deploy", method)
-
-
-def _extra_policy(method: str, setup: Setup, ctx: RunContext):
-    from agents.heuristics import dt_deploy as H
-
-    if method == "sequential_greedy":
-        return H.sequential_greedy(setup.env), {}
-    key = jax.random.PRNGKey(2**20 + ctx.seed)  # not an evaluation key (sharding.episode_keys)
-    pol = H.best_constant(setup.env, setup.params, key, CONSTANT_SELECTION_EPISODES)
-    return pol, {"constant_choice": pol.choice}
+    return methods.label("dt_deploy", method)
 
 
 def _run_cell(fig: Figure):
-    """``figures.run_policy_cell`` plus the references ``EXTRA_REFS`` (same keys, axis,
-    seeds and episodes as every registered method)."""
+    """``figures.run_policy_cell``; the best constant policy is selected per run seed on
+    ``CONSTANT_SELECTION_EPISODES`` episodes whose keys are not evaluation keys
+    (``sharding.episode_keys``), and its records name the chosen layer."""
 
     def run(cell: Cell, ctx: RunContext) -> list[dict]:
-        method = cell.config["method"]
-        if method not in EXTRA_REFS:
+        if cell.config["method"] != "best_constant":
             return figures.run_policy_cell(fig, cell, ctx)
         setup = fig.setup(ctx.scale, cell.config)
-        policy, fields = _extra_policy(method, setup, ctx)
-        env, horizon = setup.env, setup.horizon
-
-        def one(elem):
-            return summarize(rollout(env, policy, elem["key"], elem["params"], horizon))
-
-        out, index = run_axis(one, setup.params, setup.points, seeds=setup.seeds,
-                              episodes=setup.episodes, seed=ctx.seed,
-                              validate=env.validate_params)
-        recs = figures.make_records(fig, setup, method, out, index)
-        series = label(method) + (f", I = {setup.fields['users']}"
-                                  if fig.shape is not None and fig.shape[3] else "")
-        return [dict(r, series=series, **fields) for r in recs]
+        policy = methods.policy("dt_deploy", "best_constant", setup.env, params=setup.params,
+                                key=jax.random.PRNGKey(2**20 + ctx.seed),
+                                num_episodes=CONSTANT_SELECTION_EPISODES)
+        recs = figures.run_policy_cell(fig, cell, ctx, policy=policy)
+        return [dict(r, constant_choice=policy.choice) for r in recs]
 
     return run
 

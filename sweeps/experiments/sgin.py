@@ -11,7 +11,8 @@ of the env's per-slot metrics (columns carry their unit). Methods (see
 ``sweeps.methods``): the paper's heuristic baselines MARTO, MAMCC, MAGCS, the
 best-response and Stackelberg references, and the learned methods
 MAML-MADFRL (proposed) and MAPPO, trained per (axis value, training seed) in
-the same batch (``sweeps.experiments.sgin_learners``). Training costs
+one batch, kept per cell (``--eval-only`` reloads them) and then evaluated
+greedily on the heuristics' episodes (``sweeps.experiments.sgin_learners``). Training costs
 minutes per cell on a CPU, so the learned series join the figures listed per
 scale in :data:`LEARNED_FIGURES` (every figure at the paper scale, Fig. 9 at
 the smoke scale); elsewhere the claims about them read "not run at this scale".
@@ -50,12 +51,13 @@ HEURISTIC_METHODS = ("marto", "mamcc", "magcs", "best_response")
 PAPER_BASELINES = ("marto", "mamcc", "magcs")
 METRICS = RECORD_METRICS
 
-#: Per scale: episode length, evaluation seeds × episodes per seed, axis points, users per
-#: MBS for Figs. 4-6, sizes.
+#: Per scale: episode length, evaluation seeds × shared episodes per seed (docs/evaluation.md:
+#: ≥ 16 at the default scale; ≈ +110 s CPU over 2 episodes, from Figs. 4 and 7), axis
+#: points, users per MBS for Figs. 4-6, sizes.
 SCALES = {
     "smoke": dict(horizon=8, seeds=2, episodes=1, points=3, users=(3, 5),
                   sizes=dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3)),
-    "default": dict(horizon=50, seeds=5, episodes=2, points=5, users=(12, 20, 28),
+    "default": dict(horizon=50, seeds=5, episodes=16, points=5, users=(12, 20, 28),
                     sizes=dict(num_mbs=4, users_per_mbs=12, num_leo=4, num_channels=12)),
     "paper": dict(horizon=200, seeds=8, episodes=16, points=5, users=(12, 20, 28),
                   sizes=dict(num_mbs=4, users_per_mbs=12, num_leo=4, num_channels=12)),
@@ -124,8 +126,9 @@ def _setup(fig: int):
 
 
 def _learned(fig: Figure, setup: Setup, cell, ctx) -> list[dict]:
-    """A learned series: one training per (axis value, training seed), then one
-    evaluation episode with the heuristics' first episode key of that seed."""
+    """A learned series: one training per (axis value, training seed), kept per cell
+    (``--eval-only`` reloads it), then greedy evaluation on that seed's episodes (the
+    heuristics' keys)."""
     method = cell.config["method"]
     sizes = dict(SCALES[ctx.scale]["sizes"], users_per_mbs=setup.fields["users_per_mbs"])
     overrides = {k: float(getattr(setup.params, k)) for k in
@@ -133,7 +136,8 @@ def _learned(fig: Figure, setup: Setup, cell, ctx) -> list[dict]:
     recs = run_learned_series(
         sizes, method, fig.axis.field, setup.axis_values, horizon=setup.horizon,
         seeds=methods.train_seeds("sgin", method, ctx.scale), seed=ctx.seed, scale=ctx.scale,
-        overrides=overrides, price_mode="fixed" if fig.figure == "Fig. 9" else "leader")
+        overrides=overrides, price_mode="fixed" if fig.figure == "Fig. 9" else "leader",
+        episodes=setup.episodes)
     series = figures.series_name("sgin", method, setup.fields, fig.shape)
     return [{**r, "series": series, **setup.fields} for r in recs]
 

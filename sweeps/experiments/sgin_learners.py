@@ -1,32 +1,43 @@
-"""Learned methods in the ``sgin`` experiments: MAML-MADFRL and MAPPO, trained per cell.
+"""Learned methods in the ``sgin`` experiments: MAML-MADFRL, MADFRL from scratch and MAPPO.
 
-A learned series trains one policy per (axis value, training seed) — the
-figure's numeric axis × training seeds (``sweeps.methods``: 3 at the default
-scale, 5 at the paper scale) is one batch, ``jit(vmap(train → evaluate))``
-through ``sweeps.sharding.run_batched`` — and then evaluates it for one episode
-through ``jaxsg.wrappers.rollout`` with the heuristics' key of (seed s, episode 0)
-(common random numbers).
+Training and evaluation are separate steps. A learned cell first trains (or, with
+``python -m sweeps.grid --eval-only``, loads) its policy parameters through
+:func:`sweeps.methods.train_batch_or_load` — one sharded batch over training seeds
+(``sweeps.methods``: 2 smoke, 3 default, 5 paper), or over a figure's axis values ×
+training seeds — then evaluates the stored parameters greedily through
+``methods.learned_policy`` and ``jaxsg.wrappers.rollout`` on the heuristics' episode
+keys (common random numbers: training seed s plays evaluation seed s's episodes).
 
 Decisions:
-* MAML-MADFRL's meta-initialisation is meta-trained once per (sizes, scale,
-  grid seed) on the scenario's default params (tasks = arrival regimes, see
-  ``agents.maml_madfrl``) and shared by every axis value and seed of the cell;
-  MADFRL + FL then trains per element from it. A meta-initialisation is meant
-  to be task-agnostic, and this keeps meta-training out of the vmapped batch.
-* Evaluation: each learner acts as it was trained to act — MADFRL's
-  deterministic actor (DDPG style) and MAPPO's stochastic policy (its mode
-  makes every DT pick the same argmax channel early in training; see
-  ``agents.mappo.make_policy``).
-* Training budgets per scale are in :data:`TRAINING`; the default scale is small
-  (the whole default grid must finish in minutes on a laptop CPU), the paper
-  scale uses the learners' default configs.
+* **Equal env-step budget** (:func:`env_steps`): one env step = one slot of one
+  environment (every agent acts). MAML-MADFRL spends ``meta_iterations × num_tasks ×
+  num_envs × rollout_steps`` steps meta-training and ``num_updates × num_envs``
+  fine-tuning; MADFRL from scratch gets the same total as fine-tuning updates from a
+  random initialisation (the row that measures the MAML initialisation); MAPPO gets
+  ``num_envs × num_steps × num_updates`` equal to it. :func:`learner_configs` derives
+  the scratch and MAPPO configs from the MAML-MADFRL budget, and a test checks equality.
+* **One price regime**: every learned follower trains and is evaluated with the leader
+  posting the env's price λ₀, as every heuristic does (MADFRL's learned leader is off,
+  ``learn_leader=False``; MAPPO's other classes play the adapter's posted price). The
+  Stackelberg reference posts its best fixed price over whole episodes.
+* **Greedy evaluation** for every learner: MADFRL's deterministic actor and MAPPO's
+  mode (``deterministic=True``). MAPPO's action encoding is the env's raw one (absolute
+  channel and LEO indices, absolute CPU) — ``agents.mappo`` has no relative / ranked /
+  mode-relative heads yet, unlike MADFRL's (see ``agents.adapters.sgin``).
+* Each MAML-MADFRL training seed meta-trains its own initialisation (``agents
+  .maml_madfrl.make_train``: meta-train, then MADFRL + FL from it).
+* Budgets per scale are in :data:`TRAINING`; the default scale is small (the whole
+  default grid must finish in minutes on a laptop CPU), the paper scale uses the
+  learners' default configs.
 
 Experiments here (beyond the paper; listed in ``sweeps.experiments``):
 ``sgin_learned_vs_heuristics`` is in the default set, ``sgin_fast_adaptation``
 runs on request (``--experiment``):
-* ``sgin_learned_vs_heuristics`` — default sgin at equal V: throughput, cloud
-  profit, queue, offload share and reward of every method with 95 % CIs; the
-  claim "MAML-MADFRL beats every paper baseline" judged by paired comparisons.
+* ``sgin_learned_vs_heuristics`` — default sgin at equal V: capacity and served
+  throughput, cloud profit, queue, offload share and follower reward of every method
+  with 95 % CIs; paired gaps to best response and to the Stackelberg reference; claims
+  "MAML-MADFRL beats every paper baseline", "... beats the best constant policy" and
+  "... beats MADFRL from scratch" judged by paired comparisons.
 * ``sgin_fast_adaptation`` — the paper's untested claim of faster adaptation:
   mean follower reward on held-out arrival regimes after k inner steps, from
   the MAML initialisation vs a non-meta pretrained one vs scratch.
@@ -34,6 +45,7 @@ runs on request (``--experiment``):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -41,14 +53,16 @@ import jax
 import numpy as np
 
 import jaxsg
-from agents import madfrl, mappo
+from agents import core, madfrl, mappo
 from agents import maml_madfrl as mm
 from jaxsg.wrappers import rollout
 from sweeps import methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
-from sweeps.sharding import episode_keys, run_axis, run_batched
+from sweeps.sharding import run_axis, run_batched
 
+#: learned methods of the paper's figures (MADFRL from scratch joins the comparison only)
 LEARNED_METHODS = ("maml_madfrl", "mappo")
+COMPARE_LEARNERS = ("maml_madfrl", "madfrl", "mappo")
 #: Per-slot env metrics every sgin record carries (time averages over the episode).
 SGIN_METRICS = (
     "throughput_mbit",
@@ -66,36 +80,88 @@ SGIN_METRICS = (
 COLUMNS = {"leader_profit": "leader_profit_price", "price_mean": "price_mean_price"}
 RECORD_METRICS = tuple(COLUMNS.get(k, k) for k in SGIN_METRICS)
 
+#: one price regime for every learner (module docstring)
+LEARN_LEADER = False
 _SMOKE_MADFRL = madfrl.Config(num_envs=2, num_updates=4, batch_size=8, buffer_size=8,
-                               warmup_updates=1)
+                              warmup_updates=1, learn_leader=LEARN_LEADER)
 _DEFAULT_MADFRL = madfrl.Config(num_envs=4, num_updates=150, batch_size=64,
-                                 buffer_size=256, warmup_updates=8)
+                                buffer_size=256, warmup_updates=8, learn_leader=LEARN_LEADER)
 
-#: Training budget per scale.
+#: Training budget per scale (MAML-MADFRL's; MADFRL-scratch and MAPPO get the same number
+#: of env steps, :func:`learner_configs`). ``mappo``: everything but ``num_updates``.
 TRAINING = {
     "smoke": dict(
         meta=mm.Config(madfrl=_SMOKE_MADFRL, meta_iterations=2, num_tasks=2, num_envs=1,
                        rollout_steps=2),
-        mappo=mappo.Config(num_envs=2, num_steps=4, num_updates=2, update_epochs=1,
-                           num_minibatches=1),
+        mappo=mappo.Config(num_envs=2, num_steps=4, update_epochs=1, num_minibatches=1),
         adapt_ks=(0, 1, 2), adapt_seeds=2),
     "default": dict(
         meta=mm.Config(madfrl=_DEFAULT_MADFRL, meta_iterations=20, num_tasks=2,
                        num_envs=2, rollout_steps=4),
-        mappo=mappo.Config(num_envs=8, num_steps=16, num_updates=40),
+        mappo=mappo.Config(num_envs=4, num_steps=10),
         adapt_ks=(0, 1, 2, 5), adapt_seeds=4),
     "paper": dict(
-        meta=mm.Config(),
+        meta=mm.Config(madfrl=dataclasses.replace(madfrl.Config(), learn_leader=LEARN_LEADER)),
         mappo=mappo.Config(),
         adapt_ks=(0, 1, 2, 5, 10), adapt_seeds=8),
 }
 
+
 #: Held-out arrival regimes (Mbit/slot) for the fast-adaptation figure: outside the
-#: meta-training regimes ``maml_madfrl.Config.arrival_ranges_mbit`` = (2,4), (4,8), (8,12).
+#: meta-training regimes of ``agents.adapters.sgin.TASK_ARRIVALS_MBIT``.
 HELD_OUT_REGIMES = ((0.5, 1.5), (12.0, 16.0))
 ADAPT_INITS = ("maml", "pretrained", "scratch")
 ADAPT_LABELS = {"maml": "MAML init", "pretrained": "pretrained (no inner loop)",
                 "scratch": "scratch (random init)"}
+
+
+def env_steps(method: str, config) -> int:
+    """Env steps (slots of one environment) a training run of ``method`` consumes."""
+    if method == "maml_madfrl":
+        meta = config.meta_iterations * config.num_tasks * config.num_envs * \
+            config.rollout_steps
+        return meta + env_steps("madfrl", config.madfrl)
+    if method == "madfrl":
+        return config.num_updates * config.num_envs
+    if method == "mappo":
+        return config.num_updates * config.num_envs * config.num_steps
+    raise ValueError(f"unknown learned method {method!r}; expected one of {COMPARE_LEARNERS}")
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def learner_configs(scale: str) -> dict:
+    """``{method: training config}`` at ``scale`` with the same env-step budget (MADFRL
+    scratch and MAPPO rounded up to whole updates; :func:`env_steps`)."""
+    t = TRAINING[scale]
+    meta = t["meta"]
+    budget = env_steps("maml_madfrl", meta)
+    scratch = dataclasses.replace(meta.madfrl,
+                                  num_updates=_ceil_div(budget, meta.madfrl.num_envs))
+    ppo = t["mappo"]
+    ppo = dataclasses.replace(ppo, num_updates=_ceil_div(budget, ppo.num_envs * ppo.num_steps))
+    return {"maml_madfrl": meta, "madfrl": scratch, "mappo": ppo}
+
+
+def policy_config(method: str, config):
+    """The config of ``methods.learned_policy`` (the learner module's ``Config``)."""
+    return config.madfrl if method == "maml_madfrl" else config
+
+
+def _train_fn(env, method: str, config):
+    """``train(key, params) -> policy params`` of one training seed."""
+    if method == "maml_madfrl":
+        train = mm.make_train(env, config)
+    elif method == "madfrl":
+        train = madfrl.make_train(env, config)
+    elif method == "mappo":
+        train = mappo.make_train(env, config)
+    else:
+        raise ValueError(f"unknown learned method {method!r}; expected one of "
+                         f"{COMPARE_LEARNERS}")
+    return lambda key, params: train(key, params)[0]
 
 
 def _sizes_key(sizes: dict) -> tuple:
@@ -103,138 +169,192 @@ def _sizes_key(sizes: dict) -> tuple:
 
 
 @functools.lru_cache(maxsize=16)
-def _initialisation(kind: str, sizes_key: tuple, scale: str, seed: int):
-    """Meta-trained (``maml``), jointly pretrained or random follower actor-critic."""
+def _initialisation(kind: str, sizes_key: tuple, scale: str, seed: int, seeds: int):
+    """Meta-trained (``maml``), jointly pretrained or random follower actor-critics, one
+    per seed (stacked on a leading axis, each from its own key); the trained ones kept
+    per cell (``train_batch_or_load``) like every trained policy."""
     env, params = jaxsg.make("sgin", **dict(sizes_key))
     cfg = TRAINING[scale]["meta"]
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), 7)
+    keys = np.asarray(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 7), seeds))
     if kind == "scratch":
-        return mm.init_follower(env, cfg.madfrl, key)
-    build = mm.make_meta_train if kind == "maml" else mm.make_pretrain
-    theta, _ = jax.jit(build(env, cfg))(key, params)
-    return jax.tree.map(np.asarray, theta)
+        return jax.tree.map(np.asarray, jax.vmap(lambda k: mm.init_follower(
+            env, cfg.madfrl, k))(keys))
+    build = (mm.make_meta_train if kind == "maml" else mm.make_pretrain)(env, cfg)
+    identity = {"config": core.config_json(cfg), "sizes": dict(sizes_key), "seed": seed,
+                "seeds": seeds}
+    return methods.train_batch_or_load("sgin", f"{kind}_init", identity,
+                                       lambda k: build(k, params)[0], keys)
 
 
 @functools.lru_cache(maxsize=32)
-def _series_fn(method: str, sizes_key: tuple, horizon: int, price_mode: str, scale: str,
-               seed: int, metrics: tuple):
-    """(env, one) for a learned method; ``one(elem)`` trains on ``elem["params"]`` and
-    evaluates one episode. Cached: every figure reuses one compiled program per
-    (method, sizes, price mode)."""
-    env, _ = jaxsg.make("sgin", horizon=horizon, price_mode=price_mode, **dict(sizes_key))
-    training = TRAINING[scale]
-    if method == "maml_madfrl":
-        cfg = training["meta"].madfrl
-        init = _initialisation("maml", sizes_key, scale, seed)
-        train = madfrl.make_train(env, cfg)
-
-        def fit(key, params):
-            policy_params, _ = train(key, params, init)
-            return madfrl.make_policy(env, cfg, policy_params)
-    elif method == "mappo":
-        cfg = training["mappo"]
-        train = mappo.make_train(env, cfg)
-
-        def fit(key, params):
-            policy_params, _ = train(key, params)
-            return mappo.make_policy(env, cfg, policy_params, deterministic=False)
-    else:
-        raise ValueError(f"unknown learned method {method!r}; expected one of {LEARNED_METHODS}")
-
-    def one(elem):
-        policy = fit(elem["train_key"], elem["params"])
-        traj = rollout(env, policy, elem["eval_key"], elem["params"], horizon)
-        return episode_summary(traj, metrics)
-
-    return env, one
+def trained(method: str, sizes_key: tuple, horizon: int, price_mode: str, scale: str,
+            seed: int, field: str | None = None, values: tuple = (),
+            env_kw: tuple = ()):
+    """Policy parameters of ``method`` stacked over training seeds (``values`` empty) or
+    over (axis value, training seed) (``field`` set to each of ``values`` in the training
+    params), trained or loaded through ``methods.train_batch_or_load``. ``env_kw``:
+    extra ``jaxsg.make`` params (sorted items). Cached per process."""
+    cfg = learner_configs(scale)[method]
+    env, params = jaxsg.make("sgin", horizon=horizon, price_mode=price_mode,
+                             **dict(sizes_key), **dict(env_kw))
+    seeds = methods.train_seeds("sgin", method, scale)
+    keys = np.asarray(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+                                       seeds))
+    points = max(1, len(values))
+    batch = jax.tree.map(lambda x: np.full((points * seeds,), x, np.float32), params)
+    if values:
+        batch = batch.replace(**{field: np.repeat(np.asarray(values, np.float32), seeds)})
+    env.validate_params(batch)
+    train = _train_fn(env, method, cfg)
+    identity = {"config": core.config_json(cfg), "sizes": dict(sizes_key),
+                "horizon": horizon, "price_mode": price_mode, "seed": seed, "seeds": seeds,
+                "field": field, "values": list(values), "env": dict(env_kw)}
+    return methods.train_batch_or_load(
+        "sgin", method, identity, lambda e: train(e["key"], e["params"]),
+        {"key": np.tile(keys, (points, 1)), "params": batch})
 
 
 def episode_summary(traj: dict, metrics: tuple = RECORD_METRICS) -> dict:
     """Time averages of the named metrics (record column names, see :data:`COLUMNS`) plus
-    the mean follower reward (eq. 33)."""
+    the mean follower reward."""
     out = {COLUMNS.get(k, k): v.mean() for k, v in traj["metrics"].items()
            if COLUMNS.get(k, k) in metrics}
     out["follower_reward"] = traj["reward"]["follower"].mean()
     return out
 
 
+def evaluate_learned(method: str, env, config, policy_params, params, points: list[dict],
+                     *, horizon: int, seeds: int, episodes: int, seed: int,
+                     metrics: tuple = RECORD_METRICS, per_point: bool = False):
+    """Greedy evaluation of stored policy parameters (leading axis: training seeds, or
+    axis points × training seeds when ``per_point``) on every point × seed × episode;
+    training seed s plays evaluation seed s's episodes. Returns ``run_axis``'s
+    ``(out, index)``."""
+    cfg = policy_config(method, config)
+
+    def one(elem):
+        policy = methods.learned_policy("sgin", method, env, cfg, elem["policy"])
+        return episode_summary(rollout(env, policy, elem["key"], elem["params"], horizon),
+                               metrics)
+
+    if not per_point:
+        return run_axis(one, params, points, seeds=seeds, episodes=episodes, seed=seed,
+                        per_seed={"policy": policy_params}, validate=env.validate_params)
+    outs, index = [], []
+    for p, point in enumerate(points):  # one compiled program, one batch per axis point
+        sub = jax.tree.map(lambda x, p=p: x[p * seeds:(p + 1) * seeds], policy_params)
+        out, idx = run_axis(one, params, [point], seeds=seeds, episodes=episodes, seed=seed,
+                            per_seed={"policy": sub}, validate=env.validate_params)
+        outs.append(out)
+        index += [(p, s, e) for _, s, e in idx]
+    return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}, index
+
+
 def run_learned_series(sizes: dict, method: str, field: str, values: list[float], *,
                        horizon: int, seeds: int, seed: int, scale: str,
                        metrics: tuple = RECORD_METRICS, overrides: dict | None = None,
-                       price_mode: str = "leader") -> list[dict]:
-    """Train and evaluate ``method`` at every (axis value, training seed) in one sharded
-    batch; tidy records (``scenario, method, axis, axis_value, seed, episode`` + metrics).
-    The evaluation episode of training seed s uses the heuristics' key of (seed s,
-    episode 0) (:func:`sweeps.sharding.episode_keys`)."""
-    env, one = _series_fn(method, _sizes_key(sizes), horizon, price_mode, scale, seed,
-                          tuple(metrics))
-    _, params = jaxsg.make("sgin", horizon=horizon, price_mode=price_mode, **sizes,
-                           **(overrides or {}))
-    n = len(values) * seeds
-    batch = jax.tree.map(lambda x: np.full((n,), x, np.float32), params)
-    batch = batch.replace(**{field: np.repeat(np.asarray(values, np.float32), seeds)})
-    env.validate_params(batch)
-    seed_keys = episode_keys(seed, seeds, 1)[:, 0]  # the heuristics' episode-0 keys
-    train_keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), seeds)
-    out = run_batched(one, {"eval_key": np.tile(seed_keys, (len(values), 1)),
-                            "train_key": np.tile(train_keys, (len(values), 1)),
-                            "params": batch})
-    records = []
-    for i in range(n):
-        rec = {"scenario": "sgin", "method": method, "axis": field,
-               "axis_value": float(values[i // seeds]), "seed": int(i % seeds), "episode": 0,
-               "users_per_mbs": int(sizes["users_per_mbs"]), "horizon": horizon}
-        rec.update({k: float(out[k][i]) for k in (*metrics, "follower_reward")})
-        records.append(rec)
-    return records
+                       price_mode: str = "leader", episodes: int = 1) -> list[dict]:
+    """Train (or load) ``method`` at every (axis value, training seed), then evaluate
+    each policy at its own axis value on its training seed's ``episodes`` evaluation
+    episodes; tidy records (``scenario, method, axis, axis_value, seed, episode`` +
+    metrics)."""
+    if seeds != methods.train_seeds("sgin", method, scale):
+        raise ValueError(f"seeds must be the registry's training seeds of {method} at "
+                         f"{scale}, got {seeds}")
+    env_kw = tuple(sorted((overrides or {}).items()))
+    stack = trained(method, _sizes_key(sizes), horizon, price_mode, scale, seed, field,
+                    tuple(float(v) for v in values), env_kw)
+    env, params = jaxsg.make("sgin", horizon=horizon, price_mode=price_mode, **sizes,
+                             **(overrides or {}))
+    out, index = evaluate_learned(
+        method, env, learner_configs(scale)[method], stack, params,
+        [{field: float(v)} for v in values], horizon=horizon, seeds=seeds,
+        episodes=episodes, seed=seed, metrics=metrics, per_point=True)
+    return [{"scenario": "sgin", "method": method, "axis": field,
+             "axis_value": float(values[p]), "seed": int(s), "episode": int(e),
+             "users_per_mbs": int(sizes["users_per_mbs"]), "horizon": horizon,
+             **{k: float(out[k][i]) for k in (*metrics, "follower_reward")}}
+            for i, (p, s, e) in enumerate(index)]
 
 
 # ------------------------------------------- learned vs heuristics at default sgin
-COMPARE_METHODS = ("marto", "mamcc", "magcs", "best_response", "stackelberg") + LEARNED_METHODS
+COMPARE_METHODS = ("marto", "mamcc", "magcs", "best_constant", "best_response",
+                   "stackelberg") + COMPARE_LEARNERS
+PAPER_BASELINES = ("marto", "mamcc", "magcs", "mappo")
 _SMOKE_SIZES = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3)
 _DEFAULT_SIZES = dict(num_mbs=4, users_per_mbs=12, num_leo=4, num_channels=12)
-_COMPARE = {"smoke": dict(sizes=_SMOKE_SIZES, horizon=8, seeds=2, episodes=1),
-            "default": dict(sizes=_DEFAULT_SIZES, horizon=50, seeds=5, episodes=4),
+#: evaluation seeds (heuristics / references; learners: their training seeds) × shared
+#: evaluation episodes per seed (docs/evaluation.md: ≥ 16 at the default scale)
+_COMPARE = {"smoke": dict(sizes=_SMOKE_SIZES, horizon=8, seeds=2, episodes=2),
+            "default": dict(sizes=_DEFAULT_SIZES, horizon=50, seeds=5, episodes=16),
             "paper": dict(sizes=_DEFAULT_SIZES, horizon=200, seeds=8, episodes=16)}
-COMPARE_COLUMNS = (("throughput_mbit", "throughput (Mbit/slot)", True),
+#: selection episodes of the best constant policy and the Stackelberg price (keys from
+#: ``SELECTION_SEED + run seed``, not evaluation keys)
+SELECTION_EPISODES = {"smoke": 2, "default": 8, "paper": 16}
+SELECTION_SEED = 2**20
+COMPARE_COLUMNS = (("throughput_mbit", "capacity throughput (Mbit/slot)", True),
+                   ("served_mbit", "served throughput (Mbit/slot)", True),
                    ("leader_profit_price", "cloud profit (price units/slot)", True),
                    ("queue_mean_mbit", "queue per DT (Mbit)", False),
                    ("offload_fraction", "offload share (1)", None),
+                   ("price_mean_price", "price in force (price units/GHz)", None),
                    ("follower_reward", "follower reward (1)", True))
+#: (metric, reference) of the paired gap table
+GAPS = (("follower_reward", "best_response"), ("served_mbit", "best_response"),
+        ("leader_profit_price", "stackelberg"))
 
 
 def _compare_cells(scale: str) -> list[Cell]:
     return [Cell(m, {"method": m}) for m in COMPARE_METHODS]
 
 
+def _reference_policy(method: str, env, params, scale: str, seed: int):
+    """A heuristic / reference policy and the params it is evaluated at (the Stackelberg
+    leader's price is in force from slot 0)."""
+    sel = dict(num_episodes=SELECTION_EPISODES[scale], seed=SELECTION_SEED + seed)
+    if method == "best_constant":
+        return methods.policy("sgin", method, env, params=params, **sel), params
+    if method == "stackelberg":
+        policy = methods.policy("sgin", method, env, params=params, **sel)
+        return policy, params.replace(price=np.float32(policy.price))
+    return methods.policy("sgin", method, env), params
+
+
 def _compare_cell(cell: Cell, ctx: RunContext) -> list[dict]:
-    """Every method at the default V: heuristics/references through the generic rollout
-    batch (seeds × episodes), learners trained per seed (one evaluation episode each)."""
+    """Every method at the default V on the same evaluation keys: heuristics and
+    references on seeds × episodes, learners trained (or loaded) per training seed and
+    evaluated greedily on that seed's episodes."""
     method, run = cell.config["method"], _COMPARE[ctx.scale]
-    sizes, horizon = run["sizes"], run["horizon"]
+    sizes, horizon, episodes = run["sizes"], run["horizon"], run["episodes"]
     env, params = jaxsg.make("sgin", horizon=horizon, **sizes)
     v = float(params.v_weight)
+    fields = {}
     if methods.is_learner("sgin", method):
-        records = run_learned_series(sizes, method, "v_weight", [v], horizon=horizon,
-                                     seeds=methods.train_seeds("sgin", method, ctx.scale),
-                                     seed=ctx.seed, scale=ctx.scale)
+        seeds = methods.train_seeds("sgin", method, ctx.scale)
+        stack = trained(method, _sizes_key(sizes), horizon, "leader", ctx.scale, ctx.seed)
+        cfg = learner_configs(ctx.scale)[method]
+        out, index = evaluate_learned(method, env, cfg, stack, params, [{"v_weight": v}],
+                                      horizon=horizon, seeds=seeds, episodes=episodes,
+                                      seed=ctx.seed)
+        fields = {"train_env_steps": env_steps(method, cfg)}
     else:
-        kw = {"price_grid": np.linspace(0.0, 10.0, 6).astype(np.float32), "rounds": 1} \
-            if method == "stackelberg" else {}
-        policy = methods.policy("sgin", method, env, **kw)
+        policy, eval_params = _reference_policy(method, env, params, ctx.scale, ctx.seed)
 
         def one(elem):
             return episode_summary(rollout(env, policy, elem["key"], elem["params"], horizon))
 
-        out, index = run_axis(one, params, [{"v_weight": v}], seeds=run["seeds"],
-                              episodes=run["episodes"], seed=ctx.seed,
-                              validate=env.validate_params)
-        records = [{"scenario": "sgin", "method": method, "axis": "v_weight", "axis_value": v,
-                    "seed": s, "episode": e, "users_per_mbs": int(sizes["users_per_mbs"]),
-                    "horizon": horizon, **{k: float(x[i]) for k, x in out.items()}}
-                   for i, (_, s, e) in enumerate(index)]
+        out, index = run_axis(one, eval_params, [{"v_weight": v}], seeds=run["seeds"],
+                              episodes=episodes, seed=ctx.seed, validate=env.validate_params)
+        if method == "stackelberg":
+            fields = {"stackelberg_price": float(policy.price)}
+        if method == "best_constant":
+            fields = {f"constant_{k}": float(x) for k, x in policy.action.items()}
     n_f = sizes["num_mbs"] * sizes["users_per_mbs"]  # for the report's profit bound
-    return [{**rec, "num_followers": n_f} for rec in records]
+    return [{"scenario": "sgin", "method": method, "axis": "v_weight", "axis_value": v,
+             "seed": int(s), "episode": int(e), "users_per_mbs": int(sizes["users_per_mbs"]),
+             "horizon": horizon, "num_followers": n_f, **fields,
+             **{k: float(x[i]) for k, x in out.items()}}
+            for i, (_, s, e) in enumerate(index)]
 
 
 def rational_profit_ceiling(num_followers: int, params) -> float:
@@ -254,14 +374,48 @@ def _label(m: str) -> str:
     return methods.label("sgin", m)
 
 
+def gap_lines(records: list[dict]) -> list[str]:
+    """Paired gaps (method − reference, same seeds and episodes) of :data:`GAPS` per
+    method, mean ± 95 % CI over the common seeds, as a Markdown table."""
+    present = list(dict.fromkeys(r["method"] for r in records))
+    head = "| method | " + " | ".join(f"{k} − {_label(ref)}" for k, ref in GAPS) + " |"
+    lines = [head, "|---" * (len(GAPS) + 1) + "|"]
+    for m in present:
+        cells = []
+        for key, ref in GAPS:
+            if m == ref or not stats.select(records, method=ref):
+                cells.append("–")
+                continue
+            d = stats.paired_difference(stats.per_seed(stats.select(records, method=m), key),
+                                        stats.per_seed(stats.select(records, method=ref), key))
+            cells.append(d.fmt())
+        lines.append(f"| {_label(m)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _compare_report(records: list[dict]) -> str:
     recs = [dict(r, series=_label(r["method"])) for r in records]
     lines = ["Default sgin at equal V; mean ± 95 % CI over seeds (heuristics and "
-             "references: evaluation seeds × episodes; learners: training seeds, one "
-             "evaluation episode each, the same keys).", ""]
+             "references: evaluation seeds × shared episodes; learners: training seeds, "
+             "each greedy on its seed's episodes, the same keys). Every learned follower "
+             "faces the posted price λ₀ like the heuristics; the Stackelberg reference "
+             "posts its best fixed price.", ""]
+    budget = sorted({(r["method"], r["train_env_steps"]) for r in records
+                     if "train_env_steps" in r})
+    if budget:
+        lines += ["Training budget (env steps per training seed): " + ", ".join(
+            f"{_label(m)} {n}" for m, n in budget) + ".", ""]
+    price = sorted({r["stackelberg_price"] for r in records if "stackelberg_price" in r})
+    if price:
+        lines += [f"Stackelberg reference price: {price[0]:.4g} (price units/GHz).", ""]
     for key, text, _ in COMPARE_COLUMNS:
-        lines += [f"**{text}**", "", report.ci_table(recs, key, series_key="series",
-                                                     x_key=None), ""]
+        if any(key in r for r in records):
+            lines += [f"**{text}**", "", report.ci_table(recs, key, series_key="series",
+                                                         x_key=None), ""]
+    lines += ["**Paired gaps to best response and to the Stackelberg reference** "
+              "(method − reference per seed, mean ± 95 % CI over the common seeds; "
+              "follower reward (1), served throughput (Mbit/slot), cloud profit (price "
+              "units/slot)):", ""] + gap_lines(records) + [""]
     env, params = jaxsg.make("sgin")
     if records and "num_followers" in records[0] and env.payoff == "paper":
         bound = rational_profit_ceiling(int(records[0]["num_followers"]), params)
@@ -273,20 +427,29 @@ def _compare_report(records: list[dict]) -> str:
 
 def _compare_claims(records: list[dict]) -> list:
     out = []
-    for key, text, higher in COMPARE_COLUMNS[:2]:
-        v = stats.best_of_verdict(
-            records, key, "maml_madfrl",
-            [m for m in ("marto", "mamcc", "magcs", "mappo")], higher_is_better=higher)
+    for key, text in (("follower_reward", "follower reward (1)"),
+                      ("served_mbit", "served throughput (Mbit/slot)")):
+        v = stats.best_of_verdict(records, key, "maml_madfrl", list(PAPER_BASELINES),
+                                  higher_is_better=True)
         out.append(report.Claim("sgin", "defaults (beyond)",
                                 f"MAML-MADFRL beats every paper baseline on {text}", v))
+    for other, why in (("best_constant", "beats the best constant policy"),
+                       ("madfrl", "beats MADFRL from scratch (the MAML initialisation "
+                                  "helps at equal env steps)")):
+        v = stats.beats_verdict(records, "follower_reward", "maml_madfrl", other,
+                                higher_is_better=True)
+        out.append(report.Claim("sgin", "defaults (beyond)",
+                                f"MAML-MADFRL {why} on follower reward", v))
     return out
 
 
 def _compare_plot(records: list[dict], fig_dir: Path) -> list[Path]:
     pyplot = report.plt()
     names = [m for m in COMPARE_METHODS if any(r["method"] == m for r in records)]
-    figure, axes = pyplot.subplots(1, 2, figsize=(9, 3.6))
-    for ax, (key, label, _) in zip(axes, COMPARE_COLUMNS[:2]):
+    cols = [c for c in COMPARE_COLUMNS if c[0] in ("served_mbit", "leader_profit_price",
+                                                    "follower_reward")]
+    figure, axes = pyplot.subplots(1, len(cols), figsize=(4.4 * len(cols), 3.6))
+    for ax, (key, label, _) in zip(axes, cols):
         ests = [stats.estimate(records, key, method=m) for m in names]
         ax.bar(range(len(names)), [e.mean for e in ests],
                yerr=[e.half_width if e.defined else 0.0 for e in ests], capsize=3)
@@ -314,11 +477,13 @@ def _adaptation_fn(sizes_key: tuple, horizon: int, scale: str):
 
 
 def _adapt_cell(cell: Cell, ctx: RunContext) -> list[dict]:
+    """Each seed s meta-trains (or pretrains, or draws) its own initialisation, then adapts
+    k inner steps on every held-out regime: CIs over initialisation seeds."""
     kind, run = cell.config["init"], _COMPARE[ctx.scale]
     sizes, horizon = run["sizes"], run["horizon"]
     training = TRAINING[ctx.scale]
     ks, seeds = training["adapt_ks"], training["adapt_seeds"]
-    theta = _initialisation(kind, _sizes_key(sizes), ctx.scale, ctx.seed)
+    theta = _initialisation(kind, _sizes_key(sizes), ctx.scale, ctx.seed, seeds)
     env, one = _adaptation_fn(_sizes_key(sizes), horizon, ctx.scale)
     _, params = jaxsg.make("sgin", horizon=horizon, **sizes)
     regimes = np.asarray(HELD_OUT_REGIMES, np.float32) * 1e6
@@ -329,7 +494,7 @@ def _adapt_cell(cell: Cell, ctx: RunContext) -> list[dict]:
     env.validate_params(batch)
     keys = np.tile(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(ctx.seed), 2), seeds),
                    (len(regimes), 1))
-    thetas = jax.tree.map(lambda x: np.broadcast_to(x, (n,) + np.shape(x)), theta)
+    thetas = jax.tree.map(lambda x: np.tile(x, (len(regimes),) + (1,) * (x.ndim - 1)), theta)
     out = run_batched(one, {"key": keys, "theta": thetas, "params": batch})
     return [{"init": kind, "regime": f"{HELD_OUT_REGIMES[i // seeds][0]:g}-"
              f"{HELD_OUT_REGIMES[i // seeds][1]:g} Mbit", "seed": int(i % seeds), "k": int(k),
@@ -366,7 +531,8 @@ def _adapt_plot(records: list[dict], fig_dir: Path) -> list[Path]:
 
 
 def _adapt_report(records: list[dict]) -> str:
-    lines = ["Mean follower reward after k inner steps, mean ± 95 % CI over seeds.", ""]
+    lines = ["Mean follower reward after k inner steps, mean ± 95 % CI over seeds (each "
+             "seed meta-trains / pretrains / draws its own initialisation).", ""]
     for regime in sorted({r["regime"] for r in records}):
         rows = [dict(r, series=ADAPT_LABELS[r["init"]]) for r in records
                 if r["regime"] == regime]
@@ -396,7 +562,8 @@ def _adapt_claims(records: list[dict]) -> list:
 EXPERIMENTS = [
     Experiment(
         name="sgin_learned_vs_heuristics", scenario="sgin",
-        title="sgin defaults — MAML-MADFRL and MAPPO vs heuristics and references",
+        title="sgin defaults — MAML-MADFRL, MADFRL from scratch and MAPPO vs heuristics "
+              "and references",
         cells=_compare_cells, run_cell=_compare_cell, plot=_compare_plot,
         report=_compare_report, claims=_compare_claims, default=True),
     Experiment(
