@@ -97,3 +97,24 @@ def test_security_explanation_is_computed_from_the_records():
                                    ).fmt() in a
     assert "one malicious fraction only" in X._security_artefact(
         [r for r in recs(1.0) if r["malicious_fraction"] == 0.0])
+
+
+def test_fig10_learned_cell_is_saved_and_reevaluated_exactly(tmp_path, capsys):
+    """The learned cell trains through ``sweeps.methods.train_or_load``: its output is saved,
+    and ``--eval-only`` loads it (training would raise) and reproduces the records exactly."""
+    from sweeps import grid
+    from sweeps.io import read_json_or_none
+
+    base = ["--scale", "smoke", "--experiment", "spectrum_fig10", "--out", str(tmp_path),
+            "--cells", "proposed", "--set", "horizon=10"]
+    assert grid.main(base) == 0
+    stored = read_json_or_none(grid.cell_path(tmp_path, "smoke", "spectrum_fig10", "proposed"))
+    (saved,) = stored["policies"]
+    run = grid.run_dir(tmp_path, "smoke")
+    assert (grid.policy_dir(grid.RunContext("smoke", 0, run)) / saved).exists()
+    assert {r["phase"] for r in stored["records"]} == {"train", "greedy"}
+    assert grid.main(base + ["--eval-only"]) == 0
+    err = capsys.readouterr().err
+    assert "spectrum_fig10/proposed: eval-only records reproduce the stored ones exactly" in err
+    again = read_json_or_none(grid.cell_path(tmp_path, "smoke", "spectrum_fig10", "proposed"))
+    assert again["records"] == stored["records"] and again["eval_only"] is True

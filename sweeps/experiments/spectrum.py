@@ -45,13 +45,15 @@ line compares last-tenth means.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
 import numpy as np
 
 import jaxsg
-from agents.ddqn import DDQNConfig, make_train
+from agents import core, ddqn
+from agents.ddqn import DDQNConfig
 from jaxsg.wrappers import rollout
 from sweeps import methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
@@ -126,10 +128,13 @@ _TRAIN_CACHE: dict = {}
 
 
 def _train_fn(sizes, cfg, bins):
-    key = (tuple(sorted(sizes.items())), cfg, bins)
+    # the active cell's overrides and --eval-only change what ddqn.make_train builds
+    run = methods.active_run()
+    mode = None if run is None else (repr(sorted(run.overrides.items())), run.eval_only)
+    key = (tuple(sorted(sizes.items())), cfg, bins, mode)
     if key not in _TRAIN_CACHE:
         env, _ = jaxsg.make("spectrum", **sizes)
-        train = make_train(env, cfg)
+        train = ddqn.make_train(env, cfg)  # the module attribute: the grid runner wraps it
 
         def one(elem):
             q, m = train(elem["key"], elem["params"])
@@ -147,13 +152,27 @@ def _train_fn(sizes, cfg, bins):
     return _TRAIN_CACHE[key]
 
 
+def trained_batch(sizes, cfg, params, field, values, scale, seed, method):
+    """The trained networks and binned training curves of every (axis value, seed) of one
+    batch, through :func:`sweeps.methods.train_or_load` (saved per cell; loaded instead of
+    trained under ``--eval-only``). The identity is everything the output depends on."""
+    env, one = _train_fn(sizes, cfg, scale["bins"])
+    batch = _batch(env, params, field, values, scale["seeds"], seed)
+    identity = {"config": core.config_json(cfg), "sizes": sizes, "field": field,
+                "values": [float(v) for v in values], "seeds": scale["seeds"], "seed": seed,
+                "bins": scale["bins"],
+                "params": {f.name: np.asarray(getattr(params, f.name)).tolist()
+                           for f in dataclasses.fields(params)}}
+    return methods.train_or_load("spectrum", method, identity,
+                                 lambda: run_batched(one, batch))
+
+
 def train_series(sizes, cfg, field, values, scale, seed, label, method="proposed",
                  greedy=False):
     """Training curves of every (axis value, seed); ``greedy`` (no axis) adds the greedy
     evaluation of the trained networks (:func:`greedy_series`)."""
-    env, one = _train_fn(sizes, cfg, scale["bins"])
-    params = env.default_params
-    out = run_batched(one, _batch(env, params, field, values, scale["seeds"], seed))
+    env, _ = _train_fn(sizes, cfg, scale["bins"])
+    out = trained_batch(sizes, cfg, env.default_params, field, values, scale, seed, method)
     records = greedy_series(sizes, cfg, scale, seed, method, out["q"]) if greedy else []
     per = cfg.total_updates // scale["bins"]
     for i in range(len(values) * scale["seeds"]):
@@ -282,10 +301,10 @@ def _run(fig):
                                     list(VELOCITIES))
         if fig == 9:
             sizes = _sizes(sc, users_per_satellite=c["users"])
-            env, one = _train_fn(sizes, _config(sc), sc["bins"])
+            env, _ = _train_fn(sizes, _config(sc), sc["bins"])
             params = env.default_params.replace(visibility=c["visibility"])
-            out = run_batched(one, _batch(env, params, "velocity_mps", list(VELOCITIES),
-                                          sc["seeds"], ctx.seed))
+            out = trained_batch(sizes, _config(sc), params, "velocity_mps", list(VELOCITIES),
+                                sc, ctx.seed, "proposed")
             tail = max(sc["bins"] // 10, 1)
             return [{"users": c["users"], "visibility": c["visibility"],
                      "velocity": VELOCITIES[i // sc["seeds"]], "seed": i % sc["seeds"],
