@@ -414,11 +414,11 @@ def _curves(records, key="series"):
         for field in ("revenue", "price", "reward", "power"):
             for stat in ("mean", "min", "max"):
                 name = f"{field}_{stat}"
-                if name in rows[0]:
+                if all(name in r for r in rows):  # learners carry min/max, references not
                     agg[name] = np.array([np.mean([r[name] for r in rows
                                                    if r["iteration"] == it]) for it in its])
         for field in ("revenue", "price", "reward"):
-            if f"{field}_mean" in rows[0]:  # 95 % CI over seeds of the satellites' mean
+            if all(f"{field}_mean" in r for r in rows):  # 95 % CI over seeds of the mean
                 est = [stats.estimate(rows, f"{field}_mean", iteration=it) for it in its]
                 agg[f"{field}_ci"] = np.array([(e.low, e.high) if e.defined else
                                                (np.nan, np.nan) for e in est]).T
@@ -458,7 +458,8 @@ def _plot_curves(name, fields, key="series"):
 
 
 def _plot_fig8(records, fig_dir):
-    recs = [dict(r, series=f"v={r['axis_value']:g} m/s") for r in records]
+    # one curve per (method, velocity): learners' training curves and the references' runs
+    recs = [dict(r, series=f"{r['method']}, v={r['axis_value']:g} m/s") for r in records]
     return _plot_curves("spectrum_fig8", ("price", "revenue"))(recs, fig_dir)
 
 
