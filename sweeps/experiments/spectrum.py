@@ -458,9 +458,29 @@ def _plot_curves(name, fields, key="series"):
 
 
 def _plot_fig8(records, fig_dir):
-    # one curve per (method, velocity): learners' training curves and the references' runs
-    recs = [dict(r, series=f"{r['method']}, v={r['axis_value']:g} m/s") for r in records]
-    return _plot_curves("spectrum_fig8", ("price", "revenue"))(recs, fig_dir)
+    """One curve per (method, velocity): colour = method, line style = velocity; the band is
+    the 95 % CI over seeds (learners: training curves; references: their evaluation runs)."""
+    plt = _plt()
+    recs = [dict(r, series=(r["method"], r["axis_value"])) for r in records]
+    curves = _curves(recs)
+    methods_ = sorted({m for m, _ in curves})
+    colours = {m: f"C{i}" for i, m in enumerate(methods_)}
+    styles = dict(zip(sorted({v for _, v in curves}), ("-", "--", ":")))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    for ax, field in zip(axes, ("price", "revenue")):
+        for (m, v), (it, agg) in curves.items():
+            ax.plot(it, agg[f"{field}_mean"], color=colours[m], ls=styles.get(v, "-"),
+                    label=f"{m}, {v / 1e3:g} km/s")
+            if f"{field}_ci" in agg:
+                ax.fill_between(it, *agg[f"{field}_ci"], color=colours[m], alpha=0.12, lw=0)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(f"{field} per satellite")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.suptitle("spectrum Fig. 8: price and revenue per satellite at 3 relative velocities "
+                 "(mean over seeds, band: 95 % CI)", fontsize=9)
+    fig.tight_layout()
+    return report.save_figure(fig, fig_dir, "spectrum_fig8")
 
 
 def _plot_fig9(records, fig_dir):
