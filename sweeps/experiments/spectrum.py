@@ -612,9 +612,13 @@ def _claims_fig8(records):
 def _report_fig9(records):
     rows = [dict(r, series=f"visibility {r['visibility']:g}, U = {r['users']}")
             for r in records]
+    by_v = [dict(r, series=f"visibility {r['visibility']:g}, v = {r['velocity'] / 1e3:g} km/s")
+            for r in records]
     return ("Last tenth of training, per satellite, pooled over the velocities; mean ± 95 % "
             "CI over training seeds.\n\n**revenue**\n\n" + _table(rows, "revenue_mean")
-            + "\n\n**myopic optimum**\n\n" + _table(rows, "optimum_mean"))
+            + "\n\n**myopic optimum**\n\n" + _table(rows, "optimum_mean")
+            + "\n\n**revenue per (visibility, velocity)**; columns: users per satellite\n\n"
+            + _table(by_v, "revenue_mean", x_key="users", x_label="users"))
 
 
 def _claims_fig9(records):
