@@ -12,7 +12,8 @@ every axis value). Shape axes (satellites, users) are cells.
   the mean; and the federated-learning effect measured: proposed − DDQN alone, paired over
   the training seeds (same keys), of the convergence iteration, the final revenue and the
   min–max spread over satellites at every S. (Round 1 saw the S = 30 batch freeze the jaxlib
-  CPU runtime inside ``python -m sweeps.grid``; this figure is off the default set.)
+  CPU runtime inside ``python -m sweeps.grid``; round 3 ran it at the default scale without a
+  hang. The figure stays off the default set for its cost.)
 * ``spectrum_fig8`` — every method at the relative velocities 3 / 5.25 / 7.5 km/s: price
   and revenue (the fair baselines are searched once at the default velocity and held).
 * ``spectrum_fig9`` — revenue (last tenth of training) vs users, 3 visibilities
