@@ -1,5 +1,6 @@
 """DDQN + reputation-elected FL on ``spectrum``: learning margin, block log, config checks."""
 
+import dataclasses
 import functools
 
 import jax
@@ -10,53 +11,71 @@ import jaxsg
 from agents.ddqn import Config, make_policy, make_train
 from agents.heuristics import spectrum as heur
 from jaxsg.wrappers import rollout
+from sweeps.experiments import spectrum as X
 
-#: 3 satellites, 40 users each, 3 leases per step (the capacity binds, so the best price is
-#: well above the mean budget), P_ctrl starting at the top level (the baseline holds it there).
+#: 3 satellites, 40 users each, 3 leases per step: the fast ledger/election tests' env.
 SMALL = dict(num_satellites=3, users_per_satellite=40, num_channels=1, slots_per_channel=3,
              num_price_levels=10, num_power_levels=3, horizon=50, initial_power_level=2)
-CONFIG = Config(num_envs=4, num_updates=2000, local_round=10, aggregation_rounds=2,
-                    hidden=(32, 32), gamma=0.5)
-#: The proposed learner's greedy revenue (each of 2 seeds) must beat average-budget pricing by
-#: this factor (measured in this test: 40.1 and 44.0 vs 31.2, ×1.28 / ×1.41; the myopic
-#: oracle reaches ≈50).
-MARGIN = 1.2
+#: The learning test runs the Fig. 10 experiment's own default-scale env and learner config
+#: (1500 updates, 2 parallel episodes, (32, 32), γ = 0.5), only with 3 satellites instead
+#: of 6: nothing here is tuned for the test.
+DEFAULT = X.SCALES["default"]
+LEARN_ENV = X._sizes(DEFAULT, num_satellites=3)
+CONFIG = X._config(DEFAULT, federated=True)
+SEEDS = 3
+#: Each learner's greedy revenue must beat, on the same evaluation episodes (paired by seed,
+#: every one of the 3 seeds), the best constant (price, power) pair by ``MARGIN_CONSTANT``
+#: and the paper's average-budget pricing by ``MARGIN_AVERAGE_BUDGET``. Measured at this
+#: commit (revenue per step, 3 satellites): proposed 212.4 / 223.9 / 211.9, DDQN alone
+#: 216.0 / 221.3 / 212.3, best constant 192.8 / 207.6 / 192.7 (×1.066 … ×1.12),
+#: average-budget 133.1 / 136.1 / 131.9 (×1.59 … ×1.65).
+MARGIN_CONSTANT = 1.03
+MARGIN_AVERAGE_BUDGET = 1.4
 #: XLA CPU optimisation level 0: a quarter of the compile time, which dominates this test.
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
+EVAL_KEYS = jax.random.split(jax.random.PRNGKey(123), SEEDS * 8).reshape(SEEDS, 8, 2)
+SEARCH_KEYS = jax.random.split(jax.random.PRNGKey(7), 16)  # disjoint from the evaluation
 
 
 @functools.cache
-def trained():
-    env, params = jaxsg.make("spectrum", **SMALL)
-    train = jax.jit(jax.vmap(make_train(env, CONFIG), in_axes=(0, None)),
+def trained(federated=True):
+    env, params = jaxsg.make("spectrum", **LEARN_ENV)
+    cfg = dataclasses.replace(CONFIG, federated=federated)
+    train = jax.jit(jax.vmap(make_train(env, cfg), in_axes=(0, None)),
                     compiler_options=FAST_COMPILE)
-    q, metrics = train(jax.random.split(jax.random.PRNGKey(0), 2), params)
+    q, metrics = train(jax.random.split(jax.random.PRNGKey(0), SEEDS), params)
     return env, params, jax.device_get(q), jax.device_get(metrics)
 
 
-def _eval(env, params, policy, seeds=4, steps=50):
-    run = jax.jit(jax.vmap(lambda k: rollout(env, policy, k, params, steps)),
+def _paired_revenue(env, params, policy):
+    """Revenue per step (after 10 steps) of ``policy`` on each seed's 8 evaluation episodes."""
+    run = jax.jit(jax.vmap(jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon))),
                   compiler_options=FAST_COMPILE)
-    m = run(jax.random.split(jax.random.PRNGKey(123), seeds))["metrics"]
-    return float(np.mean(m["revenue_total"][:, 10:]))
+    return np.asarray(run(EVAL_KEYS)["metrics"]["revenue_total"][..., 10:].mean((1, 2)))
 
 
-def test_proposed_beats_average_budget_pricing():
-    env, params, q, metrics = trained()
-    assert metrics["revenue"].shape == (2, CONFIG.num_updates, env.num_satellites)
-    keys = jax.random.split(jax.random.PRNGKey(123), 4)
+def test_learners_beat_the_best_constant_pair_and_average_budget():
+    env, params, _, _ = trained()
+    best = heur.best_constant(env, params, keys=SEARCH_KEYS, horizon=env.horizon)
+    constant = _paired_revenue(env, params, best)
+    average = _paired_revenue(env, params, heur.average_budget(env))
 
-    def greedy_revenue(qs):  # one compilation for both trained seeds
-        policy = make_policy(env, CONFIG, qs)
-        m = jax.vmap(lambda k: rollout(env, policy, k, params, 50))(keys)["metrics"]
-        return m["revenue_total"][:, 10:].mean()
+    @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
+    def greedy(q):  # seed s's network on seed s's episodes; one compilation for both
+        def one(qs, keys):
+            policy = make_policy(env, CONFIG, qs)
+            m = jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon))(keys)
+            return m["metrics"]["revenue_total"][:, 10:].mean()
+        return jax.vmap(one)(q, EVAL_KEYS)
 
-    learned = np.asarray(jax.jit(jax.vmap(greedy_revenue), compiler_options=FAST_COMPILE)(q))
-    baseline = _eval(env, params, heur.average_budget(env))
-    assert min(learned) > MARGIN * baseline, (learned, baseline)
-    # and training revenue improved from the first to the last tenth
-    r = metrics["revenue_total"]
-    assert np.all(r[:, -200:].mean(1) > 1.3 * r[:, :200].mean(1))
+    for federated in (True, False):
+        _, _, q, metrics = trained(federated)
+        learned = np.asarray(greedy(q))
+        assert np.all(learned > MARGIN_CONSTANT * constant), (federated, learned, constant)
+        assert np.all(learned > MARGIN_AVERAGE_BUDGET * average), (federated, learned, average)
+        # and training revenue improved from the first to the last tenth
+        r, tenth = metrics["revenue_total"], CONFIG.num_updates // 10
+        assert np.all(r[:, -tenth:].mean(1) > 1.3 * r[:, :tenth].mean(1)), federated
 
 
 def test_elected_aggregator_is_online_with_highest_reputation():

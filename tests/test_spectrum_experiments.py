@@ -28,6 +28,7 @@ def _fig10(proposed, best_constant, seeds=5):
         recs += _curve("proposed", "proposed (training)", s, proposed + jitter, 50.0, "train")
         recs += _curve("proposed", "proposed (greedy)", s, proposed + jitter, 50.0, "greedy")
         recs += _curve("ddqn", "ddqn (training)", s, 20.0 + jitter, 50.0, "train")
+        recs += _curve("ddqn", "ddqn (greedy)", s, 20.0 + jitter, 50.0, "greedy")
         for m, v in (("average_budget", 10.0), ("average_budget_fair", 15.0),
                      ("best_constant", best_constant)):
             recs += _curve(m, m, s, v + 2 * jitter, 50.0)
@@ -49,14 +50,19 @@ def _verdict(claims, text):
 
 def test_fig10_fair_verdicts_both_ways():
     win = X._claims_fig10(_fig10(30.0, 25.0))
-    assert _verdict(win, "best constant") == stats.REPRODUCED
+    assert _verdict(win, "proposed earns more than the best") == stats.REPRODUCED
     assert _verdict(win, "same power freedom") == stats.REPRODUCED
     lose = X._claims_fig10(_fig10(30.0, 35.0))
-    assert _verdict(lose, "best constant") == stats.NOT_REPRODUCED
+    assert _verdict(lose, "proposed earns more than the best") == stats.NOT_REPRODUCED
     assert _verdict(lose, "same power freedom") == stats.REPRODUCED
+    # DDQN alone (greedy 20) is judged against the best constant on its own records
+    assert _verdict(win, "DDQN alone earns more") == stats.NOT_REPRODUCED
+    assert _verdict(X._claims_fig10(_fig10(30.0, 15.0)), "DDQN alone earns more") == (
+        stats.REPRODUCED)
     # without the references' records the claim says "not run"
     only_learners = [r for r in _fig10(30.0, 25.0) if r["method"] in X.LEARNERS]
-    assert _verdict(X._claims_fig10(only_learners), "best constant") == stats.NOT_RUN
+    only = X._claims_fig10(only_learners)
+    assert _verdict(only, "proposed earns more than the best") == stats.NOT_RUN
 
 
 def test_fl_effect_is_paired_per_satellite_count():
@@ -97,3 +103,24 @@ def test_security_explanation_is_computed_from_the_records():
                                    ).fmt() in a
     assert "one malicious fraction only" in X._security_artefact(
         [r for r in recs(1.0) if r["malicious_fraction"] == 0.0])
+
+
+def test_fig10_learned_cell_is_saved_and_reevaluated_exactly(tmp_path, capsys):
+    """The learned cell trains through ``sweeps.methods.train_or_load``: its output is saved,
+    and ``--eval-only`` loads it (training would raise) and reproduces the records exactly."""
+    from sweeps import grid
+    from sweeps.io import read_json_or_none
+
+    base = ["--scale", "smoke", "--experiment", "spectrum_fig10", "--out", str(tmp_path),
+            "--cells", "proposed", "--set", "horizon=10"]
+    assert grid.main(base) == 0
+    stored = read_json_or_none(grid.cell_path(tmp_path, "smoke", "spectrum_fig10", "proposed"))
+    (saved,) = stored["policies"]
+    run = grid.run_dir(tmp_path, "smoke")
+    assert (grid.policy_dir(grid.RunContext("smoke", 0, run)) / saved).exists()
+    assert {r["phase"] for r in stored["records"]} == {"train", "greedy"}
+    assert grid.main(base + ["--eval-only"]) == 0
+    err = capsys.readouterr().err
+    assert "spectrum_fig10/proposed: eval-only records reproduce the stored ones exactly" in err
+    again = read_json_or_none(grid.cell_path(tmp_path, "smoke", "spectrum_fig10", "proposed"))
+    assert again["records"] == stored["records"] and again["eval_only"] is True

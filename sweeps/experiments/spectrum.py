@@ -12,7 +12,8 @@ every axis value). Shape axes (satellites, users) are cells.
   the mean; and the federated-learning effect measured: proposed − DDQN alone, paired over
   the training seeds (same keys), of the convergence iteration, the final revenue and the
   min–max spread over satellites at every S. (Round 1 saw the S = 30 batch freeze the jaxlib
-  CPU runtime inside ``python -m sweeps.grid``; this figure is off the default set.)
+  CPU runtime inside ``python -m sweeps.grid``; round 3 ran it at the default scale without a
+  hang. The figure stays off the default set for its cost.)
 * ``spectrum_fig8`` — every method at the relative velocities 3 / 5.25 / 7.5 km/s: price
   and revenue (the fair baselines are searched once at the default velocity and held).
 * ``spectrum_fig9`` — revenue (last tenth of training) vs users, 3 visibilities
@@ -45,14 +46,15 @@ line compares last-tenth means.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
 import numpy as np
 
 import jaxsg
+from agents import core, ddqn
 from agents.ddqn import Config as DDQNConfig
-from agents.ddqn import make_train
 from jaxsg.wrappers import rollout
 from sweeps import methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
@@ -127,10 +129,13 @@ _TRAIN_CACHE: dict = {}
 
 
 def _train_fn(sizes, cfg, bins):
-    key = (tuple(sorted(sizes.items())), cfg, bins)
+    # the active cell's overrides and --eval-only change what ddqn.make_train builds
+    run = methods.active_run()
+    mode = None if run is None else (repr(sorted(run.overrides.items())), run.eval_only)
+    key = (tuple(sorted(sizes.items())), cfg, bins, mode)
     if key not in _TRAIN_CACHE:
         env, _ = jaxsg.make("spectrum", **sizes)
-        train = make_train(env, cfg)
+        train = ddqn.make_train(env, cfg)  # the module attribute: the grid runner wraps it
 
         def one(elem):
             q, m = train(elem["key"], elem["params"])
@@ -148,13 +153,27 @@ def _train_fn(sizes, cfg, bins):
     return _TRAIN_CACHE[key]
 
 
+def trained_batch(sizes, cfg, params, field, values, scale, seed, method):
+    """The trained networks and binned training curves of every (axis value, seed) of one
+    batch, through :func:`sweeps.methods.train_or_load` (saved per cell; loaded instead of
+    trained under ``--eval-only``). The identity is everything the output depends on."""
+    env, one = _train_fn(sizes, cfg, scale["bins"])
+    batch = _batch(env, params, field, values, scale["seeds"], seed)
+    identity = {"config": core.config_json(cfg), "sizes": sizes, "field": field,
+                "values": [float(v) for v in values], "seeds": scale["seeds"], "seed": seed,
+                "bins": scale["bins"],
+                "params": {f.name: np.asarray(getattr(params, f.name)).tolist()
+                           for f in dataclasses.fields(params)}}
+    return methods.train_or_load("spectrum", method, identity,
+                                 lambda: run_batched(one, batch))
+
+
 def train_series(sizes, cfg, field, values, scale, seed, label, method="proposed",
                  greedy=False):
     """Training curves of every (axis value, seed); ``greedy`` (no axis) adds the greedy
     evaluation of the trained networks (:func:`greedy_series`)."""
-    env, one = _train_fn(sizes, cfg, scale["bins"])
-    params = env.default_params
-    out = run_batched(one, _batch(env, params, field, values, scale["seeds"], seed))
+    env, _ = _train_fn(sizes, cfg, scale["bins"])
+    out = trained_batch(sizes, cfg, env.default_params, field, values, scale, seed, method)
     records = greedy_series(sizes, cfg, scale, seed, method, out["q"]) if greedy else []
     per = cfg.num_updates // scale["bins"]
     for i in range(len(values) * scale["seeds"]):
@@ -182,7 +201,7 @@ def heuristic_policy(env, params, name, scale, seed):
     (pair) on ``SEARCH_EPISODES`` keys of ``SEARCH_SEED + seed`` over the scale's horizon."""
     if name in FAIR:
         keys = jax.random.split(jax.random.PRNGKey(SEARCH_SEED + seed), SEARCH_EPISODES)
-        return methods.heuristic_factory("spectrum", name, env, params=params, keys=keys,
+        return methods.policy("spectrum", name, env, params=params, keys=keys,
                                          horizon=scale["horizon"])
     return methods.policy("spectrum", name, env)
 
@@ -283,10 +302,10 @@ def _run(fig):
                                     list(VELOCITIES))
         if fig == 9:
             sizes = _sizes(sc, users_per_satellite=c["users"])
-            env, one = _train_fn(sizes, _config(sc), sc["bins"])
+            env, _ = _train_fn(sizes, _config(sc), sc["bins"])
             params = env.default_params.replace(visibility=c["visibility"])
-            out = run_batched(one, _batch(env, params, "velocity_mps", list(VELOCITIES),
-                                          sc["seeds"], ctx.seed))
+            out = trained_batch(sizes, _config(sc), params, "velocity_mps", list(VELOCITIES),
+                                sc, ctx.seed, "proposed")
             tail = max(sc["bins"] // 10, 1)
             return [{"users": c["users"], "visibility": c["visibility"],
                      "velocity": VELOCITIES[i // sc["seeds"]], "seed": i % sc["seeds"],
@@ -396,11 +415,11 @@ def _curves(records, key="series"):
         for field in ("revenue", "price", "reward", "power"):
             for stat in ("mean", "min", "max"):
                 name = f"{field}_{stat}"
-                if name in rows[0]:
+                if all(name in r for r in rows):  # learners carry min/max, references not
                     agg[name] = np.array([np.mean([r[name] for r in rows
                                                    if r["iteration"] == it]) for it in its])
         for field in ("revenue", "price", "reward"):
-            if f"{field}_mean" in rows[0]:  # 95 % CI over seeds of the satellites' mean
+            if all(f"{field}_mean" in r for r in rows):  # 95 % CI over seeds of the mean
                 est = [stats.estimate(rows, f"{field}_mean", iteration=it) for it in its]
                 agg[f"{field}_ci"] = np.array([(e.low, e.high) if e.defined else
                                                (np.nan, np.nan) for e in est]).T
@@ -440,8 +459,29 @@ def _plot_curves(name, fields, key="series"):
 
 
 def _plot_fig8(records, fig_dir):
-    recs = [dict(r, series=f"v={r['axis_value']:g} m/s") for r in records]
-    return _plot_curves("spectrum_fig8", ("price", "revenue"))(recs, fig_dir)
+    """One curve per (method, velocity): colour = method, line style = velocity; the band is
+    the 95 % CI over seeds (learners: training curves; references: their evaluation runs)."""
+    plt = _plt()
+    recs = [dict(r, series=(r["method"], r["axis_value"])) for r in records]
+    curves = _curves(recs)
+    methods_ = sorted({m for m, _ in curves})
+    colours = {m: f"C{i}" for i, m in enumerate(methods_)}
+    styles = dict(zip(sorted({v for _, v in curves}), ("-", "--", ":")))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    for ax, field in zip(axes, ("price", "revenue")):
+        for (m, v), (it, agg) in curves.items():
+            ax.plot(it, agg[f"{field}_mean"], color=colours[m], ls=styles.get(v, "-"),
+                    label=f"{m}, {v / 1e3:g} km/s")
+            if f"{field}_ci" in agg:
+                ax.fill_between(it, *agg[f"{field}_ci"], color=colours[m], alpha=0.12, lw=0)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(f"{field} per satellite")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.suptitle("spectrum Fig. 8: price and revenue per satellite at 3 relative velocities "
+                 "(mean over seeds, band: 95 % CI)", fontsize=9)
+    fig.tight_layout()
+    return report.save_figure(fig, fig_dir, "spectrum_fig8")
 
 
 def _plot_fig9(records, fig_dir):
@@ -573,9 +613,13 @@ def _claims_fig8(records):
 def _report_fig9(records):
     rows = [dict(r, series=f"visibility {r['visibility']:g}, U = {r['users']}")
             for r in records]
+    by_v = [dict(r, series=f"visibility {r['visibility']:g}, v = {r['velocity'] / 1e3:g} km/s")
+            for r in records]
     return ("Last tenth of training, per satellite, pooled over the velocities; mean ± 95 % "
             "CI over training seeds.\n\n**revenue**\n\n" + _table(rows, "revenue_mean")
-            + "\n\n**myopic optimum**\n\n" + _table(rows, "optimum_mean"))
+            + "\n\n**myopic optimum**\n\n" + _table(rows, "optimum_mean")
+            + "\n\n**revenue per (visibility, velocity)**; columns: users per satellite\n\n"
+            + _table(by_v, "revenue_mean", x_key="users", x_label="users"))
 
 
 def _claims_fig9(records):
@@ -636,6 +680,10 @@ def _claims_fig10(records):
                      "pricing with the same power freedom", beats("average_budget_fair")),
         report.Claim("spectrum", "Fig. 10", "(protocol) proposed earns more than the best "
                      "constant (price, power) pair", beats("best_constant")),
+        report.Claim("spectrum", "Fig. 10", "(protocol) DDQN alone earns more than the best "
+                     "constant (price, power) pair",
+                     stats.beats_verdict(evals, "revenue", "ddqn", "best_constant",
+                                         higher_is_better=True)),
         report.Claim("spectrum", "Fig. 10", "proposed converges in ~150 iterations", converge,
                      "~150 iterations"),
         report.Claim("spectrum", "Fig. 10", "proposed converges faster than DDQN alone",
