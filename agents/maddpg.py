@@ -78,14 +78,6 @@ class Config:
             raise ValueError(f"Config: field 'hidden' must be non-empty positive widths, "
                              f"got {self.hidden!r}")
 
-    @property
-    def total_updates(self) -> int:  # TODO(sweeps): remove once sweeps use num_updates
-        return self.num_updates
-
-
-# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
-MADDPGConfig = core.legacy_config(Config, {"total_updates": "num_updates"})
-
 
 class Actor(nn.Module):
     action_dim: int

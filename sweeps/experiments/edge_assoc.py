@@ -50,6 +50,7 @@ clients (the env's D_j drive the time cost only).
 from __future__ import annotations
 
 import functools
+import json
 import time
 
 import jax
@@ -57,8 +58,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxsg
+from agents import core, maddpg
 from agents.fl_task import FLConfig, FLTask, poisoned_mask
-from agents.maddpg import MADDPGConfig, make_train
 from jaxsg.wrappers import rollout
 from sweeps import methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
@@ -106,16 +107,15 @@ def _scale(name: str) -> dict:
     return SCALES[name]
 
 
-@functools.cache
 def _env(scale: str):
     s = _scale(scale)
     return jaxsg.make("edge_assoc", horizon=s["horizon"], **s["sizes"])
 
 
-def _config(scale: str, gamma: float) -> MADDPGConfig:
+def _config(scale: str, gamma: float) -> maddpg.Config:
     s = _scale(scale)
     hidden = (64, 64) if s["sizes"].get("num_users", 20) <= 20 else (256, 256)
-    return MADDPGConfig(num_envs=s["envs"], total_updates=s["updates"], gamma=gamma,
+    return maddpg.Config(num_envs=s["envs"], num_updates=s["updates"], gamma=gamma,
                         batch_size=64, hidden=hidden, warmup_updates=min(50, s["updates"] // 4),
                         noise_start=0.3, actor_lr=1e-3, reward_scale=REWARD_SCALE)
 
@@ -136,33 +136,53 @@ def _reference_policy(method: str, env, params, scale: str, seed: int):
     return methods.policy("edge_assoc", method, env)
 
 
-@functools.cache
 def _trained_all(scale: str, seed: int):
-    """Train every γ of :data:`GAMMAS` × every training seed as one sharded batch.
+    """Train every γ of :data:`GAMMAS` × every training seed as one sharded batch, through
+    ``sweeps.methods.train_or_load`` (saved per cell; loaded under ``--eval-only``).
 
     Returns (policy params, leaves (G, S, ...); training metrics as numpy, (G, S, T);
-    train wall seconds per iteration of the whole batch). Small scales compile at XLA
-    backend optimisation level 0 (compile ~4x faster on CPU, which dominates there).
+    train wall seconds per iteration of the whole batch, as measured when trained).
+    Cached per (scale, seed) and the active run's overrides / eval-only / policy
+    directory, so Figs. 5-8 of one process share one training and a cell computed under
+    other overrides or ``--eval-only`` never reuses another's output.
     """
+    run = methods.active_run()
+    tag = "" if run is None else json.dumps(
+        [run.overrides, run.eval_only, str(run.policy_dir)], sort_keys=True, default=str)
+    return _trained_cached(scale, seed, tag)
+
+
+@functools.cache
+def _trained_cached(scale: str, seed: int, tag: str):
+    del tag  # cache key only
     env, params = _env(scale)
     cfg = _config(scale, PROPOSED_GAMMA)
     n_seeds = methods.train_seeds("edge_assoc", "proposed", scale)
-    keys = jax.random.split(jax.random.PRNGKey(1000 + seed), n_seeds)
-    train = make_train(env, cfg)
-    # every (γ, seed) is one row of the batch, sharded over the local devices
-    batch = {"key": jnp.tile(keys, (len(GAMMAS), 1)),
-             "gamma": jnp.repeat(jnp.asarray(GAMMAS, jnp.float32), n_seeds)}
-    sharded, n = shard_leading_axis(batch, batch_mesh())
-    opts = None if scale == "paper" else {"xla_backend_optimization_level": 0}
-    fn = jax.vmap(lambda e: train(e["key"], params, e["gamma"]))
-    compiled = jax.jit(fn, compiler_options=opts).lower(sharded).compile()
-    t0 = time.perf_counter()
-    pp, metrics = jax.block_until_ready(compiled(sharded))
-    per_iter = (time.perf_counter() - t0) / cfg.total_updates
-    shape = (len(GAMMAS), n_seeds)
-    pp, metrics = jax.tree.map(lambda x: np.asarray(x)[:n].reshape(shape + x.shape[1:]),
-                               (pp, metrics))
-    return pp, metrics, per_iter
+    identity = {"config": core.config_json(cfg), "gammas": list(GAMMAS), "seed": seed,
+                "seeds": n_seeds, "scale": scale, "horizon": env.horizon,
+                "sizes": [env.num_users, env.num_bs, env.num_subchannels, env.num_producers]}
+
+    def train_batch():
+        keys = jax.random.split(jax.random.PRNGKey(1000 + seed), n_seeds)
+        train = maddpg.make_train(env, cfg)
+        # every (γ, seed) is one row of the batch, sharded over the local devices
+        batch = {"key": jnp.tile(keys, (len(GAMMAS), 1)),
+                 "gamma": jnp.repeat(jnp.asarray(GAMMAS, jnp.float32), n_seeds)}
+        sharded, n = shard_leading_axis(batch, batch_mesh())
+        opts = None if scale == "paper" else {"xla_backend_optimization_level": 0}
+        fn = jax.vmap(lambda e: train(e["key"], params, e["gamma"]))
+        compiled = jax.jit(fn, compiler_options=opts).lower(sharded).compile()
+        t0 = time.perf_counter()
+        pp, metrics = jax.block_until_ready(compiled(sharded))
+        per_iter = (time.perf_counter() - t0) / cfg.num_updates
+        shape = (len(GAMMAS), n_seeds)
+        pp, metrics = jax.tree.map(lambda x: np.asarray(x)[:n].reshape(shape + x.shape[1:]),
+                                   (pp, metrics))
+        return pp, metrics, np.float64(per_iter)
+
+    pp, metrics, per_iter = methods.train_or_load("edge_assoc", "proposed", identity,
+                                                  train_batch)
+    return pp, metrics, float(per_iter)
 
 
 def _trained(scale: str, gamma: float, seed: int):
