@@ -11,7 +11,7 @@ import pytest
 
 import jaxsg
 from agents.heuristics import edge_assoc as H
-from agents.maddpg import ActionCodec, Config, make_policy, make_train
+from agents.maddpg import ActionCodec, Config, make_policy, make_train, shaped_reward
 from jaxsg.wrappers import rollout
 
 SMALL = {"num_users": 6, "num_bs": 2, "num_subchannels": 2, "num_producers": 1, "horizon": 10}
@@ -45,10 +45,19 @@ def evaluate(make, policy_params=None, episodes=EPISODES):
 
 @pytest.mark.parametrize("kwargs", [{"num_envs": 0}, {"gamma": 1.5}, {"tau": -0.1},
                                     {"actor_lr": 0.0}, {"hidden": ()}, {"batch_size": 2.5},
-                                    {"warmup_updates": -1}])
+                                    {"warmup_updates": -1}, {"reward_transform": "sqrt"}])
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError, match="Config: field"):
         Config(**kwargs)
+
+
+def test_shaped_reward_linear_and_log_cost():
+    r = np.array([-2.0, -8.0, -900.0], np.float32)
+    np.testing.assert_allclose(shaped_reward(r, "linear", 0.5), [-1.0, -4.0, -450.0])
+    # −log(cost)·scale: same order as −cost, the heavy tail compressed
+    np.testing.assert_allclose(shaped_reward(r, "log_cost", 2.0), -2.0 * np.log(-r), rtol=1e-6)
+    # a non-negative reward is not a cost: not finite, never clipped
+    assert not np.isfinite(shaped_reward(np.float32(0.5), "log_cost", 1.0))
 
 
 def test_codec_maps_unit_box_onto_action_bounds():

@@ -66,14 +66,17 @@ from sweeps.experiments import Cell, Experiment, RunContext
 from sweeps.sharding import batch_mesh, run_axis, shard_leading_axis
 
 SCALES = {  # sizes {}: the env's defaults (20 users, 3 BSs, 3 subchannels, 2 producers)
-    "smoke": dict(sizes={}, horizon=10, updates=60, seeds=2, episodes=1, envs=4, fl_rounds=4,
+    "smoke": dict(sizes={}, horizon=10, updates=60, seeds=2, train_seeds=2, episodes=1, envs=4,
+                  fl_rounds=4,
                   poison_rounds=3, poison_users=10, poison_bs=5, poison_seeds=2,
                   select_episodes=2),
-    "default": dict(sizes={}, horizon=10, updates=3000, seeds=5, episodes=4, envs=8,
+    "default": dict(sizes={}, horizon=10, updates=3000, seeds=5, train_seeds=5, episodes=4,
+                    envs=8,
                     fl_rounds=12, poison_rounds=12, poison_users=20, poison_bs=5,
                     poison_seeds=5, select_episodes=16),
     "paper": dict(sizes=dict(num_users=100, num_bs=5, num_subchannels=5, num_producers=3),
-                  horizon=50, updates=20000, seeds=8, episodes=2, envs=16, fl_rounds=50,
+                  horizon=50, updates=20000, seeds=8, train_seeds=5, episodes=2, envs=16,
+                  fl_rounds=50,
                   poison_rounds=30, poison_users=100, poison_bs=5, poison_seeds=8,
                   select_episodes=16),
 }
@@ -105,6 +108,14 @@ BREAKDOWN = ("compute_s", "local_agg_s", "transmit_s", "block_broadcast_s", "blo
 
 def _scale(name: str) -> dict:
     return SCALES[name]
+
+
+def _train_seeds(scale: str) -> int:
+    """MADDPG training seeds: the scale's ``train_seeds``, at least the registry's
+    (``sweeps.methods``: 3 at the default scale). 5 at the default scale, so that every
+    method of Figs. 5-6 has ≥ 5 seeds (training all 5 × 3 γ is one batch)."""
+    return max(methods.train_seeds("edge_assoc", "proposed", scale),
+               _scale(scale)["train_seeds"])
 
 
 def _env(scale: str):
@@ -157,7 +168,7 @@ def _trained_cached(scale: str, seed: int, tag: str):
     del tag  # cache key only
     env, params = _env(scale)
     cfg = _config(scale, PROPOSED_GAMMA)
-    n_seeds = methods.train_seeds("edge_assoc", "proposed", scale)
+    n_seeds = _train_seeds(scale)
     identity = {"config": core.config_json(cfg), "gammas": list(GAMMAS), "seed": seed,
                 "seeds": n_seeds, "scale": scale, "horizon": env.horizon,
                 "sizes": [env.num_users, env.num_bs, env.num_subchannels, env.num_producers]}
@@ -203,7 +214,7 @@ def _rollouts(method: str, scale: str, seed: int, rounds: int, episodes: int = 1
     info_keys = ("assoc", "batch_frac")
     if method not in EXTRA_REFERENCES and methods.is_learner("edge_assoc", method):
         pp, _, _ = _trained(scale, PROPOSED_GAMMA, seed)
-        seeds = methods.train_seeds("edge_assoc", method, scale)
+        seeds = _train_seeds(scale)
 
         def one(elem):
             policy = methods.learned_policy("edge_assoc", method, env, cfg, elem["policy"])
@@ -317,7 +328,7 @@ def _fig8_run(cell: Cell, ctx: RunContext) -> list[dict]:
     jax.block_until_ready(compiled(jax.random.PRNGKey(ctx.seed)))
     test_per_iter = (time.perf_counter() - t0) / steps
     return [{"gamma": gamma, "phase": "train", "seconds_per_iteration": train_per_iter,
-             "seeds_in_batch": s["seeds"] * len(GAMMAS), "envs_per_seed": s["envs"]},
+             "seeds_in_batch": _train_seeds(ctx.scale) * len(GAMMAS), "envs_per_seed": s["envs"]},
             {"gamma": gamma, "phase": "test", "seconds_per_iteration": test_per_iter,
              "seeds_in_batch": 1, "envs_per_seed": 1}]
 
