@@ -76,6 +76,9 @@ class Config:
     #: weight of the actor's penalty mean(z²) on its pre-tanh output z: keeps actions out of
     #: tanh saturation, where the policy gradient vanishes (0: the plain eq. 22 step)
     preact_l2: float = 0.0
+    #: the trained policy returned: the online actors, or the target actors (their Polyak
+    #: average with rate ``tau``, which smooths the last updates' oscillation)
+    policy_from: str = "actor"
     ou_theta: float = 0.15
     noise_start: float = 0.3
     noise_end: float = 0.05
@@ -91,6 +94,9 @@ class Config:
 
     def __post_init__(self):
         core.check_config(self)
+        if self.policy_from not in ("actor", "target"):
+            raise ValueError(f"Config: field 'policy_from' must be 'actor' or 'target', "
+                             f"got {self.policy_from!r}")
         if self.reward_transform not in REWARD_TRANSFORMS:
             raise ValueError(f"Config: field 'reward_transform' must be one of "
                              f"{REWARD_TRANSFORMS}, got {self.reward_transform!r}")
@@ -274,7 +280,8 @@ def make_train(env, config: Config = Config()):
             return TrainState(nets, buf, env_state, obs2[cls], noise, key, ts.update + 1), metrics
 
         final, metrics = jax.lax.scan(iteration, ts, None, cfg.num_updates)
-        return final.nets.actor, metrics
+        nets = final.nets
+        return (nets.target_actor if cfg.policy_from == "target" else nets.actor), metrics
 
     return train
 

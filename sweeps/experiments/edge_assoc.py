@@ -30,18 +30,19 @@ plus a poisoning study beyond the paper.
   coordinate median, trimmed mean), each over ``poison_seeds`` seeds with the same
   keys (paired); claims: each defence vs none at :data:`POISON_CLAIM_FRACTION`.
 
-MADDPG training is shared by Figs. 5-8 within one process (cached by scale
-and seed): every γ × training seed (``sweeps.methods``: 3 at the default scale)
-is one compiled ``vmap(vmap(train))`` (γ is a traced argument of ``train``), so
-a cell's result still depends only on its config and seed. Fig. 8's train time
-is per iteration of that whole batch.
+MADDPG training is shared by Figs. 5-8 within one process: every γ × training seed
+(5 at the default scale, :func:`_train_seeds`) is one compiled ``vmap(vmap(train))``
+(γ is a traced argument of ``train``), run through ``sweeps.methods.train_or_load``,
+so the trained actors are saved per cell and ``--eval-only`` re-evaluates them
+(Fig. 5's records reproduce exactly; Fig. 8's test timing is re-measured). Fig. 8's
+train time is per iteration of that whole batch.
 
 Decisions: smoke and default use the env's default sizes (20 users, 3 BSs, 3
 subchannels, 2 producers: the election is not trivial and block broadcast is not 0);
-``paper`` the paper's N = 100, M = 5, C = 5. At the default sizes 3,000 MADDPG
-iterations (the grid's time budget) do not learn a policy better than average
-association (the learning test, ``tests/test_maddpg.py``, uses 6 users / 2 BSs and
-8,000 iterations, where it beats the best constant policy); the report says what the
+``paper`` the paper's N = 100, M = 5, C = 5. At the default sizes MADDPG does not
+beat the best constant policy (see docs/edge_assoc.md, "MADDPG at the default
+scale", for what was tried; ``tests/test_maddpg.py`` has the 6-user test where it
+does and a strict-xfail one at the default sizes); the report says what the
 run gives. An FL round of Fig. 6 uses the association and b the policy chose in
 the matching env round; the digits training set is split equally over the N
 clients (the env's D_j drive the time cost only).
@@ -123,7 +124,7 @@ def _env(scale: str):
     return jaxsg.make("edge_assoc", horizon=s["horizon"], **s["sizes"])
 
 
-def _config(scale: str, gamma: float) -> maddpg.Config:
+def learn_config(scale: str, gamma: float) -> maddpg.Config:
     s = _scale(scale)
     hidden = (64, 64) if s["sizes"].get("num_users", 20) <= 20 else (256, 256)
     return maddpg.Config(num_envs=s["envs"], num_updates=s["updates"], gamma=gamma,
@@ -167,7 +168,7 @@ def _trained_all(scale: str, seed: int):
 def _trained_cached(scale: str, seed: int, tag: str):
     del tag  # cache key only
     env, params = _env(scale)
-    cfg = _config(scale, PROPOSED_GAMMA)
+    cfg = learn_config(scale, PROPOSED_GAMMA)
     n_seeds = _train_seeds(scale)
     identity = {"config": core.config_json(cfg), "gammas": list(GAMMAS), "seed": seed,
                 "seeds": n_seeds, "scale": scale, "horizon": env.horizon,
@@ -210,7 +211,7 @@ def _rollouts(method: str, scale: str, seed: int, rounds: int, episodes: int = 1
     seeds; the learner: its training seeds (seed s evaluated on evaluation seed s)."""
     s = _scale(scale)
     env, params = _env(scale)
-    cfg = _config(scale, PROPOSED_GAMMA)
+    cfg = learn_config(scale, PROPOSED_GAMMA)
     info_keys = ("assoc", "batch_frac")
     if method not in EXTRA_REFERENCES and methods.is_learner("edge_assoc", method):
         pp, _, _ = _trained(scale, PROPOSED_GAMMA, seed)
@@ -319,7 +320,7 @@ def _fig8_run(cell: Cell, ctx: RunContext) -> list[dict]:
     _, _, train_per_iter = _trained(ctx.scale, gamma, ctx.seed)
     env, params = _env(ctx.scale)
     pp, _, _ = _trained(ctx.scale, gamma, ctx.seed)
-    policy = methods.learned_policy("edge_assoc", "proposed", env, _config(ctx.scale, gamma),
+    policy = methods.learned_policy("edge_assoc", "proposed", env, learn_config(ctx.scale, gamma),
                                     jax.tree.map(lambda x: x[0], pp))
     steps = s["horizon"] * 10
     run = jax.jit(lambda k: rollout(env, policy, k, params, steps))
