@@ -45,6 +45,16 @@ from agents.adapters import for_env
 from agents.networks import MLP, QCritic, orthogonal_dense
 from jaxsg import spaces
 
+REWARD_TRANSFORMS = ("linear", "log_cost")
+
+
+def shaped_reward(reward, transform: str, scale):
+    """The reward the critic learns: ``r·scale`` or, for a negative cost r < 0,
+    ``−log(−r)·scale`` (same per-state argmax; a cost's heavy tail is compressed)."""
+    if transform == "log_cost":
+        return -jnp.log(-reward) * scale
+    return reward * scale
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -60,6 +70,15 @@ class Config:
     critic_lr: float = 2e-3
     max_grad_norm: float = 10.0
     reward_scale: float | None = None  # None: the scenario adapter's scale (edge_assoc: 1)
+    #: "linear": learn on r·scale; "log_cost": on −log(−r)·scale, for rewards that are a
+    #: negative cost (r < 0; r ≥ 0 gives a non-finite critic loss, never clipped)
+    reward_transform: str = "linear"
+    #: weight of the actor's penalty mean(z²) on its pre-tanh output z: keeps actions out of
+    #: tanh saturation, where the policy gradient vanishes (0: the plain eq. 22 step)
+    preact_l2: float = 0.0
+    #: the trained policy returned: the online actors, or the target actors (their Polyak
+    #: average with rate ``tau``, which smooths the last updates' oscillation)
+    policy_from: str = "actor"
     ou_theta: float = 0.15
     noise_start: float = 0.3
     noise_end: float = 0.05
@@ -70,31 +89,32 @@ class Config:
         batch_size=core.COUNT, warmup_updates=core.COUNT0, updates_per_step=core.COUNT,
         gamma=core.UNIT, tau=core.UNIT, ou_theta=core.UNIT, actor_lr=core.POSITIVE,
         critic_lr=core.POSITIVE, max_grad_norm=core.POSITIVE, reward_scale=core.POSITIVE,
+        preact_l2=core.NON_NEGATIVE,
         noise_start=core.NON_NEGATIVE, noise_end=core.NON_NEGATIVE)
 
     def __post_init__(self):
         core.check_config(self)
+        if self.policy_from not in ("actor", "target"):
+            raise ValueError(f"Config: field 'policy_from' must be 'actor' or 'target', "
+                             f"got {self.policy_from!r}")
+        if self.reward_transform not in REWARD_TRANSFORMS:
+            raise ValueError(f"Config: field 'reward_transform' must be one of "
+                             f"{REWARD_TRANSFORMS}, got {self.reward_transform!r}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"Config: field 'hidden' must be non-empty positive widths, "
                              f"got {self.hidden!r}")
-
-    @property
-    def total_updates(self) -> int:  # TODO(sweeps): remove once sweeps use num_updates
-        return self.num_updates
-
-
-# TODO(sweeps): remove once sweeps use make_train/make_policy with Config
-MADDPGConfig = core.legacy_config(Config, {"total_updates": "num_updates"})
 
 
 class Actor(nn.Module):
     action_dim: int
     hidden: Sequence[int] = (128, 128)
+    raw: bool = False  # True: the pre-tanh output z (same parameters)
 
     @nn.compact
     def __call__(self, obs):
         h = MLP(self.hidden, "relu", name="torso")(obs)
-        return jnp.tanh(orthogonal_dense(self.action_dim, 0.01, name="out")(h))
+        z = orthogonal_dense(self.action_dim, 0.01, name="out")(h)
+        return z if self.raw else jnp.tanh(z)
 
 
 class Nets(NamedTuple):
@@ -163,6 +183,7 @@ def make_train(env, config: Config = Config()):
     codec = ActionCodec(env, cls)
     a_dim = codec.dim
     actor = Actor(a_dim, tuple(cfg.hidden))
+    actor_raw = Actor(a_dim, tuple(cfg.hidden), raw=True)
     critic = QCritic(tuple(cfg.hidden), "relu")
     actor_tx = core.adam(cfg.actor_lr, cfg.max_grad_norm)
     critic_tx = core.adam(cfg.critic_lr, cfg.max_grad_norm)
@@ -188,8 +209,8 @@ def make_train(env, config: Config = Config()):
         s = batch["obs"].reshape(batch["obs"].shape[0], -1)
         s2 = batch["nobs"].reshape(s.shape)
         u2 = pi(nets.target_actor, batch["nobs"])
-        y = batch["rew"] * scale + gamma * (1.0 - batch["term"][:, None]) * q_all(
-            nets.target_critic, s2, u2)
+        r = shaped_reward(batch["rew"], cfg.reward_transform, scale)
+        y = r + gamma * (1.0 - batch["term"][:, None]) * q_all(nets.target_critic, s2, u2)
         y = jax.lax.stop_gradient(y)
 
         def critic_loss(p):  # Σ_i of the per-agent losses (independent parameters)
@@ -200,13 +221,15 @@ def make_train(env, config: Config = Config()):
         critic_p = optax.apply_updates(nets.critic, c_upd)
 
         def actor_loss(p):
-            mine = pi(p, batch["obs"])  # (B, M, A)
+            z = core.stacked_apply(actor_raw.apply, p, batch["obs"])  # (B, M, A) pre-tanh
+            mine = jnp.tanh(z)
             eye = jnp.eye(m, dtype=bool)[:, None, :, None]  # (i, 1, j, 1)
             # joint action for critic i: agent i's own from π_i, others from the buffer
             joint = jnp.where(eye, mine[None], batch["u"][None])  # (M, B, M, A)
             flat = joint.reshape(m, joint.shape[1], -1)
             q = jax.vmap(critic.apply, in_axes=(0, None, 0))(critic_p, s, flat)  # (M, B)
-            return -jnp.sum(jnp.mean(q, axis=1))
+            penalty = cfg.preact_l2 * m * jnp.mean(z ** 2)  # summed over the M agents
+            return -jnp.sum(jnp.mean(q, axis=1)) + penalty
 
         a_loss, a_grad = jax.value_and_grad(actor_loss)(nets.actor)
         a_upd, a_opt = jax.vmap(actor_tx.update)(a_grad, nets.actor_opt, nets.actor)
@@ -257,7 +280,8 @@ def make_train(env, config: Config = Config()):
             return TrainState(nets, buf, env_state, obs2[cls], noise, key, ts.update + 1), metrics
 
         final, metrics = jax.lax.scan(iteration, ts, None, cfg.num_updates)
-        return final.nets.actor, metrics
+        nets = final.nets
+        return (nets.target_actor if cfg.policy_from == "target" else nets.actor), metrics
 
     return train
 

@@ -61,3 +61,31 @@ def test_poison_cell_runs_every_fraction_and_seed():
     assert set(E.DEFENSES) == {"none", "dpos", "dpos_colluding", "mbs_oracle", "median",
                                "trimmed_mean"}
     assert E._scale("default")["poison_seeds"] >= 5
+
+
+def test_fig5_learned_cell_is_saved_and_eval_only_reproduces_it(tmp_path, capsys):
+    """``python -m sweeps.grid --scale smoke --experiment edge_assoc_fig5 --cells proposed``
+    saves the trained MADDPG batch through ``sweeps.methods.train_or_load``; with
+    ``--eval-only`` the cell is recomputed from the saved policy (training refused) and its
+    evaluation records are identical."""
+    from sweeps import grid
+    from sweeps.io import read_json_or_none
+
+    out = tmp_path / "res"
+    base = ["--scale", "smoke", "--experiment", "edge_assoc_fig5", "--cells", "proposed",
+            "--out", str(out)]
+
+    def cell():
+        return read_json_or_none(grid.cell_path(out, "smoke", "edge_assoc_fig5", "proposed"))
+
+    assert grid.main(base) == 0
+    first = cell()
+    assert first["policies"] and first["policies"][0].startswith("edge_assoc/proposed-")
+    saved = grid.policy_dir(grid.RunContext("smoke", 0, grid.run_dir(out, "smoke")))
+    assert (saved / first["policies"][0]).exists()
+    assert grid.main(base + ["--eval-only"]) == 0
+    again = cell()
+    assert again["eval_only"] is True and again["policies"] == first["policies"]
+    assert again["records"] == first["records"] and len(first["records"]) > 0
+    assert "edge_assoc_fig5/proposed: eval-only records reproduce the stored ones exactly" \
+        in capsys.readouterr().err

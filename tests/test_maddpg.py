@@ -11,7 +11,7 @@ import pytest
 
 import jaxsg
 from agents.heuristics import edge_assoc as H
-from agents.maddpg import ActionCodec, Config, make_policy, make_train
+from agents.maddpg import ActionCodec, Config, make_policy, make_train, shaped_reward
 from jaxsg.wrappers import rollout
 
 SMALL = {"num_users": 6, "num_bs": 2, "num_subchannels": 2, "num_producers": 1, "horizon": 10}
@@ -45,10 +45,20 @@ def evaluate(make, policy_params=None, episodes=EPISODES):
 
 @pytest.mark.parametrize("kwargs", [{"num_envs": 0}, {"gamma": 1.5}, {"tau": -0.1},
                                     {"actor_lr": 0.0}, {"hidden": ()}, {"batch_size": 2.5},
-                                    {"warmup_updates": -1}])
+                                    {"warmup_updates": -1}, {"reward_transform": "sqrt"},
+                                    {"policy_from": "critic"}, {"preact_l2": -1.0}])
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError, match="Config: field"):
         Config(**kwargs)
+
+
+def test_shaped_reward_linear_and_log_cost():
+    r = np.array([-2.0, -8.0, -900.0], np.float32)
+    np.testing.assert_allclose(shaped_reward(r, "linear", 0.5), [-1.0, -4.0, -450.0])
+    # −log(cost)·scale: same order as −cost, the heavy tail compressed
+    np.testing.assert_allclose(shaped_reward(r, "log_cost", 2.0), -2.0 * np.log(-r), rtol=1e-6)
+    # a non-negative reward is not a cost: not finite, never clipped
+    assert not np.isfinite(shaped_reward(np.float32(0.5), "log_cost", 1.0))
 
 
 def test_codec_maps_unit_box_onto_action_bounds():
@@ -131,3 +141,45 @@ def test_learns_to_beat_best_constant_and_average_association():
     # the training curve itself went down (exploration noise included)
     cost = np.asarray(metrics["objective_s"]).mean(0)
     assert cost[-150:].mean() < cost[:150].mean()
+
+
+# ------------------------------------------------------------------ the default scale
+MARGIN_DEFAULT = 0.02  # wanted: mean paired gap to the best constant at the default sizes
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="MADDPG does not yet beat the best constant policy "
+                   "at the default sizes (measured 7.72, 7.83, 8.74 s vs 7.29 s); strict: "
+                   "this fails as soon as it does, so the marker must then go")
+def test_learns_to_beat_best_constant_at_the_default_scale():
+    """Default sizes (20 users, 3 BSs, 3 subchannels), the sweeps' learning config
+    (``sweeps.experiments.edge_assoc.learn_config``, 3,000 iterations, γ = 0.9): greedy
+    actors of SEEDS training seeds vs the best constant policy selected on the same
+    EPISODES evaluation episodes (which favours it), paired. The property of
+    ``test_learns_to_beat_best_constant_and_average_association`` at the default scale.
+
+    Measured (seeds 0-2, O0): 7.72, 7.83, 8.74 s vs 7.29 s for the best constant
+    (cpu-share association, b = 0.5, uniform bandwidth). What was tried is in
+    docs/edge_assoc.md ("MADDPG at the default scale")."""
+    from sweeps.experiments import edge_assoc as E
+
+    env, params = jaxsg.make("edge_assoc", horizon=10)
+    cfg = E.learn_config("default", E.PROPOSED_GAMMA)
+    train = jax.jit(jax.vmap(make_train(env, cfg), in_axes=(0, None)),
+                    compiler_options={"xla_backend_optimization_level": 0})
+    actor, _ = train(jax.random.split(jax.random.PRNGKey(0), SEEDS), params)
+    best = H.best_constant(env, params, jax.random.PRNGKey(EVAL_KEY), EPISODES)
+    const = best.scores[best.choice]
+
+    @functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+    def run(pp):
+        policy = make_policy(env, cfg, pp)
+        return jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon))(
+            jax.random.split(jax.random.PRNGKey(EVAL_KEY), EPISODES))["metrics"]["objective_s"]
+
+    learned = np.array([float(np.mean(run(jax.tree.map(lambda x, i=i: x[i], actor))))
+                        for i in range(SEEDS)])
+    gap = 1.0 - learned / const
+    print("default scale: learned", learned, "best constant", best.choice, const)
+    assert np.all(gap > 0.0), (learned, const)
+    assert gap.mean() >= MARGIN_DEFAULT, (gap, learned, const)
