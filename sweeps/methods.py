@@ -165,11 +165,6 @@ def _heuristics_table(scenario: str) -> dict:
     return table
 
 
-def heuristic_factory(scenario: str, name: str, env, **kwargs) -> Callable:
-    """Deprecated: use :func:`policy` (every reference is a registry entry now)."""
-    return policy(scenario, name, env, **kwargs)
-
-
 def policy(scenario: str, name: str, env, **kwargs) -> Callable:
     """The policy of a heuristic or reference method (learners: :func:`learned_policy`),
     from ``agents.heuristics.get(scenario, name, env, **kwargs)``; ``kwargs`` are the

@@ -97,10 +97,6 @@ DEFENSES = {"none": dict(verify=False),
             "mbs_oracle": dict(verify=True, verifier="mbs_oracle"),
             "median": dict(verify=False, aggregation="median"),
             "trimmed_mean": dict(verify=False, aggregation="trimmed_mean", trim_fraction=0.25)}
-#: references beyond the paper not (yet) in ``sweeps.methods`` (built through its
-#: ``heuristic_factory``, i.e. ``agents.heuristics.edge_assoc``)
-EXTRA_REFERENCES = {"search": "search over associations (ref., oracle)",
-                    "best_constant": "best constant policy (ref.)"}
 FIG5_METHODS = ("proposed", "random", "average", "full_data", "orthogonal", "search",
                 "best_constant")
 #: the round-time breakdown of Fig. 5 (env metrics, s): eq. 12, 14, 15, 16 broadcast/verify
@@ -133,18 +129,16 @@ def learn_config(scale: str, gamma: float) -> maddpg.Config:
 
 
 def _label(method: str) -> str:
-    return EXTRA_REFERENCES.get(method) or methods.label("edge_assoc", method)
+    return methods.label("edge_assoc", method)
 
 
 def _reference_policy(method: str, env, params, scale: str, seed: int):
     """A heuristic/reference policy; ``best_constant`` is selected on its own episodes
     (keys independent of the evaluation keys)."""
     if method == "best_constant":
-        return methods.heuristic_factory(
+        return methods.policy(
             "edge_assoc", method, env, params=params, key=jax.random.PRNGKey(10_000 + seed),
             num_episodes=_scale(scale)["select_episodes"])
-    if method in EXTRA_REFERENCES:
-        return methods.heuristic_factory("edge_assoc", method, env)
     return methods.policy("edge_assoc", method, env)
 
 
@@ -213,7 +207,7 @@ def _rollouts(method: str, scale: str, seed: int, rounds: int, episodes: int = 1
     env, params = _env(scale)
     cfg = learn_config(scale, PROPOSED_GAMMA)
     info_keys = ("assoc", "batch_frac")
-    if method not in EXTRA_REFERENCES and methods.is_learner("edge_assoc", method):
+    if methods.is_learner("edge_assoc", method):
         pp, _, _ = _trained(scale, PROPOSED_GAMMA, seed)
         seeds = _train_seeds(scale)
 
