@@ -2,8 +2,7 @@
 
 * :func:`check_config` — validate a frozen learner ``Config`` against its
   ``BOUNDS`` table with :class:`jaxsg.validation.Bound` (same ``ValueError``
-  format as env params: the field and its allowed range); :func:`legacy_config`
-  builds a factory accepting old field names.
+  format as env params: the field and its allowed range).
 * :func:`with_agent_id` — append a one-hot agent id to ``(..., n, d)`` features.
 * :func:`stacked_init` / :func:`stacked_apply` — per-agent networks with
   parameters stacked on a leading agent axis, applied along the agent axis
@@ -67,17 +66,6 @@ def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None
             raise ValueError(f"{where}: field '{name}' = {value!r} is outside {b.describe()}")
         if math.isnan(value) or not b.holds(value):
             raise ValueError(f"{where}: field '{name}' = {value!r} is outside {b.describe()}")
-
-
-def legacy_config(cls: type, renames: Mapping[str, str]) -> Callable[..., Any]:
-    """A factory ``cls(**kwargs)`` that also accepts old field names (``renames``:
-    old → new). Used to keep old config names working for callers not yet moved."""
-
-    def factory(**kwargs):
-        return cls(**{renames.get(k, k): v for k, v in kwargs.items()})
-
-    factory.__name__ = factory.__qualname__ = f"legacy_{cls.__name__}"
-    return factory
 
 
 def config_json(config: Any) -> str:
