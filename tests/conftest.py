@@ -26,8 +26,8 @@ if _CACHE_DIR:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-# Per-test CPU seconds (process time of the worker running the test: setup + call +
-# teardown, so a module fixture's compile is charged to its first test). Wall time
+# Per-test CPU seconds (the worker running the test and its subprocesses: setup +
+# call + teardown, so a module fixture's compile is charged to its first test). Wall time
 # on a shared 2-core machine says little; CPU time is what the suite costs.
 # ``--cpu-durations=N`` prints the N most expensive tests; JAXSG_TEST_CPU_LOG=path
 # appends one "nodeid<TAB>cpu_s<TAB>wall_s" line per test (xdist workers too).
@@ -38,6 +38,13 @@ import pytest  # noqa: E402
 _CPU: dict[str, list[float]] = {}
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (some tests train in
+    a subprocess)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def pytest_addoption(parser):
     parser.addoption("--cpu-durations", type=int, default=0, metavar="N",
                      help="show the N tests with the most CPU seconds (0: off)")
@@ -45,9 +52,9 @@ def pytest_addoption(parser):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
     yield
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    cpu, wall = _cpu_seconds() - cpu0, time.perf_counter() - wall0
     _CPU[item.nodeid] = [cpu, wall]
     path = os.environ.get("JAXSG_TEST_CPU_LOG")
     if path:
