@@ -699,8 +699,9 @@ class SginEnv(MultiAgentEnv):
         # with the shared kernel on (M, M) blocks.
         on_channel = jax.nn.one_hot(a["channel"], r) * transmit[:, None]  # (NM, R)
         tx_gain = (params.power_w * gain).reshape(n_mbs, m, o)
-        grid = jnp.einsum("nmo,nmr->nor", tx_gain, on_channel.reshape(n_mbs, m, r),
-                          precision=jax.lax.Precision.HIGHEST)  # no TF32 on GPUs
+        # a broadcast product and a sum over m, not a batched matmul: the blocks are tiny
+        # (M × O by M × R), and on every backend this stays exact float32 (no TF32)
+        grid = jnp.sum(tx_gain[:, :, :, None] * on_channel.reshape(n_mbs, m, 1, r), axis=1)
         zeros = jnp.zeros((1, o, r), grid.dtype)
         before = jnp.concatenate([zeros, jnp.cumsum(grid, axis=0)[:-1]], axis=0)
         after = jnp.concatenate([jnp.cumsum(grid[::-1], axis=0)[::-1][1:], zeros], axis=0)
