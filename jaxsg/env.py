@@ -20,6 +20,17 @@ Follows gymnax 1.0 with agents held as arrays (see docs/design.md):
   ``state`` are those of a fresh episode (selected leaf by leaf), and
   ``info["final_observation"]`` holds the observation the step produced
   before the reset (it equals ``obs`` when the episode goes on).
+* Non-finite actions are flagged, never passed off as valid ones: an agent
+  whose action has a NaN or ±inf in any floating component gets a NaN reward
+  for that step, and ``info["nonfinite_action"]`` (float32 scalar, every
+  scenario, every step) counts such agents over all classes — 0 for finite
+  actions, whose results this rule leaves unchanged. Rollouts and
+  ``LogWrapper`` record it as a metric, and the NaN reward makes the
+  episode's return non-finite, so a diverged policy shows up in every record
+  (n_finite/n) instead of looking like one that chose a valid action. The
+  state still advances with the scenario's decoding of the action (clipping,
+  casting), so the batch keeps running; integer actions cannot be non-finite
+  (out-of-range integers are clipped, as each scenario documents).
 
 Subclasses implement ``default_params``, ``reset_env``, ``step_env``,
 ``observation_space``, ``action_space`` and optionally ``avail_actions``,
@@ -137,6 +148,8 @@ class MultiAgentEnv:
             key_step, state, action, params
         )
         state_step = state_step.replace(step=state.step + 1)
+        bad = nonfinite_action_agents(action, reward)
+        reward = {c: jnp.where(bad[c], jnp.nan, r).astype(r.dtype) for c, r in reward.items()}
         terminated = jnp.asarray(terminated, bool)
         truncated = state_step.step >= self.horizon
         done = terminated | truncated
@@ -145,6 +158,9 @@ class MultiAgentEnv:
         obs_next = _select_tree(done, obs_reset, obs_step)
         info = dict(info)
         info["final_observation"] = obs_step
+        info["nonfinite_action"] = sum(
+            jnp.sum(b, dtype=jnp.float32) for b in bad.values()
+        ) + jnp.zeros((), jnp.float32)
         return obs_next, state_next, reward, terminated, truncated, info
 
     # ---------------------------------------------------- subclass contract
@@ -169,6 +185,33 @@ class MultiAgentEnv:
         The base class advances ``state.step``; ``step_env`` must leave it alone.
         """
         raise NotImplementedError
+
+
+def nonfinite_action_agents(action: Action, reward: dict) -> dict[str, jnp.ndarray]:
+    """Per agent class, which agents' actions hold a NaN or ±inf: ``{class: (n,) bool}``
+    shaped like ``reward[class]``.
+
+    Every floating leaf of ``action[class]`` is checked; a leaf whose leading axis is
+    the agent axis flags agent by agent, any other leaf flags the whole class. Integer
+    and boolean leaves are always finite.
+    """
+    flags = {}
+    for cls, r in reward.items():
+        r = jnp.asarray(r)
+        n = r.shape[0] if r.ndim else None
+        bad = jnp.zeros(r.shape[:1], bool)
+        leaves = jax.tree.leaves(action.get(cls, {}) if isinstance(action, dict) else {})
+        for leaf in leaves:
+            x = jnp.asarray(leaf)
+            if not jnp.issubdtype(x.dtype, jnp.inexact):
+                continue
+            finite = jnp.isfinite(x)
+            if n is not None and x.ndim >= 1 and x.shape[0] == n:
+                bad = bad | ~jnp.all(finite.reshape(n, -1), axis=1)
+            else:
+                bad = bad | ~jnp.all(finite)
+        flags[cls] = jnp.broadcast_to(bad, r.shape)
+    return flags
 
 
 def _select_tree(pred: jnp.ndarray, on_true: Any, on_false: Any) -> Any:

@@ -156,3 +156,28 @@ def test_other_scenario_with_peak_and_roofline(tmp_path):
     assert 0 < row["roofline_fraction"]
     assert _positive_finite(env["reference"]["agent_steps_per_s"])
     assert json.loads(path.read_text())["scenarios"]["dt_deploy"]["env"]["peak_batch"] == 2
+
+
+@pytest.mark.parametrize("size", [1, 7, 864])
+def test_sgin_fast_uniform_draws_are_jax_threefry_counter_mode(size):
+    """The sgin step's cheaper draws (sweeps.bench measures them) are exactly JAX's
+    threefry-2x32 over counters 0 … size−1, turned into floats as
+    ``jax.random.uniform`` does: same generator, same distribution, in [0, 1)."""
+    import jax
+    import jax.extend.random
+    import jax.numpy as jnp
+
+    from jaxsg.scenarios.sgin import uniform_01
+
+    key = jax.random.key(size)
+    words = jax.extend.random.threefry_2x32(
+        jax.random.key_data(key), jnp.arange(size, dtype=jnp.uint32))
+    want = jax.lax.bitcast_convert_type((words >> 9) | 0x3F800000, jnp.float32) - 1.0
+    got = uniform_01(key, (size,))
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == jnp.float32 and np.all((got >= 0) & (got < 1))
+    other = jax.random.key(0, impl="rbg")  # other key implementations: jax.random.uniform
+    np.testing.assert_array_equal(uniform_01(other, (size,)),
+                                  jax.random.uniform(other, (size,)))
+    if size == 864:  # a uniform sample: mean 1/2, variance 1/12 within 4 standard errors
+        assert abs(float(got.mean()) - 0.5) < 4 * (1 / 12 / size) ** 0.5

@@ -93,6 +93,7 @@ STATE_FIELDS = (
     "eta_los_db",
     "eta_nlos_db",
     "visible",
+    "path_loss_db",
     "price",
     "last_cpu_hz",
     "last_interference_w",
@@ -293,6 +294,7 @@ class SginReference:
             "ground_xyz": np.zeros((nm, 3)),
             **self.draw_slot(rng),
         }
+        state["path_loss_db"] = self.path_loss_table(state)
         self.state = state
         return self.observe(state), state
 
@@ -305,6 +307,20 @@ class SginReference:
         theta_deg = 90.0 if x == 0.0 and y == 0.0 else math.degrees(math.atan2(y, x))
         p_los = 1.0 / (1.0 + p.los_a * math.exp(-p.los_b * (theta_deg - p.los_a)))  # eq. (3)
         return fspl + p_los * eta_los + (1.0 - p_los) * eta_nlos  # eq. (2)
+
+    def path_loss_table(self, state: dict) -> np.ndarray:
+        """L[i, o] of every (DT i, LEO o) link of a state's draws (kept in the state, as
+        the JAX env keeps it, and read by ``observe``)."""
+        loss = np.zeros((self.NM, self.O))
+        for i in range(self.NM):
+            for o in range(self.O):
+                loss[i, o] = self.path_loss_db(
+                    state["horizontal_m"][i, o],
+                    state["vertical_m"][i, o],
+                    state["eta_los_db"][i, o],
+                    state["eta_nlos_db"][i, o],
+                )
+        return loss
 
     def gains(self, state: dict) -> np.ndarray:
         """Power gain g[i, o] = 10^(−L_{i,o}/10) of every (DT i, LEO o) link."""
@@ -515,6 +531,7 @@ class SginReference:
         for name in DRAW_FIELDS:
             value = np.asarray(next_draws[name])
             next_state[name] = value.astype(bool) if name == "visible" else value.astype(np.float64)
+        next_state["path_loss_db"] = self.path_loss_table(next_state)
         reward = {
             "follower": out["follower_reward"],
             "leader": np.array([out["leader_profit"]]),
@@ -561,8 +578,7 @@ class SginReference:
             follower[i, 3 + 2 * O] = state["price"][i] / PRICE_SCALE
             follower[i, 4 + 2 * O] = (i_dbm + 100.0) / 50.0
             for o in range(O):
-                loss = self.path_loss_db(state["horizontal_m"][i, o], state["vertical_m"][i, o],
-                                         state["eta_los_db"][i, o], state["eta_nlos_db"][i, o])
+                loss = state["path_loss_db"][i, o]  # L of this slot (``path_loss_table``)
                 follower[i, 5 + 2 * O + o] = (loss - PATH_LOSS_CENTER_DB) / PATH_LOSS_SCALE_DB
         leader = np.zeros((1, 2 * NM + 1))
         for i in range(NM):

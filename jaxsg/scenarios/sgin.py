@@ -232,6 +232,54 @@ PATH_LOSS_SCALE_DB = 20.0
 INTERFERENCE_FLOOR_W = 1e-20
 
 
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def threefry2x32(key_words: jnp.ndarray, x0: jnp.ndarray, x1: jnp.ndarray):
+    """Threefry-2x32 with 20 rounds (Salmon et al., SC 2011), unrolled, as plain
+    element-wise ops; bit-identical to ``jax.extend.random.threefry_2x32``.
+
+    Why not that function: on CPU JAX lowers the hash as a 5-iteration while loop,
+    which XLA cannot fuse into the surrounding step, so every round trip goes through
+    memory; unrolled, the hash fuses with the draws' scaling.
+    """
+    k0, k1 = key_words[0], key_words[1]
+    ks = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for block in range(5):
+        for r in _THREEFRY_ROTATIONS[block % 2]:
+            x0 = x0 + x1
+            x1 = (x1 << jnp.uint32(r)) | (x1 >> jnp.uint32(32 - r))
+            x1 = x1 ^ x0
+        x0 = x0 + ks[(block + 1) % 3]
+        x1 = x1 + ks[(block + 2) % 3] + jnp.uint32(block + 1)
+    return x0, x1
+
+
+def uniform_01(key: chex.PRNGKey, shape: tuple[int, ...]) -> jnp.ndarray:
+    """U[0, 1) float32 draws as ``jax.random.uniform`` makes them (23 random mantissa
+    bits from a 32-bit threefry word), at a fraction of the cost for threefry keys.
+
+    Partitionable ``jax.random.uniform`` spends one threefry-2x32 block per 32-bit
+    word (it XORs the block's two output words); here both words of each block are
+    used (counter mode over ``0 … size−1``: JAX's non-partitionable scheme,
+    ``jax.extend.random.threefry_2x32``), and the hash is unrolled
+    (:func:`threefry2x32`). The slot draws dominated a batched step's cost. Other key
+    implementations fall back to ``jax.random.uniform``.
+    """
+    if str(jax.random.key_impl(key)) != "threefry2x32":
+        return jax.random.uniform(key, shape, jnp.float32)
+    size = math.prod(shape)
+    half = (size + 1) // 2  # an odd size pads the counters with one 0, as JAX does
+    count = jnp.concatenate([jnp.arange(size, dtype=jnp.uint32),
+                             jnp.zeros((2 * half - size,), jnp.uint32)])
+    y0, y1 = threefry2x32(jax.random.key_data(key), count[:half], count[half:])
+    bits = jnp.concatenate([y0, y1])[:size]
+    mantissa = (bits >> jnp.uint32(9)) | jnp.uint32(0x3F800000)  # [1, 2) as float32
+    floats = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - 1.0
+    return floats.reshape(shape)
+
+
 @struct.dataclass
 class SginParams:
     """Every numeric knob of the scenario, SI units (bits, Hz, W, s, m, rad)."""
@@ -379,6 +427,10 @@ PARAM_ORDER = (
 #: State fields holding one slot's exogenous draws (see ``SginEnv.draw_slot``).
 DRAW_FIELDS = ("arrivals_bits", "cycles_per_bit", "horizontal_m", "vertical_m", "eta_los_db",
                "eta_nlos_db", "visible")
+#: The draws plus what is derived from them alone (the slot's path loss), computed once
+#: per slot when the slot is drawn: the step reads the gain from it and the observation
+#: shows it, so neither recomputes it.
+SLOT_FIELDS = DRAW_FIELDS + ("path_loss_db",)
 
 
 @struct.dataclass
@@ -393,6 +445,7 @@ class SginState(EnvState):
     eta_los_db: jnp.ndarray  # (NM, O) ε_LoS
     eta_nlos_db: jnp.ndarray  # (NM, O) ε_NLoS
     visible: jnp.ndarray  # (NM, O) bool, LEO above the elevation mask
+    path_loss_db: jnp.ndarray  # (NM, O) L of slot t's draws (eq. 2-3), derived when drawn
     price: jnp.ndarray  # (NM,) λ in force during slot t
     last_cpu_hz: jnp.ndarray  # (NM,) f of slot t−1 (leader observation)
     last_interference_w: jnp.ndarray  # (NM,) own interference in slot t−1
@@ -515,10 +568,11 @@ class SginEnv(MultiAgentEnv):
     def draw_slot(
         self, key: chex.PRNGKey, time_s: jnp.ndarray, ground_xyz: jnp.ndarray, params: SginParams
     ) -> dict:
-        """Exogenous draws of one slot: A, w, x, y, ε_LoS, ε_NLoS, visibility."""
+        """Exogenous draws of one slot: A, w, x, y, ε_LoS, ε_NLoS, visibility, and the
+        path loss L they imply (``SLOT_FIELDS``)."""
         n, o = self.num_followers, self.num_leo
         # one RNG call for the whole slot: columns [A, w, ε_LoS (O), ε_NLoS (O), x (O), y (O)]
-        u = jax.random.uniform(key, (n, 2 + 4 * o), jnp.float32)
+        u = uniform_01(key, (n, 2 + 4 * o))
         scale = lambda x, lo, hi: lo + x * (hi - lo)  # noqa: E731
         block = lambda j: u[:, 2 + j * o: 2 + (j + 1) * o]  # noqa: E731
         draws = {
@@ -535,6 +589,10 @@ class SginEnv(MultiAgentEnv):
         else:
             x, y, visible = self.orbit_geometry(time_s, ground_xyz, params)
             draws.update(horizontal_m=x, vertical_m=y, visible=visible)
+        draws["path_loss_db"] = self.link_path_loss_db(
+            draws["horizontal_m"], draws["vertical_m"], draws["eta_los_db"],
+            draws["eta_nlos_db"], params,
+        )
         return draws
 
     def orbit_geometry(self, time_s, ground_xyz, params):
@@ -576,13 +634,21 @@ class SginEnv(MultiAgentEnv):
         return jnp.power(10.0, -self.path_loss_db(state, params) / 10.0)
 
     def path_loss_db(self, state: SginState, params: SginParams) -> jnp.ndarray:
-        """Path loss L (dB) of every (DT, LEO) link, eq. (2)-(3); shape (NM, O)."""
+        """Path loss L (dB) of every (DT, LEO) link in slot t, eq. (2)-(3); shape (NM, O).
+
+        Computed once when the slot is drawn (``draw_slot``) and kept in the state."""
+        del params
+        return state.path_loss_db
+
+    def link_path_loss_db(self, horizontal_m, vertical_m, eta_los_db, eta_nlos_db,
+                          params: SginParams) -> jnp.ndarray:
+        """Path loss L (dB) of links with the given geometry and excess losses, eq. (2)-(3)."""
         return air_to_ground_pathloss_db(
-            state.horizontal_m,
-            state.vertical_m,
+            horizontal_m,
+            vertical_m,
             params.carrier_hz,
-            state.eta_los_db,
-            state.eta_nlos_db,
+            eta_los_db,
+            eta_nlos_db,
             params.los_a,
             params.los_b,
             speed_of_light=params.speed_of_light,
@@ -633,8 +699,9 @@ class SginEnv(MultiAgentEnv):
         # with the shared kernel on (M, M) blocks.
         on_channel = jax.nn.one_hot(a["channel"], r) * transmit[:, None]  # (NM, R)
         tx_gain = (params.power_w * gain).reshape(n_mbs, m, o)
-        grid = jnp.einsum("nmo,nmr->nor", tx_gain, on_channel.reshape(n_mbs, m, r),
-                          precision=jax.lax.Precision.HIGHEST)  # no TF32 on GPUs
+        # a broadcast product and a sum over m, not a batched matmul: the blocks are tiny
+        # (M × O by M × R), and on every backend this stays exact float32 (no TF32)
+        grid = jnp.sum(tx_gain[:, :, :, None] * on_channel.reshape(n_mbs, m, 1, r), axis=1)
         zeros = jnp.zeros((1, o, r), grid.dtype)
         before = jnp.concatenate([zeros, jnp.cumsum(grid, axis=0)[:-1]], axis=0)
         after = jnp.concatenate([jnp.cumsum(grid[::-1], axis=0)[::-1][1:], zeros], axis=0)
@@ -741,7 +808,7 @@ class SginEnv(MultiAgentEnv):
         geometry draws new ground positions and epoch (full ``reset_env``)."""
         if self.geometry == "orbit":
             return self.reset_env(key, params)
-        draws = {name: getattr(state_step, name) for name in DRAW_FIELDS}
+        draws = {name: getattr(state_step, name) for name in SLOT_FIELDS}
         ground = jnp.zeros((self.num_followers, 3), jnp.float32)
         state = self.initial_state(draws, ground, jnp.zeros((), jnp.float32), params)
         return self.observe(state, params), state
