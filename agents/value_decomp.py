@@ -56,6 +56,7 @@ Design decisions
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from typing import Any, ClassVar, NamedTuple
 
@@ -89,6 +90,7 @@ class Config:
     warmup_episodes: int = 32
     gamma: float = 0.9
     lr: float = 5e-4
+    lr_final_fraction: float = 1.0  # lr annealed linearly to this fraction (1: constant)
     max_grad_norm: float = 10.0
     eps_start: float = 1.0
     eps_end: float = 0.05
@@ -100,16 +102,18 @@ class Config:
     hyper_hidden: int = 64
     reward_scale: float | None = None  # None: the scenario adapter's scale
     double_q: bool = True
+    huber_delta: float | None = 0.3  # None: ½·TD² (eq. 23); else Huber of this width
     agent_class: str | None = None  # None: the scenario adapter's learning class
 
     BOUNDS: ClassVar = dict(
         num_envs=core.COUNT, num_eval_envs=core.COUNT0, num_updates=core.COUNT,
         updates_per_iter=core.COUNT, batch_episodes=core.COUNT, buffer_episodes=core.COUNT,
         warmup_episodes=core.COUNT0, gamma=core.UNIT, lr=core.POSITIVE,
+        lr_final_fraction=core.UNIT,
         max_grad_norm=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
         eps_decay_fraction=core.UNIT, target_update_interval=core.COUNT, hidden=core.COUNT,
         fc=core.COUNT, mixer_embed=core.COUNT, hyper_hidden=core.COUNT,
-        reward_scale=core.POSITIVE)
+        reward_scale=core.POSITIVE, huber_delta=core.POSITIVE)
 
     def __post_init__(self):
         if self.mixer not in MIXERS:
@@ -231,7 +235,19 @@ def _spec(env, config: Config) -> _Spec:
     space = env.action_space(cls)
     if not hasattr(space, "n"):
         raise ValueError(f"value_decomp needs a Discrete action space, got {space!r}")
-    return _Spec(env.num_agents(cls), int(env.observation_space(cls).shape[-1]), space.n, cls)
+    ad = for_env(env)
+    d = (ad.num_observation_features(env) if hasattr(ad, "num_observation_features")
+         else int(env.observation_space(cls).shape[-1]))
+    return _Spec(env.num_agents(cls), d, space.n, cls)
+
+
+def _features(env):
+    """``(obs (..., n, d_env), params) -> (..., n, d)``: the adapter's observation
+    features (e.g. dt_deploy's per-node delays) or the observation itself."""
+    ad = for_env(env)
+    if hasattr(ad, "observation_features"):
+        return lambda obs, params: ad.observation_features(env, obs, params)
+    return lambda obs, params: obs
 
 
 def _agent_net(spec: _Spec, config: Config) -> AgentQNet:
@@ -263,11 +279,12 @@ def _masks(env, state, params, cls):
 def _make_act(env, spec: _Spec, net: AgentQNet):
     """One ε-greedy step of the recurrent agents (shared by training and the policy)."""
     n, a_n, cls = spec.n, spec.num_actions, spec.cls
+    features = _features(env)
 
     def act(agent_params, h, last_action, reset, obs, state, params, k_explore, k_random, eps):
         mask = _masks(env, state, params, cls)
         mask = jnp.ones((n, a_n), bool) if mask is None else mask
-        x = jnp.concatenate([obs[cls], last_action], axis=-1)
+        x = jnp.concatenate([features(obs[cls], params), last_action], axis=-1)
         # the reset flag of THIS step (= done of the previous step) zeroes h before x_t
         h, q = net.apply(agent_params, h, core.with_agent_id(x), jnp.broadcast_to(reset, (n,)))
         greedy = jnp.argmax(mask_logits(q, mask), axis=-1)
@@ -289,6 +306,7 @@ def make_actor(env, config: Config):
     spec = _spec(env, config)
     net = _agent_net(spec, config)
     n, a_n, cls = spec.n, spec.num_actions, spec.cls
+    features = _features(env)
 
     def reset_fn(key, params):
         obs, state = env.reset(key, params)
@@ -312,7 +330,8 @@ def make_actor(env, config: Config):
             "inputs": x,
             "masks": mask,
             "actions": action,
-            "final_inputs": jnp.concatenate([info["final_observation"][cls], onehot], -1),
+            "final_inputs": jnp.concatenate(
+                [features(info["final_observation"][cls], params), onehot], -1),
             "final_masks": final_mask,
             "reward": jnp.mean(reward[cls]),
             "terminated": terminated,
@@ -354,6 +373,19 @@ def make_train(env, config: Config):
         frac = jnp.clip(it / steps, 0.0, 1.0)
         return config.eps_start + (config.eps_end - config.eps_start) * frac
 
+    def td_loss(td):
+        """½·TD² (eq. 23), or the Huber loss of width ``huber_delta`` (TD errors beyond
+        it count linearly: deep-fade latencies of hundreds of seconds would otherwise
+        dominate the squared loss)."""
+        if config.huber_delta is None:
+            return 0.5 * td**2
+        return optax.huber_loss(td, delta=config.huber_delta)
+
+    def learning_rate(it, hp: HParams):
+        """lr, linearly annealed to ``lr_final_fraction``·lr over the iterations."""
+        frac = jnp.clip(it / max(config.num_updates - 1, 1), 0.0, 1.0)
+        return hp.lr * (1.0 - (1.0 - config.lr_final_fraction) * frac)
+
     def q_values(agent_params, ep: Episode):
         """Online/target-style Q over one batch: (T, B, n, |A|) now and at next."""
         b = ep.inputs.shape[1]
@@ -385,7 +417,7 @@ def make_train(env, config: Config):
             q_tot = mix(net_params.get("mixer"), q_taken, ep.inputs)
             q_tot_next = mix(target_params.get("mixer"), q_boot, ep.final_inputs)
             td = q_tot - jax.lax.stop_gradient(r + cont * q_tot_next)
-        return 0.5 * jnp.mean(td**2), jnp.mean(q_taken)
+        return jnp.mean(td_loss(td)), jnp.mean(q_taken)
 
     def train(key: chex.PRNGKey, params: Any, hparams: HParams | None = None):
         hp = HParams.of(config) if hparams is None else hparams
@@ -420,14 +452,14 @@ def make_train(env, config: Config):
                 agent_params, act, keys, eps_all, params)
             return (agent_params, act, eps), rec
 
-        def update(carry, key):
+        def update(carry, key, lr):
             net_params, target_params, opt_state, buf = carry
             batch = replay.sample(buf, key, config.batch_episodes)
             batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)  # time-major
             (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 net_params, target_params, batch, scale)
             updates, new_opt = tx.update(grads, opt_state, net_params)
-            updates = jax.tree.map(lambda u: -hp.lr * u, updates)
+            updates = jax.tree.map(lambda u: -lr * u, updates)
             new_params = optax.apply_updates(net_params, updates)
             ready = replay.size(buf) >= config.warmup_episodes
             net_params, opt_state = core.gate(ready, (new_params, new_opt),
@@ -444,7 +476,8 @@ def make_train(env, config: Config):
             fields = {f: jnp.swapaxes(rec[f][:, :n_train], 0, 1) for f in Episode._fields}
             buf = replay.add_batch(buf, Episode(**fields))
             (net_params, target_params, opt_state, buf), (loss, q_mean) = jax.lax.scan(
-                update, (net_params, target_params, opt_state, buf),
+                functools.partial(update, lr=learning_rate(it, hp)),
+                (net_params, target_params, opt_state, buf),
                 jax.random.split(k_upd, config.updates_per_iter))
             it = it + 1
             target_params = core.gate(it % hp.target_update_interval == 0, net_params,
