@@ -96,12 +96,15 @@ TUNED = {
 def learner_config(method: str, scale: dict, users: int, tuned: dict | None = None
                    ) -> vd.Config:
     """The same budget, network and reward normalisation (``reward_scale`` None: the
-    adapter's 1/I) for every learner; lr / ε decay / target period from ``TUNED``."""
+    adapter's 1/I) for every learner; lr / ε decay / target period from ``TUNED``.
+    ``updates_per_iter=8``: with 2 gradient steps per iteration every learner was still
+    undertrained after the default 100 iterations (the round-3 runs in docs/dt_deploy.md
+    used 8 for all three)."""
     del users  # the adapter's reward scale follows the env
     hp = TUNED[method] if tuned is None else tuned
     return vd.Config(
         mixer=LEARNED[method], num_envs=scale["envs"], num_eval_envs=4, reward_scale=None,
-        num_updates=scale["iterations"], updates_per_iter=2,
+        num_updates=scale["iterations"], updates_per_iter=8,
         batch_episodes=scale["batch"], buffer_episodes=1000, warmup_episodes=scale["batch"],
         gamma=0.9, hidden=scale["hidden"], fc=scale["hidden"], mixer_embed=32,
         hyper_hidden=64, **hp)
@@ -218,7 +221,7 @@ def _lowest_everywhere(recs):
 
 FINAL_METHODS = ("proposed", "iql", "qmix", "rd", "greedy", "sequential_greedy",
                  "optimal", "best_constant")
-FIG7_METHODS = ("proposed", "iql", "qmix", "rd", "greedy", "sequential_greedy")
+FIG7_METHODS = FINAL_METHODS
 _LAT = Metric(LATENCY, "average system latency L_sum per step (s)", False)
 
 FIGURES = {
