@@ -153,18 +153,6 @@ def train_seeds(scenario: str, name: str, scale: str) -> int:
 
 
 # ------------------------------------------------------------------ policies
-def _heuristics_table(scenario: str) -> dict:
-    """``agents.heuristics.<scenario>.POLICIES`` plus what the registry needs and that table
-    does not list yet (dt_deploy's host-side exact optimum)."""
-    from agents import heuristics
-
-    table = dict(heuristics.policies(scenario))
-    if scenario == "dt_deploy" and "optimal" not in table:
-        from agents.heuristics import dt_deploy as h
-        table["optimal"] = h.optimal_policy
-    return table
-
-
 def policy(scenario: str, name: str, env, **kwargs) -> Callable:
     """The policy of a heuristic or reference method (learners: :func:`learned_policy`),
     from ``agents.heuristics.get(scenario, name, env, **kwargs)``; ``kwargs`` are the
@@ -174,9 +162,7 @@ def policy(scenario: str, name: str, env, **kwargs) -> Callable:
         raise ValueError(f"{scenario}/{name} is a learner: train it and use learned_policy")
     from agents import heuristics
 
-    if name in heuristics.policies(scenario):
-        return heuristics.get(scenario, name, env, **kwargs)
-    return _heuristics_table(scenario)[name](env, **kwargs)
+    return heuristics.get(scenario, name, env, **kwargs)
 
 
 def learned_policy(scenario: str, name: str, env, config, policy_params, **kwargs):

@@ -119,8 +119,8 @@ def test_report_starts_with_the_claims_summary(tmp_path):
 
 
 def test_every_compared_method_is_one_registry_entry_built_by_agents():
-    """One registry: each heuristic / reference is an ``agents.heuristics`` policy (dt_deploy's
-    host-side optimum until its table lists it), each learner names a module with
+    """One registry: each heuristic / reference is an ``agents.heuristics`` policy, each
+    learner names a module with
     ``make_policy``; the references experiments compare are entries, not side tables."""
     import importlib
 
@@ -133,7 +133,7 @@ def test_every_compared_method_is_one_registry_entry_built_by_agents():
             if m.kind == "learner":
                 assert callable(importlib.import_module(f"agents.{m.module}").make_policy)
             else:
-                assert name in table or (scenario, name) == ("dt_deploy", "optimal"), name
+                assert name in table, name
         if "best_constant" in table:
             assert methods.get(scenario, "best_constant").kind == "reference"
     env, _ = jaxsg.make("dt_deploy", num_users=4, num_end_devices=2, horizon=3)

@@ -324,12 +324,16 @@ def optimal_policy(env) -> Callable:
     return policy
 
 
+#: host-side (not jit-able) factories: callers that trace policies skip them
+optimal_policy.jittable = False
+
 POLICIES = {
     "rd": random_deploy,
     "greedy": greedy,
     "sequential_greedy": sequential_greedy,
     "constant": constant,
     "best_constant": best_constant,
+    "optimal": optimal_policy,
 }
 
 
