@@ -167,7 +167,7 @@ def test_sgin_fast_uniform_draws_are_jax_threefry_counter_mode(size):
     import jax.extend.random
     import jax.numpy as jnp
 
-    from jaxsg.scenarios.sgin import uniform_01
+    from jaxsg.rng import uniform_01
 
     key = jax.random.key(size)
     words = jax.extend.random.threefry_2x32(
