@@ -13,10 +13,11 @@ from jaxsg import (
     scenarios,  # noqa: F401  (registers the scenarios)
     spaces,
 )
-from jaxsg.env import EnvState, MultiAgentEnv, make, register, registered_envs
+from jaxsg.env import INVALID_ACTION, EnvState, MultiAgentEnv, make, register, registered_envs
 from jaxsg.wrappers import LogWrapper, random_policy, rollout
 
 __all__ = [
+    "INVALID_ACTION",
     "EnvState",
     "LogWrapper",
     "MultiAgentEnv",

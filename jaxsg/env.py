@@ -29,8 +29,11 @@ Follows gymnax 1.0 with agents held as arrays (see docs/design.md):
   episode's return non-finite, so a diverged policy shows up in every record
   (n_finite/n) instead of looking like one that chose a valid action. The
   state still advances with the scenario's decoding of the action (clipping,
-  casting), so the batch keeps running; integer actions cannot be non-finite
-  (out-of-range integers are clipped, as each scenario documents).
+  casting), so the batch keeps running. Integer actions cannot be non-finite;
+  a *negative* integer is the sentinel :data:`INVALID_ACTION` a policy emits
+  when it has no valid choice (e.g. a greedy argmax over NaN Q-values), and it
+  is flagged the same way. Other out-of-range integers are clipped, as each
+  scenario documents.
 
 Subclasses implement ``default_params``, ``reset_env``, ``step_env``,
 ``observation_space``, ``action_space`` and optionally ``avail_actions``,
@@ -52,6 +55,11 @@ from jaxsg.validation import Bound, check_int, replace_checked, validate_params
 
 Obs = dict[str, Any]
 Action = dict[str, Any]
+
+#: The integer action a policy emits when it has no valid choice (a greedy argmax over
+#: non-finite values, say): ``step`` flags it like a NaN (NaN reward, counted in
+#: ``info["nonfinite_action"]``) instead of reading it as option 0.
+INVALID_ACTION = -1
 
 
 @struct.dataclass
@@ -191,9 +199,10 @@ def nonfinite_action_agents(action: Action, reward: dict) -> dict[str, jnp.ndarr
     """Per agent class, which agents' actions hold a NaN or ±inf: ``{class: (n,) bool}``
     shaped like ``reward[class]``.
 
-    Every floating leaf of ``action[class]`` is checked; a leaf whose leading axis is
-    the agent axis flags agent by agent, any other leaf flags the whole class. Integer
-    and boolean leaves are always finite.
+    Every floating leaf of ``action[class]`` is checked for NaN/±inf and every integer
+    leaf for the sentinel :data:`INVALID_ACTION` (any negative value); a leaf whose
+    leading axis is the agent axis flags agent by agent, any other leaf flags the whole
+    class. Boolean leaves are always valid.
     """
     flags = {}
     for cls, r in reward.items():
@@ -203,9 +212,12 @@ def nonfinite_action_agents(action: Action, reward: dict) -> dict[str, jnp.ndarr
         leaves = jax.tree.leaves(action.get(cls, {}) if isinstance(action, dict) else {})
         for leaf in leaves:
             x = jnp.asarray(leaf)
-            if not jnp.issubdtype(x.dtype, jnp.inexact):
+            if jnp.issubdtype(x.dtype, jnp.inexact):
+                finite = jnp.isfinite(x)
+            elif jnp.issubdtype(x.dtype, jnp.signedinteger):
+                finite = x >= 0
+            else:
                 continue
-            finite = jnp.isfinite(x)
             if n is not None and x.ndim >= 1 and x.shape[0] == n:
                 bad = bad | ~jnp.all(finite.reshape(n, -1), axis=1)
             else:

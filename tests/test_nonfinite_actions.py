@@ -112,3 +112,30 @@ def test_rollout_records_the_flag_and_the_return_goes_non_finite():
     np.testing.assert_array_equal(traj["metrics"]["nonfinite_action"], 1.0)
     assert np.all(np.isnan(traj["reward"]["user"][:, 0]))
     assert np.all(np.isfinite(traj["reward"]["user"][:, 1:]))
+
+
+def _int_action(action):
+    """Every leaf as the space's own dtype: discrete leaves int32, Box leaves float32."""
+    return {cls: jax.tree.map(lambda x: jnp.asarray(x), a) for cls, a in action.items()}
+
+
+@pytest.mark.parametrize("name", ["dt_deploy", "sgin", "spectrum"])  # edge_assoc: all Box
+def test_invalid_integer_sentinel_is_flagged_not_read_as_option_0(name):
+    """A discrete learner's greedy action over NaN Q-values is ``INVALID_ACTION`` (−1):
+    flagged like a NaN; option 0 itself is a valid action and is not flagged."""
+    env, params = jaxsg.make(name, **SIZES[name])
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    action = _int_action(jaxsg.random_policy(env)(jax.random.PRNGKey(1), None, state, params))
+    cls = next(c for c in env.agent_classes
+               if any(jnp.issubdtype(jnp.asarray(x).dtype, jnp.integer)
+                      for x in jax.tree.leaves(action[c])))
+    leaves, tree = jax.tree.flatten(action[cls])
+    i = next(i for i, x in enumerate(leaves) if jnp.issubdtype(x.dtype, jnp.integer))
+    step = jax.jit(lambda a: env.step(jax.random.PRNGKey(2), state, a, params))
+    for value, flagged in [(0, False), (jaxsg.INVALID_ACTION, True)]:
+        poisoned = list(leaves)
+        poisoned[i] = leaves[i].at[0].set(value)
+        a = {**action, cls: jax.tree.unflatten(tree, poisoned)}
+        _, _, reward, _, _, info = step(a)
+        assert float(info["nonfinite_action"]) == float(flagged), (name, value)
+        assert bool(np.isnan(reward[cls][0])) == flagged, (name, value)
