@@ -18,6 +18,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from jaxsg.rng import uniform_01
+
 
 class Space:
     """Base class: a set of arrays with one shape and dtype."""
@@ -48,16 +50,18 @@ class Discrete(Space):
         Rows whose mask is all False fall back to uniform over all options, so a
         sample always exists; callers that care check ``avail_actions`` first.
         One uniform draw per element (the k-th available option, k uniform), not
-        one Gumbel per option: random bits dominate the cost of batched steps.
+        one Gumbel per option, from :func:`jaxsg.rng.uniform_01` (the fused
+        counter-mode draw): random bits dominate the cost of batched steps.
         """
+        u = uniform_01(key, self.shape)
         if mask is None:
-            return jax.random.randint(key, self.shape, 0, self.n, dtype=self.dtype)
+            return jnp.minimum(jnp.floor(u * self.n), self.n - 1).astype(self.dtype)
         mask = jnp.asarray(mask, bool)
         chex.assert_shape(mask, self.shape + (self.n,))
         mask = mask | ~jnp.any(mask, axis=-1, keepdims=True)
         rank = jnp.cumsum(mask, axis=-1)  # 1-based rank of each available option
         count = rank[..., -1]
-        k = jnp.floor(jax.random.uniform(key, self.shape) * count).astype(rank.dtype)
+        k = jnp.floor(u * count).astype(rank.dtype)
         k = jnp.minimum(k, count - 1)
         return jnp.argmax(mask & (rank == (k + 1)[..., None]), axis=-1).astype(self.dtype)
 
@@ -91,7 +95,7 @@ class Box(Space):
         uniform, by inverse CDF) clipped to the finite side. One draw per element."""
         del mask
         finite = jnp.isfinite(self.low) & jnp.isfinite(self.high)
-        u = jax.random.uniform(key, self.shape, self.dtype, minval=1e-6, maxval=1.0 - 1e-6)
+        u = (1e-6 + (1.0 - 2e-6) * uniform_01(key, self.shape)).astype(self.dtype)
         low = jnp.where(finite, self.low, 0.0)
         high = jnp.where(finite, self.high, 1.0)
         bounded = low + u * (high - low)

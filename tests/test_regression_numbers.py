@@ -60,7 +60,9 @@ def numbers(scenario: str) -> dict:
 
 # computed on main at dbbbf46 (before the refactor), by the generator below; the sgin rows
 # regenerated after the merge of `speed` (ef49f29 draws the slot with whole threefry blocks:
-# the same distribution, another random stream; dt_deploy, spectrum, edge_assoc unchanged)
+# the same distribution, another random stream; dt_deploy, spectrum, edge_assoc unchanged);
+# sgin `marto` and dt_deploy `rd` regenerated when `jaxsg.spaces` moved its sampling to the
+# fused `jaxsg.rng.uniform_01` draw (same distribution, another stream; nothing else moved)
 EXPECTED = {'dt_deploy': {'best_constant': {'capacity_overflow': 0.0,
                                  'latency_sum_s': 1.0387390851974487,
                                  'reward/user': -0.997117280960083},
@@ -71,8 +73,8 @@ EXPECTED = {'dt_deploy': {'best_constant': {'capacity_overflow': 0.0,
                           'latency_sum_s': 1.0284428596496582,
                           'reward/user': -0.9749099016189575},
                'rd': {'capacity_overflow': 0.0,
-                      'latency_sum_s': 2.9120051860809326,
-                      'reward/user': -2.2634036540985107},
+                      'latency_sum_s': 2.2768588066101074,
+                      'reward/user': -1.7438011169433594},
                'sequential_greedy': {'capacity_overflow': 0.0,
                                      'latency_sum_s': 1.0284428596496582,
                                      'reward/user': -0.9749099016189575}},
@@ -116,10 +118,10 @@ EXPECTED = {'dt_deploy': {'best_constant': {'capacity_overflow': 0.0,
                     'reward/follower': -165.77578735351562,
                     'reward/leader': 48.599998474121094,
                     'served_mbit': 12.618569374084473},
-          'marto': {'leader_profit': 23.98672866821289,
-                    'reward/follower': -143.41151428222656,
-                    'reward/leader': 23.98672866821289,
-                    'served_mbit': 7.220232963562012},
+          'marto': {'leader_profit': 24.360017776489258,
+                    'reward/follower': -183.536376953125,
+                    'reward/leader': 24.360017776489258,
+                    'served_mbit': 5.516366958618164},
           'stackelberg': {'leader_profit': 6.123385429382324,
                           'reward/follower': -15.083711624145508,
                           'reward/leader': 6.123385429382324,
