@@ -304,10 +304,10 @@ def _states(env, params, n=6):
     return keys, states.replace(queue_bits=q)
 
 
-@pytest.mark.parametrize("name", sorted(heuristics.POLICIES))
+@pytest.mark.parametrize("name", sorted(heuristics.policies("sgin")))
 def test_heuristics_return_valid_actions(name):
     env, params = jaxsg.make("sgin", **SMALL)
-    policy = jax.jit(heuristics.make_policy(name, env))
+    policy = jax.jit(heuristics.get("sgin", name, env))
     keys, states = _states(env, params, 1)
     state = jax.tree.map(lambda x: x[0], states)
     action = policy(keys[0], None, state, params)
@@ -328,7 +328,7 @@ def test_best_response_beats_paper_heuristics_on_the_slot_objective():
 
     br = total_reward(heuristics.best_response(env))
     for name in ["marto", "mamcc", "magcs"]:
-        other = total_reward(heuristics.make_policy(name, env))
+        other = total_reward(heuristics.get("sgin", name, env))
         assert np.all(br >= other - 1e-3 * np.abs(other)), name
 
 

@@ -16,7 +16,6 @@ from agents.heuristics.sgin import (  # noqa: F401
     best_response,
     best_response_follower,
     magcs,
-    make_policy,
     mamcc,
     marto,
     stackelberg,

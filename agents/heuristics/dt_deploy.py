@@ -335,9 +335,3 @@ POLICIES = {
     "best_constant": best_constant,
     "optimal": optimal_policy,
 }
-
-
-def make_policy(name: str, env) -> Callable:
-    if name not in POLICIES:
-        raise ValueError(f"unknown dt_deploy heuristic '{name}'; choose from {sorted(POLICIES)}")
-    return POLICIES[name](env)

@@ -1,8 +1,7 @@
 """Baselines for ``edge_assoc`` (Lu et al., IEEE TII 2021, Sec. V).
 
 Policies with the signature of a learned one, ``policy(key, obs, state, params)
--> {"bs": {"bid", "batch_frac", "bandwidth"}}``, pure and jit-able. Build one
-with ``make_policy(name, env)``.
+-> {"bs": {"bid", "batch_frac", "bandwidth"}}``, pure and jit-able.
 
 * ``random`` — random association (paper): each DT to a uniformly random BS
   (random bids), uniform bandwidth weights (τ = 1/M' per subchannel over the
@@ -250,9 +249,3 @@ POLICIES = {
     "constant": constant,
     "best_constant": best_constant,
 }
-
-
-def make_policy(name: str, env, **kwargs) -> Callable:
-    if name not in POLICIES:
-        raise ValueError(f"unknown edge_assoc policy {name!r}; choose from {sorted(POLICIES)}")
-    return POLICIES[name](env, **kwargs)

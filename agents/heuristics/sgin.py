@@ -1,8 +1,8 @@
 """Heuristic baselines and game-theoretic references for ``sgin``.
 
 Every policy has the signature of a learned one, ``policy(key, obs, state,
-params) -> action``, pure and jit-able; build one with ``make_policy(name,
-env)`` or the named factories. The follower part follows ``docs/sgin.md``:
+params) -> action``, pure and jit-able; build one with
+``agents.heuristics.get("sgin", name, env)``. The follower part follows ``docs/sgin.md``:
 
 * ``marto`` — MARTO (paper baseline): offload, LEO and channel uniformly
   random among the available options; f and S_B uniform in range.
@@ -501,10 +501,3 @@ POLICIES = {
     "stackelberg": stackelberg,
     "best_constant": best_constant,
 }
-
-
-def make_policy(name: str, env, **kwargs) -> Callable:
-    """Heuristic policy by name (see ``POLICIES``)."""
-    if name not in POLICIES:
-        raise ValueError(f"unknown heuristic '{name}'; choose from {sorted(POLICIES)}")
-    return POLICIES[name](env, **kwargs)

@@ -174,9 +174,3 @@ POLICIES = {
     "best_constant": best_constant,
     "myopic_optimal": myopic_optimal,
 }
-
-
-def make_policy(name: str, env, **kwargs):
-    if name not in POLICIES:
-        raise ValueError(f"unknown spectrum heuristic {name!r}; choose from {sorted(POLICIES)}")
-    return POLICIES[name](env, **kwargs)
