@@ -132,18 +132,20 @@ def constant_action(env, state, index) -> jnp.ndarray:
     return action.astype(jnp.int32)
 
 
-def constant(env, choice: str = "local") -> Callable:
-    """Every user requests the same layer each step (``choice`` in ``constant_choices``)."""
+def constant(env, choice: str = "local", index=None) -> Callable:
+    """Every user requests the same layer each step: ``choice`` in ``constant_choices``, or
+    its (possibly traced) ``index`` there."""
     choices = constant_choices(env)
-    if choice not in choices:
-        raise ValueError(f"dt_deploy constant: 'choice' must be one of {choices}, got {choice!r}")
-    index = choices.index(choice)
+    if index is None:
+        if choice not in choices:
+            raise ValueError(f"dt_deploy constant: 'choice' must be one of {choices}, "
+                             f"got {choice!r}")
+        index = choices.index(choice)
 
     def policy(key, obs, state, params):
         del key, obs, params
         return {"user": constant_action(env, state, index)}
 
-    policy.__name__ = f"constant_{choice}"
     return policy
 
 
@@ -151,18 +153,13 @@ def constant_scores(env, params, key, num_episodes: int = 16) -> dict:
     """Mean per-step objective α·L_sum + β·ς·m (= −reward) of every constant policy over
     ``num_episodes`` full episodes from ``key`` (the same episodes for every choice; one
     compiled call vmapped over choices and episodes)."""
-    from jaxsg.wrappers import rollout
+    from agents.heuristics import episode_scores
 
     choices = constant_choices(env)
-
-    def score(index, k):
-        pol = lambda kk, obs, state, p: {"user": constant_action(env, state, index)}  # noqa: E731
-        return -jnp.mean(rollout(env, pol, k, params, env.horizon)["metrics"]["team_reward"])
-
-    keys = jax.random.split(key, num_episodes)
-    run = jax.jit(jax.vmap(jax.vmap(score, (None, 0)), (0, None)))
-    means = jax.device_get(run(jnp.arange(len(choices)), keys)).mean(axis=1)
-    return {c: float(v) for c, v in zip(choices, means)}
+    scores = episode_scores(env, lambda i: constant(env, index=i), jnp.arange(len(choices)),
+                            params, jax.random.split(key, num_episodes),
+                            lambda tr: -jnp.mean(tr["metrics"]["team_reward"]))
+    return {c: float(v) for c, v in zip(choices, np.asarray(scores).mean(axis=1))}
 
 
 def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsg.wrappers import rollout
+from agents.heuristics import episode_scores
 
 BATCH_GRID = 10  # b points of the best-constant grid, b_min..b_max
 ASSOCIATIONS = ("round_robin", "cpu_share")
@@ -71,15 +71,52 @@ def _round_robin_bids(env):
     return jax.nn.one_hot(jnp.arange(env.num_users) % env.num_bs, env.num_bs).T
 
 
-def average(env, batch: float | None = None) -> Callable:
-    """Equal K_i (round robin), uniform τ, fixed b."""
+def _cpu_share_bids(env):
+    """User j → BS by cumulative peak-CPU share: K_i ≈ N·f_i^max / Σ f^max (no state)."""
+    cpu = np.resize(np.asarray(env.bs_cpu_ghz, np.float64), env.num_bs)
+    edges = np.cumsum(cpu) / cpu.sum() * env.num_users
+    owner = np.searchsorted(edges, np.arange(env.num_users) + 0.5)
+    return jax.nn.one_hot(jnp.asarray(np.minimum(owner, env.num_bs - 1)), env.num_bs).T
 
+
+def _bandwidth_rule(env, bandwidth: str):
+    if bandwidth == "uniform":
+        return jnp.ones((env.num_bs, env.num_subchannels))
+    if bandwidth == "orthogonal":  # subchannel c to BS c mod M alone: no interference
+        return jax.nn.one_hot(jnp.arange(env.num_subchannels) % env.num_bs, env.num_bs).T
+    raise ValueError(f"bandwidth = {bandwidth!r}; allowed: ('uniform', 'orthogonal')")
+
+
+def _constant(env, bids, batch, bandwidth) -> Callable:
     def policy(key, obs, state, params):
         del key, obs, state
-        ones = jnp.ones((env.num_bs, env.num_subchannels))
-        return _pack(_round_robin_bids(env), _fixed_batch(env, params, batch), ones)
+        return _pack(bids, _fixed_batch(env, params, batch), bandwidth)
 
     return policy
+
+
+def constant(env, association: str = "round_robin", batch: float | None = None,
+             bandwidth: str = "uniform") -> Callable:
+    """One fixed action every round (``best_constant``'s grid element)."""
+    if association not in ASSOCIATIONS:
+        raise ValueError(f"association = {association!r}; allowed: {ASSOCIATIONS}")
+    bids = _round_robin_bids(env) if association == "round_robin" else _cpu_share_bids(env)
+    return _constant(env, bids, batch, _bandwidth_rule(env, bandwidth))
+
+
+def average(env, batch: float | None = None) -> Callable:
+    """Equal K_i (round robin), uniform τ, fixed b."""
+    return constant(env, "round_robin", batch, "uniform")
+
+
+def orthogonal(env, batch: float | None = None) -> Callable:
+    """Average association; subchannel c exclusively to BS c mod M (no interference)."""
+    return constant(env, "round_robin", batch, "orthogonal")
+
+
+def full_data(env) -> Callable:
+    """Average association, uniform τ, b_j = 1 (clipped to b_max)."""
+    return average(env, batch=1.0)
 
 
 def random_association(env, batch: float | None = None) -> Callable:
@@ -88,35 +125,9 @@ def random_association(env, batch: float | None = None) -> Callable:
     def policy(key, obs, state, params):
         del obs, state
         bid = jax.random.uniform(key, (env.num_bs, env.num_users))
-        ones = jnp.ones((env.num_bs, env.num_subchannels))
-        return _pack(bid, _fixed_batch(env, params, batch), ones)
+        return _pack(bid, _fixed_batch(env, params, batch), _bandwidth_rule(env, "uniform"))
 
     return policy
-
-
-def full_data(env) -> Callable:
-    """Average association, uniform τ, b_j = 1 (clipped to b_max)."""
-    return average(env, batch=1.0)
-
-
-def orthogonal(env, batch: float | None = None) -> Callable:
-    """Average association; subchannel c exclusively to BS c mod M (no interference)."""
-
-    def policy(key, obs, state, params):
-        del key, obs, state
-        owner = jnp.arange(env.num_subchannels) % env.num_bs
-        bw = jax.nn.one_hot(owner, env.num_bs).T  # (M, C)
-        return _pack(_round_robin_bids(env), _fixed_batch(env, params, batch), bw)
-
-    return policy
-
-
-def _bandwidth_rule(env, bandwidth: str):
-    if bandwidth == "uniform":
-        return jnp.ones((env.num_bs, env.num_subchannels))
-    if bandwidth == "orthogonal":
-        return jax.nn.one_hot(jnp.arange(env.num_subchannels) % env.num_bs, env.num_bs).T
-    raise ValueError(f"bandwidth = {bandwidth!r}; allowed: ('uniform', 'orthogonal')")
 
 
 def search_association(env, state, params, batch_frac, bandwidth, iters: int):
@@ -175,29 +186,6 @@ def greedy(env, batch: float | None = None, bandwidth: str = "uniform") -> Calla
     return search(env, batch=batch, iters=0, bandwidth=bandwidth)
 
 
-def _cpu_share_bids(env):
-    """User j → BS by cumulative peak-CPU share: K_i ≈ N·f_i^max / Σ f^max (no state)."""
-    cpu = np.resize(np.asarray(env.bs_cpu_ghz, np.float64), env.num_bs)
-    edges = np.cumsum(cpu) / cpu.sum() * env.num_users
-    owner = np.searchsorted(edges, np.arange(env.num_users) + 0.5)
-    return jax.nn.one_hot(jnp.asarray(np.minimum(owner, env.num_bs - 1)), env.num_bs).T
-
-
-def constant(env, association: str = "round_robin", batch: float | None = None,
-             bandwidth: str = "uniform") -> Callable:
-    """One fixed action every round (``best_constant``'s grid element)."""
-    if association not in ASSOCIATIONS:
-        raise ValueError(f"association = {association!r}; allowed: {ASSOCIATIONS}")
-    bids = _round_robin_bids(env) if association == "round_robin" else _cpu_share_bids(env)
-    bw = _bandwidth_rule(env, bandwidth)
-
-    def policy(key, obs, state, params):
-        del key, obs, state
-        return _pack(bids, _fixed_batch(env, params, batch), bw)
-
-    return policy
-
-
 def constant_choices(env, params) -> list[tuple]:
     """The grid of (association, b, bandwidth) of ``best_constant``."""
     bs = np.linspace(float(params.batch_frac_min), float(params.batch_frac_max), BATCH_GRID)
@@ -214,17 +202,10 @@ def constant_scores(env, params, key, num_episodes: int = 16) -> dict:
              "b": jnp.asarray([c[1] for c in choices], jnp.float32),
              "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(
                  jnp.float32)}
-
-    def score(row, k):
-        def pol(key, obs, state, params):
-            del key, obs, state
-            return _pack(row["bids"], _fixed_batch(env, params, row["b"]), row["bw"])
-
-        return jnp.mean(rollout(env, pol, k, params, env.horizon)["metrics"]["objective_s"])
-
-    run = jax.jit(jax.vmap(jax.vmap(score, (None, 0)), (0, None)))
-    means = np.asarray(jax.device_get(run(table, jax.random.split(key, num_episodes))))
-    return {c: float(v) for c, v in zip(choices, means.mean(axis=1))}
+    scores = episode_scores(env, lambda row: _constant(env, row["bids"], row["b"], row["bw"]),
+                            table, params, jax.random.split(key, num_episodes),
+                            lambda tr: jnp.mean(tr["metrics"]["objective_s"]))
+    return {c: float(v) for c, v in zip(choices, np.asarray(scores).mean(axis=1))}
 
 
 def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:

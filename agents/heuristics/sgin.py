@@ -460,21 +460,13 @@ def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
 
     Returns ``(best grid point as a dict of Python numbers, returns (G,), grid)``.
     """
-    from jaxsg.wrappers import rollout
+    from agents.heuristics import episode_scores
 
     params = env.default_params if params is None else params
     grid = constant_action_grid(env) if grid is None else grid
     keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
-
-    @jax.jit
-    def returns(grid, keys, params):
-        def one(point, key):
-            out = rollout(env, constant_policy(env, **point), key, params, env.horizon)
-            return out["reward"]["follower"].sum(0).mean()
-
-        return jax.vmap(lambda pt: jax.vmap(lambda k: one(pt, k))(keys).mean())(grid)
-
-    values = returns(grid, keys, params)
+    values = episode_scores(env, lambda pt: constant_policy(env, **pt), grid, params, keys,
+                            lambda tr: tr["reward"]["follower"].sum(0).mean()).mean(axis=1)
     best = int(jnp.argmax(values))
     point = {k: v[best].item() for k, v in grid.items()}
     return point, values, grid

@@ -43,8 +43,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from agents.heuristics import episode_scores
 from jaxsg.scenarios.spectrum import myopic_optimal_price  # noqa: F401
-from jaxsg.wrappers import rollout
 
 
 def _nearest_level(env, target, params):
@@ -92,32 +92,20 @@ def constant_levels(env, price_level, power_level):
     return policy
 
 
-def _eval_keys(keys, num_episodes, seed):
-    if keys is not None:
-        return jnp.asarray(keys)
-    return jax.random.split(jax.random.PRNGKey(seed), num_episodes)
-
-
-def mean_revenue(env, make_policy, candidates, params, keys, horizon):
-    """Mean revenue per satellite per step of ``make_policy(candidate)`` for every candidate
-    (a pytree of arrays with a leading axis), over ``keys``; one jit, vmapped."""
-
-    def one(candidate, key):
-        traj = rollout(env, make_policy(candidate), key, params, horizon)
-        return jnp.mean(traj["metrics"]["revenue_mean"])
-
-    per_key = jax.vmap(lambda c: jax.vmap(lambda k: one(c, k))(keys))
-    return jnp.mean(jax.jit(per_key)(candidates), axis=-1)
+def _search(env, policy_of, candidates, params, keys, num_episodes, seed, horizon):
+    """Mean revenue per satellite per step of ``policy_of(c)`` for every candidate, on
+    ``keys`` (default ``num_episodes`` keys from ``seed``)."""
+    params = env.default_params if params is None else params
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes) if keys is None else keys
+    return jnp.mean(episode_scores(env, policy_of, candidates, params, keys,
+                                   lambda tr: jnp.mean(tr["metrics"]["revenue_mean"]),
+                                   horizon), axis=-1)
 
 
 def average_budget_fair(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
     """Average-budget pricing at the best fixed power level (see the module docstring)."""
-    params = env.default_params if params is None else params
-    keys = _eval_keys(keys, num_episodes, seed)
-    horizon = env.horizon if horizon is None else horizon
-    levels = jnp.arange(env.num_power_levels)
-    table = mean_revenue(env, lambda lv: _average_budget(env, lv), levels, params, keys,
-                         horizon)
+    table = _search(env, lambda lv: _average_budget(env, lv), jnp.arange(env.num_power_levels),
+                    params, keys, num_episodes, seed, horizon)
     best = int(jnp.argmax(table))
     policy = _average_budget(env, best)
     policy.power_level, policy.mean_revenue = best, table
@@ -126,16 +114,11 @@ def average_budget_fair(env, params=None, keys=None, num_episodes=16, seed=0, ho
 
 def best_constant(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
     """The best constant (price level, power level) pair (see the module docstring)."""
-    params = env.default_params if params is None else params
-    keys = _eval_keys(keys, num_episodes, seed)
-    horizon = env.horizon if horizon is None else horizon
     n_power = 1 if env.price_only else env.num_power_levels
     pl, wl = jnp.meshgrid(jnp.arange(env.num_price_levels), jnp.arange(n_power), indexing="ij")
-    pairs = (pl.ravel(), wl.ravel())
-    table = mean_revenue(
-        env,
-        lambda c: constant_levels(env, c[0], None if env.price_only else c[1]),
-        pairs, params, keys, horizon).reshape(pl.shape)
+    table = _search(env, lambda c: constant_levels(env, c[0], None if env.price_only else c[1]),
+                    (pl.ravel(), wl.ravel()), params, keys, num_episodes, seed,
+                    horizon).reshape(pl.shape)
     best = int(jnp.argmax(table))
     price_level, power_level = divmod(best, n_power)
     policy = constant_levels(env, price_level, None if env.price_only else power_level)
