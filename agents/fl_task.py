@@ -73,15 +73,17 @@ import dataclasses
 import math
 import os
 import sys
-from typing import Any, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.federated import coordinate_median, group_average, trimmed_mean
+from agents import core
+from agents.federated import coordinate_median, group_average, trimmed_mean, weighted_average
 from jaxsg.consensus import dpos_award, dpos_elect, dpos_majority, dpos_stakes, dpos_verify
+from jaxsg.validation import Bound
 
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean")
 VERIFIERS = ("dpos", "mbs_oracle")
@@ -116,32 +118,24 @@ class FLConfig:
     coin_reward: float = 1.0
     seed: int = 0
 
+    BOUNDS: ClassVar = dict(
+        num_users=core.COUNT, num_bs=core.COUNT, local_epochs=core.COUNT,
+        local_batch_size=core.COUNT, num_producers=core.COUNT, lr=core.POSITIVE,
+        dirichlet_alpha=core.NON_NEGATIVE, val_fraction=Bound(0.0, 0.9),
+        verify_tol=core.FINITE, trim_fraction=Bound(0.0, 0.5, high_inclusive=False),
+        attack_scale=core.FINITE, s_ini=core.POSITIVE, coin_reward=core.FINITE)
+    CHOICES: ClassVar = dict(aggregation=AGGREGATIONS, attack=ATTACKS, partition=PARTITIONS,
+                             verifier=VERIFIERS)
+
     def __post_init__(self):
-        where = "FLConfig"
-        for name in ("num_users", "num_bs", "local_epochs", "local_batch_size",
-                     "num_producers"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{where}.{name} must be an integer >= 1, got {v!r}")
-        if self.num_producers > self.num_bs:
-            raise ValueError(f"{where}.num_producers = {self.num_producers} must be <= "
-                             f"num_bs = {self.num_bs}")
+        core.check_config(self)
         for name in ("verify", "colluding"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{where}.{name} must be a bool, got {getattr(self, name)!r}")
-        if not 0.0 <= float(self.trim_fraction) < 0.5:
-            raise ValueError(f"{where}.trim_fraction = {self.trim_fraction} is outside [0, 0.5)")
-        for name, choices in (("aggregation", AGGREGATIONS), ("attack", ATTACKS),
-                              ("partition", PARTITIONS), ("verifier", VERIFIERS)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{where}.{name} = {getattr(self, name)!r}; allowed: {choices}")
-        for name, lo, hi in (("lr", 0.0, math.inf), ("dirichlet_alpha", 0.0, math.inf),
-                             ("val_fraction", 0.0, 0.9), ("verify_tol", -math.inf, math.inf),
-                             ("attack_scale", -math.inf, math.inf), ("s_ini", 0.0, math.inf),
-                             ("coin_reward", -math.inf, math.inf)):
-            v = float(getattr(self, name))
-            if not (math.isfinite(v) and lo <= v <= hi) or (name in ("lr", "s_ini") and v <= 0):
-                raise ValueError(f"{where}.{name} = {v} is outside [{lo}, {hi}]")
+                raise ValueError(f"FLConfig: field '{name}' must be a bool, "
+                                 f"got {getattr(self, name)!r}")
+        if self.num_producers > self.num_bs:
+            raise ValueError(f"FLConfig: field 'num_producers' = {self.num_producers} must be "
+                             f"<= num_bs = {self.num_bs}")
         check_dataset(self.dataset)
 
 
@@ -398,9 +392,7 @@ class FLTask:
         verified = nonempty & (passed if cfg.verify else True)
         # MBS aggregation (eq. 5)
         if cfg.aggregation == "fedavg":
-            wts = verified / jnp.maximum(jnp.sum(verified), 1.0)
-            avg = jax.tree.map(lambda g: jnp.tensordot(wts, g, axes=(0, 0)), bs_params)
-            new = jax.tree.map(lambda a, z: jnp.where(jnp.any(verified), a, z), avg, w)
+            new = core.gate(jnp.any(verified), weighted_average(bs_params, verified), w)
         else:
             filled = jax.tree.map(lambda g, z: jnp.where(_bcast(verified, g), g, z[None]),
                                   bs_params, w)

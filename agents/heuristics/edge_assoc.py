@@ -1,41 +1,14 @@
-"""Baselines for ``edge_assoc`` (Lu et al., IEEE TII 2021, Sec. V).
+"""Baselines and references for ``edge_assoc`` (Lu et al., IEEE TII 2021, Sec. V; described
+in ``docs/edge_assoc.md``, "References and baselines"): factories ``name(env, **kw) ->
+policy(key, obs, state, params) -> {"bs": {"bid", "batch_frac", "bandwidth"}}``, pure and
+jit-able, found by ``agents.heuristics.get("edge_assoc", name, env)``.
 
-Policies with the signature of a learned one, ``policy(key, obs, state, params)
--> {"bs": {"bid", "batch_frac", "bandwidth"}}``, pure and jit-able.
-
-* ``random`` — random association (paper): each DT to a uniformly random BS
-  (random bids), uniform bandwidth weights (τ = 1/M' per subchannel over the
-  M' active BSs) and the fixed batch fraction b (as ``average``, so the two
-  differ only in the association).
-* ``average`` — average association (paper): equal K_i (user j → BS j mod M,
-  round robin), uniform τ, fixed b.
-* ``full_data`` — "full data" FL (paper, Fig. 6): average association and
-  uniform τ with every b_j = 1 (all local data every round; b is clipped to
-  b_max if b_max < 1).
-* ``orthogonal`` — the orthogonal-bandwidth reference (beyond the paper): average
-  association, subchannel c given whole to BS c mod M (no sharing, hence no
-  interference under either ``interference_model``), fixed b.
-* ``greedy`` / ``search`` — search references over associations (beyond the
-  paper; the "search reference" of the spec's live-regime criterion 3). The
-  bandwidth rule and b are fixed (uniform weights as ``average``/``random``, or
-  the ``orthogonal`` rule with ``bandwidth="orthogonal"``; b the midpoint); only
-  the association is searched, against the env's own objective T/(1 − θ_G) of
-  the current round (an oracle: it reads the round's CPU and fading draws from
-  the state, as the MADDPG agents do through the observation). ``greedy``:
-  users in decreasing D_j, each to the BS that minimises the objective of the
-  users placed so far (unplaced users count nowhere). ``search``: greedy, then
-  best-improvement local search — each iteration evaluates every single-user
-  move (N·M candidates, vmapped) and applies the best one if it lowers the
-  objective; ``iters`` iterations (default N). Pure JAX (``lax.scan`` over the
-  greedy order, ``lax.fori_loop`` over iterations, ``vmap`` over candidates):
-  jit-able and vmap-able like every policy here; cost O(iters·N²·M) per round.
-* ``best_constant`` — the best constant policy (``docs/evaluation.md``): one action
-  held every round, in the learner's own encoding (bids, b, bandwidth weights), the
-  best of a grid of ``constant_choices`` — association round robin or in proportion
-  to the BSs' peak CPU ``bs_cpu_ghz`` (both read no state), b on ``BATCH_GRID``
-  points of [b_min, b_max], bandwidth uniform or orthogonal — by mean T/(1 − θ_G)
-  over ``num_episodes`` episodes from ``key`` (pass the evaluation keys).
-  ``policy.choice`` and ``policy.scores`` record the selection.
+``random`` and ``average`` differ only in the association. ``greedy``/``search`` (the
+spec's "search reference" of live-regime criterion 3) search only the association, with b
+and the bandwidth rule fixed, against the env's own objective T/(1 − θ_G) of the current
+round: an oracle that reads the round's CPU and fading draws from the state, as the MADDPG
+agents do through the observation. ``best_constant`` searches one action held every round
+in the learner's own encoding (bids, b, bandwidth weights).
 
 Decision (paper silent): the "fixed b" of the baselines is the midpoint of
 [b_min, b_max] unless ``batch`` is given.
@@ -131,10 +104,11 @@ def random_association(env, batch: float | None = None) -> Callable:
 
 
 def search_association(env, state, params, batch_frac, bandwidth, iters: int):
-    """Greedy association then ``iters`` best-improvement single-user moves (see above).
-
-    ``batch_frac`` (N,) and ``bandwidth`` (M, C) are fixed; returns (assoc (N,) int32,
-    objective of the returned association)."""
+    """``(assoc (N,) int32, its objective)`` for fixed ``batch_frac`` (N,) and ``bandwidth``
+    (M, C): users in decreasing D_j, each to the BS minimising the objective of the users
+    placed so far (unplaced users count nowhere), then ``iters`` best-improvement moves
+    (each evaluates all N·M single-user moves, vmapped, and applies the best if it lowers
+    the objective); cost O(iters·N²·M) per round."""
     n, m = env.num_users, env.num_bs
 
     def objective(assoc):
@@ -165,7 +139,8 @@ def search_association(env, state, params, batch_frac, bandwidth, iters: int):
 
 def search(env, batch: float | None = None, iters: int | None = None,
            bandwidth: str = "uniform") -> Callable:
-    """Greedy + local search over associations; b and the bandwidth rule fixed."""
+    """Greedy + ``iters`` (default N) local-search moves over associations; b and the
+    bandwidth rule (``"uniform"`` or ``"orthogonal"``) fixed."""
     iters = env.num_users if iters is None else int(iters)
     if iters < 0:
         raise ValueError(f"iters = {iters} must be >= 0")
@@ -187,36 +162,32 @@ def greedy(env, batch: float | None = None, bandwidth: str = "uniform") -> Calla
 
 
 def constant_choices(env, params) -> list[tuple]:
-    """The grid of (association, b, bandwidth) of ``best_constant``."""
+    """The (association, b, bandwidth) grid of ``best_constant``: round robin or in
+    proportion to the BSs' peak CPU (neither reads the state) × ``BATCH_GRID`` points of
+    [b_min, b_max] × uniform or orthogonal bandwidth."""
     bs = np.linspace(float(params.batch_frac_min), float(params.batch_frac_max), BATCH_GRID)
     return list(itertools.product(ASSOCIATIONS, [round(float(b), 4) for b in bs],
                                   ("uniform", "orthogonal")))
 
 
-def constant_scores(env, params, key, num_episodes: int = 16) -> dict:
-    """Mean T/(1 − θ_G) of every grid constant on ``num_episodes`` episodes from ``key``
-    (one compile: the grid is data, vmapped over choices × episodes)."""
-    choices = constant_choices(env, params)
-    bids = {"round_robin": _round_robin_bids(env), "cpu_share": _cpu_share_bids(env)}
-    table = {"bids": jnp.stack([bids[c[0]] for c in choices]).astype(jnp.float32),
-             "b": jnp.asarray([c[1] for c in choices], jnp.float32),
-             "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(
-                 jnp.float32)}
-    scores = episode_scores(env, lambda row: _constant(env, row["bids"], row["b"], row["bw"]),
-                            table, params, jax.random.split(key, num_episodes),
-                            lambda tr: jnp.mean(tr["metrics"]["objective_s"]))
-    return {c: float(v) for c, v in zip(choices, np.asarray(scores).mean(axis=1))}
-
-
 def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:
-    """The grid constant with the smallest mean T/(1 − θ_G) on ``num_episodes`` episodes
-    from ``key`` (default ``PRNGKey(0)``; pass the evaluation keys)."""
+    """The ``constant_choices`` point with the smallest mean T/(1 − θ_G) on
+    ``num_episodes`` episodes from ``key`` (default ``PRNGKey(0)``; pass the evaluation
+    keys); one compile, the grid is data. ``policy.choice`` and ``policy.scores`` record
+    the selection."""
     params = env.default_params if params is None else params
     key = jax.random.PRNGKey(0) if key is None else key
-    scores = constant_scores(env, params, key, num_episodes)
-    choice = min(scores, key=scores.get)
-    policy = constant(env, *choice)
-    policy.choice, policy.scores = choice, scores
+    choices = constant_choices(env, params)
+    bids = {"round_robin": _round_robin_bids(env), "cpu_share": _cpu_share_bids(env)}
+    grid = {"bids": jnp.stack([bids[c[0]] for c in choices]).astype(jnp.float32),
+            "b": jnp.asarray([c[1] for c in choices], jnp.float32),
+            "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(jnp.float32)}
+    table = episode_scores(env, lambda row: _constant(env, row["bids"], row["b"], row["bw"]),
+                           grid, params, jax.random.split(key, num_episodes),
+                           lambda tr: jnp.mean(tr["metrics"]["objective_s"]))
+    scores = {c: float(v) for c, v in zip(choices, np.asarray(table).mean(axis=1))}
+    policy = constant(env, *min(scores, key=scores.get))
+    policy.choice, policy.scores = min(scores, key=scores.get), scores
     return policy
 
 

@@ -1,46 +1,12 @@
-"""Heuristic baselines and game-theoretic references for ``sgin``.
+"""Baselines and references for ``sgin`` (described in ``docs/sgin.md``, "References and
+baselines"): factories ``name(env, **kw) -> policy(key, obs, state, params) -> action``,
+pure and jit-able, found by ``agents.heuristics.get("sgin", name, env)``.
 
-Every policy has the signature of a learned one, ``policy(key, obs, state,
-params) -> action``, pure and jit-able; build one with
-``agents.heuristics.get("sgin", name, env)``. The follower part follows ``docs/sgin.md``:
-
-* ``marto`` — MARTO (paper baseline): offload, LEO and channel uniformly
-  random among the available options; f and S_B uniform in range.
-* ``mamcc`` — MAMCC (paper baseline): the same mid-range f for every DT; the
-  LEO with the highest gain; channel = index m mod R within the MBS; offload
-  iff the interference-free offload rate beats the local rate.
-* ``magcs`` — MAGCS (paper baseline): LEO with the least path loss; channels
-  chosen greedily one DT at a time within each MBS (least interference given
-  last slot's other-cell interference and the choices already made in the
-  cell — a ``lax.scan`` over the DTs of a cell, vmapped over MBSs); offload iff
-  that rate beats local; f and S_B mid-range.
-* ``best_response`` — beyond the paper: ``rounds`` sweeps of sequential best
-  response on P2' (each DT in turn maximises its own reward of the slot — the
-  env's ``reward``, eq. 33 or the drift-plus-penalty Q·(D + dropped − A) + V·F —
-  over local/offload × LEO × channel × f × drop, given everyone else's current
-  choice), starting from MAMCC. f: a grid of each mode's range plus, under
-  ``payoff="cloud"``, the kink where f just serves min(link, Q). S_B = S_min
-  (block size only costs, so it is weakly dominant).
-* ``stackelberg`` — beyond the paper: the Stackelberg reference of the live
-  regime, the best *fixed* price over whole episodes with best-response
-  followers on a grid [0.5, 1.5]·λ₀ (``stackelberg_fixed_price``, vmapped
-  over prices and episodes); followers best-respond. ``stackelberg_price`` is
-  the myopic per-slot price (not the reference: a leader re-pricing myopically
-  drifts to λ_min).
-* ``best_constant`` — the best constant policy (docs/evaluation.md §2): every
-  DT plays one fixed action of the learner's own encoding every slot; the grid
-  (``constant_action_grid``, 66 points by default) is local × drop × cpu ∈
-  {0, 0.1, …, 1} and offload × drop × LEO gain rank {0, 1} × channel offset
-  {0} (channel = (m + offset) mod R) × cpu; ``best_constant_search`` picks the
-  point with the best mean episode return on evaluation keys.
-
-Heuristics pick f in physical units; ``_follower_action`` encodes it in the
-env's action encoding (``cpu_ghz`` for ``payoff="paper"``, the mode-relative
-fraction ``cpu`` and ``drop`` = 0 for ``payoff="cloud"``). MAMCC and MAGCS use
-the mid-range f of the chosen mode.
-
-Unless stated, the leader posts ``params.price`` (a fixed posted price), so a
-follower heuristic means the same in ``price_mode="leader"`` and ``"fixed"``.
+Heuristics choose f in Hz and S_B in bits; :func:`_follower_action` encodes them in the
+env's action (``cpu_ghz`` under ``payoff="paper"``; the mode-relative fraction ``cpu`` and
+``drop`` under ``payoff="cloud"``). MAMCC and MAGCS use the mid-range f of the chosen mode.
+Unless stated, the leader posts ``params.price`` (a fixed posted price), so a follower
+heuristic means the same in ``price_mode="leader"`` and ``"fixed"``.
 """
 
 from __future__ import annotations
@@ -50,16 +16,13 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from agents.heuristics import episode_scores
 from jaxsg.consensus import sgin_privacy_overhead
 from jaxsg.physics.link import shannon_rate
 
 GHZ = 1e9
 MBIT = 1e6
 MS = 1e-3
-
-
-def _posted_price(env, params):
-    return jnp.full((1, env.num_followers), params.price, jnp.float32)
 
 
 def _mid(lo, hi):
@@ -100,52 +63,64 @@ def _best_visible_leo(gain, visible):
     return jnp.argmax(jnp.where(visible, gain, -1.0), axis=-1)
 
 
-# ---------------------------------------------------------------- MARTO
-def marto(env) -> Callable:
+def _follower_policy(env, follower, price=None) -> Callable:
+    """The followers play ``follower(key, state, params)``; the leader posts ``price``
+    (None: ``params.price``)."""
+
     def policy(key, obs, state, params):
         del obs
-        masks = env.avail_actions(state, params)["follower"]
-        space = env.action_space("follower", params)
-        follower = space.sample(key, masks)
-        return {"follower": follower, "leader": _posted_price(env, params)}
+        leader = jnp.full((1, env.num_followers), params.price if price is None else price,
+                          jnp.float32)
+        return {"follower": follower(key, state, params), "leader": leader}
 
-    policy.__name__ = "marto"
     return policy
 
 
-# ---------------------------------------------------------------- MAMCC
+def _mid_cpu(env, params):
+    """Mid-range f (Hz) of local computing and of offloading, (N,) each."""
+    n = env.num_followers
+    return (_mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.zeros(n, bool))),
+            _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool))))
+
+
+def marto(env) -> Callable:
+    """MARTO: offload, LEO and channel uniformly among the available options; f, S_B uniform."""
+
+    def follower(key, state, params):
+        masks = env.avail_actions(state, params)["follower"]
+        return env.action_space("follower", params).sample(key, masks)
+
+    return _follower_policy(env, follower)
+
+
 def mamcc_follower(env, state, params):
+    """MAMCC: the LEO with the highest gain, channel m mod R, offload iff the
+    interference-free rate beats the local rate."""
     gain = env.path_gain(state, params)
     leo = _best_visible_leo(gain, state.visible)
     best_gain = jnp.take_along_axis(gain, leo[:, None], axis=1)[:, 0]
     visible = jnp.any(state.visible, axis=-1)
     channel = jnp.arange(env.num_followers) % env.users_per_mbs % env.num_channels
-    n = env.num_followers
-    # mid-range f of each mode (one range under payoff="paper")
-    cpu_local = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.zeros(n, bool)))
-    cpu_cloud = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool)))
+    cpu_local, cpu_cloud = _mid_cpu(env, params)
     free_rate = shannon_rate(params.bandwidth_hz, params.power_w * best_gain / params.noise_w)
     if getattr(env, "payoff", "paper") == "cloud":  # the cloud also computes at its f
         free_rate = jnp.minimum(free_rate, cpu_cloud / state.cycles_per_bit)
     local_rate = cpu_local / state.cycles_per_bit
     offload = visible & (free_rate > local_rate)
     cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
-    block = jnp.full((n,), _mid(params.block_min_bits, params.block_max_bits))
+    block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
     return _follower_action(env, params, offload, leo, channel, cpu_hz, block)
 
 
 def mamcc(env) -> Callable:
-    def policy(key, obs, state, params):
-        del key, obs
-        follower = mamcc_follower(env, state, params)
-        return {"follower": follower, "leader": _posted_price(env, params)}
-
-    policy.__name__ = "mamcc"
-    return policy
+    return _follower_policy(env, lambda key, state, params: mamcc_follower(env, state, params))
 
 
-# ---------------------------------------------------------------- MAGCS
 def magcs(env) -> Callable:
+    """MAGCS: the LEO with the least path loss; channels greedy one DT at a time within each
+    MBS (least interference given last slot's other-cell power and the choices made so far
+    in the cell: a ``lax.scan`` over its DTs, vmapped over MBSs); offload iff that rate
+    beats local."""
     n_mbs, m, n_ch = env.num_mbs, env.users_per_mbs, env.num_channels
 
     def cell_greedy(gain_cell, leo_cell, other_cell_rx, local_rate_cell, visible_cell, params):
@@ -170,15 +145,12 @@ def magcs(env) -> Callable:
         _, (ch, offload) = jax.lax.scan(assign, init, jnp.arange(m))
         return ch, offload
 
-    def policy(key, obs, state, params):
-        del key, obs
+    def follower(key, state, params):
         gain = env.path_gain(state, params)
         leo = _best_visible_leo(gain, state.visible)
         total_rx = state.last_rx_power_w.sum(axis=0)  # (O, R)
         other_rx = total_rx[None] - state.last_rx_power_w  # (N, O, R)
-        n = env.num_followers
-        cpu_local = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.zeros(n, bool)))
-        cpu_cloud = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool)))
+        cpu_local, cpu_cloud = _mid_cpu(env, params)
         local_rate = cpu_local / state.cycles_per_bit
         channel, offload = jax.vmap(cell_greedy, in_axes=(0, 0, 0, 0, 0, None))(
             gain.reshape(n_mbs, m, -1),
@@ -191,14 +163,11 @@ def magcs(env) -> Callable:
         block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
         offload = offload.reshape(-1)
         cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
-        follower = _follower_action(env, params, offload, leo, channel.reshape(-1), cpu_hz, block)
-        return {"follower": follower, "leader": _posted_price(env, params)}
+        return _follower_action(env, params, offload, leo, channel.reshape(-1), cpu_hz, block)
 
-    policy.__name__ = "magcs"
-    return policy
+    return _follower_policy(env, follower)
 
 
-# -------------------------------------------------------- best response
 def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int = 8):
     """Sequential best response on P2', ``rounds`` sweeps over all DTs.
 
@@ -212,7 +181,7 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     where the bought f just serves min(link, Q) (the value is piecewise linear
     in f, so the kink or an end is optimal up to the small verification term),
     and ``drop`` ∈ {0, 1}. S_B = S_min (block size only costs, so it is weakly
-    dominant).
+    dominant). Starts from MAMCC's choice.
     """
     n, m, n_mbs = env.num_followers, env.users_per_mbs, env.num_mbs
     n_ch = env.num_channels
@@ -315,16 +284,10 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
 
 
 def best_response(env, rounds: int = 2, cpu_levels: int = 8) -> Callable:
-    def policy(key, obs, state, params):
-        del key, obs
-        follower = best_response_follower(env, state, params, rounds, cpu_levels)
-        return {"follower": follower, "leader": _posted_price(env, params)}
-
-    policy.__name__ = "best_response"
-    return policy
+    return _follower_policy(env, lambda key, state, params: best_response_follower(
+        env, state, params, rounds, cpu_levels))
 
 
-# ----------------------------------------------------- Stackelberg price
 def stackelberg_price(env, state, params, price_grid, rounds: int = 2, cpu_levels: int = 8):
     """Myopic per-slot price: the grid λ maximising this slot's profit (eq. 11) over
     the followers' best response to λ. Not the Stackelberg reference (a leader that
@@ -388,19 +351,12 @@ def stackelberg(env, price=None, rounds: int = 2, cpu_levels: int = 8, **search)
     if price is None:
         price, _, _ = stackelberg_fixed_price(env, rounds=rounds, cpu_levels=cpu_levels,
                                               **search)
-
-    def policy(key, obs, state, params):
-        del key, obs
-        follower = best_response_follower(env, state, params, rounds, cpu_levels)
-        return {"follower": follower,
-                "leader": jnp.full((1, env.num_followers), price, jnp.float32)}
-
-    policy.__name__ = "stackelberg"
+    policy = _follower_policy(env, lambda key, state, params: best_response_follower(
+        env, state, params, rounds, cpu_levels), price)
     policy.price = float(price)
     return policy
 
 
-# ------------------------------------------------- best constant policy
 CONSTANT_CPU_LEVELS = tuple(i / 10 for i in range(11))
 
 
@@ -430,26 +386,25 @@ def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callab
     fraction ``cpu`` of the mode's range, the block S_min. Arguments may be traced."""
     n = env.num_followers
 
-    def policy(key, obs, state, params):
-        del key, obs
+    def follower(key, state, params):
         gain = jnp.where(state.visible, env.path_gain(state, params), -1.0)
         leo = jnp.argsort(-gain, axis=-1)[:, jnp.clip(leo_rank, 0, env.num_leo - 1)]
         channel = (jnp.arange(n) % env.users_per_mbs + channel_offset) % env.num_channels
-        follower = {
+        action = {
             "offload": jnp.full((n,), offload, jnp.int32),
             "leo": leo.astype(jnp.int32),
             "channel": channel.astype(jnp.int32),
             "block_mbit": jnp.full((n,), params.block_min_bits / MBIT, jnp.float32),
         }
         if getattr(env, "payoff", "paper") == "cloud":
-            follower["cpu"] = jnp.full((n,), cpu, jnp.float32)
-            follower["drop"] = jnp.full((n,), drop, jnp.int32)
+            action["cpu"] = jnp.full((n,), cpu, jnp.float32)
+            action["drop"] = jnp.full((n,), drop, jnp.int32)
         else:
             f = params.cpu_min_hz + cpu * (params.cpu_max_hz - params.cpu_min_hz)
-            follower["cpu_ghz"] = jnp.full((n,), f / GHZ, jnp.float32)
-        return {"follower": follower, "leader": _posted_price(env, params)}
+            action["cpu_ghz"] = jnp.full((n,), f / GHZ, jnp.float32)
+        return action
 
-    return policy
+    return _follower_policy(env, follower)
 
 
 def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
@@ -460,8 +415,6 @@ def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
 
     Returns ``(best grid point as a dict of Python numbers, returns (G,), grid)``.
     """
-    from agents.heuristics import episode_scores
-
     params = env.default_params if params is None else params
     grid = constant_action_grid(env) if grid is None else grid
     keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
@@ -480,7 +433,6 @@ def best_constant(env, action: dict | None = None, **search) -> Callable:
     if action is None:
         action, _, _ = best_constant_search(env, **search)
     policy = constant_policy(env, **action)
-    policy.__name__ = "best_constant"
     policy.action = dict(action)
     return policy
 

@@ -1,41 +1,17 @@
-"""Baselines for ``spectrum``: average-budget pricing, the best constant pair, the myopic oracle.
+"""Baselines and references for ``spectrum`` (described in ``docs/spectrum.md``,
+"References and baselines"), found by ``agents.heuristics.get("spectrum", name, env)``.
 
-Every policy has the learned policies' signature ``policy(key, obs, state,
-params) -> {"satellite": (S,) int}`` and moves on the env's action grid (one
-price level and one power level per step, eq. 11), so it is compared with the
-learners under the same constraint (same grids, same one-level steps, same start
-in the middle of both grids).
-
-* :func:`average_budget` — the paper's baseline: the operator posts the mean
-  budget of its users seen in the last step (``state.last_mean_budget``,
-  the visible users). It steps one level towards the grid level nearest to
-  that target; before any step has been seen (mean 0) it holds. Power
-  control: ``power="hold"`` keeps the initial level (default), ``"max"``
-  climbs to the highest, an int steps to that level and holds it.
-* :func:`average_budget_fair` — the fair comparison (docs/spectrum.md, live regime):
-  average-budget pricing with the same power-control freedom as the learners, as **the best
-  fixed power level** (the paper gives no rule for it): every level of the grid is
-  evaluated on the evaluation keys and the one with the highest mean revenue is kept.
-* :func:`best_constant` — the best constant policy (docs/evaluation.md §2): every
-  (price level, power level) pair of the learners' grids, steered to and held, evaluated on
-  the evaluation keys; the pair with the highest mean revenue is kept.
-* :func:`myopic_optimal` — beyond the paper, an oracle reference: it knows
-  this step's budgets (the env's state holds the step's draws) and takes, per
-  satellite, the action (of the 9, or 3 with ``price_only``) that maximises
-  this step's revenue U'_s + ``reputation_weight``·ΔR_s (exact, by evaluating
-  :meth:`SpectrumEnv.outcome` for every action). ``reputation_weight`` None
-  uses ``params.reputation_weight``.
-* :func:`myopic_optimal_price` — the exact revenue-maximising single posted
-  price from the sorted budgets under the capacity cap (re-exported from the
-  env). The env reports the bound of every gap as ``info["myopic_optimal_revenue"]``:
-  that optimum **maximised over the power-control levels** (per satellite), not at the
-  level in force (``info["myopic_revenue_at_level_total"]``).
-
+Every policy ``policy(key, obs, state, params) -> {"satellite": (S,) int}`` moves on the
+env's action grid (one price level and one power level per step, eq. 11), under the
+learners' constraint: same grids, same one-level steps, same start in the middle of both.
 The searches (:func:`average_budget_fair`, :func:`best_constant`) take the evaluation keys
-(``keys``; default ``num_episodes`` keys from ``seed``) so that a comparison uses the same
-episodes for every method (common random numbers); the policies they return carry the
-search as attributes: ``power_level`` (and ``price_level``) chosen, ``mean_revenue`` the
-table of mean revenue per satellite per step over the candidates.
+(``keys``; default ``num_episodes`` keys from ``seed``), so a comparison uses the same
+episodes for every method; their policies carry the search: ``power_level`` (and
+``price_level``) chosen, ``mean_revenue`` the table of mean revenue per satellite per step
+over the candidates. The env reports the bound of every gap,
+``info["myopic_optimal_revenue"]``: :func:`myopic_optimal_price` (the exact
+revenue-maximising single posted price, re-exported from the env) maximised over the power
+levels per satellite, not at the level in force (``info["myopic_revenue_at_level_total"]``).
 """
 
 from __future__ import annotations
@@ -71,7 +47,10 @@ def _average_budget(env, power):
 
 
 def average_budget(env, power="hold"):
-    """The paper's average-budget pricing (see the module docstring)."""
+    """The paper's baseline: step one level towards the grid level nearest the mean budget
+    of the users seen in the last step (``state.last_mean_budget``); hold before any step
+    was seen. ``power``: ``"hold"`` the initial level, ``"max"`` climb to the highest, an
+    int step to that level and hold it."""
     if isinstance(power, bool) or not (power in ("hold", "max") or isinstance(power, int)):
         raise ValueError(f"power must be 'hold', 'max' or a power level, got {power!r}")
     if isinstance(power, int) and not 0 <= power < env.num_power_levels:
@@ -103,7 +82,8 @@ def _search(env, policy_of, candidates, params, keys, num_episodes, seed, horizo
 
 
 def average_budget_fair(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
-    """Average-budget pricing at the best fixed power level (see the module docstring)."""
+    """The fair comparison: average-budget pricing with the learners' power freedom, as the
+    best fixed power level on the evaluation keys (the paper gives no rule for it)."""
     table = _search(env, lambda lv: _average_budget(env, lv), jnp.arange(env.num_power_levels),
                     params, keys, num_episodes, seed, horizon)
     best = int(jnp.argmax(table))
@@ -113,7 +93,8 @@ def average_budget_fair(env, params=None, keys=None, num_episodes=16, seed=0, ho
 
 
 def best_constant(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
-    """The best constant (price level, power level) pair (see the module docstring)."""
+    """The best constant policy (docs/evaluation.md §2): the (price level, power level)
+    pair, steered to and held, with the highest mean revenue on the evaluation keys."""
     n_power = 1 if env.price_only else env.num_power_levels
     pl, wl = jnp.meshgrid(jnp.arange(env.num_price_levels), jnp.arange(n_power), indexing="ij")
     table = _search(env, lambda c: constant_levels(env, c[0], None if env.price_only else c[1]),
@@ -141,7 +122,10 @@ def action_values(env, state, params, reputation_weight=None):
 
 
 def myopic_optimal(env, reputation_weight=None):
-    """One-step oracle: the best reachable action for this step's budgets."""
+    """One-step oracle (beyond the paper): it knows this step's budgets (the state holds the
+    step's draws) and takes, per satellite, the action maximising U'_s +
+    ``reputation_weight``·ΔR_s (None: ``params.reputation_weight``), exactly, by
+    evaluating ``env.outcome`` for every action (9, or 3 with ``price_only``)."""
 
     def policy(key, obs, state, params):
         del key, obs
