@@ -1,69 +1,47 @@
 """Real federated learning for ``edge_assoc``: hierarchical FedAvg with DPoS verification.
 
-Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6); spec ``docs/edge_assoc.md``.
-One global round, jitted, with the N digital twins (DTs) stacked on a client axis:
+Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6); ``docs/edge_assoc.md``. One global round,
+jitted, with the N digital twins (DTs) stacked on a client axis:
 
-1. every DT j trains the global model on b_j·D_j of its own samples
-   (``local_epochs`` passes of minibatch SGD over a fresh random subset of
-   ⌈b_j·D_j⌉ samples; padded steps are masked, so a larger b_j really means
-   more local work);
-2. BS i aggregates its DTs weighted by trained data (eq. 4,
-   :func:`agents.federated.group_average`);
-3. optional attack: BSs flagged ``poisoned`` replace their update Δ by
-   −s·Δ (``"sign_flip"``, s = ``attack_scale``) or add Gaussian noise
-   (``"noise"``, std s·|Δ|_rms per leaf);
-4. verification (``verify=True``), by ``verifier``:
+1. DT j trains the global model with ``local_epochs`` passes of minibatch SGD over a fresh
+   random subset of ⌈b_j·D_j⌉ of its samples (padded steps masked: a larger b_j is more
+   local work);
+2. BS i averages its DTs weighted by trained data (eq. 4, ``group_average``);
+3. attack: BSs flagged ``poisoned`` replace their update Δ by −s·Δ (``"sign_flip"``, s =
+   ``attack_scale``) or add Gaussian noise of std s·|Δ|_rms per leaf (``"noise"``);
+4. verification (``verify=True``) by ``verifier``: ``"dpos"`` (the paper's, II-C and
+   eq. 6): round 0 sets the coins S_i = D_i/ΣD·S_ini; every round each BS stakes its coins
+   on itself and the ``num_producers`` richest produce blocks; each producer checks every
+   BS update on its OWN held-out shard (the validation set split into M shards): the
+   update's loss must not exceed the previous global model's by more than ``verify_tol``;
+   an update is included iff a strict majority of producers accept it
+   (``jaxsg.consensus.dpos_*``). ``colluding=True``: a poisoned producer accepts every
+   poisoned update and judges honest ones honestly. ``"mbs_oracle"`` (a reference): the
+   MBS applies the same test on the whole held-out set. Included BSs are paid
+   ``coin_reward``; rejected or empty BSs are not paid and are excluded, so a rejected BS
+   loses stake and, in time, its producer seat;
+5. the MBS averages the included BS models (eq. 5: uniform 1/M, ``"fedavg"``) or takes
+   their coordinate-wise ``"median"`` or ``"trimmed_mean"`` (robust rules needing no clean
+   data; excluded or empty BSs count as the previous global model). No included BS → the
+   global model is kept.
 
-   * ``"dpos"`` (default; the paper's DPoS, II-C and eq. 6): round 0 sets the
-     training coins S_i = D_i/ΣD·S_ini (:func:`jaxsg.consensus.dpos_stakes`);
-     every round the BSs vote with their coins (each BS stakes its coins on
-     itself, as in the env) and the ``num_producers`` richest become block
-     producers (:func:`jaxsg.consensus.dpos_elect`); each producer checks every
-     BS update on its OWN held-out shard (the validation set is split into M
-     shards, shard i held by BS i): the update's loss must not exceed the
-     previous global model's loss on that shard by more than ``verify_tol``
-     (:func:`jaxsg.consensus.dpos_verify`); an update is included iff a strict
-     majority of the producers accept it (:func:`jaxsg.consensus.dpos_majority`).
-     ``colluding=True``: a poisoned BS that is a producer accepts every poisoned
-     update (its own included) and judges honest ones honestly;
-   * ``"mbs_oracle"`` (a reference, not the paper's): the MBS checks every
-     update on the whole held-out set with the same test, no producers.
+Data: ``dataset="digits"`` (default) is scikit-learn's bundled digits (1,797 8×8 images,
+no download), split 80/20 train/test by a fixed permutation, 10 % of train held out as the
+validation set; model an MLP (64 hidden units). ``dataset="file.npz"`` with ``x_train,
+y_train, x_test, y_test`` (e.g. a local CIFAR-10, NHWC uint8 or float) uses the paper's CNN
+(:class:`PaperCNN`). Partition IID or Dirichlet(α) over labels; client sizes may follow
+given weights (the env's D_j).
 
-   Included BSs are paid ``coin_reward`` (:func:`jaxsg.consensus.dpos_award`);
-   rejected or empty BSs are not paid and are excluded from the global model,
-   so a rejected BS loses stake and, in time, its producer seat;
-5. the MBS averages the included BS models (eq. 5: uniform 1/M over BSs,
-   ``aggregation="fedavg"``), or takes their coordinate-wise median
-   (``"median"``) or trimmed mean (``"trimmed_mean"``, ``trim_fraction`` cut at
-   each end) — robust rules that need no clean data; for those, BSs with no DT
-   or not included are replaced by the previous global model. No included BS
-   → the global model is kept.
-
-Poisoning study (``sweeps/experiments/edge_assoc.py``): defences "none"
-(``verify=False``), "dpos" (``verify=True``), "mbs_oracle" (``verify=True,
-verifier="mbs_oracle"``), "median" / "trimmed_mean" (``verify=False,
-aggregation=...``), each with or without ``colluding`` producers.
-
-Data: ``dataset="digits"`` (default) is scikit-learn's bundled handwritten
-digits (1,797 8×8 images, no download), split 80/20 train/test with a fixed
-permutation, 10 % of train held out as the MBS's validation set; model: an MLP
-(64 hidden units). ``dataset="path/to/file.npz"`` with arrays ``x_train,
-y_train, x_test, y_test`` (e.g. a locally downloaded CIFAR-10, NHWC uint8 or
-float) uses the paper's CNN (:class:`PaperCNN`). Partition IID (shuffle) or
-Dirichlet(α) non-IID over labels; client sizes may follow given weights
-(e.g. the env's D_j).
-
-Decisions: ``verify_tol`` = 0.15 nats: a producer's shard is M times smaller than the
-MBS's set (36 vs 144 digits at M = 4), so honest updates scatter more; measured on digits
-(20 users, 4 BSs, 16 rounds, BS 0 sign-flipped ×4, ``verify_loss_excess``) honest updates
+Decisions: ``verify_tol`` = 0.15 nats: a producer's shard is M times smaller than the MBS's
+set (36 vs 144 digits at M = 4), so honest updates scatter more; measured on digits (20
+users, 4 BSs, 16 rounds, BS 0 sign-flipped ×4, ``verify_loss_excess``) honest updates
 reached +0.083 nats on some shard, flipped ones never fewer than +0.35 (the MBS oracle:
-+0.019 and +0.38). Eq. 5 uniform over BSs as printed (not data-weighted); b_j applies
-per DT every round with a fresh subset; the attack acts after BS aggregation
-(a malicious BS, not a malicious DT).
++0.019 and +0.38). Eq. 5 uniform over BSs as printed (not data-weighted); the attack acts
+after BS aggregation (a malicious BS, not a malicious DT).
 
-CLI: ``python -m agents.fl_task [--dataset digits|file.npz] [--rounds 20]``
-prints test accuracy per round under average association; a missing file is
-reported as one line naming the path (exit status 2).
+CLI: ``python -m agents.fl_task [--dataset digits|file.npz] [--rounds 20]`` prints test
+accuracy per round under average association; a missing file is one line naming the path
+(exit status 2).
 """
 
 from __future__ import annotations

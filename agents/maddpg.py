@@ -1,32 +1,20 @@
 """MADDPG (Lowe et al. 2017) as the DTWN paper's Algorithm 1 (Lu et al., TII 2021, Sec. IV-B).
 
-Every agent of the env's (single) agent class — the BSs of ``edge_assoc`` — has
+Every agent of the env's single agent class (edge_assoc: the BSs) has a deterministic
+actor π_i(o_i) → u_i ∈ [−1, 1]^A (tanh), mapped affinely onto its Box action components
+(:class:`ActionCodec`), explored with Ornstein-Uhlenbeck noise (eq. 21) clipped to
+[−1, 1]; a centralised critic Q_i(s, u_1, …, u_M) on all observations and actions
+(eq. 23), trained on y = r_i·``reward_scale`` + γ·Q_i^T(s', π^T(o')); the actor step of
+eq. 22 (ascend Q_i with the other agents' actions from the replay sample); target networks
+with soft updates θ^T ← β θ + (1 − β) θ^T (eq. 24-25, β = ``tau``). Per-agent networks
+are stacked on the agent axis; one item of :mod:`agents.replay` is one env transition.
+``train(key, env_params, gamma=None)``: a traced ``gamma`` overrides ``config.gamma``
+(Fig. 7's γ sweep is one compile); ``metrics`` per iteration: the reward, every scalar
+env metric, the critic/actor losses.
 
-* a deterministic actor π_i(o_i) → u_i ∈ [−1, 1]^A (tanh), mapped affinely onto
-  the agent's Box action components (for ``edge_assoc``: N bids, N batch
-  fractions, C bandwidth weights); exploration adds Ornstein-Uhlenbeck noise
-  (eq. 21) to u_i and clips to [−1, 1];
-* a centralised critic Q_i(s, u_1, …, u_M) on the global state s (all agents'
-  observations concatenated) and every agent's action (eq. 23), trained on
-  y = r_i·``reward_scale`` + γ·Q_i^T(s', π_1^T(o'_1), …, π_M^T(o'_M));
-* the actor step of eq. 22: ascend Q_i(s, u_1, …, π_i(o_i), …, u_M) with the
-  other agents' actions from the replay sample;
-* target networks with soft updates θ^T ← β θ + (1 − β) θ^T (eq. 24-25, β = ``tau``).
-
-Parameters are stacked on a leading agent axis and every per-agent computation
-is a ``vmap``. The replay buffer is ``agents.replay`` (pure JAX); each item is
-one env transition (all agents). ``make_train(env, config)`` returns
-``train(key, env_params, gamma=None) -> (policy_params, metrics)`` (a traced
-``gamma`` overrides ``config.gamma``: Fig. 7's γ sweep is one compile); the whole loop (one env
-step of ``num_envs`` parallel envs, one gradient update, per iteration) runs in
-``lax.scan``, so ``jax.jit(jax.vmap(train, in_axes=(0, None)))`` trains many seeds.
-``metrics`` has one entry per iteration (means over the parallel envs): the
-reward, every scalar env metric, and the critic/actor losses.
-
-Decisions: the paper names the OU process but not its constants — θ_OU = 0.15,
-σ decaying linearly from ``noise_start`` to ``noise_end``; episodes end only by
-truncation, so targets always bootstrap from the pre-reset final observation;
-rewards are scaled by ``reward_scale`` (None: the scenario adapter's scale).
+Decisions: the paper names the OU process but not its constants — θ_OU = 0.15, σ linear
+from ``noise_start`` to ``noise_end``; episodes end only by truncation, so targets always
+bootstrap from the pre-reset final observation.
 """
 
 from __future__ import annotations
@@ -42,7 +30,7 @@ import optax
 
 from agents import core, replay
 from agents.adapters import for_env
-from agents.networks import MLP, QCritic, orthogonal_dense
+from agents.networks import QCritic, mlp_head
 from jaxsg import spaces
 
 REWARD_TRANSFORMS = ("linear", "log_cost")
@@ -112,8 +100,7 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        h = MLP(self.hidden, "relu", name="torso")(obs)
-        z = orthogonal_dense(self.action_dim, 0.01, name="out")(h)
+        z = mlp_head(obs, self.action_dim, 0.01, "out", self.hidden, "relu")
         return z if self.raw else jnp.tanh(z)
 
 
@@ -301,11 +288,3 @@ def make_policy(env, config: Config, policy_params, noise_std: float = 0.0):
         return {cls: codec.decode(u, params)}
 
     return policy
-
-
-def init_policy_params(env, config: Config, key):
-    """Fresh per-agent actor parameters (the template for ``core.load_checkpoint``)."""
-    cls = _agent_class(env)
-    actor = Actor(ActionCodec(env, cls).dim, tuple(config.hidden))
-    return core.stacked_init(actor.init, key, env.num_agents(cls),
-                             jnp.zeros((env.observation_space(cls).shape[-1],)))
