@@ -30,7 +30,7 @@ import optax
 
 from agents import core, replay
 from agents.adapters import for_env
-from agents.networks import QCritic, mlp_head
+from agents.networks import QCritic, box_bounds, hybrid_heads, mlp_head
 from jaxsg import spaces
 
 REWARD_TRANSFORMS = ("linear", "log_cost")
@@ -79,15 +79,10 @@ class Config:
         critic_lr=core.POSITIVE, max_grad_norm=core.POSITIVE, reward_scale=core.POSITIVE,
         preact_l2=core.NON_NEGATIVE,
         noise_start=core.NON_NEGATIVE, noise_end=core.NON_NEGATIVE)
+    CHOICES: ClassVar = dict(policy_from=("actor", "target"), reward_transform=REWARD_TRANSFORMS)
 
     def __post_init__(self):
         core.check_config(self)
-        if self.policy_from not in ("actor", "target"):
-            raise ValueError(f"Config: field 'policy_from' must be 'actor' or 'target', "
-                             f"got {self.policy_from!r}")
-        if self.reward_transform not in REWARD_TRANSFORMS:
-            raise ValueError(f"Config: field 'reward_transform' must be one of "
-                             f"{REWARD_TRANSFORMS}, got {self.reward_transform!r}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"Config: field 'hidden' must be non-empty positive widths, "
                              f"got {self.hidden!r}")
@@ -118,30 +113,24 @@ class ActionCodec:
 
     def __init__(self, env, agent_class: str):
         space = env.action_space(agent_class)
-        comps = space.spaces if isinstance(space, spaces.Dict) else {"action": space}
-        for k, s in comps.items():
-            if not isinstance(s, spaces.Box):
-                raise ValueError(f"MADDPG needs continuous (Box) actions; component {k!r} "
-                                 f"is {s!r}")
+        discrete, self.names = hybrid_heads(space)
+        if discrete:
+            raise ValueError(f"MADDPG needs continuous (Box) actions; {discrete} are discrete")
         self.is_dict = isinstance(space, spaces.Dict)
-        self.names = tuple(comps)
-        self.shapes = {k: tuple(s.shape[1:]) for k, s in comps.items()}
+        comps = space.spaces if self.is_dict else {"action": space}
+        self.shapes = {k: tuple(comps[k].shape[1:]) for k in self.names}
         self.sizes = {k: int(np.prod(self.shapes[k], dtype=np.int64)) for k in self.names}
         self.dim = sum(self.sizes.values())
         self.env, self.agent_class = env, agent_class
 
     def decode(self, u, params):
         """u (..., M, A) in [−1, 1] → env action dict with leaves (..., M, *shape)."""
-        space = self.env.action_space(self.agent_class, params)
-        comps = space.spaces if self.is_dict else {"action": space}
-        out, col = {}, 0
-        lead = u.shape[:-1]
+        low, high = box_bounds(self.env.action_space(self.agent_class, params))
+        out, col, lead = {}, 0, u.shape[:-1]
         for k in self.names:
-            size = self.sizes[k]
-            x = u[..., col:col + size].reshape(lead + self.shapes[k])
-            lo, hi = comps[k].low, comps[k].high
-            out[k] = lo + 0.5 * (x + 1.0) * (hi - lo)
-            col += size
+            x = u[..., col:col + self.sizes[k]].reshape(lead + self.shapes[k])
+            out[k] = low[k] + 0.5 * (x + 1.0) * (high[k] - low[k])
+            col += self.sizes[k]
         return out if self.is_dict else out["action"]
 
 

@@ -31,14 +31,17 @@ def get(scenario: str, name: str, env, **kwargs):
     return table[name](env, **kwargs)
 
 
-def episode_scores(env, policy_of, candidates, params, keys, score, horizon=None):
+def episode_scores(env, policy_of, candidates, params, keys, score, horizon=None,
+                   params_of=None):
     """``(G, K)``: ``score(trajectory)`` of ``policy_of(c)`` for every candidate ``c`` (the
     leading axis of the pytree ``candidates``) on every evaluation key, each a
-    :func:`jaxsg.wrappers.rollout` of ``horizon`` steps (default ``env.horizon``); one
-    compiled call vmapped over candidates × keys (common random numbers)."""
+    :func:`jaxsg.wrappers.rollout` of ``horizon`` steps (default ``env.horizon``) under
+    ``params_of(c, params)`` (default ``params``); one compiled call vmapped over
+    candidates × keys (common random numbers)."""
     horizon = env.horizon if horizon is None else horizon
 
     def one(c, key, p):
+        p = p if params_of is None else params_of(c, p)
         return score(rollout(env, policy_of(c), key, p, horizon))
 
     run = jax.jit(jax.vmap(jax.vmap(one, (None, 0, None)), (0, None, None)))
@@ -46,12 +49,4 @@ def episode_scores(env, policy_of, candidates, params, keys, score, horizon=None
 
 
 # ``from agents import heuristics; heuristics.best_response(env)``: sgin came first
-from agents.heuristics.sgin import (  # noqa: E402, F401
-    best_response,
-    best_response_follower,
-    magcs,
-    mamcc,
-    marto,
-    stackelberg,
-    stackelberg_price,
-)
+from agents.heuristics.sgin import best_response, marto  # noqa: E402, F401

@@ -307,29 +307,12 @@ def price_grid_around(price, points: int = 11, low: float = 0.5, high: float = 1
     return jnp.linspace(low * price, high * price, points).astype(jnp.float32)
 
 
-def fixed_price_episodes(env, params, price_grid, keys, policy=None):
-    """Per-slot metrics of whole episodes at each fixed price (followers play
-    ``policy``, default best response, which posts ``params.price``): a dict of
-    ``(P, E, T)`` arrays (P prices, E episode keys, T = ``env.horizon``)."""
-    from jaxsg.wrappers import rollout
-
-    policy = best_response(env) if policy is None else policy
-
-    def one(price, key):
-        return rollout(env, policy, key, params.replace(price=price), env.horizon)
-
-    out = jax.vmap(lambda p: jax.vmap(lambda k: one(p, k))(keys))(price_grid)
-    metrics = dict(out["metrics"])
-    metrics["leader_reward"] = out["reward"]["leader"][..., 0]
-    metrics["follower_return"] = out["reward"]["follower"].mean(-1)
-    return metrics
-
-
 def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int = 4,
                             seed: int = 0, rounds: int = 2, cpu_levels: int = 8):
-    """Stackelberg reference (docs/sgin.md, live regime): the best *fixed* price over
-    whole episodes with best-response followers, on ``price_grid`` (default
-    ``price_grid_around(params.price)``, i.e. [0.5, 1.5]·λ₀ in 11 points).
+    """Stackelberg reference (docs/sgin.md, live regime): the best *fixed* price (posted
+    from the reset on) over whole episodes with best-response followers, on ``price_grid``
+    (default ``price_grid_around(params.price)``, i.e. [0.5, 1.5]·λ₀ in 11 points), by mean
+    episode profit on ``num_episodes`` keys from ``seed``.
 
     Returns ``(price, mean episode profit per grid price, grid)``.
     """
@@ -337,9 +320,10 @@ def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int
     grid = price_grid_around(params.price) if price_grid is None else jnp.asarray(
         price_grid, jnp.float32)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
-    run = jax.jit(lambda p, g, k: fixed_price_episodes(
-        env, p, g, k, best_response(env, rounds, cpu_levels))["leader_reward"].sum(-1).mean(-1))
-    profits = run(params, grid, keys)
+    policy = best_response(env, rounds, cpu_levels)
+    profits = episode_scores(env, lambda _: policy, grid, params, keys,
+                             lambda tr: tr["reward"]["leader"][..., 0].sum(),
+                             params_of=lambda price, p: p.replace(price=price)).mean(axis=1)
     return float(grid[jnp.argmax(profits)]), profits, grid
 
 
