@@ -47,9 +47,8 @@ def _num_clients(stacked: PyTree) -> int:
         raise ValueError("stacked parameters are empty (no leaves)")
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in leaves}
     if None in sizes or len(sizes) != 1:
-        raise ValueError(
-            f"every leaf of stacked parameters needs the same leading client axis; got {sizes}"
-        )
+        raise ValueError(f"every leaf of stacked parameters needs the same leading client "
+                         f"axis; got {sizes}")
     return sizes.pop()
 
 

@@ -59,18 +59,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents import core
+from agents.federated import RULES as AGGREGATIONS
 from agents.federated import coordinate_median, group_average, trimmed_mean, weighted_average
 from jaxsg.consensus import dpos_award, dpos_elect, dpos_majority, dpos_stakes, dpos_verify
 from jaxsg.validation import Bound
 
-AGGREGATIONS = ("fedavg", "median", "trimmed_mean")
 VERIFIERS = ("dpos", "mbs_oracle")
 ATTACKS = ("none", "sign_flip", "noise")
 PARTITIONS = ("iid", "dirichlet")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-# --------------------------------------------------------------------------- config
 @dataclasses.dataclass(frozen=True)
 class FLConfig:
     dataset: str = "digits"
@@ -131,7 +130,6 @@ def check_dataset(dataset: str) -> str:
     return str(dataset)
 
 
-# --------------------------------------------------------------------------- data
 def load_dataset(dataset: str = "digits", seed: int = 0) -> dict:
     """``{"x_train", "y_train", "x_test", "y_test"}`` as float32 NHWC in [0, 1] / int32."""
     check_dataset(dataset)
@@ -205,7 +203,6 @@ def partition(x, y, num_users: int, kind: str = "iid", alpha: float = 0.5, seed:
     return ClientData(jnp.asarray(x[idx]), jnp.asarray(y[idx]), jnp.asarray(counts))
 
 
-# --------------------------------------------------------------------------- models
 class MLPClassifier(nn.Module):
     hidden: Sequence[int] = (64,)
     num_classes: int = 10
@@ -237,7 +234,6 @@ def _xent(logits, labels):
     return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
 
 
-# --------------------------------------------------------------------------- task
 class FLState(NamedTuple):
     params: Any  # global model
     coins: jnp.ndarray  # (M,) DPoS training coins
@@ -278,7 +274,6 @@ class FLTask:
         self.round = jax.jit(self._round)
         self.run = jax.jit(self._run)
 
-    # -- helpers
     def init(self, key) -> FLState:
         params = self.model.init(key, jnp.zeros((1,) + tuple(self.image_shape)))
         m = self.config.num_bs
@@ -421,7 +416,6 @@ def poisoned_mask(num_bs: int, fraction: float) -> jnp.ndarray:
     return jnp.arange(num_bs) < k
 
 
-# --------------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.fl_task", description=__doc__.split(
         "\n")[0])

@@ -91,17 +91,11 @@ def mlp_head(x, features: int, gain: float, out: str, hidden, activation) -> jnp
 
 
 class HybridDistribution(distrax.Joint):
-    """Joint distribution over a dict hybrid action (a ``distrax.Joint``).
-
-    Components: ``Categorical(logits)`` for each discrete name and, for each
-    continuous name, a tanh-squashed Normal or a Beta mapped onto ``[low,
-    high]`` (see the module docstring); all share one batch shape (e.g.
-    ``(num_envs, n_agents)``). ``log_prob`` and ``entropy`` sum over the
-    (independent) components and have the batch shape. ``continuous`` maps a
-    name to ``(loc, scale)`` (``kind="tanh_normal"``) or ``(α, β)``
-    (``kind="beta"``). A pytree (``distrax.Jittable``): it can cross
-    ``jit``/``vmap`` boundaries.
-    """
+    """Joint distribution over a dict hybrid action (see the module docstring); every
+    component shares one batch shape (e.g. ``(num_envs, n_agents)``) and ``log_prob`` /
+    ``entropy`` sum over them. ``continuous`` maps a name to ``(loc, scale)``
+    (``kind="tanh_normal"``) or ``(α, β)`` (``kind="beta"``). A pytree: it crosses
+    ``jit``/``vmap`` boundaries."""
 
     def __init__(
         self,
@@ -234,16 +228,11 @@ def mask_logits(logits: jnp.ndarray, mask: jnp.ndarray | None) -> jnp.ndarray:
 
 
 class HybridActor(nn.Module):
-    """Hybrid-action policy head on an :class:`MLP` torso.
-
-    ``discrete``: ``((name, num_options), ...)``; ``continuous``: ``(name, ...)``;
-    ``continuous_dist``: ``"tanh_normal"`` or ``"beta"``.
-    ``__call__(x, masks=None, low=None, high=None)`` with ``x`` of shape
-    ``batch + (features,)``, ``masks[name]`` boolean ``batch + (num_options,)``
-    (missing names: all available), ``low``/``high`` dicts of bounds
-    broadcastable to ``batch`` (default [0, 1]); returns a
-    :class:`HybridDistribution` with batch shape ``batch``.
-    """
+    """Hybrid-action policy on an :class:`MLP` torso: ``discrete`` ``((name, options),
+    ...)``, ``continuous`` ``(name, ...)``. ``__call__(x, masks=None, low=None, high=None)``:
+    ``x`` ``batch + (features,)``, ``masks[name]`` boolean ``batch + (options,)`` (missing:
+    all available), bounds broadcastable to ``batch`` (default [0, 1]) →
+    :class:`HybridDistribution` of batch shape ``batch``."""
 
     discrete: Sequence[tuple[str, int]]
     continuous: Sequence[str] = ()

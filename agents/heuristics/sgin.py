@@ -41,8 +41,7 @@ def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, dro
         "block_mbit": (block_bits / MBIT).astype(jnp.float32),
     }
     if getattr(env, "payoff", "paper") == "cloud":
-        mode_max = jnp.where(offload, params.cpu_max_hz, params.local_cpu_max_hz)
-        span = jnp.maximum(mode_max - params.cpu_min_hz, 1.0)
+        span = jnp.maximum(_mode_cpu_max(env, params, offload) - params.cpu_min_hz, 1.0)
         action["cpu"] = jnp.clip((cpu_hz - params.cpu_min_hz) / span, 0.0, 1.0).astype(
             jnp.float32)
         action["drop"] = (jnp.zeros_like(offload) if drop is None else drop).astype(jnp.int32)
