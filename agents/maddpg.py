@@ -249,8 +249,7 @@ def make_train(env, config: Config = Config()):
             nets = core.gate(ts.update >= cfg.warmup_updates, new_nets, ts.nets)
             done = (term | trunc)[:, None, None]
             noise = jnp.where(done, 0.0, noise)  # OU restarts with the episode
-            metrics = {k: jnp.mean(v) for k, v in info.items()  # per-env scalar metrics
-                       if k != "final_observation" and getattr(v, "shape", None) == (cfg.num_envs,)}
+            metrics = {k: v for k, v in core.env_metrics(info).items() if v.ndim == 0}
             metrics.update(reward=jnp.mean(reward[cls]), critic_loss=stats["critic_loss"],
                            actor_loss=stats["actor_loss"], noise_sigma=sigma)
             return TrainState(nets, buf, env_state, obs2[cls], noise, key, ts.update + 1), metrics

@@ -25,6 +25,10 @@ MBIT = 1e6
 MS = 1e-3
 
 
+def _cloud(env) -> bool:
+    return getattr(env, "payoff", "paper") == "cloud"
+
+
 def _mid(lo, hi):
     return 0.5 * (lo + hi)
 
@@ -40,7 +44,7 @@ def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, dro
         "channel": channel.astype(jnp.int32),
         "block_mbit": (block_bits / MBIT).astype(jnp.float32),
     }
-    if getattr(env, "payoff", "paper") == "cloud":
+    if _cloud(env):
         span = jnp.maximum(_mode_cpu_max(env, params, offload) - params.cpu_min_hz, 1.0)
         action["cpu"] = jnp.clip((cpu_hz - params.cpu_min_hz) / span, 0.0, 1.0).astype(
             jnp.float32)
@@ -53,7 +57,7 @@ def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, dro
 def _mode_cpu_max(env, params, offload):
     """Largest f of the chosen mode: the cloud's when offloading under ``payoff="cloud"``,
     the DT's own otherwise (one f range under ``payoff="paper"``)."""
-    if getattr(env, "payoff", "paper") == "cloud":
+    if _cloud(env):
         return jnp.where(offload, params.cpu_max_hz, params.local_cpu_max_hz)
     return jnp.full(jnp.shape(offload), params.cpu_max_hz)
 
@@ -102,7 +106,7 @@ def mamcc_follower(env, state, params):
     channel = jnp.arange(env.num_followers) % env.users_per_mbs % env.num_channels
     cpu_local, cpu_cloud = _mid_cpu(env, params)
     free_rate = shannon_rate(params.bandwidth_hz, params.power_w * best_gain / params.noise_w)
-    if getattr(env, "payoff", "paper") == "cloud":  # the cloud also computes at its f
+    if _cloud(env):  # the cloud also computes at its f
         free_rate = jnp.minimum(free_rate, cpu_cloud / state.cycles_per_bit)
     local_rate = cpu_local / state.cycles_per_bit
     offload = visible & (free_rate > local_rate)
@@ -184,7 +188,7 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     """
     n, m, n_mbs = env.num_followers, env.users_per_mbs, env.num_mbs
     n_ch = env.num_channels
-    cloud = getattr(env, "payoff", "paper") == "cloud"
+    cloud = _cloud(env)
     dpp = getattr(env, "reward", "paper") == "drift_plus_penalty"
     gain = env.path_gain(state, params)  # (NM, O)
     cell = jnp.arange(n) // m
@@ -351,7 +355,7 @@ def constant_action_grid(env, cpu_levels=CONSTANT_CPU_LEVELS, leo_ranks=(0, 1),
     (LEO and channel do not matter locally; ``drop`` only under
     ``payoff="cloud"``). ``cpu`` is the fraction of the mode's range (cloud) or of
     [f_min, f_max] (paper). Default: 22 local + 44 offload = 66 points."""
-    drops = (0, 1) if getattr(env, "payoff", "paper") == "cloud" else (0,)
+    drops = (0, 1) if _cloud(env) else (0,)
     ranks = tuple(r for r in leo_ranks if r < env.num_leo)
     rows = [(0, d, 0, 0, c) for d in drops for c in cpu_levels]
     rows += [(1, d, r, k, c) for d in drops for r in ranks for k in channel_offsets
@@ -379,7 +383,7 @@ def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callab
             "channel": channel.astype(jnp.int32),
             "block_mbit": jnp.full((n,), params.block_min_bits / MBIT, jnp.float32),
         }
-        if getattr(env, "payoff", "paper") == "cloud":
+        if _cloud(env):
             action["cpu"] = jnp.full((n,), cpu, jnp.float32)
             action["drop"] = jnp.full((n,), drop, jnp.int32)
         else:
