@@ -22,10 +22,12 @@ class Adapter:
     #: (head, observation feature): the head ranks options by that feature
     ranked_heads: tuple[tuple[str, str], ...] = ()
 
-    def learning_class(self, env) -> str:
-        cls = self.agent_class or env.agent_classes[0]
+    def learning_class(self, env, override: str | None = None) -> str:
+        """The class a learner trains: ``override`` (a config's ``agent_class``) if given,
+        else ``agent_class``, else the env's first; checked against the env's classes."""
+        cls = override or self.agent_class or env.agent_classes[0]
         if cls not in env.agent_classes:
-            raise ValueError(f"agent class {cls!r} not in {env.agent_classes}")
+            raise ValueError(f"Config: agent_class {cls!r} not in {env.agent_classes}")
         return cls
 
     def fixed_actions(self, env, params) -> dict:
