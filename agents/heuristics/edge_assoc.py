@@ -78,12 +78,14 @@ def constant(env, association: str = "round_robin", batch: float | None = None,
 
 
 def average(env, batch: float | None = None) -> Callable:
-    """Equal K_i (round robin), uniform τ, fixed b."""
+    """Equal K_i (user j → BS j mod M), uniform τ (1/M' per subchannel over the M' active
+    BSs), fixed b."""
     return constant(env, "round_robin", batch, "uniform")
 
 
 def orthogonal(env, batch: float | None = None) -> Callable:
-    """Average association; subchannel c exclusively to BS c mod M (no interference)."""
+    """Average association; subchannel c exclusively to BS c mod M (no sharing, hence no
+    interference under either ``interference_model``)."""
     return constant(env, "round_robin", batch, "orthogonal")
 
 

@@ -48,9 +48,9 @@ def _average_budget(env, power):
 
 def average_budget(env, power="hold"):
     """The paper's baseline: step one level towards the grid level nearest the mean budget
-    of the users seen in the last step (``state.last_mean_budget``); hold before any step
-    was seen. ``power``: ``"hold"`` the initial level, ``"max"`` climb to the highest, an
-    int step to that level and hold it."""
+    of the (visible) users seen in the last step (``state.last_mean_budget``); hold before
+    any step was seen (mean 0). ``power``: ``"hold"`` the initial level, ``"max"`` climb
+    to the highest, an int step to that level and hold it."""
     if isinstance(power, bool) or not (power in ("hold", "max") or isinstance(power, int)):
         raise ValueError(f"power must be 'hold', 'max' or a power level, got {power!r}")
     if isinstance(power, int) and not 0 <= power < env.num_power_levels:
