@@ -88,14 +88,6 @@ class TrainState:
     update: jnp.ndarray
 
 
-def eps_greedy(k_eps, k_rand, q, eps):
-    """``argmax_a q`` (actions on the last axis), replaced by a uniform action w.p. ``eps``."""
-    greedy = jnp.argmax(q, -1)
-    explore = jax.random.uniform(k_eps, greedy.shape) < eps
-    rand = jax.random.randint(k_rand, greedy.shape, 0, q.shape[-1])
-    return jnp.where(explore, rand, greedy).astype(jnp.int32)
-
-
 def make_train(env, config: Config):
     """Build ``train(key, env_params) -> (policy_params, metrics)`` (pure, jit-able)."""
     cfg, ad = config, for_env(env)
@@ -133,7 +125,10 @@ def make_train(env, config: Config):
         def update_step(ts: TrainState, _):
             key, k_eps, k_rand, k_env, k_sample = jax.random.split(ts.key, 5)
             eps = epsilon(ts.update)
-            action = eps_greedy(k_eps, k_rand, q_values(ts.q, ts.obs[cls]), eps)  # (E, n)
+            greedy = jnp.argmax(q_values(ts.q, ts.obs[cls]), -1)  # (E, n)
+            explore = jax.random.uniform(k_eps, greedy.shape) < eps
+            action = jnp.where(explore, jax.random.randint(k_rand, greedy.shape, 0, n_a),
+                               greedy).astype(jnp.int32)
             obs2, env_state, reward, term, _, info = vstep(
                 jax.random.split(k_env, cfg.num_envs), ts.env_state, {cls: action}, env_params)
             buf = replay.add_batch(ts.buffer, {
@@ -174,17 +169,15 @@ def make_train(env, config: Config):
     return train
 
 
-def make_policy(env, config: Config, policy_params, eps: float = 0.0):
-    """``policy(key, obs, state, params) -> action``: greedy (ε-greedy if ``eps`` > 0)
-    on the trained per-agent Q networks."""
+def make_policy(env, config: Config, policy_params):
+    """``policy(key, obs, state, params) -> action``: greedy on the trained per-agent Q
+    networks."""
     cls = for_env(env).learning_class(env)
     net = QNetwork(env.action_space(cls).n, tuple(config.hidden))
 
     def policy(key, obs, state, params):
         del state, params
         q = core.stacked_apply(net.apply, policy_params, obs[cls])
-        if eps > 0.0:
-            return {cls: eps_greedy(*jax.random.split(key), q, eps)}
         return {cls: jnp.argmax(q, -1).astype(jnp.int32)}
 
     return policy

@@ -261,18 +261,15 @@ def make_train(env, config: Config = Config()):
     return train
 
 
-def make_policy(env, config: Config, policy_params, noise_std: float = 0.0):
-    """Deterministic ``policy(key, obs, state, params) -> action`` from trained actors
-    (Gaussian noise of std ``noise_std`` on u if > 0)."""
+def make_policy(env, config: Config, policy_params):
+    """Deterministic ``policy(key, obs, state, params) -> action`` from trained actors."""
     cls = _agent_class(env)
     codec = ActionCodec(env, cls)
     actor = Actor(codec.dim, tuple(config.hidden))
 
     def policy(key, obs, state, params):
-        del state
-        u = core.stacked_apply(actor.apply, policy_params, obs[cls])
-        if noise_std > 0:
-            u = jnp.clip(u + noise_std * jax.random.normal(key, u.shape), -1.0, 1.0)
-        return {cls: codec.decode(u, params)}
+        del key, state
+        return {cls: codec.decode(core.stacked_apply(actor.apply, policy_params, obs[cls]),
+                                  params)}
 
     return policy
