@@ -324,8 +324,7 @@ class FLTask:
         trained = jnp.maximum(jnp.ceil(batch_frac * c.count), 1.0)
         bs_params, _, count = group_average(dt_params, trained, assoc, m)  # eq. 4
         nonempty = count > 0
-        bs_params = jax.tree.map(
-            lambda g, z: jnp.where(_bcast(nonempty, g), g, z[None]), bs_params, w)
+        bs_params = _pick(nonempty, bs_params, w)
         # attack on the BS's update Δ = G − w
         poisoned = jnp.asarray(poisoned, bool) & nonempty
         if cfg.attack == "sign_flip":
@@ -340,8 +339,7 @@ class FLTask:
                 * jax.random.normal(kk, g.shape) for g, z, kk in zip(leaves, w_leaves, nkeys)])
         else:
             bad = bs_params
-        bs_params = jax.tree.map(lambda b, g: jnp.where(_bcast(poisoned, g), b, g),
-                                 bad, bs_params)
+        bs_params = _pick(poisoned, bad, bs_params)
         # coins (eq. 6 at round 0) and the producers elected by stake-weighted votes
         data_bs = jax.ops.segment_sum(c.count, assoc, num_segments=m)
         coins0 = jnp.where(state.round == 0, dpos_stakes(data_bs, cfg.s_ini), state.coins)
@@ -367,8 +365,7 @@ class FLTask:
         if cfg.aggregation == "fedavg":
             new = core.gate(jnp.any(verified), weighted_average(bs_params, verified), w)
         else:
-            filled = jax.tree.map(lambda g, z: jnp.where(_bcast(verified, g), g, z[None]),
-                                  bs_params, w)
+            filled = _pick(verified, bs_params, w)
             new = (coordinate_median(filled) if cfg.aggregation == "median"
                    else trimmed_mean(filled, cfg.trim_fraction))
         # included BSs are paid, rejected ones are not
@@ -402,8 +399,11 @@ class FLTask:
         return jax.lax.scan(body, state, (assocs, batch_fracs, keys))
 
 
-def _bcast(mask, leaf):
-    return mask.reshape(mask.shape + (1,) * (leaf.ndim - 1))
+def _pick(mask, stacked, other):
+    """Client c's leaves of ``stacked`` where ``mask[c]``, else ``other``'s (stacked or
+    global, broadcast)."""
+    return jax.tree.map(lambda g, z: jnp.where(mask.reshape(mask.shape + (1,) * (g.ndim - 1)),
+                                               g, z), stacked, other)
 
 
 def average_association(num_users: int, num_bs: int) -> jnp.ndarray:
