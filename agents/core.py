@@ -51,9 +51,7 @@ def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where}: field '{name}' must be a number, got {value!r}")
-        if b.integer and not isinstance(value, int):
-            raise ValueError(f"{where}: field '{name}' = {value!r} is outside {b.describe()}")
-        if math.isnan(value) or not b.holds(value):
+        if (b.integer and not isinstance(value, int)) or math.isnan(value) or not b.holds(value):
             raise ValueError(f"{where}: field '{name}' = {value!r} is outside {b.describe()}")
 
 
