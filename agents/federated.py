@@ -60,10 +60,8 @@ def normalise(weights: jnp.ndarray) -> jnp.ndarray:
 
 
 def _cast_like(value: jnp.ndarray, like: jnp.ndarray) -> jnp.ndarray:
-    like_dtype = jnp.asarray(like).dtype
-    if jnp.issubdtype(like_dtype, jnp.inexact):
-        return value.astype(like_dtype)
-    return value
+    dtype = jnp.asarray(like).dtype
+    return value.astype(dtype) if jnp.issubdtype(dtype, jnp.inexact) else value
 
 
 def _expand(w: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
@@ -102,10 +100,7 @@ def group_average(
     tot_c, cnt_c = total[ids], count[ids]
     w_in = jnp.where(tot_c > 0, w / jnp.where(tot_c > 0, tot_c, 1.0), 1.0 / jnp.maximum(cnt_c, 1))
 
-    def leaf(x):
-        x = jnp.asarray(x)
-        return _cast_like(seg(_expand(w_in, x) * x), x)
-
+    leaf = lambda x: _cast_like(seg(_expand(w_in, x) * jnp.asarray(x)), x)  # noqa: E731
     return jax.tree.map(leaf, stacked), total, count
 
 
@@ -130,12 +125,9 @@ def trimmed_mean(stacked: PyTree, trim_fraction: float) -> PyTree:
     keep = ((rank >= k) & (rank < c - k)).astype(jnp.result_type(float))
     keep = keep / jnp.sum(keep)
 
-    def leaf(x):
-        x = jnp.asarray(x)
-        s = jnp.sort(x, axis=0)
-        return _cast_like(jnp.tensordot(keep, s, axes=(0, 0)), x)
-
-    return jax.tree.map(leaf, stacked)
+    return jax.tree.map(
+        lambda x: _cast_like(jnp.tensordot(keep, jnp.sort(jnp.asarray(x), axis=0), axes=(0, 0)), x),
+        stacked)
 
 
 def broadcast(global_params: PyTree, num_clients: int) -> PyTree:
