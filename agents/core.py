@@ -28,6 +28,10 @@ COUNT0 = Bound(0, math.inf, integer=True)
 UNIT = Bound(0.0, 1.0)
 POSITIVE = Bound(0.0, math.inf, low_inclusive=False, high_inclusive=False)
 NON_NEGATIVE = Bound(0.0, math.inf, high_inclusive=False)
+#: The bounds every off-policy learner's config shares (a ``BOUNDS`` table starts from it).
+OFF_POLICY_BOUNDS = dict(num_envs=COUNT, num_updates=COUNT, buffer_size=COUNT, batch_size=COUNT,
+                         warmup_updates=COUNT0, gamma=UNIT, max_grad_norm=POSITIVE,
+                         reward_scale=POSITIVE)
 
 
 def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None:

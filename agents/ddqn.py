@@ -57,11 +57,8 @@ class Config:
     hidden: Sequence[int] = (64, 64)
 
     BOUNDS: ClassVar = dict(
-        num_envs=core.COUNT, num_updates=core.COUNT, buffer_size=core.COUNT,
-        batch_size=core.COUNT, warmup_updates=core.COUNT0, gamma=core.UNIT,
-        lr=core.POSITIVE, max_grad_norm=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
-        eps_decay_fraction=core.UNIT, local_round=core.COUNT, aggregation_rounds=core.COUNT,
-        reward_scale=core.POSITIVE)
+        core.OFF_POLICY_BOUNDS, lr=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
+        eps_decay_fraction=core.UNIT, local_round=core.COUNT, aggregation_rounds=core.COUNT)
 
     def __post_init__(self):
         core.check_config(self)

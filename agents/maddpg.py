@@ -73,11 +73,8 @@ class Config:
     hidden: Sequence[int] = (128, 128)
 
     BOUNDS: ClassVar = dict(
-        num_envs=core.COUNT, num_updates=core.COUNT, buffer_size=core.COUNT,
-        batch_size=core.COUNT, warmup_updates=core.COUNT0, updates_per_step=core.COUNT,
-        gamma=core.UNIT, tau=core.UNIT, ou_theta=core.UNIT, actor_lr=core.POSITIVE,
-        critic_lr=core.POSITIVE, max_grad_norm=core.POSITIVE, reward_scale=core.POSITIVE,
-        preact_l2=core.NON_NEGATIVE,
+        core.OFF_POLICY_BOUNDS, updates_per_step=core.COUNT, tau=core.UNIT, ou_theta=core.UNIT,
+        actor_lr=core.POSITIVE, critic_lr=core.POSITIVE, preact_l2=core.NON_NEGATIVE,
         noise_start=core.NON_NEGATIVE, noise_end=core.NON_NEGATIVE)
     CHOICES: ClassVar = dict(policy_from=("actor", "target"), reward_transform=REWARD_TRANSFORMS)
 
