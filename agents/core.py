@@ -1,24 +1,7 @@
-"""Building blocks shared by every learner, written once (scenario-free).
-
-* :func:`check_config` — validate a frozen learner ``Config`` against its
-  ``BOUNDS`` table with :class:`jaxsg.validation.Bound` (same ``ValueError``
-  format as env params: the field and its allowed range).
-* :func:`with_agent_id` — append a one-hot agent id to ``(..., n, d)`` features.
-* :func:`stacked_init` / :func:`stacked_apply` — per-agent networks with
-  parameters stacked on a leading agent axis, applied along the agent axis
-  ``-2`` of the inputs (a ``vmap``, no loop over agents).
-* :func:`linear` — ``optax.linear_schedule`` (ε, noise σ, learning rates).
-* :func:`soft_update` / :func:`hard_update` — target networks via
-  ``optax.incremental_update`` / ``optax.periodic_update``.
-* :func:`gate` — select ``new`` where ``pred`` else ``old`` leaf by leaf
-  (warm-up gating, periodic events; a ``jnp.where``, never a Python ``if``).
-* :func:`gae` — generalised advantage estimation with separate terminated /
-  done flags; :func:`double_q_target` — the double-Q bootstrap.
-* :func:`ou_step` — one Ornstein-Uhlenbeck step (dt = 1).
-* :func:`env_metrics` — the env's ``info`` averaged over parallel envs.
-* :func:`save_checkpoint` / :func:`load_checkpoint` — msgpack params + a JSON of
-  the config, written atomically (temp file + rename).
-"""
+"""Building blocks shared by every learner, written once and scenario-free: config
+validation, the agent axis (ids, stacked per-agent networks), schedules and target updates
+(optax), warm-up gating, GAE and double-Q targets, OU noise, env metrics and atomic
+checkpoints."""
 
 from __future__ import annotations
 
@@ -38,22 +21,32 @@ from jaxsg.validation import Bound
 
 PyTree = Any
 
-#: Bounds used by most configs.
+#: Bounds used by most configs (``FINITE``: any finite number).
+FINITE = Bound(-math.inf, math.inf, low_inclusive=False, high_inclusive=False)
 COUNT = Bound(1, math.inf, integer=True)
 COUNT0 = Bound(0, math.inf, integer=True)
 UNIT = Bound(0.0, 1.0)
 POSITIVE = Bound(0.0, math.inf, low_inclusive=False, high_inclusive=False)
 NON_NEGATIVE = Bound(0.0, math.inf, high_inclusive=False)
+#: The bounds every off-policy learner's config shares (a ``BOUNDS`` table starts from it).
+OFF_POLICY_BOUNDS = dict(num_envs=COUNT, num_updates=COUNT, buffer_size=COUNT, batch_size=COUNT,
+                         warmup_updates=COUNT0, gamma=UNIT, max_grad_norm=POSITIVE,
+                         reward_scale=POSITIVE)
 
 
-# ----------------------------------------------------------------- configs
 def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None:
-    """Validate the numeric fields of a frozen dataclass ``config`` against ``bounds``
-    (default: its class attribute ``BOUNDS``). ``None`` values are skipped (a field
-    left to the scenario adapter). Raises ``ValueError`` naming the field and range."""
+    """Validate a frozen dataclass ``config``: its numeric fields against ``bounds``
+    (default: its class attribute ``BOUNDS``; ``None`` values are skipped, a field left to
+    the scenario adapter) and its string options against ``CHOICES`` (``{field: (allowed,
+    ...)}``, if the class has one), with the same ``ValueError`` format as env params: the
+    field and its allowed range or values."""
     where = type(config).__name__
     bounds = type(config).BOUNDS if bounds is None else bounds
     names = {f.name for f in dataclasses.fields(config)}
+    for name, allowed in getattr(type(config), "CHOICES", {}).items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"{where}: field '{name}' = {getattr(config, name)!r}; "
+                             f"allowed values: {allowed}")
     for name, b in bounds.items():
         if name not in names:
             raise ValueError(f"{where}: BOUNDS names unknown field '{name}'")
@@ -62,9 +55,7 @@ def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where}: field '{name}' must be a number, got {value!r}")
-        if b.integer and not isinstance(value, int):
-            raise ValueError(f"{where}: field '{name}' = {value!r} is outside {b.describe()}")
-        if math.isnan(value) or not b.holds(value):
+        if (b.integer and not isinstance(value, int)) or math.isnan(value) or not b.holds(value):
             raise ValueError(f"{where}: field '{name}' = {value!r} is outside {b.describe()}")
 
 
@@ -73,7 +64,6 @@ def config_json(config: Any) -> str:
     return json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
 
 
-# ------------------------------------------------------------ agent axis
 def with_agent_id(x: jnp.ndarray) -> jnp.ndarray:
     """``(..., n, d) -> (..., n, d + n)``: append a one-hot agent id."""
     n = x.shape[-2]
@@ -99,7 +89,6 @@ def broadcast_agents(tree: PyTree, n: int) -> PyTree:
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)
 
 
-# ---------------------------------------------------- schedules, targets
 def linear(start: float, end: float, steps: int) -> optax.Schedule:
     """Linear from ``start`` to ``end`` over ``steps`` counts, then constant."""
     return optax.linear_schedule(start, end, max(int(steps), 1))
@@ -125,7 +114,6 @@ def adam(lr, max_grad_norm: float, eps: float = 1e-8) -> optax.GradientTransform
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr, eps=eps))
 
 
-# ----------------------------------------------------------------- targets
 def gae(rewards, values, next_values, terminated, done, gamma, lam):
     """Advantages and returns over a leading time axis.
 
@@ -177,7 +165,6 @@ def env_metrics(info: Mapping[str, Any]) -> dict:
             if hasattr(v, "shape") and not isinstance(v, Mapping) and v.ndim >= 1}
 
 
-# ------------------------------------------------------------- checkpoints
 def _atomic_write(path: str, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)

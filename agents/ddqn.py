@@ -1,35 +1,23 @@
 """Federated DDQN with an elected aggregator (spectrum paper, Alg. 1-2).
 
-One double deep Q-network per agent of the learning class (parameters stacked
-on the agent axis and vmapped). Each update step:
+One double deep Q-network per agent of the learning class (parameters stacked on the agent
+axis, vmapped). Each update step: act ε-greedily (ε linear from ``eps_start`` to
+``eps_end`` over ``eps_decay_fraction`` of training; eq. 19) in ``num_envs`` parallel
+episodes and store one item per env step in :mod:`agents.replay`; one gradient step per
+agent after ``warmup_updates`` on the double-DQN target y = κ·r + γ·Q_T(s', argmax_a
+Q(s', a)) (eq. 15-18; truncation bootstraps from ``info["final_observation"]``); the target
+network is replaced every ``local_round`` updates (Alg. 1: "updated for every local
+training round"). ``federated=True`` (Alg. 2): every ``aggregation_rounds`` (κ) local
+rounds the adapter's ``election`` names the aggregator and client weights, the FedAvg
+model is issued to every agent and the adapter's ``settle`` writes the block; nobody
+elected (−1) → no aggregation. The election reads the env states the step returned
+(before any explicit reset), so a ledger that outlives episodes is carried in
+``TrainState.env_state`` by the env's automatic reset (``agents.adapters.spectrum``).
 
-1. act ε-greedily (ε linear from ``eps_start`` to ``eps_end`` over
-   ``eps_decay_fraction`` of training; eq. 19) in ``num_envs`` parallel
-   episodes; store (s, a, r, s', terminated) in :mod:`agents.replay` (one item =
-   one env step of every agent);
-2. one gradient step per agent on a sampled batch (after ``warmup_updates``),
-   double-DQN target y = κ·r + γ·Q_T(s', argmax_a Q(s', a)) (eq. 15-18;
-   truncated episodes bootstrap from ``info["final_observation"]``);
-3. every ``local_round`` updates the target network is replaced by the online
-   network (Alg. 1: "updated for every local training round");
-4. ``federated=True`` (Alg. 2): every ``aggregation_rounds`` (κ) local rounds the
-   scenario adapter's ``election`` names the aggregator and the client weights
-   (spectrum: the online satellite with the highest reputation; weights = online
-   flags); the FedAvg model is issued to every agent and the adapter's
-   ``settle`` writes the block (spectrum: block reward, reputation reset).
-   Nobody elected (−1) → no aggregation. The election reads the env states the
-   step returned (before any explicit reset): a scenario's ledger that outlives
-   episodes (spectrum's chain) is carried in ``TrainState.env_state`` across
-   episode boundaries by the env's automatic reset; only ``train``'s first reset
-   starts a fresh one.
-
-``reward_scale`` None takes the adapter's scale (spectrum: 1/(p_max·capacity)).
-Metrics per update: every env metric averaged over the parallel episodes
-(per-agent arrays stay per agent), ``reward`` per agent, the adapter's training
-metrics (spectrum: the reputation ledger and online flags the election read, the
-block income after settlement), the block
-log ``aggregator`` (−2: no aggregation this update, −1: nobody elected, else the
-id) with ``aggregator_reputation``, ``loss``, ``q_mean``, ``epsilon``.
+Metrics per update: the env metrics (:func:`agents.core.env_metrics`), ``reward`` per
+agent, the adapter's training metrics, the block log ``aggregator`` (−2: no aggregation
+this update, −1: nobody elected, else the id) with ``aggregator_reputation``, ``loss``,
+``q_mean``, ``epsilon``. ``reward_scale`` None takes the adapter's scale.
 """
 
 from __future__ import annotations
@@ -46,7 +34,7 @@ from flax import struct
 from agents import core, replay
 from agents.adapters import for_env
 from agents.federated import broadcast, weighted_average
-from agents.networks import MLP, orthogonal_dense
+from agents.networks import mlp_head
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,11 +57,8 @@ class Config:
     hidden: Sequence[int] = (64, 64)
 
     BOUNDS: ClassVar = dict(
-        num_envs=core.COUNT, num_updates=core.COUNT, buffer_size=core.COUNT,
-        batch_size=core.COUNT, warmup_updates=core.COUNT0, gamma=core.UNIT,
-        lr=core.POSITIVE, max_grad_norm=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
-        eps_decay_fraction=core.UNIT, local_round=core.COUNT, aggregation_rounds=core.COUNT,
-        reward_scale=core.POSITIVE)
+        core.OFF_POLICY_BOUNDS, lr=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
+        eps_decay_fraction=core.UNIT, local_round=core.COUNT, aggregation_rounds=core.COUNT)
 
     def __post_init__(self):
         core.check_config(self)
@@ -85,8 +70,7 @@ class QNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        h = MLP(tuple(self.hidden), "relu", name="torso")(obs)
-        return orthogonal_dense(self.num_actions, 1.0, name="q")(h)
+        return mlp_head(obs, self.num_actions, 1.0, "q", tuple(self.hidden), "relu")
 
 
 @struct.dataclass
@@ -182,28 +166,15 @@ def make_train(env, config: Config):
     return train
 
 
-def make_policy(env, config: Config, policy_params, eps: float = 0.0):
-    """``policy(key, obs, state, params) -> action``: greedy (ε-greedy if ``eps`` > 0)
-    on the trained per-agent Q networks."""
+def make_policy(env, config: Config, policy_params):
+    """``policy(key, obs, state, params) -> action``: greedy on the trained per-agent Q
+    networks."""
     cls = for_env(env).learning_class(env)
-    n_a = env.action_space(cls).n
-    net = QNetwork(n_a, tuple(config.hidden))
+    net = QNetwork(env.action_space(cls).n, tuple(config.hidden))
 
     def policy(key, obs, state, params):
         del state, params
-        greedy = jnp.argmax(core.stacked_apply(net.apply, policy_params, obs[cls]), -1)
-        if eps > 0.0:
-            k1, k2 = jax.random.split(key)
-            explore = jax.random.uniform(k1, greedy.shape) < eps
-            greedy = jnp.where(explore, jax.random.randint(k2, greedy.shape, 0, n_a), greedy)
-        return {cls: greedy.astype(jnp.int32)}
+        q = core.stacked_apply(net.apply, policy_params, obs[cls])
+        return {cls: jnp.argmax(q, -1).astype(jnp.int32)}
 
     return policy
-
-
-def init_policy_params(env, config: Config, key):
-    """Fresh per-agent Q parameters (the template for ``core.load_checkpoint``)."""
-    cls = for_env(env).learning_class(env)
-    net = QNetwork(env.action_space(cls).n, tuple(config.hidden))
-    return core.stacked_init(net.init, key, env.num_agents(cls),
-                             jnp.zeros((env.observation_space(cls).shape[-1],)))

@@ -1,66 +1,44 @@
 """Federated aggregation over parameters stacked along a client axis.
 
-Every function takes pytrees whose leaves carry a leading **client axis**
-(``stacked``: leaf shape ``(C, ...)``) and/or the matching un-stacked global
-pytree (``global_params``: leaf shape ``(...)``). Everything is pure ``jnp``
-over ``jax.tree.map`` — no Python loops over clients — so it jit-compiles,
-vmaps over seeds and differentiates. Sizes (``C``, ``num_groups``) are static.
+Every function takes pytrees whose leaves carry a leading **client axis** (``stacked``:
+leaf shape ``(C, ...)``) and/or the matching global pytree (``global_params``); pure
+``jnp`` over ``jax.tree.map`` (no loops over clients), so it jits, vmaps over seeds and
+differentiates. Sizes (``C``, ``num_groups``) are static. Who aggregates (election by
+reputation) is :func:`jaxsg.consensus.select_aggregator`; the client weights of a scenario
+come from its adapter's ``federated_weights`` (``agents.adapters``).
 
-Rules
------
-* :func:`weighted_average` — Σ_c w_c Z_c with w normalised to sum to 1.
-* :func:`group_average` / :func:`hierarchical_average` — two-level averaging
-  (e.g. DT → BS → MBS) via segment sums over integer group ids.
-* :func:`coordinate_median`, :func:`trimmed_mean` — robust, unweighted rules
-  for poisoning/attack experiments.
-* :func:`fl_update` — the SGIN paper's server step (Sec. IV-C, eq. 34-35); its
-  client weights (eq. 36) come from the scenario adapter's
-  ``federated_weights`` (``agents.adapters``).
-* :class:`FederatedConfig` + :func:`aggregate` / :func:`maybe_aggregate` —
-  the rule and period as a small frozen config, for training loops.
-
-Aggregator election by reputation lives in :func:`jaxsg.consensus.select_aggregator`;
-it only decides *who* aggregates, the rules here decide *what* comes out.
-
-SGIN decisions (record)
------------------------
-1. **Sign of eq. 34.** The paper writes I_{n,m} = Z − Z_{n,m} and
-   Z(t+1) = Z(t) + u·I(t), which moves the global model *away* from the
-   clients. We use the evident intent, I_{n,m} = Z_{n,m} − Z, so
-   ``Z ← Z + u·Σ w_{n,m}(Z_{n,m} − Z)``; with u = 1 this is exactly the
-   weighted average of the client models.
-2. **Weights of eq. 36.** The paper's weight (|D_{n,m}| + |L_{n,m}|) /
-   (|D_total| + |L_total|) adds task bits to kilometres, so the result
-   depends on the unit chosen for distance (bits ≈ 10^7 would swamp metres).
-   We normalise each to a fraction of its own total and average them 50/50:
-   w = ½·D/ΣD + ½·L/ΣL. It is unit-free, sums to 1, and keeps the paper's
-   monotonicity (more task bits or a longer LEO distance → more weight).
-3. **Critics stay local.** Only the actor pytree is passed in; the caller
-   never aggregates critic parameters. After aggregation the global actor is
-   issued to every follower with :func:`broadcast`.
-4. **Server step size u for every rule.** All rules are applied as
-   Z ← Z + u·(agg(Z_clients) − Z) (u = 1: replace by the aggregate).
-   "fedavg" weights clients by the given weights (data size in McMahan et
-   al.; the scenario adapter's ``federated_weights``; uniform if none given);
-   "median" and "trimmed_mean" are unweighted.
+SGIN decisions (record; Sec. IV-C, eq. 34-36)
+---------------------------------------------
+1. **Sign of eq. 34.** The paper writes I_{n,m} = Z − Z_{n,m} and Z(t+1) = Z(t) + u·I(t),
+   which moves the global model *away* from the clients. We use the evident intent,
+   I_{n,m} = Z_{n,m} − Z, so ``Z ← Z + u·Σ w_{n,m}(Z_{n,m} − Z)`` (:func:`aggregate`
+   with ``rule="fedavg"``); with u = 1 this is exactly the weighted average.
+2. **Weights of eq. 36.** The paper's weight (|D_{n,m}| + |L_{n,m}|) / (|D_total| +
+   |L_total|) adds task bits to kilometres, so the result depends on the unit chosen for
+   distance (bits ≈ 10^7 would swamp metres). We normalise each to a fraction of its own
+   total and average them 50/50: w = ½·D/ΣD + ½·L/ΣL. It is unit-free, sums to 1, and
+   keeps the paper's monotonicity (more task bits or a longer LEO distance → more weight).
+3. **Critics stay local.** Only the actor pytree is passed in; the caller never aggregates
+   critic parameters. The global actor is issued to every follower with :func:`broadcast`.
+4. **Server step size u for every rule.** Z ← Z + u·(agg(Z_clients) − Z) (u = 1: replace
+   by the aggregate). "fedavg" weights clients by the given weights (data size in McMahan
+   et al.; uniform if none given); "median" and "trimmed_mean" are unweighted.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from agents import core
+from jaxsg.validation import Bound
+
 PyTree = Any
 
 RULES = ("fedavg", "median", "trimmed_mean")
-
-
-# --------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------
 
 
 def _num_clients(stacked: PyTree) -> int:
@@ -69,28 +47,21 @@ def _num_clients(stacked: PyTree) -> int:
         raise ValueError("stacked parameters are empty (no leaves)")
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in leaves}
     if None in sizes or len(sizes) != 1:
-        raise ValueError(
-            f"every leaf of stacked parameters needs the same leading client axis; got {sizes}"
-        )
+        raise ValueError(f"every leaf of stacked parameters needs the same leading client "
+                         f"axis; got {sizes}")
     return sizes.pop()
 
 
-def normalise(weights: jnp.ndarray, valid: jnp.ndarray | None = None) -> jnp.ndarray:
-    """Non-negative weights summing to 1 (uniform over ``valid`` if they sum to 0)."""
+def normalise(weights: jnp.ndarray) -> jnp.ndarray:
+    """Weights clipped at 0 and scaled to sum to 1 (uniform if they sum to 0)."""
     w = jnp.maximum(jnp.asarray(weights, jnp.result_type(float)), 0.0)
-    if valid is None:
-        valid = jnp.ones(w.shape, bool)
-    w = jnp.where(valid, w, 0.0)
     total = jnp.sum(w)
-    uniform = valid / jnp.maximum(jnp.sum(valid), 1)
-    return jnp.where(total > 0, w / jnp.where(total > 0, total, 1.0), uniform)
+    return jnp.where(total > 0, w / jnp.where(total > 0, total, 1.0), 1.0 / w.size)
 
 
 def _cast_like(value: jnp.ndarray, like: jnp.ndarray) -> jnp.ndarray:
-    like_dtype = jnp.asarray(like).dtype
-    if jnp.issubdtype(like_dtype, jnp.inexact):
-        return value.astype(like_dtype)
-    return value
+    dtype = jnp.asarray(like).dtype
+    return value.astype(dtype) if jnp.issubdtype(dtype, jnp.inexact) else value
 
 
 def _expand(w: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
@@ -98,17 +69,10 @@ def _expand(w: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
     return w.reshape(w.shape + (1,) * (jnp.ndim(x) - 1))
 
 
-# --------------------------------------------------------------------------
-# averaging rules
-# --------------------------------------------------------------------------
-
 
 def weighted_average(stacked: PyTree, weights: jnp.ndarray) -> PyTree:
-    """Σ_c w_c Z_c over the leading client axis.
-
-    ``weights`` (C,) are clipped at 0 and normalised to sum to 1 (uniform if
-    they sum to 0), so raw data sizes can be passed directly.
-    """
+    """Σ_c w_c Z_c over the client axis, ``weights`` (C,) :func:`normalise`-d (raw data
+    sizes can be passed directly)."""
     c = _num_clients(stacked)
     w = normalise(jnp.broadcast_to(jnp.asarray(weights), (c,)))
     return jax.tree.map(
@@ -119,20 +83,12 @@ def weighted_average(stacked: PyTree, weights: jnp.ndarray) -> PyTree:
 def group_average(
     stacked: PyTree, weights: jnp.ndarray, group_ids: jnp.ndarray, num_groups: int
 ) -> tuple[PyTree, jnp.ndarray, jnp.ndarray]:
-    """Per-group weighted averages (first level of hierarchical FL, e.g. DT → BS).
+    """Per-group weighted averages (first level of hierarchical FL, e.g. DT → BS):
+    ``(group_params (G, ...), group_weight (G,), group_count (G,))``.
 
-    Args:
-      stacked: client parameters, leaves (C, ...).
-      weights: (C,) non-negative client weights (clipped at 0); normalised
-        *within* each group. A non-empty group whose weights are all 0 takes
-        the plain mean of its members.
-      group_ids: (C,) int in [0, num_groups); ids outside are dropped.
-      num_groups: static number of groups G.
-
-    Returns:
-      ``(group_params, group_weight, group_count)``: leaves (G, ...), the sum of
-      client weights per group (G,) and the member count per group (G,).
-      Empty groups get all-zero parameters and count 0.
+    ``weights`` (C,) are clipped at 0 and normalised *within* each group (a non-empty group
+    whose weights are all 0 takes the plain mean); ``group_ids`` (C,) in [0, num_groups)
+    (ids outside are dropped); empty groups get all-zero parameters and count 0.
     """
     c = _num_clients(stacked)
     w = jnp.maximum(jnp.broadcast_to(jnp.asarray(weights, jnp.result_type(float)), (c,)), 0.0)
@@ -144,37 +100,8 @@ def group_average(
     tot_c, cnt_c = total[ids], count[ids]
     w_in = jnp.where(tot_c > 0, w / jnp.where(tot_c > 0, tot_c, 1.0), 1.0 / jnp.maximum(cnt_c, 1))
 
-    def leaf(x):
-        x = jnp.asarray(x)
-        return _cast_like(seg(_expand(w_in, x) * x), x)
-
+    leaf = lambda x: _cast_like(seg(_expand(w_in, x) * jnp.asarray(x)), x)  # noqa: E731
     return jax.tree.map(leaf, stacked), total, count
-
-
-def hierarchical_average(
-    stacked: PyTree,
-    weights: jnp.ndarray,
-    group_ids: jnp.ndarray,
-    num_groups: int,
-    group_weights: jnp.ndarray | None = None,
-) -> PyTree:
-    """Two-level average: clients → groups (:func:`group_average`) → global.
-
-    The second level weights each non-empty group by ``group_weights`` (G,)
-    (normalised over non-empty groups), or by default by the group's total
-    client weight — in which case the result equals the flat
-    :func:`weighted_average` (hierarchical FedAvg is exact). Empty groups never
-    contribute.
-    """
-    group_params, total, count = group_average(stacked, weights, group_ids, num_groups)
-    nonempty = count > 0
-    if group_weights is None:
-        gw = normalise(total, nonempty)
-    else:
-        gw = normalise(jnp.broadcast_to(jnp.asarray(group_weights), (num_groups,)), nonempty)
-    return jax.tree.map(
-        lambda x: _cast_like(jnp.tensordot(gw, x, axes=(0, 0)), x), group_params
-    )
 
 
 def coordinate_median(stacked: PyTree) -> PyTree:
@@ -198,92 +125,41 @@ def trimmed_mean(stacked: PyTree, trim_fraction: float) -> PyTree:
     keep = ((rank >= k) & (rank < c - k)).astype(jnp.result_type(float))
     keep = keep / jnp.sum(keep)
 
-    def leaf(x):
-        x = jnp.asarray(x)
-        s = jnp.sort(x, axis=0)
-        return _cast_like(jnp.tensordot(keep, s, axes=(0, 0)), x)
-
-    return jax.tree.map(leaf, stacked)
-
-
-# --------------------------------------------------------------------------
-# server step (SGIN eq. 34-35)
-# --------------------------------------------------------------------------
-
-
-def fl_update(
-    global_params: PyTree, stacked: PyTree, weights: jnp.ndarray, step_size_u: float = 1.0
-) -> PyTree:
-    """Eq. 34-35: Z ← Z + u·Σ_c w_c (Z_c − Z), weights normalised to sum to 1.
-
-    With u = 1 this is :func:`weighted_average`; u < 1 is a damped server step.
-    """
-    avg = weighted_average(stacked, weights)
-    return _server_step(global_params, avg, step_size_u)
-
-
-def _server_step(global_params: PyTree, target: PyTree, u) -> PyTree:
     return jax.tree.map(
-        lambda z, a: _cast_like(z + u * (a - z), z), global_params, target
-    )
+        lambda x: _cast_like(jnp.tensordot(keep, jnp.sort(jnp.asarray(x), axis=0), axes=(0, 0)), x),
+        stacked)
 
 
 def broadcast(global_params: PyTree, num_clients: int) -> PyTree:
     """Issue the global model to every client: leaves (…) → (num_clients, …)."""
-    return jax.tree.map(
-        lambda z: jnp.broadcast_to(jnp.asarray(z), (num_clients,) + jnp.shape(z)), global_params
-    )
-
-
-# --------------------------------------------------------------------------
-# config and dispatch
-# --------------------------------------------------------------------------
+    return core.broadcast_agents(global_params, num_clients)
 
 
 @dataclasses.dataclass(frozen=True)
 class FederatedConfig:
-    """Aggregation rule, period (in local updates) and server step size u.
-
-    ``rule`` ∈ {"fedavg", "median", "trimmed_mean"}; ``trim_fraction``
-    is used by "trimmed_mean" only. Frozen and hashable, so it can be a static
-    argument of a jitted function.
-    """
+    """Aggregation rule, period (in local updates) and server step size u; ``trim_fraction``
+    is used by "trimmed_mean" only. Frozen and hashable: a static argument of a jit."""
 
     rule: str = "fedavg"
     period: int = 10
     step_size: float = 1.0
     trim_fraction: float = 0.1
 
+    BOUNDS: ClassVar = dict(period=core.COUNT, step_size=core.POSITIVE,
+                            trim_fraction=Bound(0.0, 0.5, high_inclusive=False))
+    CHOICES: ClassVar = dict(rule=RULES)
+
     def __post_init__(self):
-        _check_rule(self.rule)
-        if not isinstance(self.period, int) or self.period < 1:
-            raise ValueError(f"period must be an integer >= 1; got {self.period!r}")
-        if not (0.0 < float(self.step_size) < float("inf")):
-            raise ValueError(f"step_size must be a finite number > 0; got {self.step_size!r}")
-        if not (0.0 <= float(self.trim_fraction) < 0.5):
-            raise ValueError(f"trim_fraction must be in [0, 0.5); got {self.trim_fraction!r}")
+        core.check_config(self)
 
 
-def _check_rule(rule: str) -> None:
-    if rule not in RULES:
-        raise ValueError(f"unknown aggregation rule {rule!r}; allowed values: {RULES}")
-
-
-def aggregate(
-    config: FederatedConfig,
-    global_params: PyTree,
-    stacked: PyTree,
-    weights: jnp.ndarray | None = None,
-) -> PyTree:
-    """New global model Z ← Z + u·(agg(stacked) − Z) under ``config.rule``.
-
-    * "fedavg": weighted by ``weights`` (C,) (uniform if None);
-    * "median": :func:`coordinate_median`;
-    * "trimmed_mean": :func:`trimmed_mean` with ``config.trim_fraction``.
-
-    Issue the result to the clients with :func:`broadcast`.
-    """
-    _check_rule(config.rule)
+def aggregate(config: FederatedConfig, global_params: PyTree, stacked: PyTree,
+              weights: jnp.ndarray | None = None) -> PyTree:
+    """New global model Z ← Z + u·(agg(stacked) − Z) (eq. 34-35 for "fedavg") under
+    ``config.rule``: "fedavg" weighted by ``weights`` (C,) (uniform if None), "median",
+    "trimmed_mean" (``config.trim_fraction``). Issue it to the clients with
+    :func:`broadcast`."""
+    core.check_config(config)
     c = _num_clients(stacked)
     if config.rule == "fedavg":
         target = weighted_average(stacked, jnp.ones((c,)) if weights is None else weights)
@@ -291,27 +167,16 @@ def aggregate(
         target = coordinate_median(stacked)
     else:
         target = trimmed_mean(stacked, config.trim_fraction)
-    return _server_step(global_params, target, config.step_size)
+    u = config.step_size
+    return jax.tree.map(lambda z, a: _cast_like(z + u * (a - z), z), global_params, target)
 
 
-def maybe_aggregate(
-    config: FederatedConfig,
-    step: jnp.ndarray,
-    global_params: PyTree,
-    stacked: PyTree,
-    weights: jnp.ndarray | None = None,
-) -> tuple[PyTree, PyTree]:
-    """Aggregate and issue every ``config.period`` local updates, else pass through.
-
-    ``step`` (traced int) counts local updates from 0; aggregation happens
-    when ``(step + 1) % period == 0``. Returns ``(global_params, stacked)``:
-    on an aggregation step the new global model and its broadcast to every
-    client, otherwise the inputs unchanged. Both branches are computed and
-    selected with ``jnp.where`` (cheap for actor-sized models, vmap-friendly).
-    """
-    c = _num_clients(stacked)
+def maybe_aggregate(config: FederatedConfig, step: jnp.ndarray, global_params: PyTree,
+                    stacked: PyTree, weights: jnp.ndarray | None = None):
+    """``(global_params, stacked)`` after aggregating and issuing when ``(step + 1) %
+    period == 0`` (``step``, traced, counts local updates from 0), else the inputs; both
+    branches are computed and selected with :func:`agents.core.gate`."""
     new_global = aggregate(config, global_params, stacked, weights)
-    issued = broadcast(new_global, c)
     do = (jnp.asarray(step) + 1) % config.period == 0
-    pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(do, x, y), a, b)
-    return pick(new_global, global_params), pick(issued, stacked)
+    return (core.gate(do, new_global, global_params),
+            core.gate(do, broadcast(new_global, _num_clients(stacked)), stacked))

@@ -1,69 +1,47 @@
 """Real federated learning for ``edge_assoc``: hierarchical FedAvg with DPoS verification.
 
-Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6); spec ``docs/edge_assoc.md``.
-One global round, jitted, with the N digital twins (DTs) stacked on a client axis:
+Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6); ``docs/edge_assoc.md``. One global round,
+jitted, with the N digital twins (DTs) stacked on a client axis:
 
-1. every DT j trains the global model on b_j·D_j of its own samples
-   (``local_epochs`` passes of minibatch SGD over a fresh random subset of
-   ⌈b_j·D_j⌉ samples; padded steps are masked, so a larger b_j really means
-   more local work);
-2. BS i aggregates its DTs weighted by trained data (eq. 4,
-   :func:`agents.federated.group_average`);
-3. optional attack: BSs flagged ``poisoned`` replace their update Δ by
-   −s·Δ (``"sign_flip"``, s = ``attack_scale``) or add Gaussian noise
-   (``"noise"``, std s·|Δ|_rms per leaf);
-4. verification (``verify=True``), by ``verifier``:
+1. DT j trains the global model with ``local_epochs`` passes of minibatch SGD over a fresh
+   random subset of ⌈b_j·D_j⌉ of its samples (padded steps masked: a larger b_j is more
+   local work);
+2. BS i averages its DTs weighted by trained data (eq. 4, ``group_average``);
+3. attack: BSs flagged ``poisoned`` replace their update Δ by −s·Δ (``"sign_flip"``, s =
+   ``attack_scale``) or add Gaussian noise of std s·|Δ|_rms per leaf (``"noise"``);
+4. verification (``verify=True``) by ``verifier``: ``"dpos"`` (the paper's, II-C and
+   eq. 6): round 0 sets the coins S_i = D_i/ΣD·S_ini; every round each BS stakes its coins
+   on itself and the ``num_producers`` richest produce blocks; each producer checks every
+   BS update on its OWN held-out shard (the validation set split into M shards): the
+   update's loss must not exceed the previous global model's by more than ``verify_tol``;
+   an update is included iff a strict majority of producers accept it
+   (``jaxsg.consensus.dpos_*``). ``colluding=True``: a poisoned producer accepts every
+   poisoned update and judges honest ones honestly. ``"mbs_oracle"`` (a reference): the
+   MBS applies the same test on the whole held-out set. Included BSs are paid
+   ``coin_reward``; rejected or empty BSs are not paid and are excluded, so a rejected BS
+   loses stake and, in time, its producer seat;
+5. the MBS averages the included BS models (eq. 5: uniform 1/M, ``"fedavg"``) or takes
+   their coordinate-wise ``"median"`` or ``"trimmed_mean"`` (robust rules needing no clean
+   data; excluded or empty BSs count as the previous global model). No included BS → the
+   global model is kept.
 
-   * ``"dpos"`` (default; the paper's DPoS, II-C and eq. 6): round 0 sets the
-     training coins S_i = D_i/ΣD·S_ini (:func:`jaxsg.consensus.dpos_stakes`);
-     every round the BSs vote with their coins (each BS stakes its coins on
-     itself, as in the env) and the ``num_producers`` richest become block
-     producers (:func:`jaxsg.consensus.dpos_elect`); each producer checks every
-     BS update on its OWN held-out shard (the validation set is split into M
-     shards, shard i held by BS i): the update's loss must not exceed the
-     previous global model's loss on that shard by more than ``verify_tol``
-     (:func:`jaxsg.consensus.dpos_verify`); an update is included iff a strict
-     majority of the producers accept it (:func:`jaxsg.consensus.dpos_majority`).
-     ``colluding=True``: a poisoned BS that is a producer accepts every poisoned
-     update (its own included) and judges honest ones honestly;
-   * ``"mbs_oracle"`` (a reference, not the paper's): the MBS checks every
-     update on the whole held-out set with the same test, no producers.
+Data: ``dataset="digits"`` (default) is scikit-learn's bundled digits (1,797 8×8 images,
+no download), split 80/20 train/test by a fixed permutation, 10 % of train held out as the
+validation set; model an MLP (64 hidden units). ``dataset="file.npz"`` with ``x_train,
+y_train, x_test, y_test`` (e.g. a local CIFAR-10, NHWC uint8 or float) uses the paper's CNN
+(:class:`PaperCNN`). Partition IID or Dirichlet(α) over labels; client sizes may follow
+given weights (the env's D_j).
 
-   Included BSs are paid ``coin_reward`` (:func:`jaxsg.consensus.dpos_award`);
-   rejected or empty BSs are not paid and are excluded from the global model,
-   so a rejected BS loses stake and, in time, its producer seat;
-5. the MBS averages the included BS models (eq. 5: uniform 1/M over BSs,
-   ``aggregation="fedavg"``), or takes their coordinate-wise median
-   (``"median"``) or trimmed mean (``"trimmed_mean"``, ``trim_fraction`` cut at
-   each end) — robust rules that need no clean data; for those, BSs with no DT
-   or not included are replaced by the previous global model. No included BS
-   → the global model is kept.
-
-Poisoning study (``sweeps/experiments/edge_assoc.py``): defences "none"
-(``verify=False``), "dpos" (``verify=True``), "mbs_oracle" (``verify=True,
-verifier="mbs_oracle"``), "median" / "trimmed_mean" (``verify=False,
-aggregation=...``), each with or without ``colluding`` producers.
-
-Data: ``dataset="digits"`` (default) is scikit-learn's bundled handwritten
-digits (1,797 8×8 images, no download), split 80/20 train/test with a fixed
-permutation, 10 % of train held out as the MBS's validation set; model: an MLP
-(64 hidden units). ``dataset="path/to/file.npz"`` with arrays ``x_train,
-y_train, x_test, y_test`` (e.g. a locally downloaded CIFAR-10, NHWC uint8 or
-float) uses the paper's CNN (:class:`PaperCNN`). Partition IID (shuffle) or
-Dirichlet(α) non-IID over labels; client sizes may follow given weights
-(e.g. the env's D_j).
-
-Decisions: ``verify_tol`` = 0.15 nats: a producer's shard is M times smaller than the
-MBS's set (36 vs 144 digits at M = 4), so honest updates scatter more; measured on digits
-(20 users, 4 BSs, 16 rounds, BS 0 sign-flipped ×4, ``verify_loss_excess``) honest updates
+Decisions: ``verify_tol`` = 0.15 nats: a producer's shard is M times smaller than the MBS's
+set (36 vs 144 digits at M = 4), so honest updates scatter more; measured on digits (20
+users, 4 BSs, 16 rounds, BS 0 sign-flipped ×4, ``verify_loss_excess``) honest updates
 reached +0.083 nats on some shard, flipped ones never fewer than +0.35 (the MBS oracle:
-+0.019 and +0.38). Eq. 5 uniform over BSs as printed (not data-weighted); b_j applies
-per DT every round with a fresh subset; the attack acts after BS aggregation
-(a malicious BS, not a malicious DT).
++0.019 and +0.38). Eq. 5 uniform over BSs as printed (not data-weighted); the attack acts
+after BS aggregation (a malicious BS, not a malicious DT).
 
-CLI: ``python -m agents.fl_task [--dataset digits|file.npz] [--rounds 20]``
-prints test accuracy per round under average association; a missing file is
-reported as one line naming the path (exit status 2).
+CLI: ``python -m agents.fl_task [--dataset digits|file.npz] [--rounds 20]`` prints test
+accuracy per round under average association; a missing file is one line naming the path
+(exit status 2).
 """
 
 from __future__ import annotations
@@ -73,24 +51,25 @@ import dataclasses
 import math
 import os
 import sys
-from typing import Any, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.federated import coordinate_median, group_average, trimmed_mean
+from agents import core
+from agents.federated import RULES as AGGREGATIONS
+from agents.federated import coordinate_median, group_average, trimmed_mean, weighted_average
 from jaxsg.consensus import dpos_award, dpos_elect, dpos_majority, dpos_stakes, dpos_verify
+from jaxsg.validation import Bound
 
-AGGREGATIONS = ("fedavg", "median", "trimmed_mean")
 VERIFIERS = ("dpos", "mbs_oracle")
 ATTACKS = ("none", "sign_flip", "noise")
 PARTITIONS = ("iid", "dirichlet")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-# --------------------------------------------------------------------------- config
 @dataclasses.dataclass(frozen=True)
 class FLConfig:
     dataset: str = "digits"
@@ -116,32 +95,24 @@ class FLConfig:
     coin_reward: float = 1.0
     seed: int = 0
 
+    BOUNDS: ClassVar = dict(
+        num_users=core.COUNT, num_bs=core.COUNT, local_epochs=core.COUNT,
+        local_batch_size=core.COUNT, num_producers=core.COUNT, lr=core.POSITIVE,
+        dirichlet_alpha=core.NON_NEGATIVE, val_fraction=Bound(0.0, 0.9),
+        verify_tol=core.FINITE, trim_fraction=Bound(0.0, 0.5, high_inclusive=False),
+        attack_scale=core.FINITE, s_ini=core.POSITIVE, coin_reward=core.FINITE)
+    CHOICES: ClassVar = dict(aggregation=AGGREGATIONS, attack=ATTACKS, partition=PARTITIONS,
+                             verifier=VERIFIERS)
+
     def __post_init__(self):
-        where = "FLConfig"
-        for name in ("num_users", "num_bs", "local_epochs", "local_batch_size",
-                     "num_producers"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{where}.{name} must be an integer >= 1, got {v!r}")
-        if self.num_producers > self.num_bs:
-            raise ValueError(f"{where}.num_producers = {self.num_producers} must be <= "
-                             f"num_bs = {self.num_bs}")
+        core.check_config(self)
         for name in ("verify", "colluding"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{where}.{name} must be a bool, got {getattr(self, name)!r}")
-        if not 0.0 <= float(self.trim_fraction) < 0.5:
-            raise ValueError(f"{where}.trim_fraction = {self.trim_fraction} is outside [0, 0.5)")
-        for name, choices in (("aggregation", AGGREGATIONS), ("attack", ATTACKS),
-                              ("partition", PARTITIONS), ("verifier", VERIFIERS)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{where}.{name} = {getattr(self, name)!r}; allowed: {choices}")
-        for name, lo, hi in (("lr", 0.0, math.inf), ("dirichlet_alpha", 0.0, math.inf),
-                             ("val_fraction", 0.0, 0.9), ("verify_tol", -math.inf, math.inf),
-                             ("attack_scale", -math.inf, math.inf), ("s_ini", 0.0, math.inf),
-                             ("coin_reward", -math.inf, math.inf)):
-            v = float(getattr(self, name))
-            if not (math.isfinite(v) and lo <= v <= hi) or (name in ("lr", "s_ini") and v <= 0):
-                raise ValueError(f"{where}.{name} = {v} is outside [{lo}, {hi}]")
+                raise ValueError(f"FLConfig: field '{name}' must be a bool, "
+                                 f"got {getattr(self, name)!r}")
+        if self.num_producers > self.num_bs:
+            raise ValueError(f"FLConfig: field 'num_producers' = {self.num_producers} must be "
+                             f"<= num_bs = {self.num_bs}")
         check_dataset(self.dataset)
 
 
@@ -159,7 +130,6 @@ def check_dataset(dataset: str) -> str:
     return str(dataset)
 
 
-# --------------------------------------------------------------------------- data
 def load_dataset(dataset: str = "digits", seed: int = 0) -> dict:
     """``{"x_train", "y_train", "x_test", "y_test"}`` as float32 NHWC in [0, 1] / int32."""
     check_dataset(dataset)
@@ -233,7 +203,6 @@ def partition(x, y, num_users: int, kind: str = "iid", alpha: float = 0.5, seed:
     return ClientData(jnp.asarray(x[idx]), jnp.asarray(y[idx]), jnp.asarray(counts))
 
 
-# --------------------------------------------------------------------------- models
 class MLPClassifier(nn.Module):
     hidden: Sequence[int] = (64,)
     num_classes: int = 10
@@ -265,7 +234,6 @@ def _xent(logits, labels):
     return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
 
 
-# --------------------------------------------------------------------------- task
 class FLState(NamedTuple):
     params: Any  # global model
     coins: jnp.ndarray  # (M,) DPoS training coins
@@ -306,7 +274,6 @@ class FLTask:
         self.round = jax.jit(self._round)
         self.run = jax.jit(self._run)
 
-    # -- helpers
     def init(self, key) -> FLState:
         params = self.model.init(key, jnp.zeros((1,) + tuple(self.image_shape)))
         m = self.config.num_bs
@@ -357,8 +324,7 @@ class FLTask:
         trained = jnp.maximum(jnp.ceil(batch_frac * c.count), 1.0)
         bs_params, _, count = group_average(dt_params, trained, assoc, m)  # eq. 4
         nonempty = count > 0
-        bs_params = jax.tree.map(
-            lambda g, z: jnp.where(_bcast(nonempty, g), g, z[None]), bs_params, w)
+        bs_params = _pick(nonempty, bs_params, w)
         # attack on the BS's update Δ = G − w
         poisoned = jnp.asarray(poisoned, bool) & nonempty
         if cfg.attack == "sign_flip":
@@ -373,8 +339,7 @@ class FLTask:
                 * jax.random.normal(kk, g.shape) for g, z, kk in zip(leaves, w_leaves, nkeys)])
         else:
             bad = bs_params
-        bs_params = jax.tree.map(lambda b, g: jnp.where(_bcast(poisoned, g), b, g),
-                                 bad, bs_params)
+        bs_params = _pick(poisoned, bad, bs_params)
         # coins (eq. 6 at round 0) and the producers elected by stake-weighted votes
         data_bs = jax.ops.segment_sum(c.count, assoc, num_segments=m)
         coins0 = jnp.where(state.round == 0, dpos_stakes(data_bs, cfg.s_ini), state.coins)
@@ -398,12 +363,9 @@ class FLTask:
         verified = nonempty & (passed if cfg.verify else True)
         # MBS aggregation (eq. 5)
         if cfg.aggregation == "fedavg":
-            wts = verified / jnp.maximum(jnp.sum(verified), 1.0)
-            avg = jax.tree.map(lambda g: jnp.tensordot(wts, g, axes=(0, 0)), bs_params)
-            new = jax.tree.map(lambda a, z: jnp.where(jnp.any(verified), a, z), avg, w)
+            new = core.gate(jnp.any(verified), weighted_average(bs_params, verified), w)
         else:
-            filled = jax.tree.map(lambda g, z: jnp.where(_bcast(verified, g), g, z[None]),
-                                  bs_params, w)
+            filled = _pick(verified, bs_params, w)
             new = (coordinate_median(filled) if cfg.aggregation == "median"
                    else trimmed_mean(filled, cfg.trim_fraction))
         # included BSs are paid, rejected ones are not
@@ -437,8 +399,11 @@ class FLTask:
         return jax.lax.scan(body, state, (assocs, batch_fracs, keys))
 
 
-def _bcast(mask, leaf):
-    return mask.reshape(mask.shape + (1,) * (leaf.ndim - 1))
+def _pick(mask, stacked, other):
+    """Client c's leaves of ``stacked`` where ``mask[c]``, else ``other``'s (stacked or
+    global, broadcast)."""
+    return jax.tree.map(lambda g, z: jnp.where(mask.reshape(mask.shape + (1,) * (g.ndim - 1)),
+                                               g, z), stacked, other)
 
 
 def average_association(num_users: int, num_bs: int) -> jnp.ndarray:
@@ -451,7 +416,6 @@ def poisoned_mask(num_bs: int, fraction: float) -> jnp.ndarray:
     return jnp.arange(num_bs) < k
 
 
-# --------------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.fl_task", description=__doc__.split(
         "\n")[0])

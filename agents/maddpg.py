@@ -1,32 +1,20 @@
 """MADDPG (Lowe et al. 2017) as the DTWN paper's Algorithm 1 (Lu et al., TII 2021, Sec. IV-B).
 
-Every agent of the env's (single) agent class — the BSs of ``edge_assoc`` — has
+Every agent of the env's single agent class (edge_assoc: the BSs) has a deterministic
+actor π_i(o_i) → u_i ∈ [−1, 1]^A (tanh), mapped affinely onto its Box action components
+(:class:`ActionCodec`), explored with Ornstein-Uhlenbeck noise (eq. 21) clipped to
+[−1, 1]; a centralised critic Q_i(s, u_1, …, u_M) on all observations and actions
+(eq. 23), trained on y = r_i·``reward_scale`` + γ·Q_i^T(s', π^T(o')); the actor step of
+eq. 22 (ascend Q_i with the other agents' actions from the replay sample); target networks
+with soft updates θ^T ← β θ + (1 − β) θ^T (eq. 24-25, β = ``tau``). Per-agent networks
+are stacked on the agent axis; one item of :mod:`agents.replay` is one env transition.
+``train(key, env_params, gamma=None)``: a traced ``gamma`` overrides ``config.gamma``
+(Fig. 7's γ sweep is one compile); ``metrics`` per iteration: the reward, every scalar
+env metric, the critic/actor losses.
 
-* a deterministic actor π_i(o_i) → u_i ∈ [−1, 1]^A (tanh), mapped affinely onto
-  the agent's Box action components (for ``edge_assoc``: N bids, N batch
-  fractions, C bandwidth weights); exploration adds Ornstein-Uhlenbeck noise
-  (eq. 21) to u_i and clips to [−1, 1];
-* a centralised critic Q_i(s, u_1, …, u_M) on the global state s (all agents'
-  observations concatenated) and every agent's action (eq. 23), trained on
-  y = r_i·``reward_scale`` + γ·Q_i^T(s', π_1^T(o'_1), …, π_M^T(o'_M));
-* the actor step of eq. 22: ascend Q_i(s, u_1, …, π_i(o_i), …, u_M) with the
-  other agents' actions from the replay sample;
-* target networks with soft updates θ^T ← β θ + (1 − β) θ^T (eq. 24-25, β = ``tau``).
-
-Parameters are stacked on a leading agent axis and every per-agent computation
-is a ``vmap``. The replay buffer is ``agents.replay`` (pure JAX); each item is
-one env transition (all agents). ``make_train(env, config)`` returns
-``train(key, env_params, gamma=None) -> (policy_params, metrics)`` (a traced
-``gamma`` overrides ``config.gamma``: Fig. 7's γ sweep is one compile); the whole loop (one env
-step of ``num_envs`` parallel envs, one gradient update, per iteration) runs in
-``lax.scan``, so ``jax.jit(jax.vmap(train, in_axes=(0, None)))`` trains many seeds.
-``metrics`` has one entry per iteration (means over the parallel envs): the
-reward, every scalar env metric, and the critic/actor losses.
-
-Decisions: the paper names the OU process but not its constants — θ_OU = 0.15,
-σ decaying linearly from ``noise_start`` to ``noise_end``; episodes end only by
-truncation, so targets always bootstrap from the pre-reset final observation;
-rewards are scaled by ``reward_scale`` (None: the scenario adapter's scale).
+Decisions: the paper names the OU process but not its constants — θ_OU = 0.15, σ linear
+from ``noise_start`` to ``noise_end``; episodes end only by truncation, so targets always
+bootstrap from the pre-reset final observation.
 """
 
 from __future__ import annotations
@@ -42,7 +30,7 @@ import optax
 
 from agents import core, replay
 from agents.adapters import for_env
-from agents.networks import MLP, QCritic, orthogonal_dense
+from agents.networks import QCritic, box_bounds, hybrid_heads, mlp_head
 from jaxsg import spaces
 
 REWARD_TRANSFORMS = ("linear", "log_cost")
@@ -85,21 +73,13 @@ class Config:
     hidden: Sequence[int] = (128, 128)
 
     BOUNDS: ClassVar = dict(
-        num_envs=core.COUNT, num_updates=core.COUNT, buffer_size=core.COUNT,
-        batch_size=core.COUNT, warmup_updates=core.COUNT0, updates_per_step=core.COUNT,
-        gamma=core.UNIT, tau=core.UNIT, ou_theta=core.UNIT, actor_lr=core.POSITIVE,
-        critic_lr=core.POSITIVE, max_grad_norm=core.POSITIVE, reward_scale=core.POSITIVE,
-        preact_l2=core.NON_NEGATIVE,
+        core.OFF_POLICY_BOUNDS, updates_per_step=core.COUNT, tau=core.UNIT, ou_theta=core.UNIT,
+        actor_lr=core.POSITIVE, critic_lr=core.POSITIVE, preact_l2=core.NON_NEGATIVE,
         noise_start=core.NON_NEGATIVE, noise_end=core.NON_NEGATIVE)
+    CHOICES: ClassVar = dict(policy_from=("actor", "target"), reward_transform=REWARD_TRANSFORMS)
 
     def __post_init__(self):
         core.check_config(self)
-        if self.policy_from not in ("actor", "target"):
-            raise ValueError(f"Config: field 'policy_from' must be 'actor' or 'target', "
-                             f"got {self.policy_from!r}")
-        if self.reward_transform not in REWARD_TRANSFORMS:
-            raise ValueError(f"Config: field 'reward_transform' must be one of "
-                             f"{REWARD_TRANSFORMS}, got {self.reward_transform!r}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"Config: field 'hidden' must be non-empty positive widths, "
                              f"got {self.hidden!r}")
@@ -112,8 +92,7 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        h = MLP(self.hidden, "relu", name="torso")(obs)
-        z = orthogonal_dense(self.action_dim, 0.01, name="out")(h)
+        z = mlp_head(obs, self.action_dim, 0.01, "out", self.hidden, "relu")
         return z if self.raw else jnp.tanh(z)
 
 
@@ -131,30 +110,24 @@ class ActionCodec:
 
     def __init__(self, env, agent_class: str):
         space = env.action_space(agent_class)
-        comps = space.spaces if isinstance(space, spaces.Dict) else {"action": space}
-        for k, s in comps.items():
-            if not isinstance(s, spaces.Box):
-                raise ValueError(f"MADDPG needs continuous (Box) actions; component {k!r} "
-                                 f"is {s!r}")
+        discrete, self.names = hybrid_heads(space)
+        if discrete:
+            raise ValueError(f"MADDPG needs continuous (Box) actions; {discrete} are discrete")
         self.is_dict = isinstance(space, spaces.Dict)
-        self.names = tuple(comps)
-        self.shapes = {k: tuple(s.shape[1:]) for k, s in comps.items()}
+        comps = space.spaces if self.is_dict else {"action": space}
+        self.shapes = {k: tuple(comps[k].shape[1:]) for k in self.names}
         self.sizes = {k: int(np.prod(self.shapes[k], dtype=np.int64)) for k in self.names}
         self.dim = sum(self.sizes.values())
         self.env, self.agent_class = env, agent_class
 
     def decode(self, u, params):
         """u (..., M, A) in [−1, 1] → env action dict with leaves (..., M, *shape)."""
-        space = self.env.action_space(self.agent_class, params)
-        comps = space.spaces if self.is_dict else {"action": space}
-        out, col = {}, 0
-        lead = u.shape[:-1]
+        low, high = box_bounds(self.env.action_space(self.agent_class, params))
+        out, col, lead = {}, 0, u.shape[:-1]
         for k in self.names:
-            size = self.sizes[k]
-            x = u[..., col:col + size].reshape(lead + self.shapes[k])
-            lo, hi = comps[k].low, comps[k].high
-            out[k] = lo + 0.5 * (x + 1.0) * (hi - lo)
-            col += size
+            x = u[..., col:col + self.sizes[k]].reshape(lead + self.shapes[k])
+            out[k] = low[k] + 0.5 * (x + 1.0) * (high[k] - low[k])
+            col += self.sizes[k]
         return out if self.is_dict else out["action"]
 
 
@@ -273,8 +246,7 @@ def make_train(env, config: Config = Config()):
             nets = core.gate(ts.update >= cfg.warmup_updates, new_nets, ts.nets)
             done = (term | trunc)[:, None, None]
             noise = jnp.where(done, 0.0, noise)  # OU restarts with the episode
-            metrics = {k: jnp.mean(v) for k, v in info.items()  # per-env scalar metrics
-                       if k != "final_observation" and getattr(v, "shape", None) == (cfg.num_envs,)}
+            metrics = {k: v for k, v in core.env_metrics(info).items() if v.ndim == 0}
             metrics.update(reward=jnp.mean(reward[cls]), critic_loss=stats["critic_loss"],
                            actor_loss=stats["actor_loss"], noise_sigma=sigma)
             return TrainState(nets, buf, env_state, obs2[cls], noise, key, ts.update + 1), metrics
@@ -286,26 +258,15 @@ def make_train(env, config: Config = Config()):
     return train
 
 
-def make_policy(env, config: Config, policy_params, noise_std: float = 0.0):
-    """Deterministic ``policy(key, obs, state, params) -> action`` from trained actors
-    (Gaussian noise of std ``noise_std`` on u if > 0)."""
+def make_policy(env, config: Config, policy_params):
+    """Deterministic ``policy(key, obs, state, params) -> action`` from trained actors."""
     cls = _agent_class(env)
     codec = ActionCodec(env, cls)
     actor = Actor(codec.dim, tuple(config.hidden))
 
     def policy(key, obs, state, params):
-        del state
-        u = core.stacked_apply(actor.apply, policy_params, obs[cls])
-        if noise_std > 0:
-            u = jnp.clip(u + noise_std * jax.random.normal(key, u.shape), -1.0, 1.0)
-        return {cls: codec.decode(u, params)}
+        del key, state
+        return {cls: codec.decode(core.stacked_apply(actor.apply, policy_params, obs[cls]),
+                                  params)}
 
     return policy
-
-
-def init_policy_params(env, config: Config, key):
-    """Fresh per-agent actor parameters (the template for ``core.load_checkpoint``)."""
-    cls = _agent_class(env)
-    actor = Actor(ActionCodec(env, cls).dim, tuple(config.hidden))
-    return core.stacked_init(actor.init, key, env.num_agents(cls),
-                             jnp.zeros((env.observation_space(cls).shape[-1],)))

@@ -1,47 +1,32 @@
-"""Flax (linen) networks shared by the learning agents.
-
-* :class:`MLP` — a dense torso with orthogonal initialisation (gain √2 on the
-  hidden layers, zero biases), as in PPO implementations.
-* :class:`HybridActor` — a hybrid-action policy: one ``Categorical`` head per
-  discrete component (e.g. sgin's ``offload``, ``leo``, ``channel``, with
-  ``avail_actions`` masks) and one bounded head per continuous component
-  (``cpu_ghz``, ``block_mbit``; tanh-squashed Normal or Beta, scaled to the
-  action bounds). It returns a :class:`HybridDistribution`, a
-  ``distrax.Joint`` over the dict action. Output layers use orthogonal gain
-  0.01 so the initial policy is close to uniform.
-* :class:`ValueCritic` ``V(x) -> scalar`` and :class:`QCritic`
-  ``Q(obs, action_features) -> scalar`` (gain 1.0 on the output layer).
-* :func:`hybrid_heads` and :func:`box_bounds` read head sizes and bounds from
-  an env's ``spaces.Dict`` action space.
+"""Flax (linen) networks shared by the learners: :class:`MLP` torsos (orthogonal init,
+gain √2, zero biases, as in PPO implementations), :func:`mlp_head` (a torso and one linear
+output: Q-networks, deterministic actors, :class:`ValueCritic`, :class:`QCritic`) and the
+hybrid-action policy :class:`HybridActor` → :class:`HybridDistribution` (a
+``distrax.Joint`` over a dict action: one ``Categorical`` per discrete component, with
+``avail_actions`` masks, and one bounded head per continuous one; output gain 0.01 so the
+initial policy is close to uniform). :func:`hybrid_heads` and :func:`box_bounds` read head
+sizes and bounds from an env's ``spaces.Dict`` action space.
 
 Continuous heads (a decision; ``continuous_dist``):
 
-* ``"tanh_normal"`` (default): ``Normal(loc(x), exp(log_std))`` with a
-  state-independent learned ``log_std`` (init 0), squashed by ``tanh`` and
-  mapped affinely onto ``[low, high]`` (a ``distrax.Transformed`` with a
-  ``Chain([ScalarAffine, Tanh])`` bijector, so ``log_prob`` includes the exact
-  log-Jacobian). Its entropy has no closed form: ``entropy()`` returns the
-  standard approximation, the base Normal's entropy plus ``log((high −
-  low)/2)`` (exact for the affine part; it omits ``E[log(1 − tanh²z)] ≤ 0``,
-  so it is an upper bound). ``mode()`` is ``affine(tanh(loc))``.
-* ``"beta"``: ``Beta(α, β)`` with ``α, β = 1 + softplus(·)`` (unimodal),
-  mapped affinely onto the bounds; exact entropy ``H_Beta + log(high −
-  low)`` and mode ``(α − 1)/(α + β − 2)``. Sampling uses
-  ``jax.random.gamma`` (a rejection loop), which costs seconds of XLA
-  compile time per call on CPU, hence not the default.
+* ``"tanh_normal"`` (default): ``Normal(loc(x), exp(log_std))`` with a state-independent
+  learned ``log_std`` (init 0), squashed by ``tanh`` and mapped affinely onto ``[low,
+  high]`` (a ``Chain([ScalarAffine, Tanh])`` bijector, so ``log_prob`` includes the exact
+  log-Jacobian). ``entropy()`` is the standard approximation, the base Normal's entropy
+  plus ``log((high − low)/2)`` (it omits ``E[log(1 − tanh²z)] ≤ 0``: an upper bound).
+  ``mode()`` is ``affine(tanh(loc))``.
+* ``"beta"``: ``Beta(α, β)``, ``α, β = 1 + softplus(·)`` (unimodal), mapped affinely;
+  exact entropy ``H_Beta + log(high − low)``, mode ``(α − 1)/(α + β − 2)``. Sampling uses
+  ``jax.random.gamma`` (a rejection loop, seconds of XLA compile time per call on CPU),
+  hence not the default.
 
-Sampling draws *one* flat block of uniforms for the whole hybrid action
-(Gumbel-max for the categoricals, the inverse normal CDF for the tanh-normal
-heads): every separate ``jax.random`` call, and multi-dimensional draws in
-particular, add XLA compile time on CPU. Because the optimum of a bounded
-action often sits on a bound (sgin: f = f_min, S_B = S_min), continuous
-samples are clipped to ``[low + ε·w, high − ε·w]`` (``w = high − low``,
-ε = 1e-6) and ``log_prob`` applies the same clip, so the log-probability of
-every sample (and of the mode) is finite.
-
-Bounds are passed at call time (``low``/``high`` dicts broadcastable to the
-batch shape) because they come from the env ``params``, which may be traced
-(a swept axis).
+Sampling draws *one* flat block of uniforms for the whole hybrid action (Gumbel-max for the
+categoricals, the inverse normal CDF for the tanh-normal heads): every separate
+``jax.random`` call adds XLA compile time on CPU. The optimum of a bounded action often
+sits on a bound (sgin: f = f_min, S_B = S_min), so continuous samples are clipped to
+``[low + ε·w, high − ε·w]`` (``w = high − low``, ε = ``BOUND_EPS``) and ``log_prob``
+applies the same clip: every sample's (and the mode's) log-probability is finite. Bounds
+are passed at call time because they come from the env ``params``, which may be traced.
 """
 
 from __future__ import annotations
@@ -97,19 +82,20 @@ class MLP(nn.Module):
         return x
 
 
-# ------------------------------------------------------------ distribution
-class HybridDistribution(distrax.Joint):
-    """Joint distribution over a dict hybrid action (a ``distrax.Joint``).
+def mlp_head(x, features: int, gain: float, out: str, hidden, activation) -> jnp.ndarray:
+    """Inside a compact ``__call__``: an :class:`MLP` torso named ``"torso"`` on ``x``, then a
+    linear layer of ``features`` units, orthogonal ``gain``, named ``out`` (the parameter
+    names every critic, Q-network and deterministic actor here has)."""
+    h = MLP(hidden, activation, name="torso")(x)
+    return orthogonal_dense(features, gain, name=out)(h)
 
-    Components: ``Categorical(logits)`` for each discrete name and, for each
-    continuous name, a tanh-squashed Normal or a Beta mapped onto ``[low,
-    high]`` (see the module docstring); all share one batch shape (e.g.
-    ``(num_envs, n_agents)``). ``log_prob`` and ``entropy`` sum over the
-    (independent) components and have the batch shape. ``continuous`` maps a
-    name to ``(loc, scale)`` (``kind="tanh_normal"``) or ``(α, β)``
-    (``kind="beta"``). A pytree (``distrax.Jittable``): it can cross
-    ``jit``/``vmap`` boundaries.
-    """
+
+class HybridDistribution(distrax.Joint):
+    """Joint distribution over a dict hybrid action (see the module docstring); every
+    component shares one batch shape (e.g. ``(num_envs, n_agents)``) and ``log_prob`` /
+    ``entropy`` sum over them. ``continuous`` maps a name to ``(loc, scale)``
+    (``kind="tanh_normal"``) or ``(α, β)`` (``kind="beta"``). A pytree: it crosses
+    ``jit``/``vmap`` boundaries."""
 
     def __init__(
         self,
@@ -148,26 +134,6 @@ class HybridDistribution(distrax.Joint):
                     distrax.Beta(a, b), distrax.ScalarAffine(shift=lo, scale=hi - lo)
                 )
         super().__init__(components)
-
-    @property
-    def kind(self) -> str:
-        return self._kind
-
-    @property
-    def discrete_names(self) -> tuple[str, ...]:
-        return self._discrete_names
-
-    @property
-    def continuous_names(self) -> tuple[str, ...]:
-        return self._continuous_names
-
-    @property
-    def low(self) -> dict:
-        return self._low
-
-    @property
-    def high(self) -> dict:
-        return self._high
 
     def _clip(self, value: Mapping[str, jnp.ndarray]) -> dict:
         out = dict(value)
@@ -262,16 +228,11 @@ def mask_logits(logits: jnp.ndarray, mask: jnp.ndarray | None) -> jnp.ndarray:
 
 
 class HybridActor(nn.Module):
-    """Hybrid-action policy head on an :class:`MLP` torso.
-
-    ``discrete``: ``((name, num_options), ...)``; ``continuous``: ``(name, ...)``;
-    ``continuous_dist``: ``"tanh_normal"`` or ``"beta"``.
-    ``__call__(x, masks=None, low=None, high=None)`` with ``x`` of shape
-    ``batch + (features,)``, ``masks[name]`` boolean ``batch + (num_options,)``
-    (missing names: all available), ``low``/``high`` dicts of bounds
-    broadcastable to ``batch`` (default [0, 1]); returns a
-    :class:`HybridDistribution` with batch shape ``batch``.
-    """
+    """Hybrid-action policy on an :class:`MLP` torso: ``discrete`` ``((name, options),
+    ...)``, ``continuous`` ``(name, ...)``. ``__call__(x, masks=None, low=None, high=None)``:
+    ``x`` ``batch + (features,)``, ``masks[name]`` boolean ``batch + (options,)`` (missing:
+    all available), bounds broadcastable to ``batch`` (default [0, 1]) →
+    :class:`HybridDistribution` of batch shape ``batch``."""
 
     discrete: Sequence[tuple[str, int]]
     continuous: Sequence[str] = ()
@@ -302,31 +263,25 @@ class HybridActor(nn.Module):
 
 
 class ValueCritic(nn.Module):
-    """State value ``V(x)``: MLP torso and a gain-1.0 linear output; returns ``batch`` shape."""
+    """State value ``V(x)`` (gain-1.0 linear output); returns the ``batch`` shape."""
 
     hidden: Sequence[int] = (64, 64)
     activation: str | Callable = "tanh"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        h = MLP(self.hidden, self.activation, name="torso")(x)
-        return orthogonal_dense(1, 1.0, name="value")(h)[..., 0]
+        return mlp_head(x, 1, 1.0, "value", self.hidden, self.activation)[..., 0]
 
 
-class QCritic(nn.Module):
-    """Action value ``Q(obs, action_features)`` (inputs concatenated); returns ``batch`` shape."""
-
-    hidden: Sequence[int] = (64, 64)
-    activation: str | Callable = "tanh"
+class QCritic(ValueCritic):
+    """Action value ``Q(obs, action_features)`` (inputs concatenated); returns ``batch``."""
 
     @nn.compact
     def __call__(self, obs: jnp.ndarray, action_features: jnp.ndarray) -> jnp.ndarray:
         x = jnp.concatenate([obs, action_features], axis=-1)
-        h = MLP(self.hidden, self.activation, name="torso")(x)
-        return orthogonal_dense(1, 1.0, name="q")(h)[..., 0]
+        return mlp_head(x, 1, 1.0, "q", self.hidden, self.activation)[..., 0]
 
 
-# ------------------------------------------------------------------ helpers
 def hybrid_heads(space: spaces.Space) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
     """``(discrete, continuous)`` head specs of a ``spaces.Dict`` (or single) action space."""
     comps = space.spaces if isinstance(space, spaces.Dict) else {"action": space}

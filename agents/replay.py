@@ -1,17 +1,9 @@
-"""A pure-JAX uniform replay buffer over any pytree of items.
-
-The buffer is a pytree (so it lives inside ``lax.scan`` carries and vmaps over
-seeds): ``data`` holds ``capacity`` items stacked on a leading axis, ``count``
-how many were ever added. Items are written in a ring, oldest overwritten
-first. An "item" is whatever the learner samples as one unit — one transition
-(DDQN, MADDPG) or one whole episode (recurrent value decomposition).
-
-    buf = replay.init(example_item, capacity=4096)
-    buf = replay.add_batch(buf, items)          # items: leading axis = batch
-    batch = replay.sample(buf, key, 256)        # uniform over stored items
-
-``sample`` before anything was added returns zeros-filled items; callers gate
-learning on ``replay.size(buf) >= warmup`` (a ``jnp.where``, not a Python if).
+"""A pure-JAX uniform replay buffer over any pytree of items (one transition, or one whole
+episode for recurrent learners), itself a pytree so it lives in ``lax.scan`` carries and
+vmaps over seeds: ``data`` holds ``capacity`` items on a leading axis, written in a ring
+(oldest overwritten first), ``count`` how many were ever added. ``sample`` before anything
+was added returns zero items; callers gate learning on ``size(buf) >= warmup``
+(:func:`agents.core.gate`, never a Python ``if``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import jaxsg
+from agents import heuristics
 from agents.heuristics import edge_assoc as H
 from jaxsg.scenarios.edge_assoc import PAPER_MODEL_BITS, paper_cnn_num_params
 from jaxsg.testing import check_env
@@ -129,17 +130,17 @@ def test_baselines_resolve_as_described():
     @jax.jit
     def resolved(key):
         obs, state = env.reset(key, params)
-        return [env.resolve(H.make_policy(name, env)(jax.random.fold_in(key, 1), obs, state,
-                                                      params)["bs"], params)
-                for name in ("average", "random")]
+        pols = [heuristics.get("edge_assoc", name, env) for name in ("average", "random")]
+        return [env.resolve(p(jax.random.fold_in(key, 1), obs, state, params)["bs"], params)
+                for p in pols]
 
     res, res_r = resolved(jax.random.PRNGKey(0))
     np.testing.assert_array_equal(res["num_dts"], 3.0)  # 12 users over 4 BSs
     np.testing.assert_allclose(res["tau"], 0.25, rtol=1e-6)
     assert not np.array_equal(res_r["assoc"], res["assoc"])
     np.testing.assert_allclose(res_r["batch_frac"], 0.55, rtol=1e-6)
-    with pytest.raises(ValueError, match="unknown edge_assoc policy"):
-        H.make_policy("no_such_policy", env)
+    with pytest.raises(ValueError, match="unknown edge_assoc heuristic"):
+        heuristics.get("edge_assoc", "no_such_policy", env)
 
 
 def test_model_size_is_the_paper_cnn():

@@ -1,4 +1,4 @@
-"""Federated aggregation (agents/federated.py): SGIN eq. 34-35, FedAvg, hierarchical
+"""Federated aggregation (agents/federated.py): SGIN eq. 34-35, FedAvg, grouped
 and robust rules (the SGIN eq. 36 weights are tested in tests/test_adapters.py)."""
 
 import chex
@@ -17,9 +17,7 @@ sgin_weights = jax.jit(_sgin_weights)
 weighted_average = jax.jit(fl.weighted_average)
 coordinate_median = jax.jit(fl.coordinate_median)
 trimmed_mean = jax.jit(fl.trimmed_mean)
-fl_update = jax.jit(fl.fl_update)
 group_average = jax.jit(fl.group_average, static_argnums=3)
-hierarchical_average = jax.jit(fl.hierarchical_average, static_argnums=3)
 aggregate = jax.jit(fl.aggregate, static_argnums=0)
 
 
@@ -90,8 +88,7 @@ def test_identity_for_every_averaging_function():
     ids = jnp.array([0, 0, 1, 2, 2, 2])
     for out in [
         weighted_average(stacked, w),
-        hierarchical_average(stacked, w, ids, 3),
-        hierarchical_average(stacked, w, ids, 4, group_weights=jnp.array([1.0, 2.0, 3.0, 4.0])),
+        jax.tree.map(lambda g: g[2], group_average(stacked, w, ids, 3)[0]),
         coordinate_median(stacked),
         trimmed_mean(stacked, 0.34),
     ]:
@@ -105,18 +102,16 @@ def test_fl_update_eq35():
     w = sgin_weights(bits, dist)
     avg = weighted_average(stacked, w)
     # u = 1: the weighted average (the global model is replaced).
-    chex.assert_trees_all_close(fl_update(z, stacked, w, 1.0), avg, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(aggregate(fl.FederatedConfig(), z, stacked, w), avg,
+                                rtol=1e-5, atol=1e-6)
     # General u: Z + u * sum_c w_c (Z_c - Z), computed by hand.
     u = 0.3
     by_hand = jax.tree.map(
         lambda g, s: g + u * jnp.tensordot(w, s - g[None], axes=(0, 0)), z, stacked
     )
-    out = fl_update(z, stacked, w, u)
-    chex.assert_trees_all_close(out, by_hand, rtol=1e-5, atol=1e-6)
     # The SGIN rule is `aggregate`'s fedavg with the eq. 36 weights (eq. 35).
-    cfg = fl.FederatedConfig(rule="fedavg", step_size=u)
-    chex.assert_trees_all_close(aggregate(cfg, z, stacked, w), by_hand,
-                                rtol=1e-5, atol=1e-6)
+    out = aggregate(fl.FederatedConfig(rule="fedavg", step_size=u), z, stacked, w)
+    chex.assert_trees_all_close(out, by_hand, rtol=1e-5, atol=1e-6)
     # The update moves towards the clients (sign of eq. 34 fixed), not away.
     dist_before = jnp.abs(z["scale"] - avg["scale"])
     dist_after = jnp.abs(out["scale"] - avg["scale"])
@@ -146,7 +141,7 @@ def test_median_and_trimmed_mean_resist_an_outlier():
         fl.trimmed_mean(x, 0.5)
 
 
-def test_hierarchical_average_matches_hand_computation():
+def test_group_average_matches_hand_computation():
     # 5 DTs in 2 BSs (plus an empty third BS): DT -> BS -> MBS.
     x = {"p": np.array([[1.0, 0.0], [3.0, 2.0], [10.0, 4.0], [20.0, 8.0], [30.0, 12.0]],
                        np.float32)}
@@ -158,18 +153,14 @@ def test_hierarchical_average_matches_hand_computation():
     np.testing.assert_allclose(groups["p"], [bs0, bs1, [0.0, 0.0]], rtol=1e-6)
     np.testing.assert_allclose(total, [5.0, 4.0, 0.0])
     np.testing.assert_allclose(count, [2.0, 3.0, 0.0])
-    # Given BS weights (the empty BS's weight is ignored).
-    gw = np.array([1.0, 3.0, 100.0], np.float32)
-    out = hierarchical_average(x, w, ids, 3, gw)
-    np.testing.assert_allclose(out["p"], 0.25 * bs0 + 0.75 * bs1, rtol=1e-6)
-    # Default BS weights = total client weight -> equals the flat weighted average.
+    # BSs weighted by their total client weight: hierarchical FedAvg equals the flat average.
+    two_level = weighted_average({"p": groups["p"][:2]}, total[:2])
     flat = weighted_average(x, w)
-    np.testing.assert_allclose(hierarchical_average(x, w, ids, 3)["p"], flat["p"], rtol=1e-6)
+    np.testing.assert_allclose(two_level["p"], flat["p"], rtol=1e-6)
     np.testing.assert_allclose(flat["p"], (5 * bs0 + 4 * bs1) / 9, rtol=1e-6)
     # Works on nested pytrees with chex-checked shapes.
-    stacked = _stacked(1)
-    out = hierarchical_average(stacked, _pos(2), np.arange(C) % 2, 2)
-    chex.assert_trees_all_equal_shapes(out, _global(0))
+    out, _, _ = group_average(_stacked(1), _pos(2), np.arange(C) % 2, 2)
+    chex.assert_trees_all_equal_shapes(out, fl.broadcast(_global(0), 2))
     chex.assert_tree_all_finite(out)
 
 

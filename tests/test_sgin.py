@@ -88,7 +88,7 @@ def test_calibrated_regime_of_the_paper_payoff():
     env, params = jaxsg.make("sgin", horizon=200, payoff="paper", reward="paper")
     mid_off, late_off, _ = _queues(env, params, _fixed_policy(env, 1, False, params.cpu_min_hz))
     mid_loc, late_loc, _ = _queues(env, params, _fixed_policy(env, 0, False, params.cpu_min_hz))
-    mid_br, late_br, m_br = _queues(env, params, heuristics.best_response(env))
+    mid_br, late_br, m_br = _queues(env, params, heuristics.sgin.best_response(env))
     # 1. unbounded growth: large and still rising by > 20 % between the two windows
     for mid, late in [(mid_off, late_off), (mid_loc, late_loc)]:
         assert late > 300.0 and late > 1.2 * mid, (mid, late)
@@ -101,7 +101,7 @@ def test_params_vmap_sweeps_v_in_one_compile():
     env, params = jaxsg.make("sgin", **SMALL, horizon=10)
     vs = jnp.array([0.0, 1.0, 10.0, 100.0])
     batch = jax.tree.map(lambda x: jnp.full((4,), x, jnp.float32), params).replace(v_weight=vs)
-    policy = heuristics.mamcc(env)
+    policy = heuristics.sgin.mamcc(env)
     chex.clear_trace_counter()
 
     @jax.jit
@@ -242,7 +242,7 @@ def test_zero_arrivals_give_finite_observations(payoff):
     """Issue 15: A_min = A_max = 0 made the arrivals feature 0/0 = NaN."""
     env, params = jaxsg.make("sgin", payoff=payoff, arrival_min_bits=0.0, arrival_max_bits=0.0,
                              **SMALL, horizon=5)
-    out = jax.jit(lambda k: rollout(env, heuristics.mamcc(env), k, params, 5))(
+    out = jax.jit(lambda k: rollout(env, heuristics.sgin.mamcc(env), k, params, 5))(
         jax.random.PRNGKey(0))
     obs, state = env.reset(jax.random.PRNGKey(0), params)
     for cls in env.agent_classes:
@@ -270,7 +270,7 @@ def test_leader_sees_and_is_credited_with_the_price_in_force():
     is the previous step's price_next, and the leader observes it."""
     env, params = jaxsg.make("sgin", **SMALL, horizon=6)
     n = env.num_followers
-    follower = heuristics.mamcc(env)
+    follower = heuristics.sgin.mamcc(env)
     prices = [1.3, 0.7, 1.1, 0.9]
 
     obs, state = env.reset(jax.random.PRNGKey(0), params)
@@ -304,10 +304,10 @@ def _states(env, params, n=6):
     return keys, states.replace(queue_bits=q)
 
 
-@pytest.mark.parametrize("name", sorted(heuristics.POLICIES))
+@pytest.mark.parametrize("name", sorted(heuristics.policies("sgin")))
 def test_heuristics_return_valid_actions(name):
     env, params = jaxsg.make("sgin", **SMALL)
-    policy = jax.jit(heuristics.make_policy(name, env))
+    policy = jax.jit(heuristics.get("sgin", name, env))
     keys, states = _states(env, params, 1)
     state = jax.tree.map(lambda x: x[0], states)
     action = policy(keys[0], None, state, params)
@@ -326,9 +326,9 @@ def test_best_response_beats_paper_heuristics_on_the_slot_objective():
 
         return np.asarray(jax.jit(jax.vmap(one))(keys, states))
 
-    br = total_reward(heuristics.best_response(env))
+    br = total_reward(heuristics.sgin.best_response(env))
     for name in ["marto", "mamcc", "magcs"]:
-        other = total_reward(heuristics.make_policy(name, env))
+        other = total_reward(heuristics.get("sgin", name, env))
         assert np.all(br >= other - 1e-3 * np.abs(other)), name
 
 
@@ -338,7 +338,7 @@ def test_best_response_is_a_unilateral_best_reply_for_each_dt(payoff):
     env, params = jaxsg.make("sgin", payoff=payoff, **SMALL)
     keys, states = _states(env, params, 1)
     state = jax.tree.map(lambda x: x[0], states)
-    a = heuristics.best_response_follower(env, state, params, rounds=4)
+    a = heuristics.sgin.best_response_follower(env, state, params, rounds=4)
     base = np.asarray(env.slot_outcome(state, a, params)["follower_reward"])
     cloud = payoff == "cloud"
     cpu_key = "cpu" if cloud else "cpu_ghz"
@@ -368,7 +368,7 @@ def test_best_response_is_a_unilateral_best_reply_for_each_dt(payoff):
 def test_magcs_spreads_channels_within_a_cell_on_an_empty_band():
     env, params = jaxsg.make("sgin", num_mbs=2, users_per_mbs=4, num_leo=2, num_channels=6)
     _, state = env.reset(jax.random.PRNGKey(0), params)  # no other-cell power recorded yet
-    action = heuristics.magcs(env)(None, None, state, params)["follower"]
+    action = heuristics.sgin.magcs(env)(None, None, state, params)["follower"]
     ch = np.asarray(action["channel"]).reshape(2, 4)
     for cell in ch:
         assert len(set(cell.tolist())) == 4
@@ -380,7 +380,7 @@ def test_stackelberg_price_beats_the_posted_price():
     state = jax.tree.map(lambda x: x[0], states)
     grid = jnp.linspace(params.price_min, params.price_max, 11)
     price, profits = jax.jit(
-        lambda s: heuristics.stackelberg_price(env, s, params, grid))(state)
+        lambda s: heuristics.sgin.stackelberg_price(env, s, params, grid))(state)
     assert float(profits.max()) == pytest.approx(float(profits[jnp.argmin(jnp.abs(grid - price))]))
     posted = int(jnp.argmin(jnp.abs(grid - params.price)))
     assert float(profits.max()) >= float(profits[posted])
@@ -388,7 +388,8 @@ def test_stackelberg_price_beats_the_posted_price():
 
 def _offload_share_at_queue(num_channels, queue_mbit, seeds=3):
     env, params = jaxsg.make("sgin", num_channels=num_channels, payoff="paper", reward="paper")
-    br = jax.jit(lambda st: heuristics.best_response_follower(env, st, params)["offload"].mean())
+    br = jax.jit(
+        lambda st: heuristics.sgin.best_response_follower(env, st, params)["offload"].mean())
     shares = []
     for s in range(seeds):
         _, state = env.reset(jax.random.PRNGKey(s), params)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxsg
+from agents import heuristics
 from agents.heuristics import spectrum as heur
 from jaxsg.consensus import select_aggregator
 from jaxsg.physics.doppler import doppler_loss_factor
@@ -185,7 +186,7 @@ def test_baselines_ordering_and_gap():
     env, params = jaxsg.make("spectrum", **dict(SMALL, horizon=30))
     res = {}
     for name in ("average_budget", "myopic_optimal"):
-        policy = heur.make_policy(name, env)
+        policy = heuristics.get("spectrum", name, env)
         run = jax.jit(jax.vmap(lambda k, policy=policy: rollout(env, policy, k, params, 30)),
                       compiler_options=FAST)
         traj = run(jax.random.split(jax.random.PRNGKey(0), 2))

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 
 class Adapter:
     """Defaults: the env's first agent class learns, no other class acts, rewards
-    unscaled, uniform federated weights, every election picks agent 0, nothing
-    to settle, no extra training metrics, no task distribution."""
+    unscaled, the observation is the learner's input, uniform federated weights, every
+    election picks agent 0, nothing to settle, no extra training metrics, no task
+    distribution."""
 
     #: the agent class a learner trains (None: the env's first class)
     agent_class: str | None = None
@@ -21,10 +22,12 @@ class Adapter:
     #: (head, observation feature): the head ranks options by that feature
     ranked_heads: tuple[tuple[str, str], ...] = ()
 
-    def learning_class(self, env) -> str:
-        cls = self.agent_class or env.agent_classes[0]
+    def learning_class(self, env, override: str | None = None) -> str:
+        """The class a learner trains: ``override`` (a config's ``agent_class``) if given,
+        else ``agent_class``, else the env's first; checked against the env's classes."""
+        cls = override or self.agent_class or env.agent_classes[0]
         if cls not in env.agent_classes:
-            raise ValueError(f"agent class {cls!r} not in {env.agent_classes}")
+            raise ValueError(f"Config: agent_class {cls!r} not in {env.agent_classes}")
         return cls
 
     def fixed_actions(self, env, params) -> dict:
@@ -34,6 +37,14 @@ class Adapter:
     def reward_scale(self, env, params) -> Any:
         """Factor applied to raw rewards when a config leaves ``reward_scale`` None."""
         return 1.0
+
+    def observation_features(self, env, obs: jnp.ndarray, params) -> jnp.ndarray:
+        """The learner's input features ``(..., n, d)`` from observations ``(..., n, d_env)``."""
+        return obs
+
+    def num_observation_features(self, env) -> int:
+        """``d`` of :meth:`observation_features`."""
+        return int(env.observation_space(self.learning_class(env)).shape[-1])
 
     def federated_weights(self, env, obs: jnp.ndarray) -> jnp.ndarray:
         """Client weights (n,) from the learning class's observations (E, n, d)."""

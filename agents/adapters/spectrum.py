@@ -1,21 +1,15 @@
-"""Spectrum leasing (reputation-elected federated DDQN) for the learners.
+"""Spectrum leasing (reputation-elected federated DDQN; ``docs/spectrum.md``) for the
+learners: satellites learn; rewards are scaled by 1/(p_max·capacity) (revenue in [0, 1]).
 
-* satellites learn; rewards are scaled by 1/(p_max·capacity) (revenue in [0, 1]);
-* the ledger (the chain: reputation, block income) persists across episodes and lives in
-  the learner's state: the batched env state the learner carries
-  (``TrainState.env_state``), whose automatic reset keeps it
-  (``SpectrumEnv.reset_for_autoreset``). :func:`ledger` reads it with ``env.ledger`` from the
-  state the step returned — before any explicit reset; a learner that resets explicitly
-  continues it with ``env.reset_with_ledger``. Only the learner's first reset starts a
-  fresh chain;
-* the election reads that ledger — the mean over the parallel episodes of the
-  per-satellite reputation — and the online flags of episode 0 (the parallel
-  episodes are extra experience of the same satellites; the ledger is one), then
-  :func:`jaxsg.consensus.select_aggregator`: the online satellite with the highest
-  reputation at election time;
-* :func:`settle_block`: the elected aggregator writes the block, is credited
-  B_s and its reputation is reset to 0 (:func:`jaxsg.consensus.reputation_reset`);
-  −1 (nobody online) is a no-op. Applied to every parallel episode.
+The ledger (the chain: reputation, block income) persists across episodes in the learner's
+batched env state, whose automatic reset keeps it (``SpectrumEnv.reset_for_autoreset``);
+only the learner's first reset starts a fresh chain (an explicit reset continues it with
+``env.reset_with_ledger``). The election reads it from the state the step returned — the
+mean over the parallel episodes (extra experience of the same satellites; the ledger is
+one) — with the online flags of episode 0: :func:`jaxsg.consensus.select_aggregator`, the
+online satellite with the highest reputation. :func:`settle_block`: the aggregator writes
+the block, is credited B_s and its reputation is reset to 0; −1 (nobody online) is a
+no-op; applied to every parallel episode.
 """
 
 from __future__ import annotations

@@ -1,41 +1,13 @@
-"""Baselines for ``dt_deploy``: RD (paper), greedy, constant policies and the exact optimum.
+"""Baselines and references for ``dt_deploy`` (described in ``docs/dt_deploy.md``,
+"References and baselines"): factories ``name(env, **kw) -> policy(key, obs, state,
+params) -> action``, found by ``agents.heuristics.get("dt_deploy", name, env)``.
 
-Policy factories ``name(env, **kwargs) -> policy(key, obs, state, params) -> action``:
-
-* ``random_deploy`` — RD (paper baseline): every user picks a uniformly random
-  *available* node (``avail_actions``).
-* ``greedy`` — simultaneous greedy (round 1): each user picks the available node
-  minimising its own share of the objective, α·L_i + β·ς·[off-device], given the *other*
-  users' last admitted placement (its node load = others' load + 1). Users do not see
-  each other's choices of this step, so they herd (≈ 47 % on the cloud at the defaults,
-  1.99× the optimum): a baseline, not the coordination check.
-* ``sequential_greedy`` — users best-respond one at a time in admission-priority order,
-  each seeing the placements already made this step (a ``lax.scan`` over users); the
-  coordination check of the regime criteria (≈ 1.19× the optimum at the defaults).
-* ``constant(env, choice)`` — every user requests the same layer each step; the grid
-  ``constant_choices(env)`` is: ``local``, ``nearest_end`` (each user's nearest end
-  device, fixed per episode), ``end_1`` … ``end_E`` (every user on device e), ``cloud``.
-  Requests beyond a node's capacity deploy locally (admission, 13d).
-* ``best_constant(env, params, key, num_episodes)`` — the constant policy with the
-  smallest mean objective over ``num_episodes`` episodes from ``key`` (pass the evaluation
-  keys); ``policy.choice`` / ``policy.scores`` record the selection (one compiled call,
-  ``constant_scores``).
-* ``optimal_action`` / ``optimal_policy`` — the exact minimum over joint placements of the
-  step objective α·L_sum + β·ς·m (= −reward) subject to the capacities (13d). For a fixed
-  count vector (users per node) every user's cost at every node is fixed, so the
-  problem is an assignment: over the feasible count vectors (n_1..n_E, n_c) solve
-  ``scipy.optimize.linear_sum_assignment`` on the I × I matrix whose columns are n_j
-  copies of node j (and I − Σn copies of local), branch and bound on a row/column
-  relaxation bound so only a fraction is solved (≈ 460 of 4,116 vectors at the
-  defaults). Host-side (NumPy/SciPy), for evaluation only. The state's exogenous draws
-  do not depend on actions, so the per-step optimum is also the episode optimum of the
-  return. Time per step at the defaults (20 users, 3 end devices of capacity 6): 0.08–0.09 s
-  (24 users: 0.15 s) on the 2-core development machine under load
-  (``/work/scratch``-style probe: 60 states of 3 episodes, ``time.perf_counter``).
-
-``step_cost_terms(env, state, params)`` (jitted once per env) returns the ingredients:
-local delays, D2D communication delays, cycles, cloud delay terms, the uplink rate for
-1..I sharers, so the enumeration never calls JAX inside its loop.
+Measured at the defaults: simultaneous ``greedy`` herds (≈ 47 % of users on the cloud,
+1.99× the optimum); ``sequential_greedy`` reaches ≈ 1.19× the optimum. The exact optimum
+(:func:`optimal_action`) is host-side (NumPy/SciPy, not jit-able, evaluation only):
+0.08–0.09 s per step at the defaults (20 users, 3 end devices of capacity 6), 0.15 s at
+24 users, on the 2-core development machine under load (60 states of 3 episodes,
+``time.perf_counter``); its branch and bound solves ≈ 460 of the 4,116 count vectors.
 """
 
 from __future__ import annotations
@@ -49,19 +21,20 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from agents.heuristics import episode_scores
 
-# ------------------------------------------------------------------- RD
+
 def random_deploy(env) -> Callable:
+    """RD: every user picks a uniformly random *available* node."""
+
     def policy(key, obs, state, params):
         del obs
         mask = env.avail_actions(state, params)["user"]["action"]
         return {"user": env.action_space("user", params).sample(key, mask)}
 
-    policy.__name__ = "random_deploy"
     return policy
 
 
-# --------------------------------------------------------------- greedy
 def user_costs(env, state, counts, params) -> jnp.ndarray:
     """``(I, E+2)`` per-user objective α·L_ij + β·ς·[j > 0] at node counts ``counts``."""
     delays = env.node_delays(state, counts, params)
@@ -70,6 +43,10 @@ def user_costs(env, state, counts, params) -> jnp.ndarray:
 
 
 def greedy(env) -> Callable:
+    """Simultaneous greedy: each user picks the available node minimising its own
+    α·L_i + β·ς·[off-device] given the *other* users' last admitted placement (node load =
+    others' load + 1); users do not see each other's choices of this step, so they herd."""
+
     def policy(key, obs, state, params):
         del key, obs
         mask = env.avail_actions(state, params)["user"]["action"]
@@ -79,7 +56,6 @@ def greedy(env) -> Callable:
         cost = jnp.where(mask, cost, jnp.inf)
         return {"user": jnp.argmin(cost, axis=-1).astype(jnp.int32)}
 
-    policy.__name__ = "greedy"
     return policy
 
 
@@ -109,15 +85,13 @@ def sequential_greedy(env) -> Callable:
         action = jnp.zeros((env.num_users,), jnp.int32).at[order].set(chosen)
         return {"user": action}
 
-    policy.__name__ = "sequential_greedy"
     return policy
 
 
-# ------------------------------------------------------- constant policies
-#: The grid of constant policies: every user local, every user on its nearest end device
-#: (distances are fixed per episode, so the rule is a constant of the episode), every
-#: user on end device e for each e, every user on the cloud.
 def constant_choices(env) -> tuple[str, ...]:
+    """The constant policies: every user local, on its nearest end device (distances are
+    fixed per episode, so the rule is a constant of the episode), on end device e for each
+    e, on the cloud. Requests beyond a node's capacity deploy locally (admission, 13d)."""
     ends = tuple(f"end_{e}" for e in range(1, env.num_end_devices + 1))
     return ("local", "nearest_end") + ends + ("cloud",)
 
@@ -132,53 +106,40 @@ def constant_action(env, state, index) -> jnp.ndarray:
     return action.astype(jnp.int32)
 
 
-def constant(env, choice: str = "local") -> Callable:
-    """Every user requests the same layer each step (``choice`` in ``constant_choices``)."""
+def constant(env, choice: str = "local", index=None) -> Callable:
+    """Every user requests the same layer each step: ``choice`` in ``constant_choices``, or
+    its (possibly traced) ``index`` there."""
     choices = constant_choices(env)
-    if choice not in choices:
-        raise ValueError(f"dt_deploy constant: 'choice' must be one of {choices}, got {choice!r}")
-    index = choices.index(choice)
+    if index is None:
+        if choice not in choices:
+            raise ValueError(f"dt_deploy constant: 'choice' must be one of {choices}, "
+                             f"got {choice!r}")
+        index = choices.index(choice)
 
     def policy(key, obs, state, params):
         del key, obs, params
         return {"user": constant_action(env, state, index)}
 
-    policy.__name__ = f"constant_{choice}"
     return policy
-
-
-def constant_scores(env, params, key, num_episodes: int = 16) -> dict:
-    """Mean per-step objective α·L_sum + β·ς·m (= −reward) of every constant policy over
-    ``num_episodes`` full episodes from ``key`` (the same episodes for every choice; one
-    compiled call vmapped over choices and episodes)."""
-    from jaxsg.wrappers import rollout
-
-    choices = constant_choices(env)
-
-    def score(index, k):
-        pol = lambda kk, obs, state, p: {"user": constant_action(env, state, index)}  # noqa: E731
-        return -jnp.mean(rollout(env, pol, k, params, env.horizon)["metrics"]["team_reward"])
-
-    keys = jax.random.split(key, num_episodes)
-    run = jax.jit(jax.vmap(jax.vmap(score, (None, 0)), (0, None)))
-    means = jax.device_get(run(jnp.arange(len(choices)), keys)).mean(axis=1)
-    return {c: float(v) for c, v in zip(choices, means)}
 
 
 def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:
-    """The constant policy (grid: ``constant_choices``) with the smallest mean objective
-    on ``num_episodes`` episodes from ``key`` (default ``PRNGKey(0)``; pass the
-    evaluation keys). ``policy.choice`` and ``policy.scores`` record the selection."""
+    """The constant policy (of ``constant_choices``) with the smallest mean per-step
+    objective α·L_sum + β·ς·m (= −reward) on ``num_episodes`` episodes from ``key`` (default
+    ``PRNGKey(0)``; pass the evaluation keys). ``policy.choice`` and ``policy.scores`` (the
+    mean of every choice) record the selection."""
     params = env.default_params if params is None else params
     key = jax.random.PRNGKey(0) if key is None else key
-    scores = constant_scores(env, params, key, num_episodes)
-    choice = min(scores, key=scores.get)
-    policy = constant(env, choice)
-    policy.choice, policy.scores = choice, scores
+    choices = constant_choices(env)
+    table = episode_scores(env, lambda i: constant(env, index=i), jnp.arange(len(choices)),
+                           params, jax.random.split(key, num_episodes),
+                           lambda tr: -jnp.mean(tr["metrics"]["team_reward"]))
+    scores = {c: float(v) for c, v in zip(choices, np.asarray(table).mean(axis=1))}
+    policy = constant(env, min(scores, key=scores.get))
+    policy.choice, policy.scores = min(scores, key=scores.get), scores
     return policy
 
 
-# -------------------------------------------------------------- optimum
 @functools.cache
 def _cost_terms_fn(env):
     def terms(state, params):
@@ -201,29 +162,23 @@ def _cost_terms_fn(env):
 
 
 def step_cost_terms(env, state, params) -> dict:
-    """Host copies (float64) of the per-step cost ingredients (see module docstring)."""
+    """Host copies (float64) of the step's cost ingredients: local delays, D2D
+    communication delays, cycles, cloud delay terms and the uplink rate for 1..I sharers,
+    so the enumeration never calls JAX inside its loop."""
     out = jax.device_get(_cost_terms_fn(env)(state, params))
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
-
-
-def count_vectors(num_users: int, num_end: int, end_cap: float, cloud_cap: float):
-    """Every feasible (n_1..n_E, n_c) with n ≤ capacity and Σ n ≤ I."""
-    e_max = int(min(end_cap, num_users))
-    c_max = int(min(cloud_cap, num_users))
-    for ends in itertools.product(range(e_max + 1), repeat=num_end):
-        s = sum(ends)
-        if s > num_users:
-            continue
-        for n_c in range(min(c_max, num_users - s) + 1):
-            yield ends, n_c
 
 
 @functools.cache
 def count_vector_array(num_users: int, num_end: int, end_cap: float,
                        cloud_cap: float) -> np.ndarray:
-    """``(V, E+2)`` every feasible count vector ``(n_local, n_1..n_E, n_c)``."""
+    """``(V, E+2)`` every feasible count vector ``(n_local, n_1..n_E, n_c)``: n ≤ capacity,
+    Σ n ≤ I."""
+    e_max, c_max = int(min(end_cap, num_users)), int(min(cloud_cap, num_users))
     rows = [(num_users - sum(ends) - n_c, *ends, n_c)
-            for ends, n_c in count_vectors(num_users, num_end, end_cap, cloud_cap)]
+            for ends in itertools.product(range(e_max + 1), repeat=num_end)
+            if sum(ends) <= num_users
+            for n_c in range(min(c_max, num_users - sum(ends)) + 1)]
     return np.asarray(rows, np.int64)
 
 
@@ -259,51 +214,29 @@ def assignment_lower_bounds(tables: np.ndarray, counts: np.ndarray) -> np.ndarra
     return np.maximum(rows, cols)
 
 
-def optimal_action(env, state, params) -> tuple[np.ndarray, float]:
-    """``(action (I,), objective)``: exact minimiser of α·L_sum + β·ς·m for this step.
+def optimal_action(env, state, params, bound: bool = True) -> tuple[np.ndarray, float]:
+    """``(action (I,), objective)``: the exact minimiser of α·L_sum + β·ς·m (= −reward)
+    of this step subject to the capacities (13d).
 
-    Branch and bound over count vectors: ``assignment_lower_bounds`` gives a lower bound
-    ``lb(v)`` on the assignment value of count vector v; vectors are solved in increasing
-    ``lb`` and the search stops when ``lb`` reaches the best value found, so the result is
-    the exact minimum over all feasible count vectors (``optimal_action_enumerate``
-    solves all of them; the tests check both agree).
+    For a fixed count vector (users per node) every user's cost at every node is fixed, so
+    the problem is an assignment: ``scipy.optimize.linear_sum_assignment`` on the I × I
+    matrix whose columns are n_j copies of node j. Branch and bound: vectors are solved in
+    increasing :func:`assignment_lower_bounds` and the search stops when the bound reaches
+    the best value found, so the result is the exact minimum over all feasible vectors
+    (``bound=False`` solves every one: the tests check both agree). The state's exogenous
+    draws do not depend on actions, so the per-step optimum is also the episode optimum.
     """
-    t = step_cost_terms(env, state, params)
-    i_n, e_n = env.num_users, env.num_end_devices
-    counts = count_vector_array(i_n, e_n, float(params.end_capacity),
-                                float(params.cloud_capacity))
-    tables = node_cost_tables(t, counts, float(params.alpha),
+    counts = count_vector_array(env.num_users, env.num_end_devices,
+                                float(params.end_capacity), float(params.cloud_capacity))
+    tables = node_cost_tables(step_cost_terms(env, state, params), counts, float(params.alpha),
                               float(params.beta) * float(params.unit_cost),
                               float(params.end_cpu_hz))
     lower = assignment_lower_bounds(tables, counts)
-    nodes_all = np.arange(env.num_nodes)
     best_value, best_action = np.inf, None
-    for v in np.argsort(lower, kind="stable"):
-        if lower[v] >= best_value:
+    for v in np.argsort(lower, kind="stable") if bound else range(len(counts)):
+        if bound and lower[v] >= best_value:
             break
-        slots = np.repeat(nodes_all, counts[v])  # (I,) node of every slot
-        cost = tables[v][:, slots]
-        rows, cols = linear_sum_assignment(cost)
-        value = float(cost[rows, cols].sum())
-        if value < best_value:
-            best_value = value
-            best_action = np.zeros(i_n, np.int32)
-            best_action[rows] = slots[cols]
-    return best_action, best_value
-
-
-def optimal_action_enumerate(env, state, params) -> tuple[np.ndarray, float]:
-    """The same minimum by solving every count vector (no bound); a check of the bound."""
-    t = step_cost_terms(env, state, params)
-    counts = count_vector_array(env.num_users, env.num_end_devices,
-                                float(params.end_capacity), float(params.cloud_capacity))
-    tables = node_cost_tables(t, counts, float(params.alpha),
-                              float(params.beta) * float(params.unit_cost),
-                              float(params.end_cpu_hz))
-    nodes_all = np.arange(env.num_nodes)
-    best_value, best_action = np.inf, None
-    for v in range(len(counts)):
-        slots = np.repeat(nodes_all, counts[v])
+        slots = np.repeat(np.arange(env.num_nodes), counts[v])  # (I,) node of every slot
         cost = tables[v][:, slots]
         rows, cols = linear_sum_assignment(cost)
         value = float(cost[rows, cols].sum())
@@ -320,7 +253,6 @@ def optimal_policy(env) -> Callable:
         del key, obs
         return {"user": jnp.asarray(optimal_action(env, state, params)[0])}
 
-    policy.__name__ = "optimal"
     return policy
 
 
@@ -335,9 +267,3 @@ POLICIES = {
     "best_constant": best_constant,
     "optimal": optimal_policy,
 }
-
-
-def make_policy(name: str, env) -> Callable:
-    if name not in POLICIES:
-        raise ValueError(f"unknown dt_deploy heuristic '{name}'; choose from {sorted(POLICIES)}")
-    return POLICIES[name](env)

@@ -1,42 +1,14 @@
-"""Baselines for ``edge_assoc`` (Lu et al., IEEE TII 2021, Sec. V).
+"""Baselines and references for ``edge_assoc`` (Lu et al., IEEE TII 2021, Sec. V; described
+in ``docs/edge_assoc.md``, "References and baselines"): factories ``name(env, **kw) ->
+policy(key, obs, state, params) -> {"bs": {"bid", "batch_frac", "bandwidth"}}``, pure and
+jit-able, found by ``agents.heuristics.get("edge_assoc", name, env)``.
 
-Policies with the signature of a learned one, ``policy(key, obs, state, params)
--> {"bs": {"bid", "batch_frac", "bandwidth"}}``, pure and jit-able. Build one
-with ``make_policy(name, env)``.
-
-* ``random`` — random association (paper): each DT to a uniformly random BS
-  (random bids), uniform bandwidth weights (τ = 1/M' per subchannel over the
-  M' active BSs) and the fixed batch fraction b (as ``average``, so the two
-  differ only in the association).
-* ``average`` — average association (paper): equal K_i (user j → BS j mod M,
-  round robin), uniform τ, fixed b.
-* ``full_data`` — "full data" FL (paper, Fig. 6): average association and
-  uniform τ with every b_j = 1 (all local data every round; b is clipped to
-  b_max if b_max < 1).
-* ``orthogonal`` — the orthogonal-bandwidth reference (beyond the paper): average
-  association, subchannel c given whole to BS c mod M (no sharing, hence no
-  interference under either ``interference_model``), fixed b.
-* ``greedy`` / ``search`` — search references over associations (beyond the
-  paper; the "search reference" of the spec's live-regime criterion 3). The
-  bandwidth rule and b are fixed (uniform weights as ``average``/``random``, or
-  the ``orthogonal`` rule with ``bandwidth="orthogonal"``; b the midpoint); only
-  the association is searched, against the env's own objective T/(1 − θ_G) of
-  the current round (an oracle: it reads the round's CPU and fading draws from
-  the state, as the MADDPG agents do through the observation). ``greedy``:
-  users in decreasing D_j, each to the BS that minimises the objective of the
-  users placed so far (unplaced users count nowhere). ``search``: greedy, then
-  best-improvement local search — each iteration evaluates every single-user
-  move (N·M candidates, vmapped) and applies the best one if it lowers the
-  objective; ``iters`` iterations (default N). Pure JAX (``lax.scan`` over the
-  greedy order, ``lax.fori_loop`` over iterations, ``vmap`` over candidates):
-  jit-able and vmap-able like every policy here; cost O(iters·N²·M) per round.
-* ``best_constant`` — the best constant policy (``docs/evaluation.md``): one action
-  held every round, in the learner's own encoding (bids, b, bandwidth weights), the
-  best of a grid of ``constant_choices`` — association round robin or in proportion
-  to the BSs' peak CPU ``bs_cpu_ghz`` (both read no state), b on ``BATCH_GRID``
-  points of [b_min, b_max], bandwidth uniform or orthogonal — by mean T/(1 − θ_G)
-  over ``num_episodes`` episodes from ``key`` (pass the evaluation keys).
-  ``policy.choice`` and ``policy.scores`` record the selection.
+``random`` and ``average`` differ only in the association. ``greedy``/``search`` (the
+spec's "search reference" of live-regime criterion 3) search only the association, with b
+and the bandwidth rule fixed, against the env's own objective T/(1 − θ_G) of the current
+round: an oracle that reads the round's CPU and fading draws from the state, as the MADDPG
+agents do through the observation. ``best_constant`` searches one action held every round
+in the learner's own encoding (bids, b, bandwidth weights).
 
 Decision (paper silent): the "fixed b" of the baselines is the midpoint of
 [b_min, b_max] unless ``batch`` is given.
@@ -51,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsg.wrappers import rollout
+from agents.heuristics import episode_scores
 
 BATCH_GRID = 10  # b points of the best-constant grid, b_min..b_max
 ASSOCIATIONS = ("round_robin", "cpu_share")
@@ -72,15 +44,54 @@ def _round_robin_bids(env):
     return jax.nn.one_hot(jnp.arange(env.num_users) % env.num_bs, env.num_bs).T
 
 
-def average(env, batch: float | None = None) -> Callable:
-    """Equal K_i (round robin), uniform τ, fixed b."""
+def _cpu_share_bids(env):
+    """User j → BS by cumulative peak-CPU share: K_i ≈ N·f_i^max / Σ f^max (no state)."""
+    cpu = np.resize(np.asarray(env.bs_cpu_ghz, np.float64), env.num_bs)
+    edges = np.cumsum(cpu) / cpu.sum() * env.num_users
+    owner = np.searchsorted(edges, np.arange(env.num_users) + 0.5)
+    return jax.nn.one_hot(jnp.asarray(np.minimum(owner, env.num_bs - 1)), env.num_bs).T
 
+
+def _bandwidth_rule(env, bandwidth: str):
+    if bandwidth == "uniform":
+        return jnp.ones((env.num_bs, env.num_subchannels))
+    if bandwidth == "orthogonal":  # subchannel c to BS c mod M alone: no interference
+        return jax.nn.one_hot(jnp.arange(env.num_subchannels) % env.num_bs, env.num_bs).T
+    raise ValueError(f"bandwidth = {bandwidth!r}; allowed: ('uniform', 'orthogonal')")
+
+
+def _constant(env, bids, batch, bandwidth) -> Callable:
     def policy(key, obs, state, params):
         del key, obs, state
-        ones = jnp.ones((env.num_bs, env.num_subchannels))
-        return _pack(_round_robin_bids(env), _fixed_batch(env, params, batch), ones)
+        return _pack(bids, _fixed_batch(env, params, batch), bandwidth)
 
     return policy
+
+
+def constant(env, association: str = "round_robin", batch: float | None = None,
+             bandwidth: str = "uniform") -> Callable:
+    """One fixed action every round (``best_constant``'s grid element)."""
+    if association not in ASSOCIATIONS:
+        raise ValueError(f"association = {association!r}; allowed: {ASSOCIATIONS}")
+    bids = _round_robin_bids(env) if association == "round_robin" else _cpu_share_bids(env)
+    return _constant(env, bids, batch, _bandwidth_rule(env, bandwidth))
+
+
+def average(env, batch: float | None = None) -> Callable:
+    """Equal K_i (user j → BS j mod M), uniform τ (1/M' per subchannel over the M' active
+    BSs), fixed b."""
+    return constant(env, "round_robin", batch, "uniform")
+
+
+def orthogonal(env, batch: float | None = None) -> Callable:
+    """Average association; subchannel c exclusively to BS c mod M (no sharing, hence no
+    interference under either ``interference_model``)."""
+    return constant(env, "round_robin", batch, "orthogonal")
+
+
+def full_data(env) -> Callable:
+    """Average association, uniform τ, b_j = 1 (clipped to b_max)."""
+    return average(env, batch=1.0)
 
 
 def random_association(env, batch: float | None = None) -> Callable:
@@ -89,42 +100,17 @@ def random_association(env, batch: float | None = None) -> Callable:
     def policy(key, obs, state, params):
         del obs, state
         bid = jax.random.uniform(key, (env.num_bs, env.num_users))
-        ones = jnp.ones((env.num_bs, env.num_subchannels))
-        return _pack(bid, _fixed_batch(env, params, batch), ones)
+        return _pack(bid, _fixed_batch(env, params, batch), _bandwidth_rule(env, "uniform"))
 
     return policy
-
-
-def full_data(env) -> Callable:
-    """Average association, uniform τ, b_j = 1 (clipped to b_max)."""
-    return average(env, batch=1.0)
-
-
-def orthogonal(env, batch: float | None = None) -> Callable:
-    """Average association; subchannel c exclusively to BS c mod M (no interference)."""
-
-    def policy(key, obs, state, params):
-        del key, obs, state
-        owner = jnp.arange(env.num_subchannels) % env.num_bs
-        bw = jax.nn.one_hot(owner, env.num_bs).T  # (M, C)
-        return _pack(_round_robin_bids(env), _fixed_batch(env, params, batch), bw)
-
-    return policy
-
-
-def _bandwidth_rule(env, bandwidth: str):
-    if bandwidth == "uniform":
-        return jnp.ones((env.num_bs, env.num_subchannels))
-    if bandwidth == "orthogonal":
-        return jax.nn.one_hot(jnp.arange(env.num_subchannels) % env.num_bs, env.num_bs).T
-    raise ValueError(f"bandwidth = {bandwidth!r}; allowed: ('uniform', 'orthogonal')")
 
 
 def search_association(env, state, params, batch_frac, bandwidth, iters: int):
-    """Greedy association then ``iters`` best-improvement single-user moves (see above).
-
-    ``batch_frac`` (N,) and ``bandwidth`` (M, C) are fixed; returns (assoc (N,) int32,
-    objective of the returned association)."""
+    """``(assoc (N,) int32, its objective)`` for fixed ``batch_frac`` (N,) and ``bandwidth``
+    (M, C): users in decreasing D_j, each to the BS minimising the objective of the users
+    placed so far (unplaced users count nowhere), then ``iters`` best-improvement moves
+    (each evaluates all N·M single-user moves, vmapped, and applies the best if it lowers
+    the objective); cost O(iters·N²·M) per round."""
     n, m = env.num_users, env.num_bs
 
     def objective(assoc):
@@ -155,7 +141,8 @@ def search_association(env, state, params, batch_frac, bandwidth, iters: int):
 
 def search(env, batch: float | None = None, iters: int | None = None,
            bandwidth: str = "uniform") -> Callable:
-    """Greedy + local search over associations; b and the bandwidth rule fixed."""
+    """Greedy + ``iters`` (default N) local-search moves over associations; b and the
+    bandwidth rule (``"uniform"`` or ``"orthogonal"``) fixed."""
     iters = env.num_users if iters is None else int(iters)
     if iters < 0:
         raise ValueError(f"iters = {iters} must be >= 0")
@@ -176,67 +163,33 @@ def greedy(env, batch: float | None = None, bandwidth: str = "uniform") -> Calla
     return search(env, batch=batch, iters=0, bandwidth=bandwidth)
 
 
-def _cpu_share_bids(env):
-    """User j → BS by cumulative peak-CPU share: K_i ≈ N·f_i^max / Σ f^max (no state)."""
-    cpu = np.resize(np.asarray(env.bs_cpu_ghz, np.float64), env.num_bs)
-    edges = np.cumsum(cpu) / cpu.sum() * env.num_users
-    owner = np.searchsorted(edges, np.arange(env.num_users) + 0.5)
-    return jax.nn.one_hot(jnp.asarray(np.minimum(owner, env.num_bs - 1)), env.num_bs).T
-
-
-def constant(env, association: str = "round_robin", batch: float | None = None,
-             bandwidth: str = "uniform") -> Callable:
-    """One fixed action every round (``best_constant``'s grid element)."""
-    if association not in ASSOCIATIONS:
-        raise ValueError(f"association = {association!r}; allowed: {ASSOCIATIONS}")
-    bids = _round_robin_bids(env) if association == "round_robin" else _cpu_share_bids(env)
-    bw = _bandwidth_rule(env, bandwidth)
-
-    def policy(key, obs, state, params):
-        del key, obs, state
-        return _pack(bids, _fixed_batch(env, params, batch), bw)
-
-    return policy
-
-
 def constant_choices(env, params) -> list[tuple]:
-    """The grid of (association, b, bandwidth) of ``best_constant``."""
+    """The (association, b, bandwidth) grid of ``best_constant``: round robin or in
+    proportion to the BSs' peak CPU (neither reads the state) × ``BATCH_GRID`` points of
+    [b_min, b_max] × uniform or orthogonal bandwidth."""
     bs = np.linspace(float(params.batch_frac_min), float(params.batch_frac_max), BATCH_GRID)
     return list(itertools.product(ASSOCIATIONS, [round(float(b), 4) for b in bs],
                                   ("uniform", "orthogonal")))
 
 
-def constant_scores(env, params, key, num_episodes: int = 16) -> dict:
-    """Mean T/(1 − θ_G) of every grid constant on ``num_episodes`` episodes from ``key``
-    (one compile: the grid is data, vmapped over choices × episodes)."""
-    choices = constant_choices(env, params)
-    bids = {"round_robin": _round_robin_bids(env), "cpu_share": _cpu_share_bids(env)}
-    table = {"bids": jnp.stack([bids[c[0]] for c in choices]).astype(jnp.float32),
-             "b": jnp.asarray([c[1] for c in choices], jnp.float32),
-             "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(
-                 jnp.float32)}
-
-    def score(row, k):
-        def pol(key, obs, state, params):
-            del key, obs, state
-            return _pack(row["bids"], _fixed_batch(env, params, row["b"]), row["bw"])
-
-        return jnp.mean(rollout(env, pol, k, params, env.horizon)["metrics"]["objective_s"])
-
-    run = jax.jit(jax.vmap(jax.vmap(score, (None, 0)), (0, None)))
-    means = np.asarray(jax.device_get(run(table, jax.random.split(key, num_episodes))))
-    return {c: float(v) for c, v in zip(choices, means.mean(axis=1))}
-
-
 def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:
-    """The grid constant with the smallest mean T/(1 − θ_G) on ``num_episodes`` episodes
-    from ``key`` (default ``PRNGKey(0)``; pass the evaluation keys)."""
+    """The ``constant_choices`` point with the smallest mean T/(1 − θ_G) on
+    ``num_episodes`` episodes from ``key`` (default ``PRNGKey(0)``; pass the evaluation
+    keys); one compile, the grid is data. ``policy.choice`` and ``policy.scores`` record
+    the selection."""
     params = env.default_params if params is None else params
     key = jax.random.PRNGKey(0) if key is None else key
-    scores = constant_scores(env, params, key, num_episodes)
-    choice = min(scores, key=scores.get)
-    policy = constant(env, *choice)
-    policy.choice, policy.scores = choice, scores
+    choices = constant_choices(env, params)
+    bids = {"round_robin": _round_robin_bids(env), "cpu_share": _cpu_share_bids(env)}
+    grid = {"bids": jnp.stack([bids[c[0]] for c in choices]).astype(jnp.float32),
+            "b": jnp.asarray([c[1] for c in choices], jnp.float32),
+            "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(jnp.float32)}
+    table = episode_scores(env, lambda row: _constant(env, row["bids"], row["b"], row["bw"]),
+                           grid, params, jax.random.split(key, num_episodes),
+                           lambda tr: jnp.mean(tr["metrics"]["objective_s"]))
+    scores = {c: float(v) for c, v in zip(choices, np.asarray(table).mean(axis=1))}
+    policy = constant(env, *min(scores, key=scores.get))
+    policy.choice, policy.scores = min(scores, key=scores.get), scores
     return policy
 
 
@@ -250,9 +203,3 @@ POLICIES = {
     "constant": constant,
     "best_constant": best_constant,
 }
-
-
-def make_policy(name: str, env, **kwargs) -> Callable:
-    if name not in POLICIES:
-        raise ValueError(f"unknown edge_assoc policy {name!r}; choose from {sorted(POLICIES)}")
-    return POLICIES[name](env, **kwargs)

@@ -1,46 +1,12 @@
-"""Heuristic baselines and game-theoretic references for ``sgin``.
+"""Baselines and references for ``sgin`` (described in ``docs/sgin.md``, "References and
+baselines"): factories ``name(env, **kw) -> policy(key, obs, state, params) -> action``,
+pure and jit-able, found by ``agents.heuristics.get("sgin", name, env)``.
 
-Every policy has the signature of a learned one, ``policy(key, obs, state,
-params) -> action``, pure and jit-able; build one with ``make_policy(name,
-env)`` or the named factories. The follower part follows ``docs/sgin.md``:
-
-* ``marto`` — MARTO (paper baseline): offload, LEO and channel uniformly
-  random among the available options; f and S_B uniform in range.
-* ``mamcc`` — MAMCC (paper baseline): the same mid-range f for every DT; the
-  LEO with the highest gain; channel = index m mod R within the MBS; offload
-  iff the interference-free offload rate beats the local rate.
-* ``magcs`` — MAGCS (paper baseline): LEO with the least path loss; channels
-  chosen greedily one DT at a time within each MBS (least interference given
-  last slot's other-cell interference and the choices already made in the
-  cell — a ``lax.scan`` over the DTs of a cell, vmapped over MBSs); offload iff
-  that rate beats local; f and S_B mid-range.
-* ``best_response`` — beyond the paper: ``rounds`` sweeps of sequential best
-  response on P2' (each DT in turn maximises its own reward of the slot — the
-  env's ``reward``, eq. 33 or the drift-plus-penalty Q·(D + dropped − A) + V·F —
-  over local/offload × LEO × channel × f × drop, given everyone else's current
-  choice), starting from MAMCC. f: a grid of each mode's range plus, under
-  ``payoff="cloud"``, the kink where f just serves min(link, Q). S_B = S_min
-  (block size only costs, so it is weakly dominant).
-* ``stackelberg`` — beyond the paper: the Stackelberg reference of the live
-  regime, the best *fixed* price over whole episodes with best-response
-  followers on a grid [0.5, 1.5]·λ₀ (``stackelberg_fixed_price``, vmapped
-  over prices and episodes); followers best-respond. ``stackelberg_price`` is
-  the myopic per-slot price (not the reference: a leader re-pricing myopically
-  drifts to λ_min).
-* ``best_constant`` — the best constant policy (docs/evaluation.md §2): every
-  DT plays one fixed action of the learner's own encoding every slot; the grid
-  (``constant_action_grid``, 66 points by default) is local × drop × cpu ∈
-  {0, 0.1, …, 1} and offload × drop × LEO gain rank {0, 1} × channel offset
-  {0} (channel = (m + offset) mod R) × cpu; ``best_constant_search`` picks the
-  point with the best mean episode return on evaluation keys.
-
-Heuristics pick f in physical units; ``_follower_action`` encodes it in the
-env's action encoding (``cpu_ghz`` for ``payoff="paper"``, the mode-relative
-fraction ``cpu`` and ``drop`` = 0 for ``payoff="cloud"``). MAMCC and MAGCS use
-the mid-range f of the chosen mode.
-
-Unless stated, the leader posts ``params.price`` (a fixed posted price), so a
-follower heuristic means the same in ``price_mode="leader"`` and ``"fixed"``.
+Heuristics choose f in Hz and S_B in bits; :func:`_follower_action` encodes them in the
+env's action (``cpu_ghz`` under ``payoff="paper"``; the mode-relative fraction ``cpu`` and
+``drop`` under ``payoff="cloud"``). MAMCC and MAGCS use the mid-range f of the chosen mode.
+Unless stated, the leader posts ``params.price`` (a fixed posted price), so a follower
+heuristic means the same in ``price_mode="leader"`` and ``"fixed"``.
 """
 
 from __future__ import annotations
@@ -50,6 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from agents.heuristics import episode_scores
 from jaxsg.consensus import sgin_privacy_overhead
 from jaxsg.physics.link import shannon_rate
 
@@ -58,8 +25,8 @@ MBIT = 1e6
 MS = 1e-3
 
 
-def _posted_price(env, params):
-    return jnp.full((1, env.num_followers), params.price, jnp.float32)
+def _cloud(env) -> bool:
+    return getattr(env, "payoff", "paper") == "cloud"
 
 
 def _mid(lo, hi):
@@ -77,9 +44,8 @@ def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, dro
         "channel": channel.astype(jnp.int32),
         "block_mbit": (block_bits / MBIT).astype(jnp.float32),
     }
-    if getattr(env, "payoff", "paper") == "cloud":
-        mode_max = jnp.where(offload, params.cpu_max_hz, params.local_cpu_max_hz)
-        span = jnp.maximum(mode_max - params.cpu_min_hz, 1.0)
+    if _cloud(env):
+        span = jnp.maximum(_mode_cpu_max(env, params, offload) - params.cpu_min_hz, 1.0)
         action["cpu"] = jnp.clip((cpu_hz - params.cpu_min_hz) / span, 0.0, 1.0).astype(
             jnp.float32)
         action["drop"] = (jnp.zeros_like(offload) if drop is None else drop).astype(jnp.int32)
@@ -91,7 +57,7 @@ def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, dro
 def _mode_cpu_max(env, params, offload):
     """Largest f of the chosen mode: the cloud's when offloading under ``payoff="cloud"``,
     the DT's own otherwise (one f range under ``payoff="paper"``)."""
-    if getattr(env, "payoff", "paper") == "cloud":
+    if _cloud(env):
         return jnp.where(offload, params.cpu_max_hz, params.local_cpu_max_hz)
     return jnp.full(jnp.shape(offload), params.cpu_max_hz)
 
@@ -100,52 +66,64 @@ def _best_visible_leo(gain, visible):
     return jnp.argmax(jnp.where(visible, gain, -1.0), axis=-1)
 
 
-# ---------------------------------------------------------------- MARTO
-def marto(env) -> Callable:
+def _follower_policy(env, follower, price=None) -> Callable:
+    """The followers play ``follower(key, state, params)``; the leader posts ``price``
+    (None: ``params.price``)."""
+
     def policy(key, obs, state, params):
         del obs
-        masks = env.avail_actions(state, params)["follower"]
-        space = env.action_space("follower", params)
-        follower = space.sample(key, masks)
-        return {"follower": follower, "leader": _posted_price(env, params)}
+        leader = jnp.full((1, env.num_followers), params.price if price is None else price,
+                          jnp.float32)
+        return {"follower": follower(key, state, params), "leader": leader}
 
-    policy.__name__ = "marto"
     return policy
 
 
-# ---------------------------------------------------------------- MAMCC
+def _mid_cpu(env, params):
+    """Mid-range f (Hz) of local computing and of offloading, (N,) each."""
+    n = env.num_followers
+    return (_mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.zeros(n, bool))),
+            _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool))))
+
+
+def marto(env) -> Callable:
+    """MARTO: offload, LEO and channel uniformly among the available options; f, S_B uniform."""
+
+    def follower(key, state, params):
+        masks = env.avail_actions(state, params)["follower"]
+        return env.action_space("follower", params).sample(key, masks)
+
+    return _follower_policy(env, follower)
+
+
 def mamcc_follower(env, state, params):
+    """MAMCC: the LEO with the highest gain, channel m mod R, offload iff the
+    interference-free rate beats the local rate."""
     gain = env.path_gain(state, params)
     leo = _best_visible_leo(gain, state.visible)
     best_gain = jnp.take_along_axis(gain, leo[:, None], axis=1)[:, 0]
     visible = jnp.any(state.visible, axis=-1)
     channel = jnp.arange(env.num_followers) % env.users_per_mbs % env.num_channels
-    n = env.num_followers
-    # mid-range f of each mode (one range under payoff="paper")
-    cpu_local = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.zeros(n, bool)))
-    cpu_cloud = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool)))
+    cpu_local, cpu_cloud = _mid_cpu(env, params)
     free_rate = shannon_rate(params.bandwidth_hz, params.power_w * best_gain / params.noise_w)
-    if getattr(env, "payoff", "paper") == "cloud":  # the cloud also computes at its f
+    if _cloud(env):  # the cloud also computes at its f
         free_rate = jnp.minimum(free_rate, cpu_cloud / state.cycles_per_bit)
     local_rate = cpu_local / state.cycles_per_bit
     offload = visible & (free_rate > local_rate)
     cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
-    block = jnp.full((n,), _mid(params.block_min_bits, params.block_max_bits))
+    block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
     return _follower_action(env, params, offload, leo, channel, cpu_hz, block)
 
 
 def mamcc(env) -> Callable:
-    def policy(key, obs, state, params):
-        del key, obs
-        follower = mamcc_follower(env, state, params)
-        return {"follower": follower, "leader": _posted_price(env, params)}
-
-    policy.__name__ = "mamcc"
-    return policy
+    return _follower_policy(env, lambda key, state, params: mamcc_follower(env, state, params))
 
 
-# ---------------------------------------------------------------- MAGCS
 def magcs(env) -> Callable:
+    """MAGCS: the LEO with the least path loss; channels greedy one DT at a time within each
+    MBS (least interference given last slot's other-cell power and the choices made so far
+    in the cell: a ``lax.scan`` over its DTs, vmapped over MBSs); offload iff that rate
+    beats local."""
     n_mbs, m, n_ch = env.num_mbs, env.users_per_mbs, env.num_channels
 
     def cell_greedy(gain_cell, leo_cell, other_cell_rx, local_rate_cell, visible_cell, params):
@@ -170,15 +148,12 @@ def magcs(env) -> Callable:
         _, (ch, offload) = jax.lax.scan(assign, init, jnp.arange(m))
         return ch, offload
 
-    def policy(key, obs, state, params):
-        del key, obs
+    def follower(key, state, params):
         gain = env.path_gain(state, params)
         leo = _best_visible_leo(gain, state.visible)
         total_rx = state.last_rx_power_w.sum(axis=0)  # (O, R)
         other_rx = total_rx[None] - state.last_rx_power_w  # (N, O, R)
-        n = env.num_followers
-        cpu_local = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.zeros(n, bool)))
-        cpu_cloud = _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool)))
+        cpu_local, cpu_cloud = _mid_cpu(env, params)
         local_rate = cpu_local / state.cycles_per_bit
         channel, offload = jax.vmap(cell_greedy, in_axes=(0, 0, 0, 0, 0, None))(
             gain.reshape(n_mbs, m, -1),
@@ -191,14 +166,11 @@ def magcs(env) -> Callable:
         block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
         offload = offload.reshape(-1)
         cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
-        follower = _follower_action(env, params, offload, leo, channel.reshape(-1), cpu_hz, block)
-        return {"follower": follower, "leader": _posted_price(env, params)}
+        return _follower_action(env, params, offload, leo, channel.reshape(-1), cpu_hz, block)
 
-    policy.__name__ = "magcs"
-    return policy
+    return _follower_policy(env, follower)
 
 
-# -------------------------------------------------------- best response
 def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int = 8):
     """Sequential best response on P2', ``rounds`` sweeps over all DTs.
 
@@ -212,11 +184,11 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     where the bought f just serves min(link, Q) (the value is piecewise linear
     in f, so the kink or an end is optimal up to the small verification term),
     and ``drop`` ∈ {0, 1}. S_B = S_min (block size only costs, so it is weakly
-    dominant).
+    dominant). Starts from MAMCC's choice.
     """
     n, m, n_mbs = env.num_followers, env.users_per_mbs, env.num_mbs
     n_ch = env.num_channels
-    cloud = getattr(env, "payoff", "paper") == "cloud"
+    cloud = _cloud(env)
     dpp = getattr(env, "reward", "paper") == "drift_plus_penalty"
     gain = env.path_gain(state, params)  # (NM, O)
     cell = jnp.arange(n) // m
@@ -315,16 +287,10 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
 
 
 def best_response(env, rounds: int = 2, cpu_levels: int = 8) -> Callable:
-    def policy(key, obs, state, params):
-        del key, obs
-        follower = best_response_follower(env, state, params, rounds, cpu_levels)
-        return {"follower": follower, "leader": _posted_price(env, params)}
-
-    policy.__name__ = "best_response"
-    return policy
+    return _follower_policy(env, lambda key, state, params: best_response_follower(
+        env, state, params, rounds, cpu_levels))
 
 
-# ----------------------------------------------------- Stackelberg price
 def stackelberg_price(env, state, params, price_grid, rounds: int = 2, cpu_levels: int = 8):
     """Myopic per-slot price: the grid λ maximising this slot's profit (eq. 11) over
     the followers' best response to λ. Not the Stackelberg reference (a leader that
@@ -344,29 +310,12 @@ def price_grid_around(price, points: int = 11, low: float = 0.5, high: float = 1
     return jnp.linspace(low * price, high * price, points).astype(jnp.float32)
 
 
-def fixed_price_episodes(env, params, price_grid, keys, policy=None):
-    """Per-slot metrics of whole episodes at each fixed price (followers play
-    ``policy``, default best response, which posts ``params.price``): a dict of
-    ``(P, E, T)`` arrays (P prices, E episode keys, T = ``env.horizon``)."""
-    from jaxsg.wrappers import rollout
-
-    policy = best_response(env) if policy is None else policy
-
-    def one(price, key):
-        return rollout(env, policy, key, params.replace(price=price), env.horizon)
-
-    out = jax.vmap(lambda p: jax.vmap(lambda k: one(p, k))(keys))(price_grid)
-    metrics = dict(out["metrics"])
-    metrics["leader_reward"] = out["reward"]["leader"][..., 0]
-    metrics["follower_return"] = out["reward"]["follower"].mean(-1)
-    return metrics
-
-
 def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int = 4,
                             seed: int = 0, rounds: int = 2, cpu_levels: int = 8):
-    """Stackelberg reference (docs/sgin.md, live regime): the best *fixed* price over
-    whole episodes with best-response followers, on ``price_grid`` (default
-    ``price_grid_around(params.price)``, i.e. [0.5, 1.5]·λ₀ in 11 points).
+    """Stackelberg reference (docs/sgin.md, live regime): the best *fixed* price (posted
+    from the reset on) over whole episodes with best-response followers, on ``price_grid``
+    (default ``price_grid_around(params.price)``, i.e. [0.5, 1.5]·λ₀ in 11 points), by mean
+    episode profit on ``num_episodes`` keys from ``seed``.
 
     Returns ``(price, mean episode profit per grid price, grid)``.
     """
@@ -374,9 +323,10 @@ def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int
     grid = price_grid_around(params.price) if price_grid is None else jnp.asarray(
         price_grid, jnp.float32)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
-    run = jax.jit(lambda p, g, k: fixed_price_episodes(
-        env, p, g, k, best_response(env, rounds, cpu_levels))["leader_reward"].sum(-1).mean(-1))
-    profits = run(params, grid, keys)
+    policy = best_response(env, rounds, cpu_levels)
+    profits = episode_scores(env, lambda _: policy, grid, params, keys,
+                             lambda tr: tr["reward"]["leader"][..., 0].sum(),
+                             params_of=lambda price, p: p.replace(price=price)).mean(axis=1)
     return float(grid[jnp.argmax(profits)]), profits, grid
 
 
@@ -388,19 +338,12 @@ def stackelberg(env, price=None, rounds: int = 2, cpu_levels: int = 8, **search)
     if price is None:
         price, _, _ = stackelberg_fixed_price(env, rounds=rounds, cpu_levels=cpu_levels,
                                               **search)
-
-    def policy(key, obs, state, params):
-        del key, obs
-        follower = best_response_follower(env, state, params, rounds, cpu_levels)
-        return {"follower": follower,
-                "leader": jnp.full((1, env.num_followers), price, jnp.float32)}
-
-    policy.__name__ = "stackelberg"
+    policy = _follower_policy(env, lambda key, state, params: best_response_follower(
+        env, state, params, rounds, cpu_levels), price)
     policy.price = float(price)
     return policy
 
 
-# ------------------------------------------------- best constant policy
 CONSTANT_CPU_LEVELS = tuple(i / 10 for i in range(11))
 
 
@@ -412,7 +355,7 @@ def constant_action_grid(env, cpu_levels=CONSTANT_CPU_LEVELS, leo_ranks=(0, 1),
     (LEO and channel do not matter locally; ``drop`` only under
     ``payoff="cloud"``). ``cpu`` is the fraction of the mode's range (cloud) or of
     [f_min, f_max] (paper). Default: 22 local + 44 offload = 66 points."""
-    drops = (0, 1) if getattr(env, "payoff", "paper") == "cloud" else (0,)
+    drops = (0, 1) if _cloud(env) else (0,)
     ranks = tuple(r for r in leo_ranks if r < env.num_leo)
     rows = [(0, d, 0, 0, c) for d in drops for c in cpu_levels]
     rows += [(1, d, r, k, c) for d in drops for r in ranks for k in channel_offsets
@@ -430,26 +373,25 @@ def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callab
     fraction ``cpu`` of the mode's range, the block S_min. Arguments may be traced."""
     n = env.num_followers
 
-    def policy(key, obs, state, params):
-        del key, obs
+    def follower(key, state, params):
         gain = jnp.where(state.visible, env.path_gain(state, params), -1.0)
         leo = jnp.argsort(-gain, axis=-1)[:, jnp.clip(leo_rank, 0, env.num_leo - 1)]
         channel = (jnp.arange(n) % env.users_per_mbs + channel_offset) % env.num_channels
-        follower = {
+        action = {
             "offload": jnp.full((n,), offload, jnp.int32),
             "leo": leo.astype(jnp.int32),
             "channel": channel.astype(jnp.int32),
             "block_mbit": jnp.full((n,), params.block_min_bits / MBIT, jnp.float32),
         }
-        if getattr(env, "payoff", "paper") == "cloud":
-            follower["cpu"] = jnp.full((n,), cpu, jnp.float32)
-            follower["drop"] = jnp.full((n,), drop, jnp.int32)
+        if _cloud(env):
+            action["cpu"] = jnp.full((n,), cpu, jnp.float32)
+            action["drop"] = jnp.full((n,), drop, jnp.int32)
         else:
             f = params.cpu_min_hz + cpu * (params.cpu_max_hz - params.cpu_min_hz)
-            follower["cpu_ghz"] = jnp.full((n,), f / GHZ, jnp.float32)
-        return {"follower": follower, "leader": _posted_price(env, params)}
+            action["cpu_ghz"] = jnp.full((n,), f / GHZ, jnp.float32)
+        return action
 
-    return policy
+    return _follower_policy(env, follower)
 
 
 def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
@@ -460,21 +402,11 @@ def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
 
     Returns ``(best grid point as a dict of Python numbers, returns (G,), grid)``.
     """
-    from jaxsg.wrappers import rollout
-
     params = env.default_params if params is None else params
     grid = constant_action_grid(env) if grid is None else grid
     keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
-
-    @jax.jit
-    def returns(grid, keys, params):
-        def one(point, key):
-            out = rollout(env, constant_policy(env, **point), key, params, env.horizon)
-            return out["reward"]["follower"].sum(0).mean()
-
-        return jax.vmap(lambda pt: jax.vmap(lambda k: one(pt, k))(keys).mean())(grid)
-
-    values = returns(grid, keys, params)
+    values = episode_scores(env, lambda pt: constant_policy(env, **pt), grid, params, keys,
+                            lambda tr: tr["reward"]["follower"].sum(0).mean()).mean(axis=1)
     best = int(jnp.argmax(values))
     point = {k: v[best].item() for k, v in grid.items()}
     return point, values, grid
@@ -488,7 +420,6 @@ def best_constant(env, action: dict | None = None, **search) -> Callable:
     if action is None:
         action, _, _ = best_constant_search(env, **search)
     policy = constant_policy(env, **action)
-    policy.__name__ = "best_constant"
     policy.action = dict(action)
     return policy
 
@@ -501,10 +432,3 @@ POLICIES = {
     "stackelberg": stackelberg,
     "best_constant": best_constant,
 }
-
-
-def make_policy(name: str, env, **kwargs) -> Callable:
-    """Heuristic policy by name (see ``POLICIES``)."""
-    if name not in POLICIES:
-        raise ValueError(f"unknown heuristic '{name}'; choose from {sorted(POLICIES)}")
-    return POLICIES[name](env, **kwargs)

@@ -1,41 +1,17 @@
-"""Baselines for ``spectrum``: average-budget pricing, the best constant pair, the myopic oracle.
+"""Baselines and references for ``spectrum`` (described in ``docs/spectrum.md``,
+"References and baselines"), found by ``agents.heuristics.get("spectrum", name, env)``.
 
-Every policy has the learned policies' signature ``policy(key, obs, state,
-params) -> {"satellite": (S,) int}`` and moves on the env's action grid (one
-price level and one power level per step, eq. 11), so it is compared with the
-learners under the same constraint (same grids, same one-level steps, same start
-in the middle of both grids).
-
-* :func:`average_budget` — the paper's baseline: the operator posts the mean
-  budget of its users seen in the last step (``state.last_mean_budget``,
-  the visible users). It steps one level towards the grid level nearest to
-  that target; before any step has been seen (mean 0) it holds. Power
-  control: ``power="hold"`` keeps the initial level (default), ``"max"``
-  climbs to the highest, an int steps to that level and holds it.
-* :func:`average_budget_fair` — the fair comparison (docs/spectrum.md, live regime):
-  average-budget pricing with the same power-control freedom as the learners, as **the best
-  fixed power level** (the paper gives no rule for it): every level of the grid is
-  evaluated on the evaluation keys and the one with the highest mean revenue is kept.
-* :func:`best_constant` — the best constant policy (docs/evaluation.md §2): every
-  (price level, power level) pair of the learners' grids, steered to and held, evaluated on
-  the evaluation keys; the pair with the highest mean revenue is kept.
-* :func:`myopic_optimal` — beyond the paper, an oracle reference: it knows
-  this step's budgets (the env's state holds the step's draws) and takes, per
-  satellite, the action (of the 9, or 3 with ``price_only``) that maximises
-  this step's revenue U'_s + ``reputation_weight``·ΔR_s (exact, by evaluating
-  :meth:`SpectrumEnv.outcome` for every action). ``reputation_weight`` None
-  uses ``params.reputation_weight``.
-* :func:`myopic_optimal_price` — the exact revenue-maximising single posted
-  price from the sorted budgets under the capacity cap (re-exported from the
-  env). The env reports the bound of every gap as ``info["myopic_optimal_revenue"]``:
-  that optimum **maximised over the power-control levels** (per satellite), not at the
-  level in force (``info["myopic_revenue_at_level_total"]``).
-
+Every policy ``policy(key, obs, state, params) -> {"satellite": (S,) int}`` moves on the
+env's action grid (one price level and one power level per step, eq. 11), under the
+learners' constraint: same grids, same one-level steps, same start in the middle of both.
 The searches (:func:`average_budget_fair`, :func:`best_constant`) take the evaluation keys
-(``keys``; default ``num_episodes`` keys from ``seed``) so that a comparison uses the same
-episodes for every method (common random numbers); the policies they return carry the
-search as attributes: ``power_level`` (and ``price_level``) chosen, ``mean_revenue`` the
-table of mean revenue per satellite per step over the candidates.
+(``keys``; default ``num_episodes`` keys from ``seed``), so a comparison uses the same
+episodes for every method; their policies carry the search: ``power_level`` (and
+``price_level``) chosen, ``mean_revenue`` the table of mean revenue per satellite per step
+over the candidates. The env reports the bound of every gap,
+``info["myopic_optimal_revenue"]``: :func:`myopic_optimal_price` (the exact
+revenue-maximising single posted price, re-exported from the env) maximised over the power
+levels per satellite, not at the level in force (``info["myopic_revenue_at_level_total"]``).
 """
 
 from __future__ import annotations
@@ -43,8 +19,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from agents.heuristics import episode_scores
 from jaxsg.scenarios.spectrum import myopic_optimal_price  # noqa: F401
-from jaxsg.wrappers import rollout
 
 
 def _nearest_level(env, target, params):
@@ -71,7 +47,10 @@ def _average_budget(env, power):
 
 
 def average_budget(env, power="hold"):
-    """The paper's average-budget pricing (see the module docstring)."""
+    """The paper's baseline: step one level towards the grid level nearest the mean budget
+    of the (visible) users seen in the last step (``state.last_mean_budget``); hold before
+    any step was seen (mean 0). ``power``: ``"hold"`` the initial level, ``"max"`` climb
+    to the highest, an int step to that level and hold it."""
     if isinstance(power, bool) or not (power in ("hold", "max") or isinstance(power, int)):
         raise ValueError(f"power must be 'hold', 'max' or a power level, got {power!r}")
     if isinstance(power, int) and not 0 <= power < env.num_power_levels:
@@ -92,32 +71,21 @@ def constant_levels(env, price_level, power_level):
     return policy
 
 
-def _eval_keys(keys, num_episodes, seed):
-    if keys is not None:
-        return jnp.asarray(keys)
-    return jax.random.split(jax.random.PRNGKey(seed), num_episodes)
-
-
-def mean_revenue(env, make_policy, candidates, params, keys, horizon):
-    """Mean revenue per satellite per step of ``make_policy(candidate)`` for every candidate
-    (a pytree of arrays with a leading axis), over ``keys``; one jit, vmapped."""
-
-    def one(candidate, key):
-        traj = rollout(env, make_policy(candidate), key, params, horizon)
-        return jnp.mean(traj["metrics"]["revenue_mean"])
-
-    per_key = jax.vmap(lambda c: jax.vmap(lambda k: one(c, k))(keys))
-    return jnp.mean(jax.jit(per_key)(candidates), axis=-1)
+def _search(env, policy_of, candidates, params, keys, num_episodes, seed, horizon):
+    """Mean revenue per satellite per step of ``policy_of(c)`` for every candidate, on
+    ``keys`` (default ``num_episodes`` keys from ``seed``)."""
+    params = env.default_params if params is None else params
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes) if keys is None else keys
+    return jnp.mean(episode_scores(env, policy_of, candidates, params, keys,
+                                   lambda tr: jnp.mean(tr["metrics"]["revenue_mean"]),
+                                   horizon), axis=-1)
 
 
 def average_budget_fair(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
-    """Average-budget pricing at the best fixed power level (see the module docstring)."""
-    params = env.default_params if params is None else params
-    keys = _eval_keys(keys, num_episodes, seed)
-    horizon = env.horizon if horizon is None else horizon
-    levels = jnp.arange(env.num_power_levels)
-    table = mean_revenue(env, lambda lv: _average_budget(env, lv), levels, params, keys,
-                         horizon)
+    """The fair comparison: average-budget pricing with the learners' power freedom, as the
+    best fixed power level on the evaluation keys (the paper gives no rule for it)."""
+    table = _search(env, lambda lv: _average_budget(env, lv), jnp.arange(env.num_power_levels),
+                    params, keys, num_episodes, seed, horizon)
     best = int(jnp.argmax(table))
     policy = _average_budget(env, best)
     policy.power_level, policy.mean_revenue = best, table
@@ -125,17 +93,13 @@ def average_budget_fair(env, params=None, keys=None, num_episodes=16, seed=0, ho
 
 
 def best_constant(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
-    """The best constant (price level, power level) pair (see the module docstring)."""
-    params = env.default_params if params is None else params
-    keys = _eval_keys(keys, num_episodes, seed)
-    horizon = env.horizon if horizon is None else horizon
+    """The best constant policy (docs/evaluation.md §2): the (price level, power level)
+    pair, steered to and held, with the highest mean revenue on the evaluation keys."""
     n_power = 1 if env.price_only else env.num_power_levels
     pl, wl = jnp.meshgrid(jnp.arange(env.num_price_levels), jnp.arange(n_power), indexing="ij")
-    pairs = (pl.ravel(), wl.ravel())
-    table = mean_revenue(
-        env,
-        lambda c: constant_levels(env, c[0], None if env.price_only else c[1]),
-        pairs, params, keys, horizon).reshape(pl.shape)
+    table = _search(env, lambda c: constant_levels(env, c[0], None if env.price_only else c[1]),
+                    (pl.ravel(), wl.ravel()), params, keys, num_episodes, seed,
+                    horizon).reshape(pl.shape)
     best = int(jnp.argmax(table))
     price_level, power_level = divmod(best, n_power)
     policy = constant_levels(env, price_level, None if env.price_only else power_level)
@@ -158,7 +122,10 @@ def action_values(env, state, params, reputation_weight=None):
 
 
 def myopic_optimal(env, reputation_weight=None):
-    """One-step oracle: the best reachable action for this step's budgets."""
+    """One-step oracle (beyond the paper): it knows this step's budgets (the state holds the
+    step's draws) and takes, per satellite, the action maximising U'_s +
+    ``reputation_weight``·ΔR_s (None: ``params.reputation_weight``), exactly, by
+    evaluating ``env.outcome`` for every action (9, or 3 with ``price_only``)."""
 
     def policy(key, obs, state, params):
         del key, obs
@@ -174,9 +141,3 @@ POLICIES = {
     "best_constant": best_constant,
     "myopic_optimal": myopic_optimal,
 }
-
-
-def make_policy(name: str, env, **kwargs):
-    if name not in POLICIES:
-        raise ValueError(f"unknown spectrum heuristic {name!r}; choose from {sorted(POLICIES)}")
-    return POLICIES[name](env, **kwargs)
