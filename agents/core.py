@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxsg.env import INVALID_ACTION
 from jaxsg.validation import Bound
 
 PyTree = Any
@@ -151,6 +152,15 @@ def double_q_target(reward, q_next_online, q_next_target, continuation, mask=Non
     best = jnp.argmax(chooser, axis=-1)
     boot = jnp.take_along_axis(q_next_target, best[..., None], axis=-1)[..., 0]
     return jax.lax.stop_gradient(reward + continuation * boot)
+
+
+def greedy(values: jnp.ndarray) -> jnp.ndarray:
+    """``argmax`` over the last axis (int32), or ``jaxsg.INVALID_ACTION`` where the row
+    cannot be trusted (a NaN or +inf, or no finite entry): the env flags it instead of
+    reading a diverged network's output as option 0. ``−inf`` marks masked options."""
+    bad = (jnp.any(jnp.isnan(values) | (values == jnp.inf), axis=-1)
+           | ~jnp.any(jnp.isfinite(values), axis=-1))
+    return jnp.where(bad, INVALID_ACTION, jnp.argmax(values, axis=-1)).astype(jnp.int32)
 
 
 def ou_step(noise: jnp.ndarray, key: jax.Array, theta: float, sigma) -> jnp.ndarray:

@@ -175,6 +175,6 @@ def make_policy(env, config: Config, policy_params):
     def policy(key, obs, state, params):
         del state, params
         q = core.stacked_apply(net.apply, policy_params, obs[cls])
-        return {cls: jnp.argmax(q, -1).astype(jnp.int32)}
+        return {cls: core.greedy(q)}
 
     return policy

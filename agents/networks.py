@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agents.core import greedy
 from jaxsg import spaces
 
 #: Logit given to unavailable discrete options (finite, so entropies stay finite).
@@ -165,7 +166,7 @@ class HybridDistribution(distrax.Joint):
         for name, k in zip(self._discrete_names, self._num_options):
             gumbel = -jnp.log(-jnp.log(u[..., col : col + k]))
             logits = self.distributions[name].logits
-            out[name] = jnp.argmax(logits + gumbel, axis=-1).astype(jnp.int32)
+            out[name] = greedy(logits + gumbel)  # NaN logits → INVALID_ACTION
             col += k
         for i, name in enumerate(self._continuous_names):
             a, b = self._params[name]

@@ -110,3 +110,30 @@ def test_heuristics_get_reads_each_scenario_table():
         heuristics.get("spectrum", "nope", env)
     with pytest.raises(ValueError, match="unknown scenario"):
         heuristics.get("atlantis", "x", env)
+
+
+def test_greedy_marks_untrustworthy_rows_invalid():
+    q = jnp.array([[1.0, 2.0, 0.0], [jnp.nan, 1.0, 2.0], [-jnp.inf, -jnp.inf, -jnp.inf],
+                   [-jnp.inf, 3.0, 1.0], [jnp.inf, 0.0, 0.0]])
+    np.testing.assert_array_equal(core.greedy(q), [1, jaxsg.INVALID_ACTION,
+                                                   jaxsg.INVALID_ACTION, 1,
+                                                   jaxsg.INVALID_ACTION])
+    assert core.greedy(q).dtype == jnp.int32
+
+
+def test_a_diverged_ddqn_policy_is_flagged_by_the_env_not_read_as_option_0():
+    """NaN network parameters → NaN Q-values → INVALID_ACTION → NaN reward and a count of
+    every agent in ``info["nonfinite_action"]`` (issue 15: never mapped to a valid one)."""
+    env, params = jaxsg.make("spectrum", num_satellites=2, users_per_satellite=4,
+                             num_channels=2, horizon=3)
+    cfg = ddqn.Config(hidden=(8,))
+    cls = "satellite"
+    n = env.num_agents(cls)
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    net = ddqn.QNetwork(env.action_space(cls).n, (8,))
+    one = net.init(jax.random.PRNGKey(1), obs[cls][0])
+    nan = jax.tree.map(lambda x: jnp.full((n,) + x.shape, jnp.nan), one)
+    action = ddqn.make_policy(env, cfg, nan)(jax.random.PRNGKey(2), obs, state, params)
+    np.testing.assert_array_equal(action[cls], jaxsg.INVALID_ACTION)
+    _, _, reward, _, _, info = env.step(jax.random.PRNGKey(3), state, action, params)
+    assert float(info["nonfinite_action"]) == n and np.all(np.isnan(reward[cls]))
