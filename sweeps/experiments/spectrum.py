@@ -129,13 +129,11 @@ _TRAIN_CACHE: dict = {}
 
 
 def _train_fn(sizes, cfg, bins):
-    # the active cell's overrides and --eval-only change what ddqn.make_train builds
-    run = methods.active_run()
-    mode = None if run is None else (repr(sorted(run.overrides.items())), run.eval_only)
-    key = (tuple(sorted(sizes.items())), cfg, bins, mode)
+    # sizes and cfg carry the cell's --set overrides (run_cell applies them)
+    key = (tuple(sorted(sizes.items())), cfg, bins)
     if key not in _TRAIN_CACHE:
         env, _ = jaxsg.make("spectrum", **sizes)
-        train = ddqn.make_train(env, cfg)  # the module attribute: the grid runner wraps it
+        train = ddqn.make_train(env, cfg)
 
         def one(elem):
             q, m = train(elem["key"], elem["params"])
@@ -286,25 +284,27 @@ def _run(fig):
         # training seeds from the methods registry (the same for both learners)
         sc = dict(SCALES[ctx.scale], seeds=max(
             methods.train_seeds("spectrum", "proposed", ctx.scale), MIN_SEEDS[ctx.scale]))
-        c = cell.config
+        c, m = cell.config, cell.config.get("method", "proposed")
+        env_set = methods.split_overrides(ctx.overrides)[0].get("spectrum", {})
+
+        def sizes(**over):  # the scale's env sizes, then the cell's --set overrides
+            return {**_sizes(sc, **over), **env_set}
+
+        cfg = ctx.learner_config(_config(sc, federated=(m == "proposed")))
         if fig == 7:
-            m = c["method"]
-            return train_series(_sizes(sc, num_satellites=c["satellites"]),
-                                _config(sc, federated=(m == "proposed")), None, [0.0], sc,
+            return train_series(sizes(num_satellites=c["satellites"]), cfg, None, [0.0], sc,
                                 ctx.seed, f"{m} S={c['satellites']}", method=m)
         if fig == 8:
-            m = c["method"]
             if m in LEARNERS:
-                return train_series(_sizes(sc), _config(sc, federated=(m == "proposed")),
-                                    "velocity_mps", list(VELOCITIES), sc, ctx.seed, m,
-                                    method=m)
-            return heuristic_series(_sizes(sc), sc, ctx.seed, m, "velocity_mps",
+                return train_series(sizes(), cfg, "velocity_mps", list(VELOCITIES), sc,
+                                    ctx.seed, m, method=m)
+            return heuristic_series(sizes(), sc, ctx.seed, m, "velocity_mps",
                                     list(VELOCITIES))
         if fig == 9:
-            sizes = _sizes(sc, users_per_satellite=c["users"])
-            env, _ = _train_fn(sizes, _config(sc), sc["bins"])
+            users = sizes(users_per_satellite=c["users"])
+            env, _ = _train_fn(users, cfg, sc["bins"])
             params = env.default_params.replace(visibility=c["visibility"])
-            out = trained_batch(sizes, _config(sc), params, "velocity_mps", list(VELOCITIES),
+            out = trained_batch(users, cfg, params, "velocity_mps", list(VELOCITIES),
                                 sc, ctx.seed, "proposed")
             tail = max(sc["bins"] // 10, 1)
             return [{"users": c["users"], "visibility": c["visibility"],
@@ -314,21 +314,18 @@ def _run(fig):
                                            / env.num_satellites)}
                     for i in range(len(VELOCITIES) * sc["seeds"])]
         if fig == 10:
-            m = c["method"]
             if m in LEARNERS:
-                return train_series(_sizes(sc), _config(sc, federated=(m == "proposed")),
-                                    None, [0.0], sc, ctx.seed, f"{m} (training)", method=m,
-                                    greedy=True)
-            return heuristic_series(_sizes(sc), sc, ctx.seed, m)
-        return security_cell(dict(sc, seeds=sc["eval_seeds"]), ctx.seed, c["weights"])
+                return train_series(sizes(), cfg, None, [0.0], sc, ctx.seed,
+                                    f"{m} (training)", method=m, greedy=True)
+            return heuristic_series(sizes(), sc, ctx.seed, m)
+        return security_cell(dict(sc, seeds=sc["eval_seeds"]), ctx.seed, c["weights"], sizes())
 
     return run_cell
 
 
-def security_cell(sc, seed, weights):
+def security_cell(sc, seed, weights, sizes):
     """(reputation weight × malicious fraction × seed) as one batch: the oracle reads the
     weight from ``params.reputation_weight``, so both arms share one compilation."""
-    sizes = _sizes(sc)
     env, params = jaxsg.make("spectrum", **sizes)
     policy = methods.policy("spectrum", "myopic_optimal", env)
     steps = sc["sec_steps"]
@@ -754,9 +751,10 @@ CLAIMS = {7: _claims_fig7, 8: _claims_fig8, 9: _claims_fig9, 10: _claims_fig10}
 EXPERIMENTS = [
     *(Experiment(name=f"spectrum_fig{fig}", scenario="spectrum", title=TITLES[fig],
                  cells=_cells(fig), run_cell=_run(fig), plot=PLOTS[fig], report=REPORTS[fig],
-                 claims=CLAIMS[fig], default=fig == 10) for fig in (7, 8, 9, 10)),
+                 claims=CLAIMS[fig], default=fig == 10, explicit_overrides=True)
+      for fig in (7, 8, 9, 10)),
     Experiment(name="spectrum_security", scenario="spectrum",
                title="Security (beyond): malicious fraction, reputation steering, collusion",
                cells=_cells("security"), run_cell=_run("security"), plot=_plot_security,
-               report=_report_security),
+               report=_report_security, explicit_overrides=True),
 ]
