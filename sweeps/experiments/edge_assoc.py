@@ -1,34 +1,39 @@
 """Paper figures of the ``edge_assoc`` scenario (Lu et al., IEEE TII 2021, Figs. 5-8)
 plus a poisoning study beyond the paper.
 
-* ``edge_assoc_fig5`` — time cost per FL round on T/(1 − θ_G) (the objective the
-  learner optimises) and T, with the breakdown compute (eq. 12) / local aggregation
-  (eq. 14) / transmission (eq. 15) / block broadcast and verification (eq. 16):
-  proposed (MADDPG, γ = 0.9), random, average, full data, and the references
-  orthogonal bandwidth, search over associations (an oracle on the round's draws)
-  and the best constant policy (selected on its own episodes). Records: one per
-  (method, seed, round), averaged over the seed's ``episodes`` evaluation episodes;
-  every method runs through ``jaxsg.wrappers.rollout`` and
-  ``sweeps.sharding.run_axis`` with common random numbers (learner training seed s on
-  evaluation seed s). Claims: the paper's (proposed below random and average) and,
-  beyond the paper, proposed vs each reference, all paired over seeds.
+* ``edge_assoc_fig5`` — a declarative figure (:data:`FIG5`, served by the generic cell
+  runner of ``sweeps.figures``): time cost T per FL round (the axis is the round of the
+  episode), with tables of T/(1 − θ_G) (the objective the learner optimises) and the
+  breakdown compute (eq. 12) / local aggregation (eq. 14) / transmission (eq. 15) / block
+  broadcast and verification (eq. 16): proposed (MADDPG, γ = 0.9, :data:`LEARNED`),
+  random, average, full data, and the references orthogonal bandwidth, search over
+  associations (an oracle on the round's draws) and the best constant policy (selected
+  on its own episodes). Records: one per (method, seed, episode, round); every method
+  runs through ``jaxsg.wrappers.rollout`` and ``sweeps.sharding.run_axis`` with common
+  random numbers (learner training seed s on evaluation seed s). Claims: the paper's
+  (proposed below random and average) and, beyond the paper, proposed vs each reference,
+  all paired over seeds (each seed's mean over its rounds and episodes).
 * ``edge_assoc_fig6`` — real FL loss per round on scikit-learn's digits
   (``agents.fl_task``), driven by each method's association and batch
   fractions from the env: proposed, full data, random (+ average); ≥ 5 evaluation
-  seeds for the heuristics, the learner's training seeds for proposed.
+  seeds for the heuristics, the learner's training seeds for proposed. Bespoke: its
+  metric is no env metric but a separate FL training per seed on the rollout's decisions
+  (the rollout itself is Fig. 5's path, ``sweeps.figures.evaluate``).
 * ``edge_assoc_fig7`` — cumulative average system cost (T/(1 − θ_G), the
-  negative reward) per training episode, γ ∈ {0.5, 0.7, 0.9}.
+  negative reward) per training episode, γ ∈ {0.5, 0.7, 0.9}. Bespoke: a training
+  curve (read from the learner's training metrics, no evaluation rollout).
 * ``edge_assoc_fig8`` — wall-clock time per iteration of the optimisation
   algorithm: a training iteration (one env step of all parallel envs + one
   MADDPG update) vs a test iteration (one actor forward + env step), per γ.
   Wall-clock numbers, so they depend on the machine and its load. As it stands the
   comparison (a batched training update vs one forward pass) holds by construction:
-  labelled *formula check*.
+  labelled *formula check*. Bespoke: wall-clock timing, not a rollout metric.
 * ``edge_assoc_poisoning`` — final test accuracy vs the fraction of poisoned BSs
   (boosted sign flip of the BS update) for the defences of :data:`DEFENSES` (none,
   DPoS by the elected producers, DPoS with colluding producers, the MBS oracle,
   coordinate median, trimmed mean), each over ``poison_seeds`` seeds with the same
   keys (paired); claims: each defence vs none at :data:`POISON_CLAIM_FRACTION`.
+  Bespoke: a study of FL aggregation rules (``agents.fl_task``), no env rollout.
 
 MADDPG training is shared by Figs. 5-8 within one process: every γ × training seed
 (5 at the default scale, :func:`_train_seeds`) is one compiled ``vmap(vmap(train))``
@@ -36,6 +41,9 @@ MADDPG training is shared by Figs. 5-8 within one process: every γ × training 
 so the trained actors are saved per cell and ``--eval-only`` re-evaluates them
 (Fig. 5's records reproduce exactly; Fig. 8's test timing is re-measured). Fig. 8's
 train time is per iteration of that whole batch.
+
+``--set`` overrides arrive in ``ctx.overrides``: the env ones through ``ctx.make``
+(:func:`_env`), the ``maddpg.*`` ones through ``ctx.learner_config`` (:func:`_config`).
 
 Decisions: smoke and default use the env's default sizes (20 users, 3 BSs, 3
 subchannels, 2 producers: the election is not trivial and block broadcast is not 0);
