@@ -300,7 +300,7 @@ def report_figure(fig: Figure, records: list[dict]) -> str:
             continue
         lines += ["", f"**{metric.label}**", ""] if fig.tables else [""]
         lines += [report.ci_table(records, metric.key, series_key="series", x_key=x_key,
-                                  x_label=fig.axis.label,
+                                  x_label=fig.axis.label if x_key else "",
                                   x_fmt=lambda x: f"{x * fig.axis.display:g}")]
     return "\n".join(lines)
 
