@@ -150,7 +150,7 @@ def make_records(fig: Figure, setup: Setup, method: str, out: dict, index: list)
     recs = []
     for i, (p, s, e) in enumerate(index):
         for t in range(steps) if fig.axis.steps else (None,):
-            x = float(t + 1) if fig.axis.steps else float(setup.axis_values[p])
+            x = t + 1 if fig.axis.steps else float(setup.axis_values[p])
             rec = {"scenario": fig.scenario, "method": method, "series": series,
                    "axis": fig.axis.field, "axis_value": x, "seed": int(s), "episode": int(e),
                    **setup.fields}

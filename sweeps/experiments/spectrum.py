@@ -177,10 +177,11 @@ def trained_batch(sizes, cfg, params, field, values, scale, seed, method):
                                  lambda: run_batched(one, batch))
 
 
-def _records(out, rows, values, field, env, method, series, phase, per):
-    """One record per (row = (axis point, seed), bin) of binned curves ``out``: a
-    per-satellite curve gives ``<k>_mean/_min/_max``, a scalar one ``<k>_mean`` (the totals
-    keep their names: ``revenue_total``, ``optimum_total``)."""
+def _records(out, rows, values, field, env, method, series, phase, per, keys):
+    """One record per (row = (axis point, seed), bin) of the binned curves ``out[k]`` for
+    ``k`` in ``keys`` (column order): a per-satellite curve gives ``<k>_mean/_min/_max``, a
+    scalar one ``<k>_mean`` (the totals keep their names: ``revenue_total``,
+    ``optimum_total``)."""
     records = []
     for i, (p, seed) in enumerate(rows):
         for b in range(out["revenue"].shape[1]):
@@ -188,10 +189,8 @@ def _records(out, rows, values, field, env, method, series, phase, per):
                    "axis": field or "none", "axis_value": float(values[p]) if field else 0.0,
                    "seed": int(seed), "episode": 0, "iteration": int((b + 1) * per),
                    "satellites": env.num_satellites, "users": env.users_per_satellite}
-            for k, v in out.items():
-                if k == "q":
-                    continue
-                v = v[i, b]
+            for k in keys:
+                v = out[k][i, b]
                 if np.ndim(v):
                     rec.update({f"{k}_mean": float(v.mean()), f"{k}_min": float(v.min()),
                                 f"{k}_max": float(v.max())})
@@ -211,7 +210,8 @@ def train_series(sizes, cfg, field, values, scale, ctx, label, method="proposed"
     records = eval_series(sizes, scale, ctx, method, q=out["q"], cfg=cfg) if greedy else []
     rows = [(i // scale["seeds"], i % scale["seeds"]) for i in range(len(values) * scale["seeds"])]
     return records + _records(out, rows, values, field, env, method, label, "train",
-                              cfg.num_updates // scale["bins"])
+                              cfg.num_updates // scale["bins"],
+                              ("revenue", "price", "reward", "revenue_total", "optimum", "power"))
 
 
 def eval_series(sizes, scale, ctx, method, field=None, values=(0.0,), q=None, cfg=None):
@@ -241,7 +241,8 @@ def eval_series(sizes, scale, ctx, method, field=None, values=(0.0,), q=None, cf
     greedy = q is not None
     return _records(out, [(p, s) for p, s, _ in index], values, field, env, method,
                     f"{method} (greedy)" if greedy else method, "greedy" if greedy else "eval",
-                    scale["updates"] // bins)
+                    scale["updates"] // bins, ("revenue", "price", "power", "revenue_total",
+                                               "optimum"))
 
 
 # ------------------------------------------------------------------ cells
