@@ -100,7 +100,7 @@ def test_fig5_learned_cell_is_saved_and_eval_only_reproduces_it(tmp_path, capsys
     saved = grid.policy_dir(grid.RunContext("smoke", 0, grid.run_dir(out, "smoke")))
     assert (saved / first["policies"][0]).exists()
     identity = json.loads((saved / first["policies"][0]).with_suffix(".json").read_text())
-    assert identity["sizes"][0] == 8 and identity["config"]["hidden"] == [16, 16]
+    assert identity["sizes"][0] == 8 and json.loads(identity["config"])["hidden"] == [16, 16]
     assert first["overrides"] == {"edge_assoc.num_users": 8, "maddpg.hidden": [16, 16]}
     assert grid.main(base + ["--eval-only"]) == 0
     again = cell()
