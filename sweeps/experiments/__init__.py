@@ -26,7 +26,9 @@ Contract:
 
 * ``cells(scale)`` is deterministic; cell ids are filesystem-safe and unique
   within the experiment (they name the files ``cells/<id>.json``).
-* ``run_cell(cell, ctx)`` depends only on ``cell.config`` and ``ctx.seed``
+* ``run_cell(cell, ctx)`` depends only on ``cell.config``, ``ctx.seed`` and
+  ``ctx.overrides`` (``--set``; an experiment with ``explicit_overrides=True`` builds
+  its envs with ``ctx.make`` and its learner configs with ``ctx.learner_config``)
   (not on the device count, not on which other cells ran) and returns flat
   records: dicts of ``str``/``int``/``float``/``bool`` (NumPy/JAX scalars are
   converted). The columns ``experiment`` and ``cell`` are added by the runner.
