@@ -469,39 +469,26 @@ def _plot_fig8(records, fig_dir):
 
 
 def _plot_fig9(records, fig_dir):
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for vis in sorted({r["visibility"] for r in records}, reverse=True):
-        for v in VELOCITIES:
-            rows = [r for r in records if r["visibility"] == vis and r["velocity"] == v]
-            us = sorted({r["users"] for r in rows})
-            y = [np.mean([r["revenue_mean"] for r in rows if r["users"] == u]) for u in us]
-            ax.plot(us, y, marker="o", label=f"vis {vis:g}, v {v / 1e3:g} km/s")
-    ax.set_xlabel("users per satellite")
-    ax.set_ylabel("revenue per satellite")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-    ax.set_title("spectrum Fig. 9: last-tenth revenue per satellite vs users (seed mean)",
-                 fontsize=9)
-    fig.tight_layout()
-    return report.save_figure(fig, fig_dir, "spectrum_fig9")
+    recs = [dict(r, series=f"visibility {r['visibility']:g}, {r['velocity'] / 1e3:g} km/s")
+            for r in sorted(records, key=lambda r: (-r["visibility"], r["velocity"]))]
+    return report.line_figure(
+        "spectrum_fig9", report.series_estimates(recs, "revenue_mean", series_key="series",
+                                                 x_key="users"),
+        title="spectrum Fig. 9: last-tenth training revenue per satellite vs users",
+        xlabel="users per satellite (1)", ylabel="revenue per satellite and step (price units)",
+        fig_dir=fig_dir)
 
 
 def _plot_security(records, fig_dir):
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for w in sorted({r["weight"] for r in records}):
-        rows = [r for r in records if r["weight"] == w]
-        xs = sorted({r["malicious_fraction"] for r in rows})
-        for ax, k in zip(axes, ("revenue_total", "interference_dbm", "honest_utility")):
-            ax.plot(xs, [np.mean([r[k] for r in rows if r["malicious_fraction"] == x])
-                         for x in xs], marker="o", label=f"reputation weight {w:g}")
-            ax.set_xlabel("malicious fraction")
-            ax.set_ylabel(k)
-            ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("spectrum security: myopic oracle vs malicious fraction (seed mean)",
-                 fontsize=9)
+    recs = [dict(r, series=f"reputation weight {r['weight']:g}") for r in records]
+    fig, axes = _plt().subplots(1, 3, figsize=(12, 3.4))
+    for ax, k in zip(axes, ("revenue_total", "interference_dbm", "honest_utility")):
+        report.band_plot(ax, report.series_estimates(recs, k, series_key="series",
+                                                     x_key="malicious_fraction"))
+        ax.set(xlabel="malicious fraction (1)", ylabel=k)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, title=report.BAND_NOTE, title_fontsize=6)
+    fig.suptitle("spectrum security: myopic oracle vs malicious fraction", fontsize=9)
     fig.tight_layout()
     return report.save_figure(fig, fig_dir, "spectrum_security")
 
