@@ -362,8 +362,13 @@ def apply_learner_overrides(config, learner: dict):
             changes[f.name] = new
     for module, fields in learner.items():
         if type(config) is _learner_config_class(module):
-            changes.update(fields)
+            # a cell's overrides come back from JSON: lists are the tuples that were set
+            changes.update({k: _tuples(v) for k, v in fields.items()})
     return dataclasses.replace(config, **changes) if changes else config
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 @dataclass

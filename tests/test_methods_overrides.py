@@ -45,6 +45,10 @@ def test_ctx_applies_the_cells_overrides_and_only_those():
     assert jaxsg.make("edge_assoc", num_users=5)[0].num_users == 5  # no global effect
     cfg = ctx.learner_config(maddpg.Config(hidden=(32, 32), actor_lr=2e-3))
     assert cfg.hidden == (8, 8) and cfg.actor_lr == 2e-3
+    # as the runner passes them (JSON round trip): a list is the tuple that was set, and
+    # the config stays hashable (the experiments cache on it)
+    cfg = RunContext("smoke", overrides={"ddqn.hidden": [8, 8]}).learner_config(ddqn.Config())
+    assert cfg.hidden == (8, 8) and hash(cfg) == hash(ddqn.Config(hidden=(8, 8)))
     other = ddqn.Config(hidden=(32, 32))
     assert RunContext("smoke").learner_config(other) is other  # no overrides: unchanged
     assert ctx.learner_config(other) is other  # overrides of other learners: unchanged
