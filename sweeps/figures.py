@@ -6,14 +6,24 @@ values, label with unit), metric (key with its unit, label), methods, claims
 turns an entry into a registered :class:`sweeps.experiments.Experiment`:
 
 * cells — one per series (method, or method × shape setting such as users);
-* ``run_cell`` — :func:`run_policy_cell`: any registered heuristic/reference
-  method on the figure's axis × seeds × episodes, through the one rollout
-  (:func:`jaxsg.wrappers.rollout`) and the one batch builder
-  (:func:`sweeps.sharding.run_axis`, sharded over local devices), with common
-  random numbers (the same episode keys at every axis value and for every
-  method); learner cells go to the figure's ``learned`` runner;
+* ``run_cell`` — :func:`run_policy_cell`: any registered method on the figure's
+  axis × seeds × episodes, through the one rollout (:func:`jaxsg.wrappers.rollout`)
+  and the one batch builder (:func:`sweeps.sharding.run_axis`, sharded over local
+  devices), with common random numbers (the same episode keys at every axis value and
+  for every method). A learner is a :class:`Learned` entry: trained (or, with
+  ``--eval-only``, loaded) once per training seed through
+  :func:`sweeps.methods.train_or_load`, then evaluated greedily, training seed s on
+  evaluation seed s; a figure may instead give its own ``learned`` runner;
+* the axis is an env-param field (one batch over its values) or, with
+  ``Axis(steps=True)``, the step (round) of the episode: ``summarize`` then returns
+  per-step arrays and a record is written per step;
+* ``--set`` overrides: a figure with ``explicit_overrides`` gets the
+  :class:`RunContext` in ``setup(ctx, config)`` and builds its env with ``ctx.make``
+  and learner configs with ``ctx.learner_config`` (legacy figures: ``setup(scale,
+  config)``, overrides applied by the runner's :class:`sweeps.methods.cell_run`);
 * plot — mean with a shaded 95 % band per series, PNG + PDF;
-* report — the CI table (``mean ± CI (n = seeds)``) computed from the records;
+* report — the CI table (``mean ± CI (n = seeds)``) of the metric and of every
+  ``tables`` metric, computed from the records (pooled over the steps of a steps axis);
 * claims — the verdict of every claim for the summary table.
 
 Records: ``scenario, method, series, axis, axis_value, seed, episode`` then the
@@ -27,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from jaxsg.wrappers import rollout
@@ -45,6 +56,8 @@ class Axis:
     label: str  # with its display unit, e.g. "bandwidth B (MHz)"
     display: float = 1.0  # SI value × display = plotted value
     log: bool = False
+    #: the axis is the episode's step (1, 2, ...), not a param: one record per step
+    steps: bool = False
 
     def subset(self, points: int) -> list[float]:
         """``points`` values spread over the full axis (both ends kept)."""
@@ -57,6 +70,7 @@ class Metric:
     key: str  # record column, its unit in the suffix
     label: str  # axis label with unit
     higher_is_better: bool = True
+    log: bool = False  # log-scaled y axis
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,18 @@ class Setup:
     summarize: Callable[[dict], dict]
     fields: dict = field(default_factory=dict)
     policy_kwargs: dict = field(default_factory=dict)
+    info_keys: tuple[str, ...] = ()  # non-scalar info entries the rollout keeps
+
+
+@dataclass(frozen=True)
+class Learned:
+    """A learned method of a figure: ``train(setup, method, ctx)`` returns its policy
+    params stacked over training seeds (leading axis), kept by
+    :func:`sweeps.methods.train_or_load` (``--eval-only`` loads them);
+    ``config(setup, method, ctx)`` the learner config of ``methods.learned_policy``."""
+
+    train: Callable[[Setup, str, RunContext], Any]
+    config: Callable[[Setup, str, RunContext], Any]
 
 
 @dataclass(frozen=True)
@@ -92,14 +118,19 @@ class Figure:
     axis: Axis
     metric: Metric
     methods: Callable[[str], tuple[str, ...]]  # per scale
-    setup: Callable[[str, dict], Setup]  # (scale, cell config) -> Setup
+    #: (scale, cell config) -> Setup; (ctx, cell config) -> Setup with explicit_overrides
+    setup: Callable[[Any, dict], Setup]
     claims: tuple[ClaimSpec, ...] = ()
     #: extra cell dimension: (config key, record field, values per scale, series label
     #: fmt or "" when the shape value is the x axis itself)
     shape: tuple | None = None
-    learned: Callable[[Figure, Setup, Cell, RunContext], list[dict]] | None = None
+    #: a :class:`Learned` entry, or a runner (fig, setup, cell, ctx) -> records
+    learned: Learned | Callable[[Figure, Setup, Cell, RunContext], list[dict]] | None = None
     default: bool = True
     paper_note: str = ""
+    #: further metrics tabulated in the report (beside ``metric``)
+    tables: tuple[Metric, ...] = ()
+    explicit_overrides: bool = False
 
 
 # ------------------------------------------------------------------ records
@@ -112,42 +143,74 @@ def series_name(scenario: str, method: str, fields: dict, shape: tuple | None) -
 
 
 def make_records(fig: Figure, setup: Setup, method: str, out: dict, index: list) -> list[dict]:
-    """Tidy records from a batch output (leading axis = ``index`` rows)."""
+    """Tidy records from a batch output (leading axis = ``index`` rows; a steps axis:
+    then one record per step, ``axis_value`` = step number from 1)."""
     series = series_name(fig.scenario, method, setup.fields, fig.shape)
+    steps = np.shape(next(iter(out.values())))[1] if fig.axis.steps else 0
     recs = []
     for i, (p, s, e) in enumerate(index):
-        rec = {"scenario": fig.scenario, "method": method, "series": series,
-               "axis": fig.axis.field, "axis_value": float(setup.axis_values[p]),
-               "seed": int(s), "episode": int(e), **setup.fields}
-        rec.update({k: float(v[i]) for k, v in out.items()})
-        recs.append(rec)
+        for t in range(steps) if fig.axis.steps else (None,):
+            x = t + 1 if fig.axis.steps else float(setup.axis_values[p])
+            rec = {"scenario": fig.scenario, "method": method, "series": series,
+                   "axis": fig.axis.field, "axis_value": x, "seed": int(s), "episode": int(e),
+                   **setup.fields}
+            rec.update({k: float(v[i] if t is None else v[i][t]) for k, v in out.items()})
+            recs.append(rec)
     return recs
+
+
+def figure_setup(fig: Figure, cell: Cell, ctx: RunContext) -> Setup:
+    return fig.setup(ctx if fig.explicit_overrides else ctx.scale, cell.config)
 
 
 def run_policy_cell(fig: Figure, cell: Cell, ctx: RunContext, policy=None) -> list[dict]:
     """The generic cell runner: one method on the figure's axis × seeds × episodes.
     ``policy``: the method's policy if the caller built it (e.g. a reference selected per
-    run seed), else ``methods.policy`` with the setup's ``policy_kwargs``."""
+    run seed), else ``methods.policy`` with the setup's ``policy_kwargs``; a learner's
+    comes from the figure's :class:`Learned` entry (one per training seed)."""
     method = cell.config["method"]
-    setup = fig.setup(ctx.scale, cell.config)
-    if methods.is_learner(fig.scenario, method):
-        if fig.learned is None:
-            raise ValueError(f"{fig.name}: no learned runner for {method!r}")
+    setup = figure_setup(fig, cell, ctx)
+    if methods.is_learner(fig.scenario, method) and callable(fig.learned):
         return fig.learned(fig, setup, cell, ctx)
-    env, horizon, summarize = setup.env, setup.horizon, setup.summarize
-    if policy is None:
-        policy = methods.policy(fig.scenario, method, env,
-                                **setup.policy_kwargs.get(method, {}))
-    if not methods.get(fig.scenario, method).jittable:
+    if not methods.is_learner(fig.scenario, method) and \
+            not methods.get(fig.scenario, method).jittable:
+        if policy is None:
+            policy = methods.policy(fig.scenario, method, setup.env,
+                                    **setup.policy_kwargs.get(method, {}))
         return _host_cell(fig, setup, method, policy, ctx)
+    out, index = evaluate(fig.scenario, method, setup, ctx, fig.learned, policy)
+    return make_records(fig, setup, method, out, index)
+
+
+def evaluate(scenario: str, method: str, setup: Setup, ctx: RunContext,
+             learned: Learned | None = None, policy=None) -> tuple[dict, list]:
+    """``setup.summarize`` of the rollouts of ``method`` on the setup's points × seeds ×
+    episodes, one batch (:func:`sweeps.sharding.run_axis`) → ``(out, index)``. A learner
+    (its ``learned`` entry) is evaluated per training seed: seed s on evaluation seed s."""
+    env, horizon, summarize = setup.env, setup.horizon, setup.summarize
+    seeds, per_seed = setup.seeds, None
+    if methods.is_learner(scenario, method):
+        if not isinstance(learned, Learned):
+            raise ValueError(f"{scenario}: no learned runner for {method!r}")
+        per_seed = {"policy": learned.train(setup, method, ctx)}
+        seeds = int(np.shape(jax.tree.leaves(per_seed)[0])[0])
+        config = learned.config(setup, method, ctx)
+
+        def policy_of(elem):
+            return methods.learned_policy(scenario, method, env, config, elem["policy"])
+    else:
+        fixed = policy if policy is not None else methods.policy(
+            scenario, method, env, **setup.policy_kwargs.get(method, {}))
+
+        def policy_of(elem):
+            return fixed
 
     def one(elem):
-        return summarize(rollout(env, policy, elem["key"], elem["params"], horizon))
+        return summarize(rollout(env, policy_of(elem), elem["key"], elem["params"], horizon,
+                                 setup.info_keys))
 
-    out, index = run_axis(one, setup.params, setup.points, seeds=setup.seeds,
-                          episodes=setup.episodes, seed=ctx.seed,
-                          validate=env.validate_params)
-    return make_records(fig, setup, method, out, index)
+    return run_axis(one, setup.params, setup.points, seeds=seeds, episodes=setup.episodes,
+                    seed=ctx.seed, per_seed=per_seed, validate=env.validate_params)
 
 
 def host_rollout(env, policy, key, params, num_steps: int) -> dict:
@@ -219,19 +282,25 @@ def plot_figure(fig: Figure, records: list[dict], fig_dir: Path) -> list[Path]:
     return report.line_figure(
         fig.name, curves, fig_dir=fig_dir, x_scale=fig.axis.display, log_x=fig.axis.log,
         title=f"{fig.scenario} {fig.figure}: {fig.title}", xlabel=fig.axis.label,
-        ylabel=fig.metric.label)
+        ylabel=fig.metric.label, log_y=fig.metric.log)
 
 
 def report_figure(fig: Figure, records: list[dict]) -> str:
     seeds = sorted({r["seed"] for r in records})
     eps = sorted({r.get("episode", 0) for r in records})
-    lines = [f"{fig.metric.label}, mean ± half-width of the 95 % CI over seeds "
+    pooled = " (each seed's mean over the steps of its episodes)" if fig.axis.steps else ""
+    lines = [f"{fig.metric.label}, mean ± half-width of the 95 % CI over seeds{pooled} "
              f"({len(seeds)} seeds × {len(eps)} episode(s), common random numbers across "
              "methods and axis values)."]
     if fig.paper_note:
         lines += ["", fig.paper_note]
-    lines += ["", report.ci_table(records, fig.metric.key, series_key="series",
-                                  x_key="axis_value", x_label=fig.axis.label,
+    x_key = None if fig.axis.steps else "axis_value"
+    for metric in (fig.metric, *fig.tables):
+        if not any(metric.key in r for r in records):
+            continue
+        lines += ["", f"**{metric.label}**", ""] if fig.tables else [""]
+        lines += [report.ci_table(records, metric.key, series_key="series", x_key=x_key,
+                                  x_label=fig.axis.label if x_key else "",
                                   x_fmt=lambda x: f"{x * fig.axis.display:g}")]
     return "\n".join(lines)
 
@@ -247,4 +316,5 @@ def experiment(fig: Figure) -> Experiment:
         cells=_cells(fig), run_cell=lambda cell, ctx: run_policy_cell(fig, cell, ctx),
         plot=lambda records, d: plot_figure(fig, records, d),
         report=lambda records: report_figure(fig, records),
-        claims=lambda records: figure_claims(fig, records), default=fig.default)
+        claims=lambda records: figure_claims(fig, records), default=fig.default,
+        explicit_overrides=fig.explicit_overrides)

@@ -46,8 +46,10 @@ count mismatch). ``--no-resume`` recomputes every selected cell.
 **Overrides** (``--set KEY=VALUE``, see ``--help`` and
 :data:`sweeps.methods.SET_HELP`): env sizes/params (``num_users=12``,
 ``sgin.num_mbs=2``) and learner config fields (``madfrl.actor_lr=1e-3``), validated
-before any compute and applied in one place (:class:`sweeps.methods.cell_run` around
-each cell's ``run_cell``). A cell's overrides join its config hash (so resume
+before any compute and passed to each cell's ``run_cell`` in ``RunContext.overrides``
+(the experiment applies them with ``ctx.make`` / ``ctx.learner_config``; experiments not
+yet marked ``explicit_overrides`` get them by :class:`sweeps.methods.cell_run` wrapping
+``jaxsg.make`` and the learner factories). A cell's overrides join its config hash (so resume
 recomputes it), its file (``"overrides"``), every record (column ``overrides``) and
 the report header.
 
@@ -88,6 +90,7 @@ exceptions from an experiment propagate.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import fnmatch
 import hashlib
@@ -358,8 +361,8 @@ def _compute_cell(exp: Experiment, cell: Cell, ctx: RunContext, path: Path,
     run = methods.CellRun(overrides=cell_overrides(exp, cell, overrides),
                           policy_dir=policy_dir(ctx), eval_only=eval_only)
     try:
-        with methods.cell_run(run):
-            raw = exp.run_cell(cell, ctx)
+        with methods.cell_run(run, patch=not exp.explicit_overrides):
+            raw = exp.run_cell(cell, dataclasses.replace(ctx, overrides=run.overrides))
     finally:
         if _GUARD is not None:
             _GUARD.busy(None)
@@ -554,7 +557,7 @@ def _stored_overrides(data: object, overrides: Overrides | None) -> Overrides | 
     other experiments) the overrides the cell file was computed with."""
     if overrides or not isinstance(data, dict) or not data.get("overrides"):
         return overrides
-    env, learner = methods._split_overrides(data["overrides"])
+    env, learner = methods.split_overrides(data["overrides"])
     return Overrides(env, learner)
 
 

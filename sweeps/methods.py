@@ -22,8 +22,9 @@ evaluates all of them.
 
 Overrides and saved policies (``python -m sweeps.grid --set ... / --eval-only``):
 :func:`resolve_overrides` parses and validates ``--set KEY=VALUE`` (namespace in
-:data:`SET_HELP`); :class:`cell_run` is the one place they apply while the runner
-computes a cell; :func:`train_or_load` is where a learned cell's training output is
+:data:`SET_HELP`) before any compute; the runner passes each cell's overrides to its
+``run_cell`` in ``RunContext.overrides`` (applied by ``ctx.make`` and
+``ctx.learner_config``); :func:`train_or_load` is where a learned cell's training output is
 saved (or, with ``--eval-only``, loaded), and :func:`train_batch_or_load` is the usual
 way to call it — train one function over a batch of training seeds (or seeds × points)
 in one sharded call, keep the output per cell, and evaluate it separately:
@@ -361,8 +362,13 @@ def apply_learner_overrides(config, learner: dict):
             changes[f.name] = new
     for module, fields in learner.items():
         if type(config) is _learner_config_class(module):
-            changes.update(fields)
+            # a cell's overrides come back from JSON: lists are the tuples that were set
+            changes.update({k: _tuples(v) for k, v in fields.items()})
     return dataclasses.replace(config, **changes) if changes else config
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 @dataclass
@@ -378,7 +384,7 @@ class CellRun:
 _ACTIVE: CellRun | None = None
 
 
-def _split_overrides(flat: dict) -> tuple[dict, dict]:
+def split_overrides(flat: dict) -> tuple[dict, dict]:
     env: dict = {}
     learner: dict = {}
     for key, value in flat.items():
@@ -388,16 +394,21 @@ def _split_overrides(flat: dict) -> tuple[dict, dict]:
 
 
 class cell_run:  # noqa: N801 (a context manager used like a function)
-    """``with cell_run(CellRun(...)):`` — the ONE place overrides apply: while active,
-    ``jaxsg.make`` applies the env overrides of its scenario, and every learner module's
-    ``make_train``/``make_policy`` (hence :func:`learned_policy`) gets its config
-    through :func:`apply_learner_overrides`; :func:`train_or_load` saves or loads the
-    trained policies under ``policy_dir``. With ``eval_only`` the train function of
-    every learner's ``make_train`` raises when called: a cell that trains outside
-    :func:`train_or_load` cannot be re-evaluated, and must not silently retrain."""
+    """``with cell_run(CellRun(...)):`` — the cell being computed: :func:`train_or_load`
+    saves or loads the trained policies under ``policy_dir`` (:func:`active_run`).
 
-    def __init__(self, run: CellRun):
+    Overrides are passed explicitly: the runner hands them to ``run_cell`` in
+    ``RunContext.overrides`` and the experiment builds its envs with ``ctx.make`` and its
+    learner configs with ``ctx.learner_config``. Only for a legacy experiment
+    (``Experiment.explicit_overrides`` False) does ``patch=True`` wrap, while active,
+    ``jaxsg.make`` (env overrides of its scenario) and every learner module's
+    ``make_train``/``make_policy`` (:func:`apply_learner_overrides`); with ``eval_only``
+    their train function then raises when called (a cell that trains outside
+    :func:`train_or_load` cannot be re-evaluated, and must not silently retrain)."""
+
+    def __init__(self, run: CellRun, patch: bool = True):
         self.run = run
+        self.patch = patch
         self._saved: list = []
 
     def __enter__(self) -> CellRun:
@@ -409,7 +420,9 @@ class cell_run:  # noqa: N801 (a context manager used like a function)
         if _ACTIVE is not None:
             raise RuntimeError("cell_run is not reentrant")
         _ACTIVE = self.run
-        env, learner = _split_overrides(self.run.overrides)
+        if not self.patch:
+            return self.run
+        env, learner = split_overrides(self.run.overrides)
         if env:
             make = jaxsg.make
 

@@ -26,7 +26,9 @@ Contract:
 
 * ``cells(scale)`` is deterministic; cell ids are filesystem-safe and unique
   within the experiment (they name the files ``cells/<id>.json``).
-* ``run_cell(cell, ctx)`` depends only on ``cell.config`` and ``ctx.seed``
+* ``run_cell(cell, ctx)`` depends only on ``cell.config``, ``ctx.seed`` and
+  ``ctx.overrides`` (``--set``; an experiment with ``explicit_overrides=True`` builds
+  its envs with ``ctx.make`` and its learner configs with ``ctx.learner_config``)
   (not on the device count, not on which other cells ran) and returns flat
   records: dicts of ``str``/``int``/``float``/``bool`` (NumPy/JAX scalars are
   converted). The columns ``experiment`` and ``cell`` are added by the runner.
@@ -96,11 +98,32 @@ class Cell:
 @dataclass(frozen=True)
 class RunContext:
     """What ``run_cell`` gets besides the cell: the scale, the base seed of the
-    run (``--seed``) and the scale's output directory (``OUT/<scale>``)."""
+    run (``--seed``), the scale's output directory (``OUT/<scale>``) and the cell's
+    ``--set`` overrides (flat ``{"scenario.field" | "learner.field": value}``, already
+    validated by :func:`sweeps.methods.resolve_overrides`), which an experiment applies
+    explicitly: envs through :meth:`make`, learner configs through :meth:`learner_config`."""
 
     scale: str
     seed: int = 0
     out_dir: Path = Path("results")
+    overrides: dict = field(default_factory=dict, compare=False)
+
+    def make(self, scenario: str, **kwargs):
+        """``jaxsg.make(scenario, **kwargs)`` with this cell's env overrides of
+        ``scenario`` replacing the experiment's kwargs."""
+        import jaxsg
+        from sweeps.methods import split_overrides
+
+        env, _ = split_overrides(self.overrides)
+        return jaxsg.make(scenario, **{**kwargs, **env.get(scenario, {})})
+
+    def learner_config(self, config):
+        """``config`` (an ``agents.<learner>.Config``, nested configs too) with this cell's
+        learner overrides applied."""
+        from sweeps.methods import apply_learner_overrides, split_overrides
+
+        _, learner = split_overrides(self.overrides)
+        return apply_learner_overrides(config, learner)
 
 
 @dataclass(frozen=True)
@@ -116,6 +139,11 @@ class Experiment:
     report: Callable[[list[dict]], str] | None = None
     default: bool = True
     claims: Callable[[list[dict]], list] | None = None
+    #: True: ``run_cell`` applies the ``--set`` overrides itself, through ``ctx.make`` /
+    #: ``ctx.learner_config``. False (legacy, until every module passes them explicitly):
+    #: the runner applies them by wrapping ``jaxsg.make`` and the learner factories while
+    #: the cell runs (:class:`sweeps.methods.cell_run`).
+    explicit_overrides: bool = False
 
     def __post_init__(self) -> None:
         _check_safe_name("experiment name", self.name)

@@ -1,34 +1,39 @@
 """Paper figures of the ``edge_assoc`` scenario (Lu et al., IEEE TII 2021, Figs. 5-8)
 plus a poisoning study beyond the paper.
 
-* ``edge_assoc_fig5`` — time cost per FL round on T/(1 − θ_G) (the objective the
-  learner optimises) and T, with the breakdown compute (eq. 12) / local aggregation
-  (eq. 14) / transmission (eq. 15) / block broadcast and verification (eq. 16):
-  proposed (MADDPG, γ = 0.9), random, average, full data, and the references
-  orthogonal bandwidth, search over associations (an oracle on the round's draws)
-  and the best constant policy (selected on its own episodes). Records: one per
-  (method, seed, round), averaged over the seed's ``episodes`` evaluation episodes;
-  every method runs through ``jaxsg.wrappers.rollout`` and
-  ``sweeps.sharding.run_axis`` with common random numbers (learner training seed s on
-  evaluation seed s). Claims: the paper's (proposed below random and average) and,
-  beyond the paper, proposed vs each reference, all paired over seeds.
+* ``edge_assoc_fig5`` — a declarative figure (:data:`FIG5`, served by the generic cell
+  runner of ``sweeps.figures``): time cost T per FL round (the axis is the round of the
+  episode), with tables of T/(1 − θ_G) (the objective the learner optimises) and the
+  breakdown compute (eq. 12) / local aggregation (eq. 14) / transmission (eq. 15) / block
+  broadcast and verification (eq. 16): proposed (MADDPG, γ = 0.9, :data:`LEARNED`),
+  random, average, full data, and the references orthogonal bandwidth, search over
+  associations (an oracle on the round's draws) and the best constant policy (selected
+  on its own episodes). Records: one per (method, seed, episode, round); every method
+  runs through ``jaxsg.wrappers.rollout`` and ``sweeps.sharding.run_axis`` with common
+  random numbers (learner training seed s on evaluation seed s). Claims: the paper's
+  (proposed below random and average) and, beyond the paper, proposed vs each reference,
+  all paired over seeds (each seed's mean over its rounds and episodes).
 * ``edge_assoc_fig6`` — real FL loss per round on scikit-learn's digits
   (``agents.fl_task``), driven by each method's association and batch
   fractions from the env: proposed, full data, random (+ average); ≥ 5 evaluation
-  seeds for the heuristics, the learner's training seeds for proposed.
+  seeds for the heuristics, the learner's training seeds for proposed. Bespoke: its
+  metric is no env metric but a separate FL training per seed on the rollout's decisions
+  (the rollout itself is Fig. 5's path, ``sweeps.figures.evaluate``).
 * ``edge_assoc_fig7`` — cumulative average system cost (T/(1 − θ_G), the
-  negative reward) per training episode, γ ∈ {0.5, 0.7, 0.9}.
+  negative reward) per training episode, γ ∈ {0.5, 0.7, 0.9}. Bespoke: a training
+  curve (read from the learner's training metrics, no evaluation rollout).
 * ``edge_assoc_fig8`` — wall-clock time per iteration of the optimisation
   algorithm: a training iteration (one env step of all parallel envs + one
   MADDPG update) vs a test iteration (one actor forward + env step), per γ.
   Wall-clock numbers, so they depend on the machine and its load. As it stands the
   comparison (a batched training update vs one forward pass) holds by construction:
-  labelled *formula check*.
+  labelled *formula check*. Bespoke: wall-clock timing, not a rollout metric.
 * ``edge_assoc_poisoning`` — final test accuracy vs the fraction of poisoned BSs
   (boosted sign flip of the BS update) for the defences of :data:`DEFENSES` (none,
   DPoS by the elected producers, DPoS with colluding producers, the MBS oracle,
   coordinate median, trimmed mean), each over ``poison_seeds`` seeds with the same
   keys (paired); claims: each defence vs none at :data:`POISON_CLAIM_FRACTION`.
+  Bespoke: a study of FL aggregation rules (``agents.fl_task``), no env rollout.
 
 MADDPG training is shared by Figs. 5-8 within one process: every γ × training seed
 (5 at the default scale, :func:`_train_seeds`) is one compiled ``vmap(vmap(train))``
@@ -36,6 +41,9 @@ MADDPG training is shared by Figs. 5-8 within one process: every γ × training 
 so the trained actors are saved per cell and ``--eval-only`` re-evaluates them
 (Fig. 5's records reproduce exactly; Fig. 8's test timing is re-measured). Fig. 8's
 train time is per iteration of that whole batch.
+
+``--set`` overrides arrive in ``ctx.overrides``: the env ones through ``ctx.make``
+(:func:`_env`), the ``maddpg.*`` ones through ``ctx.learner_config`` (:func:`_config`).
 
 Decisions: smoke and default use the env's default sizes (20 users, 3 BSs, 3
 subchannels, 2 producers: the election is not trivial and block broadcast is not 0);
@@ -58,13 +66,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxsg
 from agents import core, maddpg
 from agents.fl_task import FLConfig, FLTask, poisoned_mask
 from jaxsg.wrappers import rollout
-from sweeps import methods, report, stats
+from sweeps import figures, methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
-from sweeps.sharding import batch_mesh, run_axis, shard_leading_axis
+from sweeps.figures import Axis, ClaimSpec, Figure, Metric, Setup
+from sweeps.sharding import batch_mesh, shard_leading_axis
 
 SCALES = {  # sizes {}: the env's defaults (20 users, 3 BSs, 3 subchannels, 2 producers)
     "smoke": dict(sizes={}, horizon=10, updates=60, seeds=2, train_seeds=2, episodes=1, envs=4,
@@ -87,9 +95,6 @@ GAMMAS = (0.5, 0.7, 0.9)
 #: a BS's bandwidth weights at their floor), 0.3 stayed stable (≈ average association).
 REWARD_SCALE = 0.3
 PROPOSED_GAMMA = 0.9
-LABELS = {"proposed": "proposed (MADDPG)", "random": "random association",
-          "average": "average association", "full_data": "full data",
-          "orthogonal": "orthogonal bandwidth (ref.)"}
 POISON_FRACTIONS = (0.0, 0.2, 0.4, 0.6)
 DEFENSES = {"none": dict(verify=False),
             "dpos": dict(verify=True),
@@ -99,8 +104,6 @@ DEFENSES = {"none": dict(verify=False),
             "trimmed_mean": dict(verify=False, aggregation="trimmed_mean", trim_fraction=0.25)}
 FIG5_METHODS = ("proposed", "random", "average", "full_data", "orthogonal", "search",
                 "best_constant")
-#: the round-time breakdown of Fig. 5 (env metrics, s): eq. 12, 14, 15, 16 broadcast/verify
-BREAKDOWN = ("compute_s", "local_agg_s", "transmit_s", "block_broadcast_s", "block_verify_s")
 
 
 def _scale(name: str) -> dict:
@@ -115,9 +118,10 @@ def _train_seeds(scale: str) -> int:
                _scale(scale)["train_seeds"])
 
 
-def _env(scale: str):
-    s = _scale(scale)
-    return jaxsg.make("edge_assoc", horizon=s["horizon"], **s["sizes"])
+def _env(ctx: RunContext):
+    """The scale's env, with the cell's ``--set`` overrides (``ctx.make``)."""
+    s = _scale(ctx.scale)
+    return ctx.make("edge_assoc", horizon=s["horizon"], **s["sizes"])
 
 
 def learn_config(scale: str, gamma: float) -> maddpg.Config:
@@ -128,41 +132,36 @@ def learn_config(scale: str, gamma: float) -> maddpg.Config:
                         noise_start=0.3, actor_lr=1e-3, reward_scale=REWARD_SCALE)
 
 
-def _label(method: str) -> str:
-    return methods.label("edge_assoc", method)
+def _config(ctx: RunContext, gamma: float) -> maddpg.Config:
+    """:func:`learn_config` with the cell's ``--set maddpg.*`` overrides."""
+    return ctx.learner_config(learn_config(ctx.scale, gamma))
 
 
-def _reference_policy(method: str, env, params, scale: str, seed: int):
-    """A heuristic/reference policy; ``best_constant`` is selected on its own episodes
-    (keys independent of the evaluation keys)."""
-    if method == "best_constant":
-        return methods.policy(
-            "edge_assoc", method, env, params=params, key=jax.random.PRNGKey(10_000 + seed),
-            num_episodes=_scale(scale)["select_episodes"])
-    return methods.policy("edge_assoc", method, env)
+_TRAINED: dict = {}
 
 
-def _trained_all(scale: str, seed: int):
+def _trained_all(ctx: RunContext):
     """Train every γ of :data:`GAMMAS` × every training seed as one sharded batch, through
     ``sweeps.methods.train_or_load`` (saved per cell; loaded under ``--eval-only``).
 
     Returns (policy params, leaves (G, S, ...); training metrics as numpy, (G, S, T);
     train wall seconds per iteration of the whole batch, as measured when trained).
-    Cached per (scale, seed) and the active run's overrides / eval-only / policy
+    Cached per (scale, seed, overrides) and the active run's eval-only / policy
     directory, so Figs. 5-8 of one process share one training and a cell computed under
     other overrides or ``--eval-only`` never reuses another's output.
     """
     run = methods.active_run()
-    tag = "" if run is None else json.dumps(
-        [run.overrides, run.eval_only, str(run.policy_dir)], sort_keys=True, default=str)
-    return _trained_cached(scale, seed, tag)
+    tag = json.dumps([ctx.scale, ctx.seed, ctx.overrides, run and run.eval_only,
+                      run and str(run.policy_dir)], sort_keys=True, default=str)
+    if tag not in _TRAINED:
+        _TRAINED[tag] = _train_all(ctx)
+    return _TRAINED[tag]
 
 
-@functools.cache
-def _trained_cached(scale: str, seed: int, tag: str):
-    del tag  # cache key only
-    env, params = _env(scale)
-    cfg = learn_config(scale, PROPOSED_GAMMA)
+def _train_all(ctx: RunContext):
+    scale, seed = ctx.scale, ctx.seed
+    env, params = _env(ctx)
+    cfg = _config(ctx, PROPOSED_GAMMA)
     n_seeds = _train_seeds(scale)
     identity = {"config": core.config_json(cfg), "gammas": list(GAMMAS), "seed": seed,
                 "seeds": n_seeds, "scale": scale, "horizon": env.horizon,
@@ -191,70 +190,81 @@ def _trained_cached(scale: str, seed: int, tag: str):
     return pp, metrics, float(per_iter)
 
 
-def _trained(scale: str, gamma: float, seed: int):
+def _trained(ctx: RunContext, gamma: float):
     """(policy params (S, ...), metrics (S, T), train s/iteration) of one γ."""
-    pp, metrics, per_iter = _trained_all(scale, seed)
+    pp, metrics, per_iter = _trained_all(ctx)
     g = GAMMAS.index(gamma)
     return jax.tree.map(lambda x: x[g], pp), jax.tree.map(lambda x: x[g], metrics), per_iter
 
 
-def _rollouts(method: str, scale: str, seed: int, rounds: int, episodes: int = 1):
-    """Per seed: one rollout of ``rounds`` FL rounds through ``jaxsg.wrappers.rollout``
-    and the sharded batch builder — the env's per-round metrics and the (assoc, b)
-    decisions, numpy with a leading seed axis. Heuristics: the scale's evaluation
-    seeds; the learner: its training seeds (seed s evaluated on evaluation seed s)."""
-    s = _scale(scale)
-    env, params = _env(scale)
-    cfg = learn_config(scale, PROPOSED_GAMMA)
-    info_keys = ("assoc", "batch_frac")
-    if methods.is_learner("edge_assoc", method):
-        pp, _, _ = _trained(scale, PROPOSED_GAMMA, seed)
-        seeds = _train_seeds(scale)
+#: The learner of Figs. 5-6: MADDPG at γ = 0.9, training seed s evaluated on evaluation
+#: seed s (``sweeps.figures.run_policy_cell``).
+LEARNED = figures.Learned(train=lambda setup, method, ctx: _trained(ctx, PROPOSED_GAMMA)[0],
+                          config=lambda setup, method, ctx: _config(ctx, PROPOSED_GAMMA))
 
-        def one(elem):
-            policy = methods.learned_policy("edge_assoc", method, env, cfg, elem["policy"])
-            return rollout(env, policy, elem["key"], elem["params"], rounds, info_keys)
 
-        per_seed = {"policy": pp}
-    else:
-        policy = _reference_policy(method, env, params, scale, seed)
-        seeds, per_seed = s["seeds"], None
-
-        def one(elem):
-            return rollout(env, policy, elem["key"], elem["params"], rounds, info_keys)
-
-    out, _ = run_axis(one, params, [{}], seeds=seeds, episodes=episodes, seed=seed,
-                      per_seed=per_seed, validate=env.validate_params)
-    # rows are (seed, episode), episode fastest: → (seeds, episodes, rounds, ...)
-    return jax.tree.map(lambda x: np.asarray(x).reshape((seeds, episodes) + x.shape[1:]),
-                        {**out["metrics"], **out["info"]})
+def _setup(ctx: RunContext, rounds: int, episodes: int, metrics: tuple = (),
+           info_keys: tuple = ()) -> Setup:
+    """``rounds`` FL rounds × the scale's evaluation seeds × ``episodes``; the per-round
+    env ``metrics`` and ``info_keys`` decisions are kept; ``best_constant`` is selected on
+    its own episodes (keys independent of the evaluation keys)."""
+    s = _scale(ctx.scale)
+    env, params = _env(ctx)
+    select = dict(params=params, key=jax.random.PRNGKey(10_000 + ctx.seed),
+                  num_episodes=s["select_episodes"])
+    return Setup(env, params, rounds, s["seeds"], episodes, [{}], [0.0],
+                 summarize=lambda traj: {**{k: traj["metrics"][k] for k in metrics},
+                                         **traj.get("info", {})},
+                 policy_kwargs={"best_constant": select}, info_keys=info_keys)
 
 
 # ----------------------------------------------------------------- Fig. 5
-def _fig5_cells(scale: str) -> list[Cell]:
-    return [Cell(m, {"method": m}) for m in FIG5_METHODS]
+#: Fig. 5's report tables beside T: the objective, the round-time breakdown (env metrics:
+#: eq. 12, 14, 15, 16 broadcast/verify) and the data fraction
+FIG5_TABLES = (
+    Metric("objective_s", "T/(1 − θ_G) per round (s) — the objective the learner optimises",
+           False),
+    Metric("compute_s", "compute, eq. 12 (s)", False),
+    Metric("local_agg_s", "local aggregation, eq. 14 (s)", False),
+    Metric("transmit_s", "model transmission, eq. 15 (s)", False),
+    Metric("block_broadcast_s", "block broadcast, eq. 16 (s)", False),
+    Metric("block_verify_s", "block verification, eq. 16 (s)", False),
+    Metric("data_fraction", "data fraction ρ = Σ b_j D_j / Σ D_j (1)"))
+FIG5_METRICS = ("time_cost_s", *(m.key for m in FIG5_TABLES))
+FIG5_NOTE = ("Learner: training seeds, seed s on evaluation seed s; heuristics and references: "
+             "evaluation seeds. `search` is an oracle (reads the round's CPU and fading draws "
+             "and searches associations against the env's own objective, b and bandwidth "
+             "fixed); `best_constant` is selected on its own episodes from a grid in the "
+             "learner's action encoding. The components are the critical BS's terms as the "
+             "env reports them, so they need not add up to T.")
 
 
-def _row(method: str, seed: int, t: int) -> dict:
-    return {"scenario": "edge_assoc", "method": method, "series": _label(method),
-            "axis": "round", "axis_value": t + 1, "seed": seed, "episode": 0}
-
-
-FIG5_METRICS = ("time_cost_s", "objective_s", *BREAKDOWN, "data_fraction")
-
-
-def _fig5_run(cell: Cell, ctx: RunContext) -> list[dict]:
-    """One record per (method, seed, round): the env metrics averaged over the seed's
-    ``episodes`` evaluation episodes (common random numbers across methods)."""
+def _fig5_setup(ctx: RunContext, config: dict) -> Setup:
     s = _scale(ctx.scale)
-    records = []
-    infos = _rollouts(cell.config["method"], ctx.scale, ctx.seed, s["horizon"],
-                      s["episodes"])
-    for i in range(len(infos["time_cost_s"])):
-        for t in range(s["horizon"]):
-            records.append({**_row(cell.config["method"], i, t),
-                            **{k: float(np.mean(infos[k][i, :, t])) for k in FIG5_METRICS}})
-    return records
+    return _setup(ctx, s["horizon"], s["episodes"], FIG5_METRICS)
+
+
+def _beats(ref: str):
+    return lambda recs: stats.beats_verdict(recs, "objective_s", "proposed", ref,
+                                            higher_is_better=False)
+
+
+FIG5_CLAIMS = (
+    ClaimSpec("proposed has the lowest time cost T/(1 − θ_G) (vs random and average "
+              "association)", lambda recs: stats.best_of_verdict(
+                  recs, "objective_s", "proposed", ["random", "average"],
+                  higher_is_better=False), "well below random and average"),
+    *(ClaimSpec(f"proposed beats {methods.label('edge_assoc', ref)} on T/(1 − θ_G) "
+                "(beyond the paper)", _beats(ref))
+      for ref in ("best_constant", "orthogonal", "search")))
+
+FIG5 = Figure(
+    name="edge_assoc_fig5", scenario="edge_assoc", figure="Fig. 5",
+    title="total system time cost per round",
+    axis=Axis("round", (), "FL round (1)", steps=True),
+    metric=Metric("time_cost_s", "system time cost T per round (s)", False, log=True),
+    tables=FIG5_TABLES, methods=lambda scale: FIG5_METHODS, setup=_fig5_setup,
+    claims=FIG5_CLAIMS, learned=LEARNED, paper_note=FIG5_NOTE, explicit_overrides=True)
 
 
 # ----------------------------------------------------------------- Fig. 6
@@ -263,29 +273,32 @@ def _fig6_cells(scale: str) -> list[Cell]:
 
 
 @functools.cache
-def _fl_task(scale: str):
-    env, _ = _env(scale)
-    return FLTask(FLConfig(num_users=env.num_users, num_bs=env.num_bs, attack="none"))
+def _fl_task(num_users: int, num_bs: int):
+    return FLTask(FLConfig(num_users=num_users, num_bs=num_bs, attack="none"))
 
 
 def _fig6_run(cell: Cell, ctx: RunContext) -> list[dict]:
-    s = _scale(ctx.scale)
-    env, _ = _env(ctx.scale)
-    rounds = s["fl_rounds"]
+    """Each seed's rollout (the one evaluation path of Fig. 5, one episode of
+    ``fl_rounds`` rounds) drives a real FL training on digits with its (assoc, b)."""
+    rounds = _scale(ctx.scale)["fl_rounds"]
+    method = cell.config["method"]
+    setup = _setup(ctx, rounds, 1, ("time_cost_s", "data_fraction"), ("assoc", "batch_frac"))
+    env = setup.env
+    out, index = figures.evaluate("edge_assoc", method, setup, ctx, LEARNED)
+    out = jax.tree.map(np.asarray, out)
+    task = _fl_task(env.num_users, env.num_bs)
     records = []
-    infos = _rollouts(cell.config["method"], ctx.scale, ctx.seed, rounds)
-    for i in range(len(infos["time_cost_s"])):
-        info = jax.tree.map(lambda x, i=i: x[i, 0], infos)
-        task = _fl_task(ctx.scale)
+    for i, (_, seed, _) in enumerate(index):
         state = task.init(jax.random.PRNGKey(ctx.seed * 10 + i))
-        _, m = task.run(state, jnp.asarray(info["assoc"]), jnp.asarray(info["batch_frac"]),
+        _, m = task.run(state, jnp.asarray(out["assoc"][i]), jnp.asarray(out["batch_frac"][i]),
                         jnp.zeros((env.num_bs,), bool), jax.random.PRNGKey(ctx.seed + 7 * i))
-        for t in range(rounds):
-            records.append({**_row(cell.config["method"], i, t),
-                            "test_loss": float(m["test_loss"][t]),
-                            "test_accuracy": float(m["test_accuracy"][t]),
-                            "data_fraction": float(info["data_fraction"][t]),
-                            "time_cost_s": float(info["time_cost_s"][t])})
+        records += [{"scenario": "edge_assoc", "method": method,
+                     "series": methods.label("edge_assoc", method), "axis": "round",
+                     "axis_value": t + 1, "seed": seed, "episode": 0,
+                     "test_loss": float(m["test_loss"][t]),
+                     "test_accuracy": float(m["test_accuracy"][t]),
+                     "data_fraction": float(out["data_fraction"][i, t]),
+                     "time_cost_s": float(out["time_cost_s"][i, t])} for t in range(rounds)]
     return records
 
 
@@ -296,7 +309,7 @@ def _gamma_cells(scale: str) -> list[Cell]:
 
 def _fig7_run(cell: Cell, ctx: RunContext) -> list[dict]:
     s = _scale(ctx.scale)
-    _, metrics, _ = _trained(ctx.scale, cell.config["gamma"], ctx.seed)
+    _, metrics, _ = _trained(ctx, cell.config["gamma"])
     cost = metrics["objective_s"]  # (seeds, iterations), mean over parallel envs
     n_ep = cost.shape[1] // s["horizon"]
     per_episode = cost[:, : n_ep * s["horizon"]].reshape(cost.shape[0], n_ep, -1).mean(-1)
@@ -311,10 +324,9 @@ def _fig7_run(cell: Cell, ctx: RunContext) -> list[dict]:
 def _fig8_run(cell: Cell, ctx: RunContext) -> list[dict]:
     s = _scale(ctx.scale)
     gamma = cell.config["gamma"]
-    _, _, train_per_iter = _trained(ctx.scale, gamma, ctx.seed)
-    env, params = _env(ctx.scale)
-    pp, _, _ = _trained(ctx.scale, gamma, ctx.seed)
-    policy = methods.learned_policy("edge_assoc", "proposed", env, learn_config(ctx.scale, gamma),
+    pp, _, train_per_iter = _trained(ctx, gamma)
+    env, params = _env(ctx)
+    policy = methods.learned_policy("edge_assoc", "proposed", env, _config(ctx, gamma),
                                     jax.tree.map(lambda x: x[0], pp))
     steps = s["horizon"] * 10
     run = jax.jit(lambda k: rollout(env, policy, k, params, steps))
@@ -374,58 +386,6 @@ def _band_plot(name, records, y, xlabel, ylabel, title, fig_dir, log_y=False, se
     curves = report.series_estimates(recs, y, series_key="_s", x_key=x)
     return report.line_figure(name, curves, title=title, xlabel=xlabel, ylabel=ylabel,
                               fig_dir=fig_dir, log_y=log_y, offset_frac=0.03)
-
-
-def _seed_means(records, metric, **where):
-    """Records with one row per (method, seed): ``metric`` averaged over rounds."""
-    out = []
-    for m in dict.fromkeys(r["method"] for r in records):
-        for s, v in stats.per_seed(stats.select(records, method=m, **where), metric).items():
-            out.append({"method": m, "series": _label(m) if not m.startswith("gamma")
-                        else m, "seed": s, metric: v})
-    return out
-
-
-FIG5_TEXT = {"objective_s": "T/(1 − θ_G) per round (s) — the objective the learner optimises",
-             "time_cost_s": "system time cost T per round (s)",
-             "compute_s": "compute, eq. 12 (s)", "local_agg_s": "local aggregation, eq. 14 (s)",
-             "transmit_s": "model transmission, eq. 15 (s)",
-             "block_broadcast_s": "block broadcast, eq. 16 (s)",
-             "block_verify_s": "block verification, eq. 16 (s)",
-             "data_fraction": "data fraction ρ = Σ b_j D_j / Σ D_j (1)"}
-
-
-def _fig5_report(records):
-    """CI tables of the objective, T and its breakdown (the components are the critical
-    BS's terms as the env reports them, so they need not add up to T)."""
-    lines = ["Mean over the rounds and evaluation episodes of a seed, then mean ± 95 % CI "
-             "over seeds (learner: training seeds, seed s on evaluation seed s; heuristics "
-             "and references: evaluation seeds). `search` is an oracle (reads the round's "
-             "CPU and fading draws and searches associations against the env's own "
-             "objective, b and bandwidth fixed); `best_constant` is selected on its own "
-             "episodes from a grid in the learner's action encoding.", ""]
-    for key in FIG5_METRICS:
-        if any(key in r for r in records):
-            lines += [f"**{FIG5_TEXT[key]}**", "", report.ci_table(
-                _seed_means(records, key), key, series_key="series", x_key=None), ""]
-    return "\n".join(lines)
-
-
-def _fig5_claims(records):
-    obj = _seed_means(records, "objective_s")
-    paper = stats.best_of_verdict(obj, "objective_s", "proposed", ["random", "average"],
-                                  higher_is_better=False)
-    claims = [report.Claim("edge_assoc", "Fig. 5", "proposed has the lowest time cost "
-                           "T/(1 − θ_G) (vs random and average association)", paper,
-                           "well below random and average")]
-    refs = [m for m in ("best_constant", "orthogonal", "search")
-            if any(r["method"] == m for r in records)]
-    for ref in refs:
-        claims.append(report.Claim(
-            "edge_assoc", "Fig. 5", f"proposed beats {_label(ref)} on T/(1 − θ_G) "
-            "(beyond the paper)", stats.beats_verdict(obj, "objective_s", "proposed", ref,
-                                                      higher_is_better=False)))
-    return claims
 
 
 def _last_round(records, metric):
@@ -527,27 +487,22 @@ def _poison_claims(records):
 
 
 EXPERIMENTS = [
-    Experiment("edge_assoc_fig5", "edge_assoc", "Fig. 5 — total system time cost per round",
-               _fig5_cells, _fig5_run,
-               lambda r, d: _band_plot("edge_assoc_fig5", r, "time_cost_s",
-                                       "FL round (1)", "system time cost T (s)",
-                                       "edge_assoc Fig. 5: system time cost per round", d,
-                                       log_y=True),
-               _fig5_report, claims=_fig5_claims),
+    figures.experiment(FIG5),
     Experiment("edge_assoc_fig6", "edge_assoc", "Fig. 6 — FL loss per round (digits)",
                _fig6_cells, _fig6_run,
                lambda r, d: _band_plot("edge_assoc_fig6", r, "test_loss", "FL round (1)",
                                        "test loss (nats)",
                                        "edge_assoc Fig. 6: FL test loss per round", d),
-               _fig6_report, claims=_fig6_claims),
+               _fig6_report, claims=_fig6_claims, explicit_overrides=True),
     Experiment("edge_assoc_fig7", "edge_assoc", "Fig. 7 — cumulative average system cost vs γ",
                _gamma_cells, _fig7_run,
                lambda r, d: _band_plot("edge_assoc_fig7", r, "cumulative_avg_cost_s",
                                        "training episode (1)", "cumulative average cost (s)",
                                        "edge_assoc Fig. 7: cumulative average cost per γ", d),
-               _fig7_report, claims=_fig7_claims),
+               _fig7_report, claims=_fig7_claims, explicit_overrides=True),
     Experiment("edge_assoc_fig8", "edge_assoc", "Fig. 8 — time per iteration, train vs test",
-               _gamma_cells, _fig8_run, None, _fig8_report, claims=_fig8_claims),
+               _gamma_cells, _fig8_run, None, _fig8_report, claims=_fig8_claims,
+               explicit_overrides=True),
     Experiment("edge_assoc_poisoning", "edge_assoc",
                "Poisoning: accuracy vs poisoned BSs, with/without DPoS verification",
                _poison_cells, _poison_run,
@@ -555,5 +510,5 @@ EXPERIMENTS = [
                                        "fraction of poisoned BSs (1)", "final test accuracy (1)",
                                        "edge_assoc poisoning: accuracy vs poisoned BSs", d,
                                        series="defense", x="poisoned_fraction"),
-               _poison_report, claims=_poison_claims),
+               _poison_report, claims=_poison_claims, explicit_overrides=True),
 ]

@@ -36,6 +36,16 @@ every axis value). Shape axes (satellites, users) are cells.
   booked as normal, so its ledger gains β·n_all every step), replayed from
   the same episodes' per-satellite leases and online flags.
 
+Why no spectrum figure is a :class:`sweeps.figures.Figure` table entry: Figs. 7, 8 and 10
+are curves over training iterations (the learners' own training runs, and the references'
+evaluation runs binned the same way), Fig. 9 is one learner's last-tenth training revenue
+over a shape axis (users) with two series dimensions (visibility × velocity), and the
+security study is bespoke. Every evaluation still goes through the one path: the
+references and the learners' greedy evaluation are :func:`sweeps.figures.evaluate`
+(``jaxsg.wrappers.rollout`` and ``sweeps.sharding.run_axis``, with the references'
+evaluation keys for every method). ``--set`` overrides arrive in ``ctx.overrides``: the env
+ones join the cell's sizes, the ``ddqn.*`` ones its learner config (``ctx.learner_config``).
+
 Default set: Fig. 10 and the security study; Figs. 7, 8 and 9 (one compilation per shape
 cell) are ``default=False``: run them with ``--experiment``. Learners train on
 ``max(registry seeds, MIN_SEEDS[scale])`` seeds (≥ 5 at default and paper scale). An
@@ -58,7 +68,8 @@ from agents.ddqn import Config as DDQNConfig
 from jaxsg.wrappers import rollout
 from sweeps import methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
-from sweeps.sharding import run_axis, run_batched
+from sweeps.figures import Learned, Setup, evaluate
+from sweeps.sharding import run_batched
 
 #: Weight of ΔR in the steered oracle's objective, revenue units per reputation point: with
 #: β = 0.1 one malicious lease costs 20 (the price is ≈ 3), enough to move (price, P_ctrl).
@@ -129,13 +140,11 @@ _TRAIN_CACHE: dict = {}
 
 
 def _train_fn(sizes, cfg, bins):
-    # the active cell's overrides and --eval-only change what ddqn.make_train builds
-    run = methods.active_run()
-    mode = None if run is None else (repr(sorted(run.overrides.items())), run.eval_only)
-    key = (tuple(sorted(sizes.items())), cfg, bins, mode)
+    # sizes and cfg carry the cell's --set overrides (run_cell applies them)
+    key = (tuple(sorted(sizes.items())), cfg, bins)
     if key not in _TRAIN_CACHE:
         env, _ = jaxsg.make("spectrum", **sizes)
-        train = ddqn.make_train(env, cfg)  # the module attribute: the grid runner wraps it
+        train = ddqn.make_train(env, cfg)
 
         def one(elem):
             q, m = train(elem["key"], elem["params"])
@@ -168,95 +177,72 @@ def trained_batch(sizes, cfg, params, field, values, scale, seed, method):
                                  lambda: run_batched(one, batch))
 
 
-def train_series(sizes, cfg, field, values, scale, seed, label, method="proposed",
-                 greedy=False):
-    """Training curves of every (axis value, seed); ``greedy`` (no axis) adds the greedy
-    evaluation of the trained networks (:func:`greedy_series`)."""
-    env, _ = _train_fn(sizes, cfg, scale["bins"])
-    out = trained_batch(sizes, cfg, env.default_params, field, values, scale, seed, method)
-    records = greedy_series(sizes, cfg, scale, seed, method, out["q"]) if greedy else []
-    per = cfg.num_updates // scale["bins"]
-    for i in range(len(values) * scale["seeds"]):
-        for b in range(scale["bins"]):
-            rec = {"scenario": "spectrum", "method": method, "series": label, "phase": "train",
-                   "axis": field or "none",
-                   "axis_value": float(values[i // scale["seeds"]]) if field else 0.0,
-                   "seed": int(i % scale["seeds"]), "episode": 0,
-                   "iteration": int((b + 1) * per),
+def _records(out, rows, values, field, env, method, series, phase, per, keys):
+    """One record per (row = (axis point, seed), bin) of the binned curves ``out[k]`` for
+    ``k`` in ``keys`` (column order): a per-satellite curve gives ``<k>_mean/_min/_max``, a
+    scalar one ``<k>_mean`` (the totals keep their names: ``revenue_total``,
+    ``optimum_total``)."""
+    records = []
+    for i, (p, seed) in enumerate(rows):
+        for b in range(out["revenue"].shape[1]):
+            rec = {"scenario": "spectrum", "method": method, "series": series, "phase": phase,
+                   "axis": field or "none", "axis_value": float(values[p]) if field else 0.0,
+                   "seed": int(seed), "episode": 0, "iteration": int((b + 1) * per),
                    "satellites": env.num_satellites, "users": env.users_per_satellite}
-            for k in ("revenue", "price", "reward"):
+            for k in keys:
                 v = out[k][i, b]
-                rec[f"{k}_mean"] = float(v.mean())
-                rec[f"{k}_min"] = float(v.min())
-                rec[f"{k}_max"] = float(v.max())
-            rec["revenue_total"] = float(out["revenue_total"][i, b])
-            rec["optimum_total"] = float(out["optimum"][i, b])
-            rec["power_mean"] = float(out["power"][i, b])
+                if np.ndim(v):
+                    rec.update({f"{k}_mean": float(v.mean()), f"{k}_min": float(v.min()),
+                                f"{k}_max": float(v.max())})
+                else:
+                    name = {"revenue_total": k, "optimum": "optimum_total"}.get(k, f"{k}_mean")
+                    rec[name] = float(v)
             records.append(rec)
     return records
 
 
-def heuristic_policy(env, params, name, scale, seed):
-    """The policy of heuristic/reference ``name``; the fair references search their power level
-    (pair) on ``SEARCH_EPISODES`` keys of ``SEARCH_SEED + seed`` over the scale's horizon."""
-    if name in FAIR:
-        keys = jax.random.split(jax.random.PRNGKey(SEARCH_SEED + seed), SEARCH_EPISODES)
-        return methods.policy("spectrum", name, env, params=params, keys=keys,
-                                         horizon=scale["horizon"])
-    return methods.policy("spectrum", name, env)
+def train_series(sizes, cfg, field, values, scale, ctx, label, method="proposed",
+                 greedy=False):
+    """Training curves of every (axis value, seed); ``greedy`` (no axis) adds the greedy
+    evaluation of the trained networks (:func:`eval_series`)."""
+    env, _ = _train_fn(sizes, cfg, scale["bins"])
+    out = trained_batch(sizes, cfg, env.default_params, field, values, scale, ctx.seed, method)
+    records = eval_series(sizes, scale, ctx, method, q=out["q"], cfg=cfg) if greedy else []
+    rows = [(i // scale["seeds"], i % scale["seeds"]) for i in range(len(values) * scale["seeds"])]
+    return records + _records(out, rows, values, field, env, method, label, "train",
+                              cfg.num_updates // scale["bins"],
+                              ("revenue", "price", "reward", "revenue_total", "optimum", "power"))
 
 
-def heuristic_series(sizes, scale, seed, name, field=None, values=(0.0,)):
+def eval_series(sizes, scale, ctx, method, field=None, values=(0.0,), q=None, cfg=None):
+    """``method`` rolled out for ``scale["updates"]`` steps on every (axis value, evaluation
+    seed) through the one evaluation path (:func:`sweeps.figures.evaluate`), binned like the
+    training curves. A learner (``q``: its trained Q networks, leading seed axis) is
+    evaluated greedily, training seed s on evaluation seed s (the references' episodes).
+    The fair references search their power level (pair) on ``SEARCH_EPISODES`` keys of
+    ``SEARCH_SEED + seed`` over the scale's horizon."""
     env, params = jaxsg.make("spectrum", **sizes)
-    policy = heuristic_policy(env, params, name, scale, seed)
-    return eval_series(env, params, lambda elem: policy, name, name, scale, seed, field,
-                       values, scale["eval_seeds"])
+    bins, sats = scale["bins"], env.num_satellites
 
+    def summarize(traj):
+        m = traj["metrics"]
+        return {"revenue": _bin(m["revenue_total"] / sats, bins),
+                "price": _bin(m["price_mean"], bins), "power": _bin(m["power_ctrl_mean_w"], bins),
+                "revenue_total": _bin(m["revenue_total"], bins),
+                "optimum": _bin(m["myopic_optimal_revenue"], bins)}
 
-def greedy_series(sizes, cfg, scale, seed, method, q):
-    """Greedy evaluation of the trained per-seed Q networks ``q`` (leading seed axis) on the
-    references' evaluation keys (seed s of every method rolls out the same episodes)."""
-    env, params = jaxsg.make("spectrum", **sizes)
-    return eval_series(
-        env, params, lambda elem: methods.learned_policy("spectrum", method, env, cfg,
-                                                         elem["q"]),
-        method, f"{method} (greedy)", scale, seed, None, (0.0,), scale["seeds"],
-        per_seed={"q": q}, phase="greedy")
-
-
-def eval_series(env, params, make_policy, method, series, scale, seed, field, values, seeds,
-                per_seed=None, phase="eval"):
-    """Roll ``make_policy(elem)`` out for ``scale["updates"]`` steps on every (axis value,
-    seed) of one batch; records binned like the training curves."""
-    steps = scale["updates"]
-
-    def one(elem):
-        m = rollout(env, make_policy(elem), elem["key"], elem["params"], steps)["metrics"]
-        return {"revenue": _bin(m["revenue_total"] / env.num_satellites, scale["bins"]),
-                "price": _bin(m["price_mean"], scale["bins"]),
-                "power": _bin(m["power_ctrl_mean_w"], scale["bins"]),
-                "revenue_total": _bin(m["revenue_total"], scale["bins"]),
-                "optimum": _bin(m["myopic_optimal_revenue"], scale["bins"])}
-
+    keys = jax.random.split(jax.random.PRNGKey(SEARCH_SEED + ctx.seed), SEARCH_EPISODES)
+    search = dict(params=params, keys=keys, horizon=scale["horizon"])
     points = [{field: v} for v in values] if field else [{}]
-    out, index = run_axis(one, params, points, seeds=seeds, seed=seed, per_seed=per_seed,
-                          validate=env.validate_params)
-    records = []
-    per = steps // scale["bins"]
-    for i, (p, s, _) in enumerate(index):
-        for b in range(scale["bins"]):
-            records.append({
-                "scenario": "spectrum", "method": method, "series": series, "phase": phase,
-                "axis": field or "none", "axis_value": float(values[p]) if field else 0.0,
-                "seed": int(s), "episode": 0,
-                "iteration": int((b + 1) * per), "satellites": env.num_satellites,
-                "users": env.users_per_satellite,
-                "revenue_mean": float(out["revenue"][i, b]),
-                "price_mean": float(out["price"][i, b]),
-                "power_mean": float(out["power"][i, b]),
-                "revenue_total": float(out["revenue_total"][i, b]),
-                "optimum_total": float(out["optimum"][i, b])})
-    return records
+    setup = Setup(env, params, scale["updates"], scale["eval_seeds"], 1, points, list(values),
+                  summarize, policy_kwargs={m: search for m in FAIR})
+    learned = None if q is None else Learned(lambda *_: q, lambda *_: cfg)
+    out, index = evaluate("spectrum", method, setup, ctx, learned)
+    greedy = q is not None
+    return _records(out, [(p, s) for p, s, _ in index], values, field, env, method,
+                    f"{method} (greedy)" if greedy else method, "greedy" if greedy else "eval",
+                    scale["updates"] // bins, ("revenue", "price", "power", "revenue_total",
+                                               "optimum"))
 
 
 # ------------------------------------------------------------------ cells
@@ -286,25 +272,26 @@ def _run(fig):
         # training seeds from the methods registry (the same for both learners)
         sc = dict(SCALES[ctx.scale], seeds=max(
             methods.train_seeds("spectrum", "proposed", ctx.scale), MIN_SEEDS[ctx.scale]))
-        c = cell.config
+        c, m = cell.config, cell.config.get("method", "proposed")
+        env_set = methods.split_overrides(ctx.overrides)[0].get("spectrum", {})
+
+        def sizes(**over):  # the scale's env sizes, then the cell's --set overrides
+            return {**_sizes(sc, **over), **env_set}
+
+        cfg = ctx.learner_config(_config(sc, federated=(m == "proposed")))
         if fig == 7:
-            m = c["method"]
-            return train_series(_sizes(sc, num_satellites=c["satellites"]),
-                                _config(sc, federated=(m == "proposed")), None, [0.0], sc,
-                                ctx.seed, f"{m} S={c['satellites']}", method=m)
+            return train_series(sizes(num_satellites=c["satellites"]), cfg, None, [0.0], sc,
+                                ctx, f"{m} S={c['satellites']}", method=m)
         if fig == 8:
-            m = c["method"]
             if m in LEARNERS:
-                return train_series(_sizes(sc), _config(sc, federated=(m == "proposed")),
-                                    "velocity_mps", list(VELOCITIES), sc, ctx.seed, m,
-                                    method=m)
-            return heuristic_series(_sizes(sc), sc, ctx.seed, m, "velocity_mps",
-                                    list(VELOCITIES))
+                return train_series(sizes(), cfg, "velocity_mps", list(VELOCITIES), sc,
+                                    ctx, m, method=m)
+            return eval_series(sizes(), sc, ctx, m, "velocity_mps", list(VELOCITIES))
         if fig == 9:
-            sizes = _sizes(sc, users_per_satellite=c["users"])
-            env, _ = _train_fn(sizes, _config(sc), sc["bins"])
+            users = sizes(users_per_satellite=c["users"])
+            env, _ = _train_fn(users, cfg, sc["bins"])
             params = env.default_params.replace(visibility=c["visibility"])
-            out = trained_batch(sizes, _config(sc), params, "velocity_mps", list(VELOCITIES),
+            out = trained_batch(users, cfg, params, "velocity_mps", list(VELOCITIES),
                                 sc, ctx.seed, "proposed")
             tail = max(sc["bins"] // 10, 1)
             return [{"users": c["users"], "visibility": c["visibility"],
@@ -314,21 +301,18 @@ def _run(fig):
                                            / env.num_satellites)}
                     for i in range(len(VELOCITIES) * sc["seeds"])]
         if fig == 10:
-            m = c["method"]
             if m in LEARNERS:
-                return train_series(_sizes(sc), _config(sc, federated=(m == "proposed")),
-                                    None, [0.0], sc, ctx.seed, f"{m} (training)", method=m,
-                                    greedy=True)
-            return heuristic_series(_sizes(sc), sc, ctx.seed, m)
-        return security_cell(dict(sc, seeds=sc["eval_seeds"]), ctx.seed, c["weights"])
+                return train_series(sizes(), cfg, None, [0.0], sc, ctx,
+                                    f"{m} (training)", method=m, greedy=True)
+            return eval_series(sizes(), sc, ctx, m)
+        return security_cell(dict(sc, seeds=sc["eval_seeds"]), ctx.seed, c["weights"], sizes())
 
     return run_cell
 
 
-def security_cell(sc, seed, weights):
+def security_cell(sc, seed, weights, sizes):
     """(reputation weight × malicious fraction × seed) as one batch: the oracle reads the
     weight from ``params.reputation_weight``, so both arms share one compilation."""
-    sizes = _sizes(sc)
     env, params = jaxsg.make("spectrum", **sizes)
     policy = methods.policy("spectrum", "myopic_optimal", env)
     steps = sc["sec_steps"]
@@ -485,39 +469,26 @@ def _plot_fig8(records, fig_dir):
 
 
 def _plot_fig9(records, fig_dir):
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for vis in sorted({r["visibility"] for r in records}, reverse=True):
-        for v in VELOCITIES:
-            rows = [r for r in records if r["visibility"] == vis and r["velocity"] == v]
-            us = sorted({r["users"] for r in rows})
-            y = [np.mean([r["revenue_mean"] for r in rows if r["users"] == u]) for u in us]
-            ax.plot(us, y, marker="o", label=f"vis {vis:g}, v {v / 1e3:g} km/s")
-    ax.set_xlabel("users per satellite")
-    ax.set_ylabel("revenue per satellite")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-    ax.set_title("spectrum Fig. 9: last-tenth revenue per satellite vs users (seed mean)",
-                 fontsize=9)
-    fig.tight_layout()
-    return report.save_figure(fig, fig_dir, "spectrum_fig9")
+    recs = [dict(r, series=f"visibility {r['visibility']:g}, {r['velocity'] / 1e3:g} km/s")
+            for r in sorted(records, key=lambda r: (-r["visibility"], r["velocity"]))]
+    return report.line_figure(
+        "spectrum_fig9", report.series_estimates(recs, "revenue_mean", series_key="series",
+                                                 x_key="users"),
+        title="spectrum Fig. 9: last-tenth training revenue per satellite vs users",
+        xlabel="users per satellite (1)", ylabel="revenue per satellite and step (price units)",
+        fig_dir=fig_dir)
 
 
 def _plot_security(records, fig_dir):
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for w in sorted({r["weight"] for r in records}):
-        rows = [r for r in records if r["weight"] == w]
-        xs = sorted({r["malicious_fraction"] for r in rows})
-        for ax, k in zip(axes, ("revenue_total", "interference_dbm", "honest_utility")):
-            ax.plot(xs, [np.mean([r[k] for r in rows if r["malicious_fraction"] == x])
-                         for x in xs], marker="o", label=f"reputation weight {w:g}")
-            ax.set_xlabel("malicious fraction")
-            ax.set_ylabel(k)
-            ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("spectrum security: myopic oracle vs malicious fraction (seed mean)",
-                 fontsize=9)
+    recs = [dict(r, series=f"reputation weight {r['weight']:g}") for r in records]
+    fig, axes = _plt().subplots(1, 3, figsize=(12, 3.4))
+    for ax, k in zip(axes, ("revenue_total", "interference_dbm", "honest_utility")):
+        report.band_plot(ax, report.series_estimates(recs, k, series_key="series",
+                                                     x_key="malicious_fraction"))
+        ax.set(xlabel="malicious fraction (1)", ylabel=k)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, title=report.BAND_NOTE, title_fontsize=6)
+    fig.suptitle("spectrum security: myopic oracle vs malicious fraction", fontsize=9)
     fig.tight_layout()
     return report.save_figure(fig, fig_dir, "spectrum_security")
 
@@ -754,9 +725,10 @@ CLAIMS = {7: _claims_fig7, 8: _claims_fig8, 9: _claims_fig9, 10: _claims_fig10}
 EXPERIMENTS = [
     *(Experiment(name=f"spectrum_fig{fig}", scenario="spectrum", title=TITLES[fig],
                  cells=_cells(fig), run_cell=_run(fig), plot=PLOTS[fig], report=REPORTS[fig],
-                 claims=CLAIMS[fig], default=fig == 10) for fig in (7, 8, 9, 10)),
+                 claims=CLAIMS[fig], default=fig == 10, explicit_overrides=True)
+      for fig in (7, 8, 9, 10)),
     Experiment(name="spectrum_security", scenario="spectrum",
                title="Security (beyond): malicious fraction, reputation steering, collusion",
                cells=_cells("security"), run_cell=_run("security"), plot=_plot_security,
-               report=_report_security),
+               report=_report_security, explicit_overrides=True),
 ]
