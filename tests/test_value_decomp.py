@@ -114,6 +114,24 @@ def test_dt_deploy_delay_features_equal_the_env_delays_alone():
     assert vd._spec(env, cfg).obs_dim == env.obs_dim + env.num_nodes
 
 
+def test_dt_deploy_own_rewards_average_to_the_shared_reward():
+    """IQL's per-user rewards (the adapter's ``agent_rewards``): user i's own latency and
+    cost term × I; their mean is the env's shared reward, users that stay local pay no
+    cost, and a user's own reward changes with its own latency only."""
+    from agents.adapters import dt_deploy as A
+
+    env, params = jaxsg.make("dt_deploy", num_users=6, num_end_devices=2, horizon=5)
+    _, state = env.reset(jax.random.PRNGKey(3), params)
+    for action in (jnp.array([0, 1, 2, 3, 3, 0]), jnp.zeros(6, jnp.int32),
+                   jnp.full((6,), 3, jnp.int32)):
+        _, _, reward, *_ = env.step(jax.random.PRNGKey(4), state, {"user": action}, params)
+        own = A.ADAPTER.agent_rewards(env, state, action, params)
+        np.testing.assert_allclose(np.mean(own), reward["user"][0], rtol=1e-5)
+        lat = env.outcome(state, action, params)["latency_s"]
+        cost = params.beta * params.unit_cost * (np.asarray(action) > 0)
+        np.testing.assert_allclose(own, 6 * (-params.alpha * lat - cost), rtol=1e-5)
+
+
 def _episode_returns(env, params, policy, keys):
     tr = jax.jit(jax.vmap(lambda k: rollout(env, policy, k, params, env.horizon)))(keys)
     return np.asarray(tr["reward"]["user"][:, :, 0]).sum(1)  # (episodes,)
@@ -204,3 +222,20 @@ def test_hparams_sweep_is_one_call_and_matches_train():
         np.testing.assert_allclose(m["td_loss"][g, 0], ref["td_loss"], rtol=2e-3, atol=1e-6)
     with pytest.raises(ValueError, match="lr"):
         vd.hparams_grid(lr=(-1.0,), config=cfg)
+
+
+def test_keep_best_returns_the_iterate_of_the_best_greedy_evaluation():
+    """With one iteration the only evaluated iterate is the initial network (the greedy
+    eval envs act with the parameters *before* that iteration's updates): ``keep_best``
+    returns it, ``keep_best=False`` the updated last iterate."""
+    env, params = jaxsg.make("dt_deploy", num_users=3, num_end_devices=1, horizon=4)
+    cfg = vd.Config(num_envs=2, num_eval_envs=1, num_updates=1, batch_episodes=2,
+                    buffer_episodes=8, warmup_episodes=0, hidden=8, fc=8)
+    key = jax.random.PRNGKey(0)
+    init = vd.init_agent_params(env, cfg, jax.random.split(key, 4)[1])
+    best, m = jax.jit(vd.make_train(env, cfg))(key, params)
+    last, _ = jax.jit(vd.make_train(env, dataclasses.replace(cfg, keep_best=False)))(
+        key, params)
+    assert np.isfinite(m["eval_return_mean"]).all()
+    jax.tree.map(np.testing.assert_array_equal, best, init)
+    assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, last, init)))
