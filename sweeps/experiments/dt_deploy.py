@@ -18,14 +18,17 @@ Protocol (decisions where the paper is silent)
 * Learners: ``agents.value_decomp`` (GRU + FC, γ = 0.9 as the paper), training seeds
   (``sweeps.methods``: 3 at the default scale, 5 at the paper scale) trained at once
   with ``jit(vmap(train))``. Every learner gets the same reward normalisation (the
-  adapter's 1/I: the negative per-user objective), the same env-step budget (iterations
-  × ``num_envs`` episodes × horizon) and greedy evaluation. lr, ε decay and target period
+  adapter's 1/I: the negative per-user objective; IQL learns each user on its own term
+  of the shared reward, VDN and QMIX on the shared reward: ``agents/adapters/dt_deploy``),
+  the same env-step budget (iterations × ``num_envs`` episodes × horizon) and greedy
+  evaluation of the returned iterate (``keep_best``: the best greedy return on the
+  in-training evaluation envs, never the final evaluation episodes). lr, ε decay and target period
   are per learner from ``TUNED``: chosen by ``dt_deploy_tune`` (one
   ``value_decomp.make_sweep`` call per learner over ``TUNE_GRID`` × training seeds,
   selected on the greedy evaluation envs *inside* training, never on the final
   evaluation episodes); its report says whether its choice equals ``TUNED``.
   One "epoch" of the x axis is one training iteration (``num_envs`` episodes collected,
-  2 gradient steps). Curves are the greedy evaluation envs inside training.
+  8 gradient steps). Curves are the greedy evaluation envs inside training.
 * References beside the paper's methods: the exact per-step optimum, simultaneous and
   sequential greedy, and the best constant policy (every user on one fixed layer,
   chosen on 16 selection episodes of keys disjoint from the evaluation keys).
