@@ -17,40 +17,36 @@ Design decisions
   Input = own observation ‖ own last action one-hot ‖ one-hot agent id; parameters
   shared by all agents of ``config.agent_class``, applied to the ``(..., n, features)``
   array (no loop over agents).
-* **Hidden-state reset alignment.** Every step t carries a ``reset`` flag that *belongs
-  to step t*: it is True when step t is the first step of an episode, i.e. the done
-  flag of step t − 1 (True at the very first step). The hidden state is zeroed before
-  consuming step t's input: ``h_t = GRU(where(reset_t, 0, h_{t−1}), x_t)``. Resetting
-  with step t's own done (the known bug of public implementations, e.g. JaxMARL's
-  recurrent IQL/VDN/QMIX, which reset with the current step's done) would zero the memory
-  *before the last step* of an episode and carry it *into* the next one.
-  ``tests/test_value_decomp.py`` checks both the unroll and the acting loop.
-* **Bootstrap targets without crossing episodes.** Each stored step also keeps the
-  *final* input of that step (``info["final_observation"]`` ‖ one-hot of the action
-  taken) and its avail mask (``info["final_avail_actions"]`` when the env provides it,
-  else all True). Q(τ_{t+1}) is one GRU step from h_t on that final input, so every
-  step bootstraps from its own episode's next observation (truncation bootstraps,
-  termination does not: factor ``1 − terminated``). When step t is not done, this
-  equals the unrolled Q at t+1.
-* **Replay.** ``agents.replay`` holds whole episodes as items: each iteration every one
-  of ``num_envs`` envs plays ``env.horizon`` steps (the env auto-resets at the horizon,
-  so an item is one episode) and the episodes are added; ``updates_per_iter`` gradient
-  steps each sample ``batch_episodes`` episodes; learning is gated by
-  ``warmup_episodes`` (``jnp.where``, not a Python ``if``).
-* **Targets.** Double Q (online argmax over available actions, target network value),
-  hard target update every ``target_update_interval`` iterations, γ from the config
-  (paper: 0.9). Team reward = the mean over agents of the learning class's reward
-  (dt_deploy's reward is shared), times ``reward_scale``.
-* **Mixers.** ``"none"`` (IQL): loss = mean over agents of each agent's TD error² with
-  the team reward. ``"vdn"``: Q_tot = Σ_i Q_i (eq. 21). ``"qmix"``: hypernetworks of the
-  global state give |W1| (n × embed), b1, |W2| (embed × 1) and a state-value bias b2
-  (2 layers); Q_tot = ELU(q·W1 + b1)·W2 + b2, monotone in every Q_i. Global state = all
-  agents' observations flattened (dt_deploy's observations include the node loads).
-* **Exploration.** ε-greedy over the available actions, ε linear from ``eps_start``
-  to ``eps_end`` over ``eps_decay_fraction`` of the iterations. ``num_eval_envs`` extra
-  envs play greedily (ε = 0) in the same vmapped rollout; their episodes are not stored
-  and give the learning-curve metrics ``eval_*``.
-* **Loss and optimiser.** ½·mean TD² (eq. 23), Adam with global-norm clipping.
+* **Reset alignment.** Step t's ``reset`` flag is the done flag of step t − 1 (True at
+  the first step); h is zeroed *before* consuming x_t: ``h_t = GRU(where(reset_t, 0,
+  h_{t−1}), x_t)``. Resetting with step t's own done (JaxMARL's recurrent IQL/VDN/QMIX)
+  zeroes the memory before an episode's last step and carries it into the next episode.
+* **Bootstrap targets.** Each stored step keeps its *final* input
+  (``info["final_observation"]`` ‖ one-hot of the action taken) and avail mask
+  (``info["final_avail_actions"]``, else all True); Q(τ_{t+1}) is one GRU step from h_t
+  on it, so no target crosses an episode (termination, not truncation, stops it).
+* **Replay.** ``agents.replay`` of whole episodes: each iteration ``num_envs`` envs play
+  ``env.horizon`` steps, then ``updates_per_iter`` gradient steps on ``batch_episodes``
+  sampled episodes, gated by ``warmup_episodes``.
+* **Targets.** Double Q over the available actions, hard target update every
+  ``target_update_interval`` iterations, γ (paper: 0.9), rewards × ``reward_scale``.
+* **Rewards.** Mixers learn on the mean over agents of the per-agent reward (the team
+  reward). IQL learns each agent on its own reward: the adapter's ``agent_rewards``
+  when it defines one and ``own_reward`` (dt_deploy: the user's own term of the shared
+  reward; with the shared reward its own action is ~2 % of the signal at 20 users and
+  IQL stays at a constant policy), else the env's per-agent reward.
+* **Mixers.** ``"none"`` (IQL): mean over agents of each agent's TD loss. ``"vdn"``:
+  Q_tot = Σ_i Q_i (eq. 21). ``"qmix"``: hypernetworks of the global state (all agents'
+  observations) give |W1|, b1, |W2| and a state-value bias; Q_tot = ELU(q·W1 + b1)·W2 +
+  b2, monotone in every Q_i.
+* **Exploration and selection.** ε-greedy over the available actions, ε linear from
+  ``eps_start`` to ``eps_end`` over ``eps_decay_fraction`` of the iterations.
+  ``num_eval_envs`` extra envs play greedily in the same rollout (not stored): the
+  ``eval_*`` learning curves, and with ``keep_best`` the returned parameters are the
+  iterate with the highest greedy return there (the greedy policy of a shared-parameter
+  learner can flip between herding and staying put from one iterate to the next).
+* **Loss.** Huber of width ``huber_delta`` on the TD error (``None``: ½·TD², eq. 23),
+  Adam with global-norm clipping.
 """
 
 from __future__ import annotations
@@ -90,7 +86,6 @@ class Config:
     warmup_episodes: int = 32
     gamma: float = 0.9
     lr: float = 5e-4
-    lr_final_fraction: float = 1.0  # lr annealed linearly to this fraction (1: constant)
     max_grad_norm: float = 10.0
     eps_start: float = 1.0
     eps_end: float = 0.05
@@ -102,6 +97,8 @@ class Config:
     hyper_hidden: int = 64
     reward_scale: float | None = None  # None: the scenario adapter's scale
     double_q: bool = True
+    own_reward: bool = True  # IQL: each agent's own reward (the adapter's agent_rewards)
+    keep_best: bool = True  # return the iterate of best greedy eval return (else the last)
     huber_delta: float | None = 0.3  # None: ½·TD² (eq. 23); else Huber of this width
     agent_class: str | None = None  # None: the scenario adapter's learning class
 
@@ -109,7 +106,6 @@ class Config:
         num_envs=core.COUNT, num_eval_envs=core.COUNT0, num_updates=core.COUNT,
         updates_per_iter=core.COUNT, batch_episodes=core.COUNT, buffer_episodes=core.COUNT,
         warmup_episodes=core.COUNT0, gamma=core.UNIT, lr=core.POSITIVE,
-        lr_final_fraction=core.UNIT,
         max_grad_norm=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
         eps_decay_fraction=core.UNIT, target_update_interval=core.COUNT, hidden=core.COUNT,
         fc=core.COUNT, mixer_embed=core.COUNT, hyper_hidden=core.COUNT,
@@ -213,7 +209,7 @@ class Episode(NamedTuple):
     actions: jnp.ndarray  # (T, n)
     final_inputs: jnp.ndarray  # (T, n, d + |A|) final observation ‖ one-hot(action)
     final_masks: jnp.ndarray  # (T, n, |A|)
-    reward: jnp.ndarray  # (T,) team reward (raw)
+    reward: jnp.ndarray  # (T, n) per-agent reward (raw; mixers learn on the mean)
     terminated: jnp.ndarray  # (T,)
     resets: jnp.ndarray  # (T,) step t starts an episode (= done of step t − 1)
 
@@ -296,17 +292,15 @@ def _make_act(env, spec: _Spec, net: AgentQNet):
 
 
 def make_actor(env, config: Config):
-    """``(reset_fn, step_fn)`` acting with the recurrent Q-net in one env (vmap outside).
-
-    ``step_fn(agent_params, act_state, key, eps, params, env_key=None) -> (act_state,
-    record)`` where ``record`` has the Episode fields of this step plus ``q`` (n, |A|),
-    ``done`` and the env's scalar metrics. ``env_key`` (optional) is the key of
-    ``env.step`` (common random numbers across methods); by default it is split from ``key``.
-    """
+    """``(reset_fn, step_fn)`` acting in one env (vmap outside): ``step_fn(agent_params,
+    act_state, key, eps, params, env_key=None) -> (act_state, record)``, ``record`` = this
+    step's Episode fields, ``q``, ``done`` and the env's scalar metrics; ``env_key``
+    (default: split from ``key``) is ``env.step``'s key."""
     spec = _spec(env, config)
     net = _agent_net(spec, config)
     n, a_n, cls = spec.n, spec.num_actions, spec.cls
-    features = _features(env)
+    features, ad = _features(env), for_env(env)
+    own = config.mixer == "none" and config.own_reward and hasattr(ad, "agent_rewards")
 
     def reset_fn(key, params):
         obs, state = env.reset(key, params)
@@ -322,6 +316,10 @@ def make_actor(env, config: Config):
                                     s.env_state, params, k_explore, k_random, eps)
         obs, state, reward, terminated, truncated, info = env.step(
             k_env, s.env_state, {cls: action}, params)
+        reward = reward[cls]
+        if own:  # a flagged (NaN) env reward stays NaN
+            own_r = ad.agent_rewards(env, s.env_state, action, params)
+            reward = jnp.where(jnp.isfinite(reward), own_r, reward)
         done = terminated | truncated
         onehot = jax.nn.one_hot(action, a_n, dtype=jnp.float32)
         final_mask = info.get("final_avail_actions", {}).get(cls, {}).get("action")
@@ -333,7 +331,7 @@ def make_actor(env, config: Config):
             "final_inputs": jnp.concatenate(
                 [features(info["final_observation"][cls], params), onehot], -1),
             "final_masks": final_mask,
-            "reward": jnp.mean(reward[cls]),
+            "reward": reward,
             "terminated": terminated,
             "resets": s.reset,
             "q": q,
@@ -350,12 +348,9 @@ def make_actor(env, config: Config):
 def make_train(env, config: Config):
     """Build ``train(key, params, hparams=None) -> (agent_params, metrics)``; ``hparams``
     (:class:`HParams`, traced) overrides the config's lr / ε schedule / target period.
-
-    ``metrics`` has one entry per iteration: ``return_mean`` (team return per episode
-    of the exploring envs), ``eval_return_mean`` and ``eval_<metric>`` (greedy envs,
-    episode means of the env's per-step metrics), ``<metric>`` (exploring envs),
-    ``td_loss``, ``epsilon``, ``q_taken_mean``.
-    """
+    Per-iteration ``metrics``: ``return_mean`` (team return per episode, exploring
+    envs), ``<metric>`` (env metrics, episode means), their ``eval_`` versions on the
+    greedy envs, ``td_loss``, ``epsilon``, ``q_taken_mean``."""
     spec, ad = _spec(env, config), for_env(env)
     net = _agent_net(spec, config)
     mixer = QMixer(config.mixer_embed, config.hyper_hidden)
@@ -373,18 +368,10 @@ def make_train(env, config: Config):
         frac = jnp.clip(it / steps, 0.0, 1.0)
         return config.eps_start + (config.eps_end - config.eps_start) * frac
 
-    def td_loss(td):
-        """½·TD² (eq. 23), or the Huber loss of width ``huber_delta`` (TD errors beyond
-        it count linearly: deep-fade latencies of hundreds of seconds would otherwise
-        dominate the squared loss)."""
+    def td_loss(td):  # Huber: deep-fade latencies would dominate ½·TD²
         if config.huber_delta is None:
             return 0.5 * td**2
         return optax.huber_loss(td, delta=config.huber_delta)
-
-    def learning_rate(it, hp: HParams):
-        """lr, linearly annealed to ``lr_final_fraction``·lr over the iterations."""
-        frac = jnp.clip(it / max(config.num_updates - 1, 1), 0.0, 1.0)
-        return hp.lr * (1.0 - (1.0 - config.lr_final_fraction) * frac)
 
     def q_values(agent_params, ep: Episode):
         """Online/target-style Q over one batch: (T, B, n, |A|) now and at next."""
@@ -412,11 +399,11 @@ def make_train(env, config: Config):
         r = ep.reward * scale
         cont = config.gamma * (1.0 - ep.terminated.astype(jnp.float32))
         if config.mixer == "none":
-            td = q_taken - (r[..., None] + cont[..., None] * q_boot)
+            td = q_taken - (r + cont[..., None] * q_boot)
         else:
             q_tot = mix(net_params.get("mixer"), q_taken, ep.inputs)
             q_tot_next = mix(target_params.get("mixer"), q_boot, ep.final_inputs)
-            td = q_tot - jax.lax.stop_gradient(r + cont * q_tot_next)
+            td = q_tot - jax.lax.stop_gradient(jnp.mean(r, -1) + cont * q_tot_next)
         return jnp.mean(td_loss(td)), jnp.mean(q_taken)
 
     def train(key: chex.PRNGKey, params: Any, hparams: HParams | None = None):
@@ -437,7 +424,7 @@ def make_train(env, config: Config):
             actions=jnp.zeros((horizon, n), jnp.int32),
             final_inputs=jnp.zeros((horizon, n, spec.obs_dim + a_n)),
             final_masks=jnp.zeros((horizon, n, a_n), bool),
-            reward=jnp.zeros((horizon,)),
+            reward=jnp.zeros((horizon, n)),
             terminated=jnp.zeros((horizon,), bool),
             resets=jnp.zeros((horizon,), bool),
         )
@@ -467,7 +454,8 @@ def make_train(env, config: Config):
             return (net_params, target_params, opt_state, buf), (loss, q_mean)
 
         def iteration(carry, it_key):
-            net_params, target_params, opt_state, buf, act, it = carry
+            net_params, target_params, opt_state, buf, act, it, best = carry
+            acting = net_params["agent"]
             k_roll, k_upd = jax.random.split(it_key)
             eps = epsilon(it, hp)
             (_, act, _), rec = jax.lax.scan(
@@ -476,13 +464,13 @@ def make_train(env, config: Config):
             fields = {f: jnp.swapaxes(rec[f][:, :n_train], 0, 1) for f in Episode._fields}
             buf = replay.add_batch(buf, Episode(**fields))
             (net_params, target_params, opt_state, buf), (loss, q_mean) = jax.lax.scan(
-                functools.partial(update, lr=learning_rate(it, hp)),
+                functools.partial(update, lr=hp.lr),
                 (net_params, target_params, opt_state, buf),
                 jax.random.split(k_upd, config.updates_per_iter))
             it = it + 1
             target_params = core.gate(it % hp.target_update_interval == 0, net_params,
                                       target_params)
-            ret = jnp.sum(rec["reward"], axis=0)  # (n_all,) team return per episode
+            ret = jnp.sum(jnp.mean(rec["reward"], -1), 0)  # (n_all,) return per episode
             metrics = {"return_mean": jnp.mean(ret[:n_train]), "td_loss": jnp.mean(loss),
                        "q_taken_mean": jnp.mean(q_mean), "epsilon": eps}
             for k, v in rec["metrics"].items():
@@ -491,12 +479,17 @@ def make_train(env, config: Config):
                     metrics[f"eval_{k}"] = jnp.mean(v[:, n_train:])
             if n_eval:
                 metrics["eval_return_mean"] = jnp.mean(ret[n_train:])
-            return (net_params, target_params, opt_state, buf, act, it), metrics
+                best = core.gate(metrics["eval_return_mean"] > best[0],
+                                 (metrics["eval_return_mean"], acting), best)
+            carry = (net_params, target_params, opt_state, buf, act, it, best)
+            return carry, metrics
 
-        carry = (net_params, target_params, opt_state, buf, act, jnp.zeros((), jnp.int32))
-        (net_params, *_), metrics = jax.lax.scan(
+        best = (jnp.float32(-jnp.inf), net_params["agent"])
+        carry = (net_params, target_params, opt_state, buf, act, jnp.zeros((), jnp.int32), best)
+        (net_params, *_, best), metrics = jax.lax.scan(
             iteration, carry, jax.random.split(key, config.num_updates))
-        return net_params["agent"], metrics
+        keep = config.keep_best and n_eval > 0
+        return (best[1] if keep else net_params["agent"]), metrics
 
     return train
 

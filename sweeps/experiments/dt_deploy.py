@@ -18,14 +18,17 @@ Protocol (decisions where the paper is silent)
 * Learners: ``agents.value_decomp`` (GRU + FC, γ = 0.9 as the paper), training seeds
   (``sweeps.methods``: 3 at the default scale, 5 at the paper scale) trained at once
   with ``jit(vmap(train))``. Every learner gets the same reward normalisation (the
-  adapter's 1/I: the negative per-user objective), the same env-step budget (iterations
-  × ``num_envs`` episodes × horizon) and greedy evaluation. lr, ε decay and target period
+  adapter's 1/I: the negative per-user objective; IQL learns each user on its own term
+  of the shared reward, VDN and QMIX on the shared reward: ``agents/adapters/dt_deploy``),
+  the same env-step budget (iterations × ``num_envs`` episodes × horizon) and greedy
+  evaluation of the returned iterate (``keep_best``: the best greedy return on the
+  in-training evaluation envs, never the final evaluation episodes). lr, ε decay and target period
   are per learner from ``TUNED``: chosen by ``dt_deploy_tune`` (one
   ``value_decomp.make_sweep`` call per learner over ``TUNE_GRID`` × training seeds,
   selected on the greedy evaluation envs *inside* training, never on the final
   evaluation episodes); its report says whether its choice equals ``TUNED``.
   One "epoch" of the x axis is one training iteration (``num_envs`` episodes collected,
-  2 gradient steps). Curves are the greedy evaluation envs inside training.
+  8 gradient steps). Curves are the greedy evaluation envs inside training.
 * References beside the paper's methods: the exact per-step optimum, simultaneous and
   sequential greedy, and the best constant policy (every user on one fixed layer,
   chosen on 16 selection episodes of keys disjoint from the evaluation keys).
@@ -82,15 +85,16 @@ TUNE_GRID = dict(lr=(1e-3, 3e-3), eps_decay_fraction=(0.3, 0.6),
 TUNE_TAIL = 0.2
 #: per learner (lr, ε decay fraction, target period) used by every figure: the choice of
 #: ``dt_deploy_tune`` at the default scale (20 users, 100 iterations × 8 gradient steps,
-#: 3 training seeds, the adapter's delay features; run on 1a7a899, 826 s CPU): the grid
-#: point with the highest mean greedy reward per step over the last 20 % of training.
-#: The CIs of most grid points overlap (VDN −11.9 ± 4.0 best vs −12.2 ± 0.05 runner-up;
-#: IQL every point −12.98 … −13.05, i.e. all-local; QMIX −13.8 ± 13.1 best), so the
-#: choice is the sweep's, not a significant optimum; ``dt_deploy_tune``'s report says
+#: 3 training seeds, the highest mean greedy reward per step over the last 20 % of
+#: training). VDN and QMIX: run on 1a7a899 (826 s CPU; VDN −11.9 ± 4.0 best vs −12.2 ±
+#: 0.05 runner-up, QMIX −13.8 ± 13.1 best). IQL: rerun with its own-reward signal on
+#: 9d4debc (``--cells iql``): lr 3e-3, ε 0.3, period 2 at −10.13 ± 0.25 (L_sum 13.46 ±
+#: 0.25 s); every lr-3e-3 point is within its CIs (13.45-13.50 s), lr 1e-3 13.8-14.0 s.
+#: The choice is the sweep's, not a significant optimum; ``dt_deploy_tune``'s report says
 #: whether a rerun still agrees.
 TUNED = {
     "proposed": dict(lr=3e-3, eps_decay_fraction=0.3, target_update_interval=2),
-    "iql": dict(lr=1e-3, eps_decay_fraction=0.3, target_update_interval=8),
+    "iql": dict(lr=3e-3, eps_decay_fraction=0.3, target_update_interval=2),
     "qmix": dict(lr=3e-3, eps_decay_fraction=0.6, target_update_interval=8),
 }
 
