@@ -110,10 +110,9 @@ class Config:
         eps_decay_fraction=core.UNIT, target_update_interval=core.COUNT, hidden=core.COUNT,
         fc=core.COUNT, mixer_embed=core.COUNT, hyper_hidden=core.COUNT,
         reward_scale=core.POSITIVE, huber_delta=core.POSITIVE)
+    CHOICES: ClassVar = dict(mixer=MIXERS)
 
     def __post_init__(self):
-        if self.mixer not in MIXERS:
-            raise ValueError(f"Config: field 'mixer' must be one of {MIXERS}, got {self.mixer!r}")
         core.check_config(self)
 
 
@@ -222,28 +221,22 @@ class _Spec(NamedTuple):
 
 
 def _spec(env, config: Config) -> _Spec:
-    cls = config.agent_class or for_env(env).learning_class(env)
-    if cls not in env.agent_classes:
-        raise ValueError(f"Config: agent_class '{cls}' not in {env.agent_classes}")
+    ad = for_env(env)
+    cls = ad.learning_class(env, config.agent_class)
     if len(env.agent_classes) != 1:
         raise ValueError("value_decomp learns one agent class; env has "
                          f"{env.agent_classes}")
     space = env.action_space(cls)
     if not hasattr(space, "n"):
         raise ValueError(f"value_decomp needs a Discrete action space, got {space!r}")
-    ad = for_env(env)
-    d = (ad.num_observation_features(env) if hasattr(ad, "num_observation_features")
-         else int(env.observation_space(cls).shape[-1]))
-    return _Spec(env.num_agents(cls), d, space.n, cls)
+    return _Spec(env.num_agents(cls), ad.num_observation_features(env), space.n, cls)
 
 
 def _features(env):
     """``(obs (..., n, d_env), params) -> (..., n, d)``: the adapter's observation
     features (e.g. dt_deploy's per-node delays) or the observation itself."""
     ad = for_env(env)
-    if hasattr(ad, "observation_features"):
-        return lambda obs, params: ad.observation_features(env, obs, params)
-    return lambda obs, params: obs
+    return lambda obs, params: ad.observation_features(env, obs, params)
 
 
 def _agent_net(spec: _Spec, config: Config) -> AgentQNet:
@@ -283,7 +276,7 @@ def _make_act(env, spec: _Spec, net: AgentQNet):
         x = jnp.concatenate([features(obs[cls], params), last_action], axis=-1)
         # the reset flag of THIS step (= done of the previous step) zeroes h before x_t
         h, q = net.apply(agent_params, h, core.with_agent_id(x), jnp.broadcast_to(reset, (n,)))
-        greedy = jnp.argmax(mask_logits(q, mask), axis=-1)
+        greedy = core.greedy(mask_logits(q, mask))  # NaN Q-values → INVALID_ACTION
         random = env.action_space(cls, params).sample(k_random, mask)
         explore = jax.random.uniform(k_explore, (n,)) < eps
         return h, q, x, mask, jnp.where(explore, random, greedy).astype(jnp.int32)
