@@ -203,10 +203,9 @@ def make_task_loss(env, cfg: madfrl.Config):
         target = batch["rew"] * cfg.reward_scale + cfg.gamma * (1.0 - batch["term"]) * q_next
         td = jnp.mean((q(critic_p, batch["obs"], batch["feat"]) - target) ** 2)
         lg, pre = nets.actor.apply(actor_p, batch["obs"])
-        oh, un = madfrl.relaxed(batch["key"], lg, pre, batch["masks"], nets.group,
-                                cfg.gumbel_temperature)
-        actor_loss = -jnp.mean(q(fixed_critic, batch["obs"],
-                                 madfrl.features_from(oh, un, nets.group)))
+        actor_loss = -jnp.mean(madfrl.actor_objective(
+            functools.partial(q, fixed_critic, batch["obs"]), batch["key"], lg, pre,
+            batch["masks"], nets.group, cfg.gumbel_temperature))
         return td + actor_loss
 
     return task_loss

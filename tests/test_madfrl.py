@@ -13,7 +13,7 @@ from agents.heuristics import sgin as sgin_refs
 from jaxsg.wrappers import rollout
 
 SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
-CONFIG = madfrl.Config(num_envs=8, num_updates=60, batch_size=64, buffer_size=256,
+CONFIG = madfrl.Config(num_envs=8, num_updates=2000, batch_size=64, buffer_size=256, gamma=0.0,
                        warmup_updates=8)
 SEEDS = 3
 EVAL_EPISODES = 16
