@@ -24,7 +24,7 @@ CONFIG = mm.Config(madfrl=MADFRL_CONFIG, meta_iterations=30, num_tasks=4, num_en
 
 
 @pytest.fixture(scope="module")
-def maml_run():
+def maml_run():  # ≈ 2 min CPU: slow-marked; the fast check is test_madfrl's actor test
     """The same stated margins and evaluation as MADFRL's test (``tests/test_madfrl.py``)."""
     env, _ = jaxsg.make("sgin", **SMALL)
     out = learned_vs_references(mm.make_train(env, CONFIG), mm.make_policy, CONFIG)
@@ -32,6 +32,7 @@ def maml_run():
     return out
 
 
+@pytest.mark.slow
 def test_maml_madfrl_beats_the_best_constant(maml_run):
     out = maml_run
     assert out["metrics"]["meta_loss"].shape == (SEEDS, CONFIG.meta_iterations)
@@ -40,6 +41,7 @@ def test_maml_madfrl_beats_the_best_constant(maml_run):
     assert np.all(out["paired_lead"] > CONSTANT_MARGIN), out
 
 
+@pytest.mark.slow
 @LEADER_NOT_YET
 def test_maml_madfrl_leader_prices_like_stackelberg(maml_run):
     out = maml_run
