@@ -7,24 +7,19 @@ own state (privacy: no information exchange between followers); their critics
 
 * Critic: ``(r·κ + γ·Q'_i(s'_i, π'_i(s'_i)) − Q_i(s_i, a_i))²`` with target
   networks (soft updates, rate τ) and :mod:`agents.replay` (one item = one env
-  step of every agent) carried in the training scan. κ = ``reward_scale``
-  (the literal eq. 33 reward Q·D + V·F is O(10²–10⁴); we scale it by a fixed
-  constant rather than a running statistic so that returns stay comparable
-  across runs). Truncated episodes bootstrap from
-  ``info["final_observation"]``; only ``terminated`` stops bootstrapping.
+  step of every agent) in the training scan. κ = ``reward_scale``, a fixed
+  constant (not a running statistic: returns stay comparable across runs).
+  Truncated episodes bootstrap from ``info["final_observation"]``.
 * Actor: ``−Q_i(s_i, π_i(s_i))`` through straight-through Gumbel-softmax
-  discrete heads (offload, LEO, channel; forward one-hot, backward relaxed)
-  and reparameterised tanh continuous heads (cpu_ghz, block_mbit: the
-  deterministic tanh(μ) mapped to the action bounds, DDPG style).
-* Exploration: discrete heads sample from the masked softmax, with
-  probability ε a uniform available option (ε decays linearly); continuous
-  heads add Gaussian noise before the tanh.
-* Action representation (ours; the paper does not say how its actor encodes
-  the channel and LEO): the channel head is an offset from the follower's index
-  (``relative_heads``, see ``to_env_action``), and the LEO head picks the k-th
-  best of the follower's own links by observed path loss (``ranked_heads``,
-  see ``head_orders``). Both keep the FL-shared actor from sending every DT to
-  one channel or one satellite label. Set both to ``()`` for plain labels.
+  discrete heads and tanh continuous heads mapped to the action bounds (DDPG
+  style); mode heads valued per option (:func:`actor_objective`).
+* Exploration: ε-uniform (ε decays linearly) over a discrete head's available
+  options and over a continuous head's range; otherwise the masked softmax and
+  Gaussian noise before the tanh.
+* Action representation (ours): ``relative_heads`` (offsets from the agent's
+  index, :func:`to_env_action`), ``ranked_heads`` (k-th best option by an own
+  feature, :func:`head_orders`), ``mode_heads`` (:func:`select_modes`); the
+  adapter's defaults, ``()`` for plain labels.
 * Leader: a DDPG actor-critic on S_L (sgin: CPU billed last slot, c, and the price
   in force) with reward Σ(λ − c)·f (eq. 11), setting the price of every DT
   (``learn_leader``; otherwise the leader plays the scenario adapter's
@@ -32,18 +27,11 @@ own state (privacy: no information exchange between followers); their critics
   the price action of step t is in force at step t + 1, so the transition
   (o_t, a_t) is stored one step late with the profit of step t + 1 and next
   observation o_{t+1} (``TrainState.prev_leader``); a transition across an episode
-  reset (where the reset price is in force instead) has weight 0. The actor maps
-  its tanh output onto the adapter's ``leader_bounds`` (sgin: [0.5, 1.5]·λ₀, the
-  Stackelberg reference's grid; see :func:`leader_bounds`).
-* Per-mode continuous heads (``mode_heads``, adapter default; sgin: ``cpu`` per
-  offload mode): see :func:`select_modes`.
+  reset has weight 0. Prices lie in :func:`leader_bounds`.
 * Federated learning (eq. 34-36): every ``federated.period`` updates the
-  follower *actors* are aggregated with ``agents.federated.maybe_aggregate``
-  (FedAvg with the adapter's ``federated_weights``: for sgin, task size and LEO
-  distance read from the followers' own observations, eq. 36) and the global
-  model is issued to every follower; critics stay local.
-* Which classes lead and follow, the head encodings and the posted price are
-  the scenario adapter's (``agents.adapters``); this module names no scenario.
+  follower *actors* are aggregated (``agents.federated.maybe_aggregate``, FedAvg
+  with the adapter's ``federated_weights``) and issued to every follower; critics
+  stay local. Everything scenario-specific is the adapter's (``agents.adapters``).
 
 ``make_train(env, config) -> train(key, env_params, init=None) -> (policy_params,
 metrics)`` runs the whole loop in one ``lax.scan``, so ``jax.jit(jax.vmap(train))`` trains
@@ -92,20 +80,12 @@ class Config:
     eps_decay_fraction: float = 1.0
     noise_std: float = 0.3
     hidden: Sequence[int] = (64, 64)
-    #: append a one-hot follower index to each follower's observation (its own, not
-    #: private, information). Alone it did not stop the channel collapse at 4×12 DTs
-    #: (29 Mbit/slot with and without it, 2 seeds): FL averaging dilutes each
-    #: follower's id row. ``relative_heads`` does (see ``to_env_action``).
+    #: append a one-hot follower index to each follower's observation (alone it did not
+    #: stop the channel collapse at 4×12 DTs: FL averaging dilutes each id row)
     agent_id: bool = True
-    #: discrete heads read relative to the follower's index i: the head outputs k and the
-    #: env receives (k + i) mod n. None: the scenario adapter's. See ``to_env_action``.
+    #: None: the adapter's (``to_env_action``, ``head_orders``, ``select_modes``)
     relative_heads: tuple[str, ...] | None = None
-    #: (head, observation feature): the head picks the k-th smallest entry of the
-    #: feature instead of an option by label. None: the adapter's. See ``head_orders``.
     ranked_heads: tuple[tuple[str, str], ...] | None = None
-    #: (continuous head, discrete head): the actor outputs one value of the continuous
-    #: head per option of the discrete head and plays the chosen option's (see
-    #: ``select_modes``). None: the adapter's ``mode_heads`` (sgin: cpu per offload mode).
     mode_heads: tuple[tuple[str, str], ...] | None = None
     learn_leader: bool = True
     #: actor aggregation; "fedavg" weights come from the adapter's ``federated_weights``
@@ -123,9 +103,8 @@ class Config:
 
     def heads(self, ad) -> tuple[tuple, tuple]:
         """``(relative_heads, ranked_heads)`` with the adapter's defaults filled in."""
-        rel = ad.relative_heads if self.relative_heads is None else self.relative_heads
-        ranked = ad.ranked_heads if self.ranked_heads is None else self.ranked_heads
-        return tuple(rel), tuple(ranked)
+        return (tuple(ad.relative_heads if self.relative_heads is None else self.relative_heads),
+                tuple(ad.ranked_heads if self.ranked_heads is None else self.ranked_heads))
 
     def modes(self, ad) -> tuple:
         """``mode_heads`` with the adapter's default (``()`` if it names none)."""
@@ -177,16 +156,8 @@ def _group(space, modes=()) -> Group:
 
 def select_modes(onehots: dict, unit: dict, group: Group) -> dict:
     """Per-mode continuous heads: ``unit[k]`` (…, options·size) → the chosen option's
-    block (…, size), weighted by the (straight-through) one-hot so the actor's gradient
-    reaches the chosen mode's value only.
-
-    Why (sgin, ``payoff="cloud"``): ``cpu`` is mode-relative, so one value means
-    ≈ 3 GHz locally and ≈ 20 GHz in the cloud; a single head must serve both, and a
-    cpu that suits local computing makes offloading look ruinous to the critic (the
-    greedy MADFRL followers stopped offloading: no leader revenue, −282 vs the best
-    constant's −119 per DT-slot on the 2×3-DT test config). One value per mode lets
-    each mode's CPU be learned on its own.
-    """
+    block (…, size). Why (sgin): the mode-relative ``cpu`` means ≈ 3 GHz locally and
+    ≈ 20 GHz in the cloud; one value cannot suit both, so each mode has its own."""
     if not group.modes:
         return unit
     unit = dict(unit)
@@ -234,7 +205,10 @@ def explore(key, logits, pre, masks, group, eps, noise_std):
         onehots[k] = jax.nn.one_hot(jnp.where(coin, uniform, sampled), n)
     cont_keys = jax.random.split(k_cont, max(len(group.continuous), 1))
     for (k, _), kk in zip(group.continuous, cont_keys):
-        unit[k] = jnp.tanh(pre[k] + noise_std * jax.random.normal(kk, pre[k].shape))
+        k_noise, k_uniform, k_coin = jax.random.split(kk, 3)
+        noisy = jnp.tanh(pre[k] + noise_std * jax.random.normal(k_noise, pre[k].shape))
+        uniform = jax.random.uniform(k_uniform, pre[k].shape, minval=-1.0, maxval=1.0)
+        unit[k] = jnp.where(jax.random.uniform(k_coin, pre[k].shape) < eps, uniform, noisy)
     return onehots, select_modes(onehots, unit, group)
 
 
@@ -249,7 +223,8 @@ def greedy(logits, pre, masks, group):
 
 
 def relaxed(key, logits, pre, masks, group, temperature):
-    """Straight-through Gumbel-softmax one-hots and reparameterised tanh means."""
+    """Straight-through Gumbel-softmax one-hots and reparameterised tanh means (the
+    per-mode continuous blocks not yet selected, see :func:`actor_objective`)."""
     onehots = {}
     keys = jax.random.split(key, max(len(group.discrete), 1))
     for i, (k, n) in enumerate(group.discrete):
@@ -258,22 +233,52 @@ def relaxed(key, logits, pre, masks, group, temperature):
         soft = jax.nn.softmax((lg + g) / temperature, axis=-1)
         hard = jax.nn.one_hot(jnp.argmax(soft, -1), n)
         onehots[k] = hard + soft - jax.lax.stop_gradient(soft)
-    return onehots, select_modes(onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous},
-                                 group)
+    return onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous}
+
+
+PRE_TANH_LIMIT = 3.0  #: tanh'(3) ≈ 0.01: a mean kept below it can still move
+
+
+def actor_objective(q_fn, key, logits, pre, masks, group, temperature):
+    """The actor's objective per sample: ``q_fn(features)`` at the relaxed action, less
+    a hinge on pre-tanh means beyond ``PRE_TANH_LIMIT``.
+
+    With mode heads it is valued per option k of the mode's discrete head d (P-DQN
+    style, Xiong et al. 2018): Q_k = Q(s, d = k, x_k), x_k option k's own continuous
+    block. The blocks ascend Σ_k Q_k; d's logits ascend log p(argmax_k Q_k), a
+    cross-entropy to the critic's choice that, unlike ∇Σ_k p_k·Q_k, does not vanish
+    once p_k ≈ 0. Why: with the straight-through sample alone a block learns only while
+    its option is sampled. Measured on the sgin 2×3-DT test config (γ = 0, 2000 updates,
+    3 seeds): the cloud-CPU block saturated at pre ≈ −11 (tanh' ≈ 1e-9), offloading
+    looked ruinous and every DT stayed local (−153 per DT-slot, best constant −121);
+    with this objective and the hinge, −19 to −24."""
+    oh, unit = relaxed(key, logits, pre, masks, group, temperature)
+    total = -sum(jnp.sum(jax.nn.relu(jnp.abs(v) - PRE_TANH_LIMIT) ** 2, -1) for v in pre.values())
+    by = {d for _, d in group.modes}
+    if not by:
+        return total + q_fn(features_from(oh, select_modes(oh, unit, group), group))
+    for d in sorted(by):  # a few static heads; their options are vmapped below
+        n = dict(group.discrete)[d]
+
+        def q_of(option, d=d, n=n):
+            pick = dict(oh, **{d: jnp.broadcast_to(jax.nn.one_hot(option, n), oh[d].shape)})
+            return q_fn(features_from(pick, select_modes(pick, unit, group), group))
+
+        mask = None if masks is None else masks.get(d)
+        q = jnp.moveaxis(jax.vmap(q_of)(jnp.arange(n)), 0, -1)  # (..., n)
+        best = jax.nn.one_hot(jnp.argmax(_masked(jax.lax.stop_gradient(q), mask), -1), n)
+        log_p = jax.nn.log_softmax(_masked(logits[d], mask), -1)
+        total = total + jnp.sum(q + best * log_p, -1)
+    return total
 
 
 def head_orders(env, obs, ranked_heads, agent_class: str) -> dict:
     """{head: option indices sorted by the named feature of ``obs``}, shape (..., n, options).
 
-    The feature's position comes from ``env.observation_slices(agent_class)``. With
-    sgin's ``("leo", "path_loss")`` (the adapter's default) a follower's LEO head
-    chooses "my k-th best link" rather than "satellite number k". Satellite labels carry no
-    information (every
-    LEO's geometry is drawn alike), and a shared (federated) actor must otherwise learn
-    argmin over the path-loss features through its critic. Measured at the sgin
-    defaults with FL and channel offsets: 336 Mbit/slot after 400 or 1500 updates, the
-    same as a fixed LEO, vs 521 for the best-link LEO with MAMCC's channels. The
-    ranking is the follower's own measurement, so no information is exchanged.
+    Positions from ``env.observation_slices``. sgin's ``("leo", "path_loss")``: the LEO
+    head picks "my k-th best link", not a satellite label (labels carry no information).
+    Measured at the sgin defaults with FL and channel offsets: by label 336 Mbit/slot
+    after 400 or 1500 updates vs 521 for the best link. Own measurements only.
     """
     if not ranked_heads:
         return {}
@@ -290,15 +295,10 @@ def masks_in_rank_order(masks: dict, orders: dict) -> dict:
 def to_env_action(onehots, unit, group, low, high, relative=(), orders=None):
     """One-hots → ints; unit values in [−1, 1] → the action bounds.
 
-    Heads named in ``relative`` are offsets from the agent's index: agent i (last
-    axis) choosing k sends (k + i) mod n to the env. After an FL round every
-    follower holds the same actor, and a shared actor maps similar states to the same
-    channel, so all 48 DTs pile onto one channel (measured at the sgin defaults:
-    28.8 Mbit/slot vs 325 for uniformly random channels). Read as offsets, "everyone
-    picks k" spreads the DTs over the channels instead (the assignment MAMCC uses).
-    The one-hot agent id did not fix this: with FL, each agent trains only its own
-    id row, and averaging dilutes that row 48-fold. Only for heads whose options are
-    all available (sgin's channels are), since masks are not rotated.
+    Heads in ``relative`` are offsets: agent i (last axis) choosing k sends (k + i) mod n.
+    An FL-shared actor otherwise piles every DT onto one channel (sgin defaults:
+    28.8 Mbit/slot vs 325 for random channels); as offsets, "everyone picks k" spreads
+    them (MAMCC's assignment). Only for heads whose options are all available.
     """
     action = {k: jnp.argmax(onehots[k], -1).astype(jnp.int32) for k, _ in group.discrete}
     sizes = dict(group.discrete)
@@ -319,7 +319,7 @@ def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, 
     """The followers' decision, written once for training, data collection and the
     policy: rank the heads (:func:`head_orders`), permute the masks to match, run
     ``apply_actor`` on the network input (:func:`follower_obs`), explore with ``key``
-    (ε-uniform discrete heads, Gaussian noise) or act greedily without one, and map the
+    (:func:`explore`) or act greedily without one, and map the
     result to env actions. Returns ``(one-hots, unit values, env action, ranked masks,
     network input)``."""
     ad = for_env(env)
@@ -392,11 +392,8 @@ def _spec(env, cfg: Config) -> _Spec:
 
 def leader_bounds(env, l_cls: str, params) -> tuple[dict, dict]:
     """The range the leader's actor maps its tanh output onto: the adapter's
-    ``leader_bounds(env, params)`` if it has one (sgin: [0.5, 1.5]·λ₀, the Stackelberg
-    reference's price grid, so the untrained actor posts λ₀), else the action space's.
-    Measured on the 2×3-DT test config with the full range [0, 10]: the untrained
-    actor posts ≈ 5 = 5·λ₀, the followers learn not to buy at that price, every price
-    then earns 0 and the leader's critic has nothing to learn from (profit 0, 2 seeds)."""
+    ``leader_bounds(env, params)`` if it has one (sgin: [0.5, 1.5]·λ₀), else the action
+    space's (sgin's [0, 10]: the untrained actor posts 5·λ₀, nobody buys, profit 0)."""
     ad = for_env(env)
     if hasattr(ad, "leader_bounds"):
         return ad.leader_bounds(env, params)
@@ -461,8 +458,9 @@ def make_train(env, config: Config):
 
         def actor_loss(p):
             lg, pre = core.stacked_apply(actor.apply, p, obs)
-            oh, un = relaxed(key, lg, pre, masks, group, cfg.gumbel_temperature)
-            return -jnp.mean(apply_critic(critic_p, obs, features_from(oh, un, group)), 0).sum()
+            value = actor_objective(functools.partial(apply_critic, critic_p, obs), key, lg,
+                                    pre, masks, group, cfg.gumbel_temperature)
+            return -jnp.mean(value, 0).sum()
 
         a_loss, a_grads = jax.value_and_grad(actor_loss)(gs.actor)
         a_upd, a_opt = jax.vmap(actor_tx.update)(a_grads, gs.actor_opt, gs.actor)

@@ -16,13 +16,12 @@ Each meta-iteration, for a batch of tasks (vmapped):
    (every follower acts with the shared actor; transitions of all followers
    pooled): the support set;
 2. inner loop: θ'_Γ = ``maml.adapt(θ, support, task_loss, inner_steps,
-   inner_lr)`` (SGD; first-order MAML by default, ``first_order=False`` for the
-   exact second-order meta-gradient);
+   inner_lr)`` (SGD; the exact second-order meta-gradient by default,
+   ``first_order=True`` for FOMAML);
 3. the query set: the *adapted* policy θ'_Γ continues the same episodes for the
    other half (Alg. 2 evaluates the adapted parameters on fresh task data);
 4. outer update (Adam) of θ on mean_Γ task_loss(θ'_Γ, query) — eq. 31-32,
-   through the inner loop (exactly with ``first_order=False``; first order
-   treats dθ'/dθ as the identity).
+   through the inner loop (first order treats dθ'/dθ as the identity).
 
 ``task_loss`` is MADFRL's own loss on a batch: the critic's TD error
 (r·κ + γ·Q(s', π(s')) − Q(s, a))², target held fixed (``stop_gradient``; no
@@ -39,13 +38,7 @@ want one meta-initialisation shared by a whole axis call
 :func:`make_meta_train` once and pass ``init=`` to ``madfrl.make_train``'s
 ``train``.
 
-Why first order by default: with the exact second-order meta-gradient the
-initialisations trained *worse* than a random one (measured in
-``Config.first_order``'s comment). Our reading, not proven: the loss-based
-meta-objective lets second-order MAML lower the post-adaptation loss by
-shaping how far one inner step moves (e.g. steep critic gradients), which
-gives MADFRL a badly scaled start; first-order MAML cannot exploit the step.
-The second-order path stays available and tested (``tests/test_maml.py``).
+Second order by default (``Config.first_order``'s comment has the measurements).
 
 Fast adaptation (:func:`make_adaptation_eval`) measures the paper's untested
 claim: on a held-out task, collect one support batch with the
@@ -83,13 +76,11 @@ class Config:
     inner_steps: int = 1
     inner_lr: float = 0.01
     outer_lr: float = 1e-3
-    #: first-order MAML by default here (``maml.adapt`` itself defaults to second order):
-    #: measured in round 1 (payoff="paper", eq. 33 reward, query set collected before
-    #: adaptation) on the 2×3-DT config, 4 seeds, MADFRL reward after 60 updates from the
-    #: initialisation — first order (inner lr 0.01): 90–100; second order: −245 to −41;
-    #: joint pretraining (no inner loop): 68–91; random init: 63–83. See module docstring.
-    #: Not re-measured under the cloud payoff / drift-plus-penalty defaults.
-    first_order: bool = True
+    #: second order (DESIGN.md). Measured on the 2×3-DT test config (tests/test_maml_madfrl.py,
+    #: 3 seeds, cloud payoff): second order −16.6 / −19.9 / −16.7 per DT-slot, query loss
+    #: after adaptation 10.9 vs 12.5 before; first order −17.2 / −16.2 / −15.7. (Round 1,
+    #: paper payoff with the query set collected before adaptation: second order was worse.)
+    first_order: bool = False
     eps: float = 0.2  # exploration while collecting task data
 
     BOUNDS: ClassVar = dict(
@@ -203,10 +194,9 @@ def make_task_loss(env, cfg: madfrl.Config):
         target = batch["rew"] * cfg.reward_scale + cfg.gamma * (1.0 - batch["term"]) * q_next
         td = jnp.mean((q(critic_p, batch["obs"], batch["feat"]) - target) ** 2)
         lg, pre = nets.actor.apply(actor_p, batch["obs"])
-        oh, un = madfrl.relaxed(batch["key"], lg, pre, batch["masks"], nets.group,
-                                cfg.gumbel_temperature)
-        actor_loss = -jnp.mean(q(fixed_critic, batch["obs"],
-                                 madfrl.features_from(oh, un, nets.group)))
+        actor_loss = -jnp.mean(madfrl.actor_objective(
+            functools.partial(q, fixed_critic, batch["obs"]), batch["key"], lg, pre,
+            batch["masks"], nets.group, cfg.gumbel_temperature))
         return td + actor_loss
 
     return task_loss

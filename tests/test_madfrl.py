@@ -3,6 +3,7 @@
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -13,8 +14,10 @@ from agents.heuristics import sgin as sgin_refs
 from jaxsg.wrappers import rollout
 
 SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
-CONFIG = madfrl.Config(num_envs=8, num_updates=60, batch_size=64, buffer_size=256,
-                       warmup_updates=8)
+#: γ = 0: the drift-plus-penalty reward is built to be maximised slot by slot (Lyapunov
+#: optimisation); measured with γ = 0.9 instead: −47 to −76 per DT-slot, learned profit 0–36.
+CONFIG = madfrl.Config(num_envs=8, num_updates=2000, batch_size=64, buffer_size=256,
+                       warmup_updates=8, gamma=0.0)
 SEEDS = 3
 EVAL_EPISODES = 16
 
@@ -57,23 +60,53 @@ def learned_vs_references(train, make_policy, config, seeds=SEEDS):
 #: Stackelberg reference's profit (best fixed price, best-response followers).
 CONSTANT_MARGIN = 20.0
 LEADER_SHARE = 0.9
-#: Not met yet (issue 16 item 4): measured on this config with the round-2 fixes (leader
-#: crediting, leader bounds, per-mode cpu, γ ∈ {0, 0.9}), 2 seeds, greedy: follower reward
-#: −247 / −264 (fixed price) and −263 / −259 (learned leader, λ ≈ 1) per DT-slot vs the best
-#: constant's −119 and best response's −44; the greedy followers never offload (leader
-#: profit 0 vs the Stackelberg reference's ≈ 45 per slot). Strict: passing fails the xfail.
-NOT_YET = pytest.mark.xfail(strict=True, raises=AssertionError,
-                            reason="MADFRL does not beat the best constant yet (issue 16 item 4)")
+#: Not met (issue 16 item 4), measured on this config (3 seeds, greedy, commit f72b0b2): the
+#: learned leader earns 26.3 / 25.9 / 26.5 per slot vs the reference's 43.8 (60 %); it
+#: undercuts to λ ≈ 0.7·λ₀ (the myopic re-pricing drift of docs/sgin.md). At the fixed
+#: λ₀ the same followers pay the leader 43.9 / 45.9 / 44.3. Strict: passing fails the xfail.
+LEADER_NOT_YET = pytest.mark.xfail(strict=True, raises=AssertionError,
+                                   reason="the learned leader undercuts (issue 16 item 4)")
 
 
-@NOT_YET
-def test_madfrl_beats_the_best_constant_and_its_leader_prices_like_stackelberg():
+@pytest.fixture(scope="module")
+def madfrl_run():  # ≈ 50 s CPU (3 seeds × 2000 updates, the references): slow-marked
     out = learned_vs_references(madfrl.make_train(env_of_small(), CONFIG), madfrl.make_policy,
                                 CONFIG)
     print({k: v for k, v in out.items() if k != "metrics"})
-    assert np.all(np.isfinite(np.asarray(out["metrics"]["critic_loss"])))
-    assert np.all(out["paired_lead"] > CONSTANT_MARGIN), out
+    return out
+
+
+@pytest.mark.slow
+def test_madfrl_beats_the_best_constant(madfrl_run):
+    """Measured (commit f72b0b2): −20.6 / −23.5 / −18.9 per DT-slot vs the best constant's
+    −120.8 (paired leads 100 / 97 / 102) and best response's −45."""
+    assert np.all(np.isfinite(np.asarray(madfrl_run["metrics"]["critic_loss"])))
+    assert np.all(madfrl_run["paired_lead"] > CONSTANT_MARGIN), madfrl_run
+
+
+@pytest.mark.slow
+@LEADER_NOT_YET
+def test_madfrl_leader_prices_like_stackelberg(madfrl_run):
+    out = madfrl_run
     assert np.all(out["profit"] >= LEADER_SHARE * out["stackelberg_profit"]), out
+
+
+def test_actor_objective_trains_a_mode_block_whose_option_is_never_chosen():
+    """The fast check of the fix behind the slow test: mode 1 (p ≈ 2e-9) is the critic's
+    best (Q = x + 1 > 0.5 at x = 0), so its block and its logit still get gradient."""
+    group = madfrl.Group(discrete=(("mode", 2),), continuous=(("x", 1),), modes=(("x", "mode"),))
+    q_fn = lambda f: jnp.where(f[..., 1] > 0.5, f[..., 2] + 1.0, 0.5)  # noqa: E731
+
+    def objective(logits, pre):
+        return madfrl.actor_objective(q_fn, jax.random.PRNGKey(0), {"mode": logits},
+                                      {"x": pre}, None, group, 1.0).sum()
+
+    g_logits, g_pre = jax.grad(objective, argnums=(0, 1))(jnp.array([[10.0, -10.0]]),
+                                                          jnp.array([[0.0, 0.0]]))
+    assert g_pre[0, 1] > 0.5 and g_logits[0, 1] > 0.9, (g_pre, g_logits)
+    # a saturated pre-tanh mean is pulled back below PRE_TANH_LIMIT
+    g_sat = jax.grad(objective, argnums=1)(jnp.array([[10.0, -10.0]]), jnp.array([[8.0, 0.0]]))
+    assert g_sat[0, 0] < -1.0, g_sat
 
 
 def env_of_small():

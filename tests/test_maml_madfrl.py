@@ -4,9 +4,12 @@ import jax
 import numpy as np
 import pytest
 from test_madfrl import (
+    CONFIG as MADFRL_CONFIG,
+)
+from test_madfrl import (
     CONSTANT_MARGIN,
+    LEADER_NOT_YET,
     LEADER_SHARE,
-    NOT_YET,
     SEEDS,
     SMALL,
     learned_vs_references,
@@ -16,22 +19,32 @@ import jaxsg
 from agents import madfrl
 from agents import maml_madfrl as mm
 
-CONFIG = mm.Config(
-    madfrl=madfrl.Config(num_envs=8, num_updates=60, batch_size=64, buffer_size=256,
-                               warmup_updates=8),
-    meta_iterations=30, num_tasks=4, num_envs=4, rollout_steps=8)
+CONFIG = mm.Config(madfrl=MADFRL_CONFIG, meta_iterations=30, num_tasks=4, num_envs=4,
+                   rollout_steps=8)
 
 
-@NOT_YET
-def test_maml_madfrl_beats_the_best_constant_and_its_leader_prices_like_stackelberg():
+@pytest.fixture(scope="module")
+def maml_run():  # ≈ 2 min CPU: slow-marked; the fast check is test_madfrl's actor test
     """The same stated margins and evaluation as MADFRL's test (``tests/test_madfrl.py``)."""
     env, _ = jaxsg.make("sgin", **SMALL)
     out = learned_vs_references(mm.make_train(env, CONFIG), mm.make_policy, CONFIG)
     print({k: v for k, v in out.items() if k != "metrics"})
+    return out
+
+
+@pytest.mark.slow
+def test_maml_madfrl_beats_the_best_constant(maml_run):
+    out = maml_run
     assert out["metrics"]["meta_loss"].shape == (SEEDS, CONFIG.meta_iterations)
     assert np.all(np.isfinite(np.asarray(out["metrics"]["meta_loss"])))
     assert out["metrics"]["follower_reward"].shape == (SEEDS, CONFIG.madfrl.num_updates)
     assert np.all(out["paired_lead"] > CONSTANT_MARGIN), out
+
+
+@pytest.mark.slow
+@LEADER_NOT_YET
+def test_maml_madfrl_leader_prices_like_stackelberg(maml_run):
+    out = maml_run
     assert np.all(out["profit"] >= LEADER_SHARE * out["stackelberg_profit"]), out
 
 
