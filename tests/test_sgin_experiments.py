@@ -156,7 +156,7 @@ def test_learners_share_the_env_step_budget_and_the_price_regime():
         # one price regime: no learner learns the leader in this comparison
         assert not cfgs["maml_madfrl"].madfrl.learn_leader
         assert not cfgs["madfrl"].learn_leader
-    assert sl.learner_configs("default")["madfrl"].num_updates == 230  # 320 meta + 600
+    assert sl.learner_configs("default")["madfrl"].num_updates == 1080  # 320 meta + 4000
 
 
 def test_compare_learned_cells_reproduce_under_eval_only(tmp_path, capsys):
