@@ -59,6 +59,7 @@ from agents import core, replay
 from agents.adapters import for_env
 from agents.federated import FederatedConfig, maybe_aggregate
 from agents.networks import MASKED_LOGIT, MLP, QCritic, box_bounds, hybrid_heads, orthogonal_dense
+from jaxsg.env import INVALID_ACTION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,8 +215,9 @@ def explore(key, logits, pre, masks, group, eps, noise_std):
 
 def greedy(logits, pre, masks, group):
     onehots = {
-        k: jax.nn.one_hot(jnp.argmax(_masked(logits[k], None if masks is None else masks.get(k)),
-                                     -1), n)
+        # NaN logits → INVALID_ACTION → an all-zero row, which to_env_action keeps invalid
+        k: jax.nn.one_hot(core.greedy(_masked(logits[k], None if masks is None
+                                              else masks.get(k))), n)
         for k, n in group.discrete
     }
     return onehots, select_modes(onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous},
@@ -301,12 +303,14 @@ def to_env_action(onehots, unit, group, low, high, relative=(), orders=None):
     them (MAMCC's assignment). Only for heads whose options are all available.
     """
     action = {k: jnp.argmax(onehots[k], -1).astype(jnp.int32) for k, _ in group.discrete}
+    invalid = {k: ~jnp.any(onehots[k] > 0, -1) for k, _ in group.discrete}  # see greedy
     sizes = dict(group.discrete)
     for k in relative:
         index = jnp.arange(action[k].shape[-1], dtype=jnp.int32)
         action[k] = (action[k] + index) % sizes[k]
     for k, order in (orders or {}).items():  # rank k → the option it stands for
         action[k] = jnp.take_along_axis(order, action[k][..., None], -1)[..., 0].astype(jnp.int32)
+    action = {k: jnp.where(invalid[k], INVALID_ACTION, a) for k, a in action.items()}
     for k, size in group.continuous:
         u = 0.5 * (unit[k] + 1.0)
         u = u if size > 1 else u[..., 0]

@@ -207,7 +207,7 @@ class HybridDistribution(distrax.Joint):
         return sum(self.component_entropies().values())
 
     def mode(self) -> dict:
-        out = {k: self.distributions[k].mode().astype(jnp.int32) for k in self._discrete_names}
+        out = {k: greedy(self.distributions[k].logits) for k in self._discrete_names}
         for k in self._continuous_names:
             a, b = self._params[k]
             if self._kind == "tanh_normal":

@@ -137,3 +137,25 @@ def test_a_diverged_ddqn_policy_is_flagged_by_the_env_not_read_as_option_0():
     np.testing.assert_array_equal(action[cls], jaxsg.INVALID_ACTION)
     _, _, reward, _, _, info = env.step(jax.random.PRNGKey(3), state, action, params)
     assert float(info["nonfinite_action"]) == n and np.all(np.isnan(reward[cls]))
+
+
+@pytest.mark.parametrize("learner", ["madfrl", "mappo"])
+def test_diverged_hybrid_policies_emit_invalid_discrete_heads(learner):
+    """NaN actor parameters: every discrete head of every follower is INVALID_ACTION (not
+    option 0) and the env counts every follower in ``info["nonfinite_action"]``."""
+    env, params = jaxsg.make("sgin", num_mbs=1, users_per_mbs=3, num_leo=2, num_channels=2,
+                             horizon=3)
+    module = {"madfrl": madfrl, "mappo": mappo}[learner]
+    cfg = (madfrl.Config(num_envs=2, num_updates=2, batch_size=2, warmup_updates=1)
+           if learner == "madfrl" else
+           mappo.Config(num_envs=2, num_steps=2, num_updates=1, num_minibatches=1))
+    trained, _ = jax.jit(module.make_train(env, cfg))(jax.random.PRNGKey(0), params)
+    nan = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), trained)
+    obs, state = env.reset(jax.random.PRNGKey(1), params)
+    action = module.make_policy(env, cfg, nan)(jax.random.PRNGKey(2), obs, state, params)
+    for head, value in action["follower"].items():
+        if jnp.issubdtype(value.dtype, jnp.integer):
+            np.testing.assert_array_equal(value, jaxsg.INVALID_ACTION, err_msg=head)
+    _, _, reward, _, _, info = env.step(jax.random.PRNGKey(3), state, action, params)
+    assert float(info["nonfinite_action"]) >= env.num_agents("follower")
+    assert np.all(np.isnan(reward["follower"]))
