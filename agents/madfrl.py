@@ -23,11 +23,14 @@ own state (privacy: no information exchange between followers); their critics
 * Leader: a DDPG actor-critic on S_L (sgin: CPU billed last slot, c, and the price
   in force) with reward Σ(λ − c)·f (eq. 11), setting the price of every DT
   (``learn_leader``; otherwise the leader plays the scenario adapter's
-  ``fixed_actions``: sgin's posted price). Crediting: with ``price_mode="leader"``
-  the price action of step t is in force at step t + 1, so the transition
-  (o_t, a_t) is stored one step late with the profit of step t + 1 and next
-  observation o_{t+1} (``TrainState.prev_leader``); a transition across an episode
-  reset has weight 0. Prices lie in :func:`leader_bounds`.
+  ``fixed_actions``: sgin's posted price). With ``price_mode="leader"`` the price
+  action of step t is in force from step t + 1. By default the leader commits
+  (``leader_commit``, a Stackelberg leader): its first action of an episode is held
+  to the end and the transition (o_0, a_0) is credited with the episode's mean profit
+  at that price; during training it draws that price uniformly (``leader_eps`` = 1).
+  Otherwise it re-prices every slot and (o_t, a_t) is stored one step late with the
+  profit of step t + 1 and next observation o_{t+1} (``TrainState.prev_leader``; a
+  transition across a reset has weight 0). Prices lie in :func:`leader_bounds`.
 * Federated learning (eq. 34-36): every ``federated.period`` updates the
   follower *actors* are aggregated (``agents.federated.maybe_aggregate``, FedAvg
   with the adapter's ``federated_weights``) and issued to every follower; critics
@@ -60,6 +63,7 @@ from agents.adapters import for_env
 from agents.federated import FederatedConfig, maybe_aggregate
 from agents.networks import MASKED_LOGIT, MLP, QCritic, box_bounds, hybrid_heads, orthogonal_dense
 from jaxsg.env import INVALID_ACTION
+from jaxsg.policy import RecurrentPolicy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +93,18 @@ class Config:
     ranked_heads: tuple[tuple[str, str], ...] | None = None
     mode_heads: tuple[tuple[str, str], ...] | None = None
     learn_leader: bool = True
+    #: the leader commits to one price per episode (a Stackelberg leader): its action at
+    #: an episode's first step is held to the end and credited with the episode's mean
+    #: profit at that price. False: it re-prices every slot (credited one step late);
+    #: a myopic per-slot leader undercuts (docs/sgin.md)
+    leader_commit: bool = True
+    #: the per-slot leader's discount (None: ``gamma``; unused when it commits)
+    leader_gamma: float | None = None
+    #: the leader's ε-uniform exploration rate, constant (None: the followers' schedule).
+    #: 1: every training episode draws its price uniformly, so the followers learn their
+    #: response to every price and the leader's critic sees the whole profit curve; the
+    #: greedy (evaluated) leader posts the critic's best price
+    leader_eps: float | None = 1.0
     #: actor aggregation; "fedavg" weights come from the adapter's ``federated_weights``
     federated: FederatedConfig | None = FederatedConfig(rule="fedavg", period=10)
 
@@ -97,7 +113,8 @@ class Config:
         batch_size=core.COUNT, warmup_updates=core.COUNT0, gamma=core.UNIT, tau=core.UNIT,
         actor_lr=core.POSITIVE, critic_lr=core.POSITIVE, max_grad_norm=core.POSITIVE,
         reward_scale=core.POSITIVE, gumbel_temperature=core.POSITIVE, eps_start=core.UNIT,
-        eps_end=core.UNIT, eps_decay_fraction=core.UNIT, noise_std=core.NON_NEGATIVE)
+        eps_end=core.UNIT, eps_decay_fraction=core.UNIT, noise_std=core.NON_NEGATIVE,
+        leader_gamma=core.UNIT, leader_eps=core.UNIT)
 
     def __post_init__(self):
         core.check_config(self)
@@ -424,6 +441,8 @@ def make_train(env, config: Config):
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     vreset = jax.vmap(env.reset, in_axes=(0, None))
     fed = cfg.federated
+    l_gamma = cfg.gamma if cfg.leader_gamma is None else cfg.leader_gamma
+    commit = cfg.learn_leader and cfg.leader_commit
 
     def init_group(key, actor, obs_dim, n_feat, n_agents, init=None):
         if init is None:
@@ -440,14 +459,14 @@ def make_train(env, config: Config):
     def apply_critic(params, obs, feat):
         return core.stacked_apply(critic.apply, params, obs, feat, out_axis=-1)
 
-    def group_update(gs: AgentGroupState, actor, group, batch, key, masks):
+    def group_update(gs: AgentGroupState, actor, group, batch, key, masks, gamma):
         """One critic and one actor step for every agent of a group (vmapped)."""
         obs, feat, nobs = batch["obs"], batch["feat"], batch["nobs"]
         # target: a' from the target actor at s' (greedy), bootstrapped unless terminated
         oh_n, un_n = greedy(*core.stacked_apply(actor.apply, gs.target_actor, nobs), None, group)
         q_next = apply_critic(gs.target_critic, nobs, features_from(oh_n, un_n, group))
         target = jax.lax.stop_gradient(
-            batch["rew"] * cfg.reward_scale + cfg.gamma * (1.0 - batch["term"][:, None]) * q_next)
+            batch["rew"] * cfg.reward_scale + gamma * (1.0 - batch["term"][:, None]) * q_next)
         weight = batch["valid"][:, None]  # 0: a transition that is not one (see prev_leader)
         norm = jnp.maximum(weight.sum(), 1.0)
 
@@ -491,6 +510,13 @@ def make_train(env, config: Config):
         prev_leader = {"obs": jnp.zeros((cfg.num_envs, n_l, obs_dim_l)),
                        "feat": jnp.zeros((cfg.num_envs, n_l, feat_dim(l_group))),
                        "valid": jnp.zeros((cfg.num_envs,))}
+        if commit:  # every env starts an episode: the first step commits a price
+            prev_leader = {
+                "obs": prev_leader["obs"], "feat": prev_leader["feat"],
+                "action": jax.tree.map(lambda a: jnp.zeros((cfg.num_envs,) + a.shape, a.dtype),
+                                       ad.fixed_actions(env, env_params)[l_cls]),
+                "profit": jnp.zeros((cfg.num_envs, n_l)), "count": jnp.zeros((cfg.num_envs,)),
+                "fresh": jnp.ones((cfg.num_envs,), bool)}
         state = TrainState(follower, leader, global_actor, buffer, env_state, obs, prev_leader,
                            k_run, jnp.zeros((), jnp.int32))
         f_low, f_high = box_bounds(env.action_space(f_cls, env_params))
@@ -506,38 +532,63 @@ def make_train(env, config: Config):
             oh, un, f_action, f_masks, f_obs = act_followers(
                 env, cfg, actor, ts.obs[f_cls], masks[f_cls], f_group, f_low, f_high, k_act_f, eps)
             lg_l, pre_l = core.stacked_apply(sp.l_actor.apply, ts.leader.actor, ts.obs[l_cls])
-            oh_l, un_l = explore(k_act_l, lg_l, pre_l, None, l_group, eps, cfg.noise_std)
+            eps_l = eps if cfg.leader_eps is None else cfg.leader_eps
+            oh_l, un_l = explore(k_act_l, lg_l, pre_l, None, l_group, eps_l, cfg.noise_std)
+            l_feat = features_from(oh_l, un_l, l_group)
             if cfg.learn_leader:
                 l_action = to_env_action(oh_l, un_l, l_group, l_low, l_high)
                 l_action = _unwrap(l_action, env.action_space(l_cls))
             else:
                 l_action = posted[l_cls]
+            prev = ts.prev_leader
+            if commit:  # a new price at an episode's first step only, else the held one
+                hold = lambda new, old: jax.tree.map(  # noqa: E731
+                    lambda n, o: jnp.where(prev["fresh"].reshape((-1,) + (1,) * (n.ndim - 1)),
+                                           n, o), new, old)
+                l_action, l_feat = hold(l_action, prev["action"]), hold(l_feat, prev["feat"])
+                l_obs0 = hold(ts.obs[l_cls], prev["obs"])
             action = {f_cls: _unwrap(f_action, env.action_space(f_cls)), l_cls: l_action}
             obs2, env_state, reward, term, trunc, info = vstep(
                 jax.random.split(k_env, cfg.num_envs), ts.env_state, action, env_params)
             final = info["final_observation"]
-            # Leader crediting: the price action of step t−1 set the price in force now, so
-            # its transition (o_{t−1}, a_{t−1}) gets this step's profit and next observation
-            # o_t (which shows that price); it is stored now. After an episode ended the
-            # reset price is in force instead, so that transition is marked invalid.
-            l_feat = features_from(oh_l, un_l, l_group)
             done = (term | trunc).astype(jnp.float32)
+            if commit:
+                # The committed price is in force from the episode's second step on; the
+                # transition (o_0, a_0) is stored when the episode ends, with the mean
+                # profit of those steps and no bootstrap.
+                counted = 1.0 - prev["fresh"].astype(jnp.float32)
+                profit = prev["profit"] + counted[:, None] * reward[l_cls]
+                count = prev["count"] + counted
+                l_item = {"l_obs": l_obs0, "l_feat": l_feat,
+                          "l_rew": profit / jnp.maximum(count, 1.0)[:, None],
+                          "l_nobs": ts.obs[l_cls], "l_valid": done * (count > 0),
+                          "l_term": jnp.ones_like(done)}
+                keep = (1.0 - done)[:, None]
+                prev_leader = {"obs": l_obs0, "feat": l_feat, "action": l_action,
+                               "profit": profit * keep, "count": count * keep[:, 0],
+                               "fresh": done > 0}
+            else:
+                # The price action of step t−1 set the price in force now, so its
+                # transition (o_{t−1}, a_{t−1}) gets this step's profit and next observation
+                # o_t (which shows that price); it is stored now. After an episode ended
+                # the reset price is in force instead, so that transition is invalid.
+                l_item = {"l_obs": prev["obs"], "l_feat": prev["feat"],
+                          "l_rew": reward[l_cls], "l_nobs": ts.obs[l_cls],
+                          "l_valid": prev["valid"], "l_term": term.astype(jnp.float32)}
+                prev_leader = {"obs": ts.obs[l_cls], "feat": l_feat, "valid": 1.0 - done}
             buf = replay.add_batch(ts.buffer, {
                 "f_obs": f_obs, "f_feat": features_from(oh, un, f_group),
                 "f_rew": reward[f_cls], "f_nobs": f_in(final[f_cls]), "f_masks": f_masks,
-                "l_obs": ts.prev_leader["obs"], "l_feat": ts.prev_leader["feat"],
-                "l_rew": reward[l_cls], "l_nobs": ts.obs[l_cls],
-                "l_valid": ts.prev_leader["valid"], "l_term": term.astype(jnp.float32),
-                "term": term.astype(jnp.float32)})
-            prev_leader = {"obs": ts.obs[l_cls], "feat": l_feat, "valid": 1.0 - done}
+                **l_item, "term": term.astype(jnp.float32)})
             b = replay.sample(buf, k_sample, cfg.batch_size)
             f_batch = {"obs": b["f_obs"], "feat": b["f_feat"], "rew": b["f_rew"],
                        "nobs": b["f_nobs"], "term": b["term"], "valid": jnp.ones_like(b["term"])}
             l_batch = {"obs": b["l_obs"], "feat": b["l_feat"], "rew": b["l_rew"],
                        "nobs": b["l_nobs"], "term": b["l_term"], "valid": b["l_valid"]}
             new_f, f_stats = group_update(ts.follower, sp.f_actor, f_group, f_batch, k_fu,
-                                          b["f_masks"])
-            new_l, l_stats = group_update(ts.leader, sp.l_actor, l_group, l_batch, k_lu, None)
+                                          b["f_masks"], cfg.gamma)
+            new_l, l_stats = group_update(ts.leader, sp.l_actor, l_group, l_batch, k_lu, None,
+                                          l_gamma)
             learn = ts.update >= cfg.warmup_updates
             follower = core.gate(learn, new_f, ts.follower)
             leader = core.gate(learn, new_l, ts.leader) if cfg.learn_leader else ts.leader
@@ -588,7 +639,19 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
             action[sp.l_cls] = ad.fixed_actions(env, params)[sp.l_cls]
         return action
 
-    return policy
+    if not (config.learn_leader and config.leader_commit):
+        return policy
+
+    def apply(carry, key, obs, state, params, reset):
+        """The leader's price of the episode's first step, held to its end."""
+        action = policy(key, obs, state, params)
+        held = jax.tree.map(lambda new, old: jnp.where(reset, new, old), action[sp.l_cls], carry)
+        return held, {**action, sp.l_cls: held}
+
+    return RecurrentPolicy(
+        init_carry=lambda params: jax.tree.map(jnp.zeros_like,
+                                               ad.fixed_actions(env, params)[sp.l_cls]),
+        apply=apply)
 
 
 def init_policy_params(env, config: Config, key):
