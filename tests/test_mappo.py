@@ -37,14 +37,8 @@ import numpy as np
 import pytest
 
 import jaxsg
-from agents import core, heuristics, mappo
-from agents.networks import (
-    HybridActor,
-    HybridDistribution,
-    QCritic,
-    ValueCritic,
-    hybrid_heads,
-)
+from agents import core, heuristics, madfrl, mappo
+from agents.networks import HybridActor, HybridDistribution, QCritic, ValueCritic, hybrid_heads
 from jaxsg.wrappers import rollout
 
 SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
@@ -80,9 +74,7 @@ def _dist_inputs(kind):
     else:
         cont = {k: (jnp.asarray(rng.uniform(1.0, 5.0, size=B), jnp.float32),
                     jnp.asarray(rng.uniform(1.0, 5.0, size=B), jnp.float32)) for k in CONTINUOUS}
-    low = {"cpu_ghz": jnp.linspace(0.5, 1.0, B[1]), "block_mbit": 0.5}
-    high = {"cpu_ghz": jnp.full((B[1],), 6.0), "block_mbit": 4.0}
-    return logits, masks, cont, low, high
+    return logits, masks, cont
 
 
 def _masked(logits, mask):
@@ -99,14 +91,14 @@ def _log_softmax(x):
 
 @pytest.mark.parametrize("kind", ["tanh_normal", "beta"])
 def test_hybrid_distribution(kind):
-    logits, masks, cont, low, high = _dist_inputs(kind)
+    logits, masks, cont = _dist_inputs(kind)
     masked_logits = {k: jnp.asarray(_masked(np.asarray(v), masks.get(k)))
                      for k, v in logits.items()}
     num = 4000
 
     @jax.jit
     def run(key):
-        d = HybridDistribution(masked_logits, cont, low, high, kind)
+        d = HybridDistribution(masked_logits, cont, kind)
         samples = d.sample(seed=key, sample_shape=(num,))
         s1, lp1 = d.sample_and_log_prob(seed=key)
         return (samples, d.log_prob(samples), d.component_log_probs(samples), d.entropy(),
@@ -141,10 +133,9 @@ def test_hybrid_distribution(kind):
     assert np.all(chosen | fallback), "a masked LEO was sampled"
     assert len(np.unique(samples["leo"][:, 0, 0])) == 4  # all-False row: every option
 
-    # continuous heads: bounds, density by hand, moments, entropy, mode
+    # continuous heads (values in [−1, 1]): bounds, density by hand, moments, entropy, mode
+    lo, hi = np.full(B, -1.0), np.full(B, 1.0)
     for name in CONTINUOUS:
-        lo = np.broadcast_to(np.asarray(low[name]), B)
-        hi = np.broadcast_to(np.asarray(high[name]), B)
         x = samples[name]
         assert np.all(x > lo) and np.all(x < hi)
         a, b = (np.asarray(v, np.float64) for v in cont[name])
@@ -234,11 +225,88 @@ def test_config_validation():
         mappo.Config(num_envs=3, num_steps=5, num_minibatches=4)
     with pytest.raises(ValueError, match="continuous_dist"):
         mappo.Config(continuous_dist="gaussian")
+    with pytest.raises(ValueError, match="activation"):
+        mappo.Config(activation="sigmoid")
     with pytest.raises(ValueError, match="gamma"):
         mappo.Config(gamma=1.5)
     env, _ = jaxsg.make("sgin", **SMALL)
     with pytest.raises(ValueError, match="agent_class"):
         mappo.make_train(env, mappo.Config(agent_class="satellite"))
+
+
+# ------------------------------------------------------------ action encoding
+def test_encoded_action_decodes_like_madfrl():
+    """The same head values (ranks, offsets, per-mode unit blocks) give the same env action
+    through MAPPO's decoding as through MADFRL's greedy follower decision, with the sgin
+    adapter's default encoding in both; an invalid head stays INVALID_ACTION."""
+    env, params = jaxsg.make("sgin", **SMALL)
+    obs, state = env.reset(jax.random.PRNGKey(5), params)
+    obs, n = obs["follower"], env.num_followers
+    nets = mappo._build(env, mappo.Config())
+    assert nets.relative == ("channel",) and nets.ranked == (("leo", "path_loss"),)
+    assert nets.group.modes == (("cpu", "offload"),)
+    rng = np.random.default_rng(0)
+    ranks = {k: rng.integers(0, m, n).astype(np.int32) for k, m in nets.group.discrete}
+    ranks["drop"][0] = -1  # a diverged head
+    unit = rng.uniform(-0.95, 0.95, (n, 3)).astype(np.float32)  # cpu local, cpu cloud, block
+    low, high = mappo.nw.box_bounds(env.action_space("follower", params))
+    encoded = dict(ranks, **{"cpu/0": unit[:, 0], "cpu/1": unit[:, 1], "block_mbit": unit[:, 2]})
+    orders = mappo.nw.head_orders(env, obs, nets.ranked, "follower")
+    got = mappo.decode(nets, encoded, low, high, orders)
+
+    m_cfg = madfrl.Config()
+
+    def actor(x):  # MADFRL's network output whose greedy decision is those head values
+        logits = {k: jnp.where(ranks[k][:, None] < 0, jnp.nan,
+                               10.0 * jax.nn.one_hot(ranks[k], m))
+                  for k, m in nets.group.discrete}
+        return logits, {"cpu": jnp.arctanh(unit[:, :2]), "block_mbit": jnp.arctanh(unit[:, 2:])}
+
+    masks = {k: jnp.ones((n, m), bool) for k, m in nets.group.discrete}
+    _, _, want, _, _ = madfrl.act_followers(env, m_cfg, actor, obs, masks,
+                                            madfrl._spec(env, m_cfg).f_group, low, high)
+    assert set(got) == set(want)
+    for k in got:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, err_msg=k)
+    assert got["drop"][0] == -1 and got["offload"].dtype == jnp.int32
+    # the encoding is live: the channel is an offset, the LEO a rank, the CPU per mode
+    np.testing.assert_array_equal(got["channel"], (ranks["channel"] + np.arange(n)) % 3)
+    assert not np.array_equal(got["cpu"], mappo.decode(
+        nets, dict(encoded, offload=1 - ranks["offload"]), low, high, orders)["cpu"])
+
+
+def test_mode_block_counts_only_where_its_option_is_chosen():
+    env, params = jaxsg.make("sgin", **SMALL)
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    nets = mappo._build(env, mappo.Config())
+    actor_params = mappo.init_policy_params(env, mappo.Config(), jax.random.PRNGKey(1))
+    masks = env.avail_actions(state, params)["follower"]
+    dist, _, _ = mappo._distribution(env, nets, actor_params, obs["follower"], masks)
+    a = dist.sample(seed=jax.random.PRNGKey(2))
+    local = dict(a, offload=jnp.zeros_like(a["offload"]))
+    lp, _ = mappo.log_prob_entropy(dist, local, nets)
+    lp_moved, _ = mappo.log_prob_entropy(dist, dict(local, **{"cpu/1": -local["cpu/1"]}), nets)
+    np.testing.assert_allclose(lp, lp_moved)  # the cloud block is not played locally
+    lp_cloud, _ = mappo.log_prob_entropy(dist, dict(local, offload=1 - local["offload"]), nets)
+    assert not np.allclose(lp, lp_cloud)
+
+
+def test_greedy_evaluation_is_deterministic():
+    """The evaluation policy ignores its key: 16 keys, one action; sampling differs."""
+    env, params = jaxsg.make("sgin", **SMALL)
+    config = mappo.Config()
+    actor_params = mappo.init_policy_params(env, config, jax.random.PRNGKey(0))
+    obs, state = env.reset(jax.random.PRNGKey(1), params)
+    keys = jax.random.split(jax.random.PRNGKey(2), 16)
+
+    def actions(deterministic):
+        pol = mappo.make_policy(env, config, actor_params, deterministic=deterministic)
+        return jax.vmap(lambda k: pol(k, obs, state, params)["follower"])(keys)
+
+    spread = lambda a: max(float(np.ptp(np.asarray(x, np.float64), 0).max())  # noqa: E731
+                           for x in jax.tree.leaves(a))
+    assert spread(actions(True)) == 0.0
+    assert spread(actions(False)) > 0.0
 
 
 # --------------------------------------------------------------- training
@@ -260,7 +328,7 @@ def train_and_evaluate(save_to: str | None = None) -> dict:
     policy_params, metrics = jax.block_until_ready(train(keys, swept))
     t_train = time.perf_counter() - t0
 
-    marto = heuristics.marto(env)
+    marto = heuristics.get("sgin", "marto", env)
 
     def evaluate(actor_params, p, eval_keys):
         # policy index 0: MAPPO mode, 1: MAPPO sampled, 2: MARTO, selected inside one
