@@ -1,72 +1,47 @@
 """MAPPO (multi-agent PPO with a centralised critic) for hybrid actions.
 
-Structure follows PureJaxRL: ``make_train(env, config)`` returns a pure
-``train(key, params) -> (policy_params, metrics)`` whose whole loop — rollout
-``lax.scan``, GAE, epochs × minibatches ``lax.scan`` — sits inside one
-``lax.scan`` over updates, over ``config.num_envs`` vmapped envs. Hence
-
-    jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, params)      # many seeds
-    jax.jit(jax.vmap(train))(keys, stacked_params)                # seeds × a swept axis
-
-train in one compiled call (``params`` is the env's params pytree; a swept
-numeric field is a stacked leaf). ``policy_params`` are the actor parameters.
+PureJaxRL structure: ``make_train(env, config)`` returns a pure ``train(key, params) ->
+(policy_params, metrics)`` (rollout ``lax.scan``, GAE, epochs × minibatches ``lax.scan``,
+all inside one ``lax.scan`` over updates, ``config.num_envs`` vmapped envs), so
+``jax.jit(jax.vmap(train))`` trains seeds × a swept params axis in one call.
+``policy_params`` are the actor parameters.
 
 Design decisions
 ----------------
-* **Learning class.** The agents of ``config.agent_class`` (sgin:
-  ``"follower"``) share one :class:`~agents.networks.HybridActor`; each agent
-  feeds its own observation concatenated with a one-hot agent id. The actor
-  is applied to the whole ``(envs, agents, features)`` array (Dense layers
-  act on the last axis), so there is no Python loop over agents.
-* **Other classes** act with ``fixed_actions(env, params)``; the default is
-  the scenario adapter's (sgin: the leader posts ``params.price`` to every DT).
-  The leader is not learned in this version (with ``price_mode="leader"`` that
-  makes the price constant).
-* **Centralised critic.** Global state = all of the learning class's
-  observations flattened, plus every other class's observations flattened.
-  The critic gives one value *per agent*, ``V(global state, one-hot id)``
-  (MAPPO's agent-specific global state), trained on each agent's own reward
-  (``team_reward=False``, the default) or on the mean reward of the class
-  broadcast to every agent (``team_reward=True``, fully cooperative MAPPO).
-* **Reward normalisation.** sgin's follower reward ``Q·D + V·F`` is
-  O(10²–10⁴). Rewards are multiplied by ``reward_scale`` and then, with
-  ``normalize_rewards=True`` (default), divided by the running standard
-  deviation of the (scaled) per-agent rewards seen so far — a Welford/Chan
-  batch update of count, mean and variance carried in the scan state (no mean
-  subtraction). The normalisation only shapes training; the policy does not
-  depend on it, and every reported reward metric is raw.
-* **Advantages and done handling.** ``env.step`` auto-resets, so the
-  observation after a ``done`` step belongs to the next episode. The critic
-  is evaluated on ``info["final_observation"]`` at every step (it equals the
-  next observation when the episode goes on): ``δ_t = r_t + γ·(1 −
-  terminated_t)·V(final_obs_t) − V(obs_t)`` and ``A_t = δ_t + γλ·(1 −
-  done_t)·A_{t+1}`` with ``done = terminated | truncated``. Truncation (the
-  horizon) therefore bootstraps from the value of the true last observation
-  and termination does not; no trajectory crosses an episode boundary, and
-  the last step of each rollout needs no extra bootstrap value.
-* **Loss.** Clipped surrogate on per-agent ratios ``exp(log π_new − log
-  π_old)`` of the joint hybrid action (log-probs summed over the heads),
-  advantages normalised per minibatch, clipped value loss, entropy bonus
-  (the hybrid distribution's entropy; for tanh-normal heads the standard
-  approximation of ``agents.networks``), one Adam optimiser over actor
-  and critic with global-norm clipping and optional linear LR annealing.
-* **Masks.** ``env.avail_actions(state, params)[agent_class]`` masks the
-  Categorical heads (sgin: invisible LEOs, and offloading when no LEO is
-  visible); masks are stored with the rollout and reused in the update.
+* **Learning class** (``agent_class``, default the adapter's; sgin: ``"follower"``): its
+  agents share one :class:`~agents.networks.HybridActor` fed their own observation plus a
+  one-hot agent id, applied to the whole ``(envs, agents, features)`` array. Other classes
+  play the adapter's ``fixed_actions`` (sgin: the leader posts ``params.price``; the
+  leader is not learned, the price regime of every heuristic and of MADFRL with
+  ``learn_leader=False``).
+* **Action encoding** (MADFRL's, :func:`agents.networks.encoding`; option names
+  ``relative_heads``, ``ranked_heads``, ``mode_heads``, default the adapter's): the
+  distribution is over *encoded* heads (ranks, offsets; unit values in [−1, 1], a mode
+  head with one scalar head ``name/option`` per option) and decodes to the env action
+  through :func:`agents.networks.to_env_action`, the function MADFRL uses. Ranked masks
+  are permuted like MADFRL's. A mode head's block counts in ``log π`` only where its option
+  was chosen (the others are not played) and in the entropy weighted by that option's
+  probability. Why: with the raw encoding MAPPO kept every sgin DT local at the default
+  scale (97 Mbit/slot served); same encoding, same comparison.
+* **Centralised critic**: ``V(every class's observations flattened, one-hot id)`` per
+  agent, on each agent's reward (``team_reward=True``: the class mean).
+* **Rewards** × ``reward_scale`` (None: the adapter's), then (``normalize_rewards``)
+  divided by the running std of the scaled per-agent rewards (Chan batch update, no mean
+  subtraction); training only — every reported metric is raw.
+* **GAE with auto-reset** (:func:`agents.core.gae`): the critic is evaluated on
+  ``info["final_observation"]``, so truncation bootstraps from the true last observation,
+  termination does not, and no advantage crosses an episode.
+* **Loss**: clipped surrogate on per-agent ratios of the joint action, advantages
+  normalised per minibatch, clipped value loss, entropy bonus; one Adam over actor and
+  critic, global-norm clipping, optional linear LR annealing. Masks from
+  ``env.avail_actions`` are stored with the rollout.
+* **Evaluation**: ``make_policy(..., deterministic=True)`` plays the mode of every head
+  (argmax, ``tanh(loc)``); the key is unused, so greedy evaluation is deterministic.
 
-CPU runtime hazard (jaxlib 0.10.x): on a 2-core CPU, ``jax.jit(jax.vmap(train))``
-can wedge in ``block_until_ready`` (every XLA thread idle) unless the process
-starts with ``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``
-(read once, at the first compilation; ``compiler_options`` on the jit do not
-help, nor does ``--xla_cpu_multi_thread_eigen=false``). The un-vmapped
-``train`` has not wedged. ``tests/test_mappo.py`` trains in a subprocess with
-that flag.
-
-``make_policy(env, config, policy_params, deterministic=True)`` gives a
-policy with the standard signature ``policy(key, obs, state, params) ->
-action`` (mode of the distribution, or a sample). ``save_params`` /
-``load_params`` serialise parameters with ``flax.serialization`` (atomic
-write: temp file then rename).
+CPU hazard (jaxlib 0.10.x): on 2 cores ``jax.jit(jax.vmap(train))`` can wedge in
+``block_until_ready`` unless the process starts with
+``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``;
+``tests/test_mappo.py`` trains in a subprocess with it.
 """
 
 from __future__ import annotations
@@ -81,8 +56,8 @@ import jax.numpy as jnp
 import optax
 
 from agents import core
+from agents import networks as nw
 from agents.adapters import for_env
-from agents.networks import CONTINUOUS_DISTS, HybridActor, ValueCritic, box_bounds, hybrid_heads
 from jaxsg.wrappers import scalar_metrics
 
 
@@ -111,6 +86,10 @@ class Config:
     normalize_rewards: bool = True
     team_reward: bool = False
     agent_class: str | None = None  # None: the scenario adapter's learning class
+    #: the action encoding, MADFRL's options (agents.networks.encoding); None: the adapter's
+    relative_heads: tuple[str, ...] | None = None
+    ranked_heads: tuple[tuple[str, str], ...] | None = None
+    mode_heads: tuple[tuple[str, str], ...] | None = None
 
     BOUNDS: ClassVar = dict(
         num_envs=core.COUNT, num_steps=core.COUNT, num_updates=core.COUNT,
@@ -118,6 +97,8 @@ class Config:
         gae_lambda=core.UNIT, clip_eps=core.POSITIVE, ent_coef=core.NON_NEGATIVE,
         vf_coef=core.NON_NEGATIVE, lr=core.POSITIVE, max_grad_norm=core.POSITIVE,
         reward_scale=core.POSITIVE)
+    CHOICES: ClassVar = dict(continuous_dist=nw.CONTINUOUS_DISTS,
+                             activation=tuple(nw.ACTIVATIONS))
 
     def __post_init__(self):
         core.check_config(self)
@@ -125,9 +106,6 @@ class Config:
             raise ValueError(
                 "Config: field 'num_minibatches' must divide num_envs * num_steps = "
                 f"{self.num_envs * self.num_steps}, got {self.num_minibatches}")
-        if self.continuous_dist not in CONTINUOUS_DISTS:
-            raise ValueError(f"Config: field 'continuous_dist' must be one of "
-                             f"{CONTINUOUS_DISTS}, got {self.continuous_dist!r}")
         object.__setattr__(self, "actor_hidden", tuple(int(h) for h in self.actor_hidden))
         object.__setattr__(self, "critic_hidden", tuple(int(h) for h in self.critic_hidden))
 
@@ -139,71 +117,92 @@ class RunningStats(NamedTuple):
     mean: jnp.ndarray
     var: jnp.ndarray
 
-    @classmethod
-    def create(cls) -> "RunningStats":
-        scalar = lambda v: jnp.asarray(v, jnp.float32)
-        return cls(scalar(1e-4), scalar(0.0), scalar(1.0))
-
     def update(self, x: jnp.ndarray) -> "RunningStats":
-        b_count = jnp.asarray(x.size, jnp.float32)
-        b_mean, b_var = jnp.mean(x), jnp.var(x)
-        total = self.count + b_count
-        delta = b_mean - self.mean
-        mean = self.mean + delta * b_count / total
-        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
-        return RunningStats(total, mean, m2 / total)
+        n, mean, var = jnp.asarray(x.size, jnp.float32), jnp.mean(x), jnp.var(x)
+        total, delta = self.count + n, mean - self.mean
+        m2 = self.var * self.count + var * n + delta**2 * self.count * n / total
+        return RunningStats(total, self.mean + delta * n / total, m2 / total)
 
 
-class Transition(NamedTuple):
-    obs: jnp.ndarray  # (E, n, d) learning-class observations
+class Transition(NamedTuple):  # leading axes (envs, agents) unless noted
+    obs: jnp.ndarray
     global_obs: jnp.ndarray  # (E, G)
-    masks: dict  # {name: (E, n, k)}
-    action: dict  # {name: (E, n)}
-    log_prob: jnp.ndarray  # (E, n)
-    value: jnp.ndarray  # (E, n)
-    next_value: jnp.ndarray  # (E, n) V(final observation)
-    reward: jnp.ndarray  # (E, n) raw
+    masks: dict  # in the actor's (ranked) option order
+    action: dict  # encoded
+    log_prob: jnp.ndarray
+    value: jnp.ndarray
+    next_value: jnp.ndarray  # V(final observation)
+    reward: jnp.ndarray  # raw
     terminated: jnp.ndarray  # (E,)
     done: jnp.ndarray  # (E,)
     metrics: dict  # {name: (E,)}
 
 
 class _Nets(NamedTuple):
-    actor: HybridActor
-    critic: ValueCritic
+    actor: nw.HybridActor
+    critic: nw.ValueCritic
     n: int
     obs_dim: int
     global_dim: int
     agent_class: str
-    discrete: tuple
-    continuous: tuple
+    group: nw.Group
+    relative: tuple
+    ranked: tuple
+    blocks: tuple  # (component, head, mode head | None, option)
 
 
 def _build(env, config: Config) -> _Nets:
-    cls = config.agent_class or for_env(env).learning_class(env)
-    if cls not in env.agent_classes:
-        raise ValueError(f"Config: agent_class '{cls}' not in {env.agent_classes}")
+    ad = for_env(env)
+    cls = ad.learning_class(env, config.agent_class)
+    relative, ranked, modes = nw.encoding(config, ad)
+    group = nw.action_group(env.action_space(cls), modes)
+    by, options, blocks = dict(group.modes), dict(group.discrete), []
+    for k, size in group.continuous:
+        if size != 1:
+            raise ValueError(f"MAPPO: continuous action {k!r} must be one value per agent")
+        blocks += ([(f"{k}/{j}", k, by[k], j) for j in range(options[by[k]])] if k in by
+                   else [(k, k, None, 0)])
+    actor = nw.HybridActor(group.discrete, tuple(b[0] for b in blocks), config.actor_hidden,
+                           config.activation, config.continuous_dist)
     n = env.num_agents(cls)
-    obs_dim = int(env.observation_space(cls).shape[-1])
-    global_dim = sum(math.prod(env.observation_space(c).shape) for c in env.agent_classes)
-    discrete, continuous = hybrid_heads(env.action_space(cls))
-    actor = HybridActor(
-        discrete, continuous, config.actor_hidden, config.activation, config.continuous_dist
-    )
-    critic = ValueCritic(config.critic_hidden, config.activation)
-    return _Nets(actor, critic, n, obs_dim, global_dim, cls, discrete, continuous)
+    return _Nets(actor, nw.ValueCritic(config.critic_hidden, config.activation), n,
+                 int(env.observation_space(cls).shape[-1]),
+                 sum(math.prod(env.observation_space(c).shape) for c in env.agent_classes),
+                 cls, group, relative, ranked, tuple(blocks))
+
+
+def _distribution(env, nets: _Nets, actor_params, obs, masks):
+    """``(dist, ranked masks, orders)`` of the encoded action for observations (..., n, d)."""
+    orders = nw.head_orders(env, obs, nets.ranked, nets.agent_class)
+    masks = nw.masks_in_rank_order(masks, orders)
+    return nets.actor.apply(actor_params, core.with_agent_id(obs), masks), masks, orders
+
+
+def log_prob_entropy(dist, action: dict, nets: _Nets):
+    """``log π(action)`` and the entropy, a mode block counting as the module docstring says."""
+    log_p, ent = dist.component_log_probs(action), dist.component_entropies()
+    for name, _, d, j in nets.blocks:
+        if d is not None:
+            log_p[name] = jnp.where(action[d] == j, log_p[name], 0.0)
+            p = jax.nn.softmax(jax.lax.stop_gradient(dist.distributions[d].logits))[..., j]
+            ent[name] = p * ent[name]
+    return sum(log_p.values()), sum(ent.values())
+
+
+def decode(nets: _Nets, encoded: dict, low: dict, high: dict, orders: dict) -> dict:
+    """The env action of an encoded one, through MADFRL's :func:`~agents.networks.to_env_action`
+    (one-hots; a mode head's blocks stacked as MADFRL's actor emits them)."""
+    g = nets.group
+    onehots = {k: jax.nn.one_hot(encoded[k], n) for k, n in g.discrete}  # INVALID → zeros
+    unit = {k: jnp.stack([encoded[b[0]] for b in nets.blocks if b[1] == k], -1)
+            for k, _ in g.continuous}
+    return nw.to_env_action(onehots, nw.select_modes(onehots, unit, g), g, low, high,
+                            nets.relative, orders)
 
 
 def _global_obs(obs: dict, agent_classes: Sequence[str]) -> jnp.ndarray:
     """Global state for one env: every class's observations flattened, concatenated."""
     return jnp.concatenate([jnp.reshape(obs[c], (-1,)) for c in agent_classes])
-
-
-def _critic_input(global_obs: jnp.ndarray, n: int) -> jnp.ndarray:
-    """``(..., G) -> (..., n, G + n)``: the global state repeated per agent, plus its id."""
-    shape = global_obs.shape[:-1] + (n, global_obs.shape[-1])
-    g = jnp.broadcast_to(global_obs[..., None, :], shape)
-    return core.with_agent_id(g)
 
 
 def init_policy_params(env, config: Config, key: chex.PRNGKey):
@@ -213,142 +212,106 @@ def init_policy_params(env, config: Config, key: chex.PRNGKey):
 
 
 def make_train(env, config: Config, fixed_actions: Callable | None = None):
-    """Build ``train(key, params) -> (policy_params, metrics)``.
-
-    ``metrics`` has one entry per update (leading axis ``num_updates``): raw
-    ``reward_mean`` of the learning class per agent-step, every scalar metric of
-    the env's ``info`` averaged over the rollout (sgin: ``throughput_mbit``,
-    ``queue_mean_mbit``, ...), and the losses ``actor_loss``, ``value_loss``,
-    ``entropy``, ``approx_kl``, ``clip_frac``, ``reward_std`` (the running std used
-    for normalisation).
-    """
+    """Build ``train(key, params) -> (policy_params, metrics)``; ``metrics`` per update
+    (leading axis ``num_updates``): raw ``reward_mean`` per agent-step, the env's scalar
+    ``info`` metrics averaged over the rollout, and ``actor_loss``, ``value_loss``,
+    ``entropy``, ``approx_kl``, ``clip_frac``, ``reward_std`` (the normalising std)."""
     nets, ad = _build(env, config), for_env(env)
     fixed_actions = ad.fixed_actions if fixed_actions is None else fixed_actions
     n, cls, classes = nets.n, nets.agent_class, tuple(env.agent_classes)
-    E, T = config.num_envs, config.num_steps
+    E, T, M = config.num_envs, config.num_steps, config.num_minibatches
     batch_size = E * T
-    mb_size = batch_size // config.num_minibatches
-    steps_per_update = config.update_epochs * config.num_minibatches
-
-    lr = optax.linear_schedule(config.lr, 0.0, config.num_updates * steps_per_update) \
+    lr = optax.linear_schedule(config.lr, 0.0, config.num_updates * config.update_epochs * M) \
         if config.anneal_lr else config.lr
     tx = core.adam(lr, config.max_grad_norm, eps=1e-5)
+    v_global = jax.vmap(_global_obs, in_axes=(0, None))
 
-    def dist_fn(actor_params, obs, masks, low, high):
-        return nets.actor.apply(actor_params, core.with_agent_id(obs), masks, low, high)
-
-    def value_fn(critic_params, global_obs):
-        return nets.critic.apply(critic_params, _critic_input(global_obs, n))
+    def value_fn(critic_params, global_obs):  # (..., G) -> (..., n): V(state, agent id)
+        g = jnp.broadcast_to(global_obs[..., None, :], global_obs.shape[:-1] + (n,) +
+                             global_obs.shape[-1:])
+        return nets.critic.apply(critic_params, core.with_agent_id(g))
 
     def step_one(key, state, action, params):
         obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
-        final_obs = info["final_observation"]
-        return obs, state, reward, terminated, truncated, final_obs, scalar_metrics(info)
+        return (obs, state, reward, terminated, truncated, info["final_observation"],
+                scalar_metrics(info))
 
     def train(key: chex.PRNGKey, params: Any):
         scale = ad.reward_scale(env, params) if config.reward_scale is None \
             else config.reward_scale
         key, k_actor, k_critic, k_reset = jax.random.split(key, 4)
-        actor_params = nets.actor.init(k_actor, jnp.zeros((n, nets.obs_dim + n), jnp.float32))
-        critic_params = nets.critic.init(k_critic, jnp.zeros((n, nets.global_dim + n), jnp.float32))
-        net_params = {"actor": actor_params, "critic": critic_params}
+        net_params = {
+            "actor": nets.actor.init(k_actor, jnp.zeros((n, nets.obs_dim + n), jnp.float32)),
+            "critic": nets.critic.init(k_critic,
+                                       jnp.zeros((n, nets.global_dim + n), jnp.float32))}
         opt_state = tx.init(net_params)
-
-        low, high = box_bounds(env.action_space(cls, params))  # (n,) each
-        others = fixed_actions(env, params)
-        others = jax.tree.map(lambda a: jnp.broadcast_to(a, (E,) + a.shape), others)
-
-        reset_keys = jax.random.split(k_reset, E)
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, params)
-        stats = RunningStats.create()
+        low, high = nw.box_bounds(env.action_space(cls, params))
+        others = jax.tree.map(lambda a: jnp.broadcast_to(a, (E,) + a.shape),
+                              fixed_actions(env, params))
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, E),
+                                                                 params)
+        stats = RunningStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
 
         def env_step(carry, step_key):
             net_params, env_state, obs = carry
             k_act, k_env = jax.random.split(step_key)
             masks = jax.vmap(env.avail_actions, in_axes=(0, None))(env_state, params)[cls]
-            dist = dist_fn(net_params["actor"], obs[cls], masks, low, high)
-            action, log_prob = dist.sample_and_log_prob(seed=k_act)
-            g_obs = jax.vmap(_global_obs, in_axes=(0, None))(obs, classes)
-            value = value_fn(net_params["critic"], g_obs)
-            full_action = {cls: action, **others}
+            dist, masks, orders = _distribution(env, nets, net_params["actor"], obs[cls], masks)
+            action = dist.sample(seed=k_act)
+            g_obs = v_global(obs, classes)
             obs_next, env_state, reward, terminated, truncated, final_obs, metrics = jax.vmap(
                 step_one, in_axes=(0, 0, 0, None)
-            )(jax.random.split(k_env, E), env_state, full_action, params)
-            g_final = jax.vmap(_global_obs, in_axes=(0, None))(final_obs, classes)
-            next_value = value_fn(net_params["critic"], g_final)
+            )(jax.random.split(k_env, E), env_state,
+              {cls: decode(nets, action, low, high, orders), **others}, params)
             transition = Transition(
-                obs=obs[cls],
-                global_obs=g_obs,
-                masks=masks,
-                action=action,
-                log_prob=log_prob,
-                value=value,
-                next_value=next_value,
-                reward=reward[cls],
-                terminated=terminated,
-                done=terminated | truncated,
-                metrics=metrics,
-            )
+                obs[cls], g_obs, masks, action, log_prob_entropy(dist, action, nets)[0],
+                value_fn(net_params["critic"], g_obs),
+                value_fn(net_params["critic"], v_global(final_obs, classes)), reward[cls],
+                terminated, terminated | truncated, metrics)
             return (net_params, env_state, obs_next), transition
 
         def loss_fn(net_params, mb: Transition, adv, target):
-            dist = dist_fn(net_params["actor"], mb.obs, mb.masks, low, high)
-            log_prob = dist.log_prob(mb.action)
-            entropy = jnp.mean(dist.entropy())
+            dist = nets.actor.apply(net_params["actor"], core.with_agent_id(mb.obs), mb.masks)
+            log_prob, entropy = log_prob_entropy(dist, mb.action, nets)
+            entropy = jnp.mean(entropy)
             log_ratio = log_prob - mb.log_prob
             ratio = jnp.exp(log_ratio)
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            surrogate = jnp.minimum(
-                ratio * adv, jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps) * adv
-            )
-            actor_loss = -jnp.mean(surrogate)
+            clipped = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
+            actor_loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
             value = value_fn(net_params["critic"], mb.global_obs)
             value_clipped = mb.value + jnp.clip(value - mb.value, -config.clip_eps, config.clip_eps)
             value_loss = 0.5 * jnp.mean(
-                jnp.maximum(jnp.square(value - target), jnp.square(value_clipped - target))
-            )
+                jnp.maximum(jnp.square(value - target), jnp.square(value_clipped - target)))
             total = actor_loss + config.vf_coef * value_loss - config.ent_coef * entropy
-            aux = {
-                "actor_loss": actor_loss,
-                "value_loss": value_loss,
-                "entropy": entropy,
-                "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-                "clip_frac": jnp.mean(jnp.abs(ratio - 1.0) > config.clip_eps),
-            }
-            return total, aux
+            return total, {"actor_loss": actor_loss, "value_loss": value_loss,
+                           "entropy": entropy, "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+                           "clip_frac": jnp.mean(jnp.abs(ratio - 1.0) > config.clip_eps)}
 
         def update_minibatch(carry, mb):
             net_params, opt_state = carry
-            traj, adv, target = mb
-            grads, aux = jax.grad(loss_fn, has_aux=True)(net_params, traj, adv, target)
+            grads, aux = jax.grad(loss_fn, has_aux=True)(net_params, *mb)
             updates, opt_state = tx.update(grads, opt_state, net_params)
             return (optax.apply_updates(net_params, updates), opt_state), aux
 
         def update_epoch(carry, epoch_key):
             net_params, opt_state, batch = carry
             perm = jax.random.permutation(epoch_key, batch_size)
-            shuffled = jax.tree.map(
-                lambda x: jnp.take(x.reshape((batch_size,) + x.shape[2:]), perm, axis=0), batch
-            )
             minibatches = jax.tree.map(
-                lambda x: x.reshape((config.num_minibatches, mb_size) + x.shape[1:]), shuffled
-            )
+                lambda x: jnp.take(x.reshape((batch_size,) + x.shape[2:]), perm, axis=0)
+                .reshape((M, batch_size // M) + x.shape[2:]), batch)
             (net_params, opt_state), aux = jax.lax.scan(
-                update_minibatch, (net_params, opt_state), minibatches
-            )
+                update_minibatch, (net_params, opt_state), minibatches)
             return (net_params, opt_state, batch), aux
 
         def update(carry, update_key):
             net_params, opt_state, env_state, obs, stats = carry
             k_roll, k_epochs = jax.random.split(update_key)
             (net_params, env_state, obs), traj = jax.lax.scan(
-                env_step, (net_params, env_state, obs), jax.random.split(k_roll, T)
-            )
+                env_step, (net_params, env_state, obs), jax.random.split(k_roll, T))
             raw = traj.reward  # (T, E, n)
-            if config.team_reward:
-                rewards = jnp.broadcast_to(raw.mean(axis=-1, keepdims=True), raw.shape)
-            else:
-                rewards = raw
+            rewards = jnp.broadcast_to(raw.mean(-1, keepdims=True), raw.shape) \
+                if config.team_reward else raw
             rewards = rewards * scale
             if config.normalize_rewards:
                 stats = stats.update(rewards)
@@ -356,22 +319,16 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
             adv, target = core.gae(rewards, traj.value, traj.next_value,
                                    traj.terminated[..., None], traj.done[..., None],
                                    config.gamma, config.gae_lambda)
-            batch = (traj._replace(metrics={}), adv, target)
             (net_params, opt_state, _), aux = jax.lax.scan(
-                update_epoch,
-                (net_params, opt_state, batch),
-                jax.random.split(k_epochs, config.update_epochs),
-            )
-            metrics = {k: jnp.mean(v) for k, v in traj.metrics.items()}
-            metrics.update({k: jnp.mean(v) for k, v in aux.items()})
-            metrics["reward_mean"] = jnp.mean(raw)
-            metrics["reward_std"] = jnp.sqrt(stats.var)
+                update_epoch, (net_params, opt_state, (traj._replace(metrics={}), adv, target)),
+                jax.random.split(k_epochs, config.update_epochs))
+            metrics = {k: jnp.mean(v) for k, v in {**traj.metrics, **aux}.items()}
+            metrics.update(reward_mean=jnp.mean(raw), reward_std=jnp.sqrt(stats.var))
             return (net_params, opt_state, env_state, obs, stats), metrics
 
-        carry = (net_params, opt_state, env_state, obs, stats)
         (net_params, *_), metrics = jax.lax.scan(
-            update, carry, jax.random.split(key, config.num_updates)
-        )
+            update, (net_params, opt_state, env_state, obs, stats),
+            jax.random.split(key, config.num_updates))
         return net_params["actor"], metrics
 
     return train
@@ -379,27 +336,20 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
 
 def make_policy(env, config: Config, policy_params, deterministic: bool = True,
                 fixed_actions: Callable | None = None):
-    """Policy ``policy(key, obs, state, params) -> action`` from trained actor parameters.
-
-    ``deterministic=True`` plays the mode of the hybrid distribution (argmax of
-    each categorical, mode of each continuous head); ``False`` samples it (the
-    stochastic policy PPO trained). In sgin the mode can be much worse than the
-    stochastic policy: with one shared actor, early in training every DT's
-    argmax channel is the same one, so all offloaders collide on it, while
-    sampling spreads them. Other classes act with ``fixed_actions`` (default:
-    the scenario adapter's). Masks come from ``env.avail_actions``.
-    """
+    """Policy ``policy(key, obs, state, params) -> action`` from trained actor parameters:
+    the mode of every encoded head (``deterministic=True``, the evaluation policy; the key
+    is unused) or a sample (the stochastic policy PPO trained), decoded to the env action.
+    Other classes play ``fixed_actions`` (default: the adapter's)."""
     nets = _build(env, config)
     fixed_actions = for_env(env).fixed_actions if fixed_actions is None else fixed_actions
     cls = nets.agent_class
 
     def policy(key, obs, state, params):
-        masks = env.avail_actions(state, params)[cls]
-        low, high = box_bounds(env.action_space(cls, params))
-        dist = nets.actor.apply(policy_params, core.with_agent_id(obs[cls]), masks, low, high)
-        action = dist.mode() if deterministic else dist.sample(seed=key)
-        return {cls: action, **fixed_actions(env, params)}
+        dist, _, orders = _distribution(env, nets, policy_params, obs[cls],
+                                        env.avail_actions(state, params)[cls])
+        encoded = dist.mode() if deterministic else dist.sample(seed=key)
+        low, high = nw.box_bounds(env.action_space(cls, params))
+        return {cls: decode(nets, encoded, low, high, orders), **fixed_actions(env, params)}
 
     policy.__name__ = "mappo"
     return policy
-
