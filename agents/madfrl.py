@@ -54,15 +54,26 @@ from typing import Any, ClassVar, NamedTuple, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
 from agents import core, replay
 from agents.adapters import for_env
 from agents.federated import FederatedConfig, maybe_aggregate
-from agents.networks import MASKED_LOGIT, MLP, QCritic, box_bounds, hybrid_heads, orthogonal_dense
-from jaxsg.env import INVALID_ACTION
+from agents.networks import (
+    MASKED_LOGIT,
+    MLP,
+    Group,
+    QCritic,
+    action_group,
+    box_bounds,
+    encoding,
+    head_orders,
+    masks_in_rank_order,
+    orthogonal_dense,
+    select_modes,
+    to_env_action,
+)
 from jaxsg.policy import RecurrentPolicy
 
 
@@ -119,16 +130,6 @@ class Config:
     def __post_init__(self):
         core.check_config(self)
 
-    def heads(self, ad) -> tuple[tuple, tuple]:
-        """``(relative_heads, ranked_heads)`` with the adapter's defaults filled in."""
-        return (tuple(ad.relative_heads if self.relative_heads is None else self.relative_heads),
-                tuple(ad.ranked_heads if self.ranked_heads is None else self.ranked_heads))
-
-    def modes(self, ad) -> tuple:
-        """``mode_heads`` with the adapter's default (``()`` if it names none)."""
-        modes = getattr(ad, "mode_heads", ()) if self.mode_heads is None else self.mode_heads
-        return tuple(tuple(m) for m in modes)
-
 
 class DeterministicHybridActor(nn.Module):
     """Logits per discrete head and pre-tanh means per continuous component."""
@@ -143,48 +144,6 @@ class DeterministicHybridActor(nn.Module):
         logits = {k: orthogonal_dense(n, 0.01, name=f"logits_{k}")(h) for k, n in self.discrete}
         pre = {k: orthogonal_dense(size, 0.01, name=f"mean_{k}")(h) for k, size in self.continuous}
         return logits, pre
-
-
-@struct.dataclass
-class Group:
-    """Static description of one agent class's action for the actor and critic.
-
-    ``modes``: (continuous head, discrete head) pairs whose continuous value is chosen
-    per option of the discrete head (``select_modes``)."""
-
-    discrete: tuple = struct.field(pytree_node=False)
-    continuous: tuple = struct.field(pytree_node=False)  # (name, size)
-    modes: tuple = struct.field(pytree_node=False, default=())
-
-    def actor_continuous(self) -> tuple:
-        """Actor output sizes: a mode head has one block per option of its discrete head."""
-        options, by = dict(self.discrete), dict(self.modes)
-        return tuple((k, size * options[by[k]] if k in by else size)
-                     for k, size in self.continuous)
-
-
-def _group(space, modes=()) -> Group:
-    discrete, cont_names = hybrid_heads(space)
-    comps = space.spaces if hasattr(space, "spaces") else {"action": space}
-    sizes = tuple((k, int(np.prod(comps[k].shape[1:])) or 1) for k in cont_names)
-    options = dict(discrete)
-    modes = tuple((c, d) for c, d in modes if c in dict(sizes) and d in options)
-    return Group(discrete, sizes, modes)
-
-
-def select_modes(onehots: dict, unit: dict, group: Group) -> dict:
-    """Per-mode continuous heads: ``unit[k]`` (…, options·size) → the chosen option's
-    block (…, size). Why (sgin): the mode-relative ``cpu`` means ≈ 3 GHz locally and
-    ≈ 20 GHz in the cloud; one value cannot suit both, so each mode has its own."""
-    if not group.modes:
-        return unit
-    unit = dict(unit)
-    sizes = dict(group.continuous)
-    for k, d in group.modes:
-        oh = onehots[d]
-        blocks = unit[k].reshape(unit[k].shape[:-1] + (oh.shape[-1], sizes[k]))
-        unit[k] = jnp.sum(oh[..., None] * blocks, axis=-2)
-    return unit
 
 
 def follower_obs(obs: jnp.ndarray, agent_id: bool) -> jnp.ndarray:
@@ -291,50 +250,6 @@ def actor_objective(q_fn, key, logits, pre, masks, group, temperature):
     return total
 
 
-def head_orders(env, obs, ranked_heads, agent_class: str) -> dict:
-    """{head: option indices sorted by the named feature of ``obs``}, shape (..., n, options).
-
-    Positions from ``env.observation_slices``. sgin's ``("leo", "path_loss")``: the LEO
-    head picks "my k-th best link", not a satellite label (labels carry no information).
-    Measured at the sgin defaults with FL and channel offsets: by label 336 Mbit/slot
-    after 400 or 1500 updates vs 521 for the best link. Own measurements only.
-    """
-    if not ranked_heads:
-        return {}
-    where = env.observation_slices(agent_class)
-    return {head: jnp.argsort(obs[..., where[feature]], axis=-1) for head, feature in ranked_heads}
-
-
-def masks_in_rank_order(masks: dict, orders: dict) -> dict:
-    """Permute availability masks into the actor's (ranked) option order."""
-    return {k: jnp.take_along_axis(m, orders[k], -1) if k in orders else m
-            for k, m in masks.items()}
-
-
-def to_env_action(onehots, unit, group, low, high, relative=(), orders=None):
-    """One-hots → ints; unit values in [−1, 1] → the action bounds.
-
-    Heads in ``relative`` are offsets: agent i (last axis) choosing k sends (k + i) mod n.
-    An FL-shared actor otherwise piles every DT onto one channel (sgin defaults:
-    28.8 Mbit/slot vs 325 for random channels); as offsets, "everyone picks k" spreads
-    them (MAMCC's assignment). Only for heads whose options are all available.
-    """
-    action = {k: jnp.argmax(onehots[k], -1).astype(jnp.int32) for k, _ in group.discrete}
-    invalid = {k: ~jnp.any(onehots[k] > 0, -1) for k, _ in group.discrete}  # see greedy
-    sizes = dict(group.discrete)
-    for k in relative:
-        index = jnp.arange(action[k].shape[-1], dtype=jnp.int32)
-        action[k] = (action[k] + index) % sizes[k]
-    for k, order in (orders or {}).items():  # rank k → the option it stands for
-        action[k] = jnp.take_along_axis(order, action[k][..., None], -1)[..., 0].astype(jnp.int32)
-    action = {k: jnp.where(invalid[k], INVALID_ACTION, a) for k, a in action.items()}
-    for k, size in group.continuous:
-        u = 0.5 * (unit[k] + 1.0)
-        u = u if size > 1 else u[..., 0]
-        action[k] = low[k] + u * (high[k] - low[k])
-    return action
-
-
 def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, high,
                   key=None, eps=0.0):
     """The followers' decision, written once for training, data collection and the
@@ -344,7 +259,7 @@ def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, 
     result to env actions. Returns ``(one-hots, unit values, env action, ranked masks,
     network input)``."""
     ad = for_env(env)
-    relative, ranked = cfg.heads(ad)
+    relative, ranked, _ = encoding(cfg, ad)
     orders = head_orders(env, obs, ranked, ad.learning_class(env))
     masks = masks_in_rank_order(masks, orders)
     x = follower_obs(obs, cfg.agent_id)
@@ -400,8 +315,8 @@ def _spec(env, cfg: Config) -> _Spec:
     if l_cls not in env.agent_classes:
         raise ValueError(f"MADFRL needs a leader class; the adapter of {env.name} names "
                          f"{l_cls!r}, env classes {env.agent_classes}")
-    f_group = _group(env.action_space(f_cls), cfg.modes(ad))
-    l_group = _group(env.action_space(l_cls))
+    f_group = action_group(env.action_space(f_cls), encoding(cfg, ad)[2])
+    l_group = action_group(env.action_space(l_cls))
     hidden = tuple(cfg.hidden)
     n_f = env.num_agents(f_cls)
     return _Spec(f_cls, l_cls, n_f, f_group, l_group,

@@ -93,7 +93,7 @@ class SginAdapter(Adapter):
     relative_heads = ("channel",)
     ranked_heads = (("leo", "path_loss"),)
     #: MADFRL's actor gives the mode-relative ``cpu`` one value per offload mode
-    #: (``agents.madfrl.select_modes``); ignored under ``payoff="paper"`` (``cpu_ghz``)
+    #: (``agents.networks.select_modes``); ignored under ``payoff="paper"`` (``cpu_ghz``)
     mode_heads = (("cpu", "offload"),)
 
     def fixed_actions(self, env, params) -> dict:
