@@ -577,13 +577,13 @@ def _section_env_one(args, name: str, scenario: Scenario, out: dict, sub_out: di
     }
 
 
-def _train_configs(updates: int) -> dict:
+def _train_configs(updates: int, num_envs: int = 8) -> dict:
     """Small fixed training configs: the bench measures throughput, not learning."""
     from agents import madfrl, mappo
 
-    m_cfg = madfrl.Config(num_envs=8, num_updates=updates, batch_size=64,
+    m_cfg = madfrl.Config(num_envs=num_envs, num_updates=updates, batch_size=64,
                            buffer_size=128, warmup_updates=1)
-    p_cfg = mappo.Config(num_envs=8, num_steps=10, num_updates=max(1, updates // 10),
+    p_cfg = mappo.Config(num_envs=num_envs, num_steps=10, num_updates=max(1, updates // 10),
                          update_epochs=2, num_minibatches=2)
     return {
         # name: (make_train, config, env steps per env per train call)
@@ -594,8 +594,13 @@ def _train_configs(updates: int) -> dict:
 
 def section_train(args, scenario: Scenario, out: dict) -> None:
     """Training throughput: env agent-steps per second *including* the updates, for
-    ``jit(vmap(train))`` over 1 and 64 seeds (AOT-compiled, block_until_ready-timed).
-    The learners benchmarked (MADFRL, MAPPO) are sgin's."""
+    ``jit(vmap(train))`` over ``--train-seeds`` seeds × ``--train-envs`` envs per seed
+    (pairs with seeds × envs ≤ ``--train-max-batch``; AOT-compiled,
+    block_until_ready-timed), next to env-only stepping (random policy) at the same
+    number of parallel episodes, measured in the same run. MADFRL does one gradient
+    step per update of ``envs`` env steps, so envs per seed sets its gradient steps per
+    env step; MAPPO does 2 epochs × 2 minibatches per rollout of envs × 10 steps. The
+    learners benchmarked (MADFRL, MAPPO) are sgin's."""
     if "sgin" not in out["scenario_names"]:
         return
     lines = out["_lines"]
@@ -605,17 +610,34 @@ def section_train(args, scenario: Scenario, out: dict) -> None:
     lines.append("")
     lines.append(
         f"training, jit(vmap(train)) over seeds, {args.train_updates} MADFRL updates "
-        "(8 envs, 1 env step + 1 gradient step per update) / MAPPO rollouts of 8 envs x 10 "
-        "steps; agent-steps/s = seeds x env steps x counted agents / s, updates included"
+        "(envs env steps + 1 gradient step per update) / MAPPO rollouts of envs x 10 "
+        "steps; agent-steps/s = seeds x env steps x counted agents / s, updates included; "
+        "env-only = random-policy stepping at seeds x envs episodes, same run"
     )
-    header = (f"{'algorithm':>9} {'seeds':>5} {'agent-steps/call':>16} {'compile s':>9} "
-              f"{'median s':>9} {'agent-steps/s':>13} {'cpu/wall':>8}")
+    header = (f"{'algorithm':>9} {'seeds':>5} {'envs':>5} {'agent-steps/call':>16} "
+              f"{'compile s':>9} {'median s':>9} {'agent-steps/s':>13} {'env-only':>9} "
+              f"{'fraction':>8} {'cpu/wall':>8}")
     lines += [header, "-" * len(header)]
     _flush(args, out)
-    rows = []
-    for name, (make_train, cfg, steps_per_env) in _train_configs(args.train_updates).items():
-        train = make_train(env, cfg)
-        for seeds in args.train_seeds:
+    rows, env_only = [], {}
+    policy = jaxsg.random_policy(env)
+    initial = jax.jit(lambda k: env.reset(k, params))(jax.random.key(args.seed))
+    pairs = [(envs, seeds) for envs in args.train_envs for seeds in args.train_seeds
+             if envs * seeds <= args.train_max_batch]
+    for envs, seeds in pairs:
+        batch = envs * seeds
+        if batch not in env_only:
+            steps = steps_for(batch, args.steps, args.max_env_steps)
+            row = bench_jax_batch(make_run(env, params, policy, steps), initial, batch,
+                                  args.repeats, args.seed,
+                                  {"xla_backend_optimization_level": 0}
+                                  if args.fast_compile else None)
+            env_only[batch] = batch * steps * n_agents / row["call_s_median"]
+    configs = {e: _train_configs(args.train_updates, e) for e in args.train_envs}
+    for name in configs[args.train_envs[0]]:
+        for envs, seeds in pairs:
+            make_train, cfg, steps_per_env = configs[envs][name]
+            train = make_train(env, cfg)
             keys = jax.random.split(jax.random.PRNGKey(args.seed), seeds)
             t0 = time.perf_counter()
             compiled = jax.jit(jax.vmap(train, in_axes=(0, None))).lower(keys, params).compile()
@@ -629,12 +651,16 @@ def section_train(args, scenario: Scenario, out: dict) -> None:
                 cpu += time.process_time() - c0
             per_call = seeds * cfg.num_envs * steps_per_env * n_agents
             median = statistics.median(times)
-            rows.append({"algorithm": name, "seeds": seeds, "agent_steps_per_call": per_call,
-                         "compile_s": compile_s, "call_s_median": median,
-                         "agent_steps_per_s": per_call / median,
+            fraction = per_call / median / env_only[seeds * envs]
+            rows.append({"algorithm": name, "seeds": seeds, "envs_per_seed": envs,
+                         "agent_steps_per_call": per_call, "compile_s": compile_s,
+                         "call_s_median": median, "agent_steps_per_s": per_call / median,
+                         "env_only_agent_steps_per_s": env_only[seeds * envs],
+                         "fraction_of_env_only": fraction,
                          "cpu_per_wall": cpu / sum(times) if times else None})
-            lines.append(f"{name:>9} {seeds:>5} {per_call:>16,} {compile_s:>9.1f} "
+            lines.append(f"{name:>9} {seeds:>5} {envs:>5} {per_call:>16,} {compile_s:>9.1f} "
                          f"{median:>9.2e} {_fmt_rate(per_call / median):>13} "
+                         f"{_fmt_rate(env_only[seeds * envs]):>9} {fraction:>8.1%} "
                          + (f"{cpu / sum(times):>8.2f}" if times else f"{'-':>8}"))
             _flush(args, out)
     out["train"] = rows
@@ -677,6 +703,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-seeds", type=_positive_int_list, default=[1, 64],
                    help="vmapped seeds for the training section (default 1,64)")
+    p.add_argument("--train-envs", type=_positive_int_list, default=[8, 512],
+                   help="envs per seed in the training section (default 8,512)")
+    p.add_argument("--train-max-batch", type=_positive(int), default=512,
+                   help="training rows only where seeds x envs <= this (default 512)")
     p.add_argument("--train-repeats", type=int, default=2,
                    help="timed calls per training row after one warm-up (default 2)")
     p.add_argument("--train-updates", type=int, default=20,

@@ -113,17 +113,20 @@ def test_bad_arguments_exit_2(argv):
 
 def test_train_section_reports_both_learners(tmp_path):
     path = tmp_path / "train.json"
-    argv = ["--scenario", "sgin", "--sections", "train", "--train-seeds", "1",
-            "--train-updates", "2",
+    argv = ["--scenario", "sgin", "--sections", "train", "--train-seeds", "1,2",
+            "--train-envs", "2", "--train-max-batch", "2", "--train-updates", "2",
             "--train-repeats", "1", "--fast-compile", "--json", str(path)]
     for item in ("num_mbs=2", "users_per_mbs=3", "num_leo=2", "num_channels=3"):
         argv += ["--set", item]
     doc = bench.main(argv)
     rows = doc["train"]
     assert {r["algorithm"] for r in rows} == {"madfrl", "mappo"}
+    # only (envs, seeds) pairs with envs × seeds ≤ --train-max-batch: 2 × 2 is skipped
+    assert sorted((r["envs_per_seed"], r["seeds"]) for r in rows) == [(2, 1), (2, 1)]
     for r in rows:
-        assert r["seeds"] == 1
         assert math.isfinite(r["agent_steps_per_s"]) and r["agent_steps_per_s"] > 0
+        assert r["fraction_of_env_only"] == pytest.approx(
+            r["agent_steps_per_s"] / r["env_only_agent_steps_per_s"])
         assert r["cpu_per_wall"] > 0  # shows when the training rows ran on a shared CPU
 
 
