@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from agents.heuristics import episode_scores
+from agents.heuristics import best_choice, episode_scores, evaluation_keys
 
 
 def random_deploy(env) -> Callable:
@@ -128,16 +128,11 @@ def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callabl
     objective α·L_sum + β·ς·m (= −reward) on ``num_episodes`` episodes from ``key`` (default
     ``PRNGKey(0)``; pass the evaluation keys). ``policy.choice`` and ``policy.scores`` (the
     mean of every choice) record the selection."""
-    params = env.default_params if params is None else params
-    key = jax.random.PRNGKey(0) if key is None else key
     choices = constant_choices(env)
     table = episode_scores(env, lambda i: constant(env, index=i), jnp.arange(len(choices)),
-                           params, jax.random.split(key, num_episodes),
+                           params, evaluation_keys(key, num_episodes=num_episodes),
                            lambda tr: -jnp.mean(tr["metrics"]["team_reward"]))
-    scores = {c: float(v) for c, v in zip(choices, np.asarray(table).mean(axis=1))}
-    policy = constant(env, min(scores, key=scores.get))
-    policy.choice, policy.scores = min(scores, key=scores.get), scores
-    return policy
+    return best_choice(choices, table, lambda choice: constant(env, choice))
 
 
 @functools.cache

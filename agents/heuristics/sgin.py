@@ -16,7 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from agents.heuristics import episode_scores
+from agents.heuristics import episode_scores, evaluation_keys
 from jaxsg.consensus import sgin_privacy_overhead
 from jaxsg.physics.link import shannon_rate
 
@@ -86,6 +86,14 @@ def _mid_cpu(env, params):
             _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool))))
 
 
+def _mid_range_action(env, params, offload, leo, channel):
+    """MAMCC's and MAGCS's action: the mid-range f of the chosen mode, the mid-range S_B."""
+    cpu_local, cpu_cloud = _mid_cpu(env, params)
+    block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
+    return _follower_action(env, params, offload, leo, channel,
+                            jnp.where(offload, cpu_cloud, cpu_local), block)
+
+
 def marto(env) -> Callable:
     """MARTO: offload, LEO and channel uniformly among the available options; f, S_B uniform."""
 
@@ -109,10 +117,7 @@ def mamcc_follower(env, state, params):
     if _cloud(env):  # the cloud also computes at its f
         free_rate = jnp.minimum(free_rate, cpu_cloud / state.cycles_per_bit)
     local_rate = cpu_local / state.cycles_per_bit
-    offload = visible & (free_rate > local_rate)
-    cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
-    block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
-    return _follower_action(env, params, offload, leo, channel, cpu_hz, block)
+    return _mid_range_action(env, params, visible & (free_rate > local_rate), leo, channel)
 
 
 def mamcc(env) -> Callable:
@@ -153,8 +158,7 @@ def magcs(env) -> Callable:
         leo = _best_visible_leo(gain, state.visible)
         total_rx = state.last_rx_power_w.sum(axis=0)  # (O, R)
         other_rx = total_rx[None] - state.last_rx_power_w  # (N, O, R)
-        cpu_local, cpu_cloud = _mid_cpu(env, params)
-        local_rate = cpu_local / state.cycles_per_bit
+        local_rate = _mid_cpu(env, params)[0] / state.cycles_per_bit
         channel, offload = jax.vmap(cell_greedy, in_axes=(0, 0, 0, 0, 0, None))(
             gain.reshape(n_mbs, m, -1),
             leo.reshape(n_mbs, m),
@@ -163,10 +167,7 @@ def magcs(env) -> Callable:
             jnp.any(state.visible, -1).reshape(n_mbs, m),
             params,
         )
-        block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
-        offload = offload.reshape(-1)
-        cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
-        return _follower_action(env, params, offload, leo, channel.reshape(-1), cpu_hz, block)
+        return _mid_range_action(env, params, offload.reshape(-1), leo, channel.reshape(-1))
 
     return _follower_policy(env, follower)
 
@@ -322,9 +323,9 @@ def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int
     params = env.default_params if params is None else params
     grid = price_grid_around(params.price) if price_grid is None else jnp.asarray(
         price_grid, jnp.float32)
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
     policy = best_response(env, rounds, cpu_levels)
-    profits = episode_scores(env, lambda _: policy, grid, params, keys,
+    profits = episode_scores(env, lambda _: policy, grid, params,
+                             evaluation_keys(seed=seed, num_episodes=num_episodes),
                              lambda tr: tr["reward"]["leader"][..., 0].sum(),
                              params_of=lambda price, p: p.replace(price=price)).mean(axis=1)
     return float(grid[jnp.argmax(profits)]), profits, grid
@@ -402,10 +403,9 @@ def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
 
     Returns ``(best grid point as a dict of Python numbers, returns (G,), grid)``.
     """
-    params = env.default_params if params is None else params
     grid = constant_action_grid(env) if grid is None else grid
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
-    values = episode_scores(env, lambda pt: constant_policy(env, **pt), grid, params, keys,
+    values = episode_scores(env, lambda pt: constant_policy(env, **pt), grid, params,
+                            evaluation_keys(seed=seed, num_episodes=num_episodes),
                             lambda tr: tr["reward"]["follower"].sum(0).mean()).mean(axis=1)
     best = int(jnp.argmax(values))
     point = {k: v[best].item() for k, v in grid.items()}
