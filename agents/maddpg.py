@@ -131,16 +131,10 @@ class TrainState(NamedTuple):
     update: jnp.ndarray
 
 
-def _agent_class(env) -> str:
-    if len(env.agent_classes) != 1:
-        raise ValueError(f"MADDPG here handles one agent class; env has {env.agent_classes}")
-    return for_env(env).learning_class(env)
-
-
 def make_train(env, config: Config = Config()):
     """Build ``train(key, env_params) -> (policy_params, metrics)`` (pure, jit-able)."""
     cfg, ad = config, for_env(env)
-    cls = _agent_class(env)
+    cls = ad.learning_class(env, only="MADDPG")
     m = env.num_agents(cls)
     obs_dim = env.observation_space(cls).shape[-1]
     codec = ActionCodec(env, cls)
@@ -243,7 +237,7 @@ def make_train(env, config: Config = Config()):
 
 def make_policy(env, config: Config, policy_params):
     """Deterministic ``policy(key, obs, state, params) -> action`` from trained actors."""
-    cls = _agent_class(env)
+    cls = for_env(env).learning_class(env, only="MADDPG")
     codec = ActionCodec(env, cls)
     actor = Actor(codec.dim, tuple(config.hidden))
 

@@ -215,10 +215,7 @@ class _Spec(NamedTuple):
 
 def _spec(env, config: Config) -> _Spec:
     ad = for_env(env)
-    cls = ad.learning_class(env, config.agent_class)
-    if len(env.agent_classes) != 1:
-        raise ValueError("value_decomp learns one agent class; env has "
-                         f"{env.agent_classes}")
+    cls = ad.learning_class(env, config.agent_class, only="value_decomp")
     space = env.action_space(cls)
     if not hasattr(space, "n"):
         raise ValueError(f"value_decomp needs a Discrete action space, got {space!r}")

@@ -33,24 +33,23 @@ def _mid(lo, hi):
     return 0.5 * (lo + hi)
 
 
-def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, drop=None):
+def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, drop=None,
+                     cpu_frac=None):
     """Action dict in ``env``'s encoding from physical choices (f in Hz, S_B in bits):
-    ``cpu_ghz`` for ``payoff="paper"``; the mode-relative fraction ``cpu`` and
-    ``drop`` for ``payoff="cloud"``."""
-    offload = offload.astype(bool)
-    action = {
-        "offload": offload.astype(jnp.int32),
-        "leo": leo.astype(jnp.int32),
-        "channel": channel.astype(jnp.int32),
-        "block_mbit": (block_bits / MBIT).astype(jnp.float32),
-    }
+    ``cpu_ghz`` for ``payoff="paper"``; the mode-relative fraction ``cpu`` (``cpu_frac``
+    if given, else from f) and ``drop`` for ``payoff="cloud"``."""
+    offload = jnp.asarray(offload).astype(bool)
+    vec = lambda x, dtype: jnp.broadcast_to(jnp.asarray(x, dtype), offload.shape)  # noqa: E731
+    action = {"offload": vec(offload, jnp.int32), "leo": vec(leo, jnp.int32),
+              "channel": vec(channel, jnp.int32), "block_mbit": vec(block_bits / MBIT, jnp.float32)}
     if _cloud(env):
-        span = jnp.maximum(_mode_cpu_max(env, params, offload) - params.cpu_min_hz, 1.0)
-        action["cpu"] = jnp.clip((cpu_hz - params.cpu_min_hz) / span, 0.0, 1.0).astype(
-            jnp.float32)
-        action["drop"] = (jnp.zeros_like(offload) if drop is None else drop).astype(jnp.int32)
+        if cpu_frac is None:
+            span = jnp.maximum(_mode_cpu_max(env, params, offload) - params.cpu_min_hz, 1.0)
+            cpu_frac = jnp.clip((cpu_hz - params.cpu_min_hz) / span, 0.0, 1.0)
+        action["cpu"] = vec(cpu_frac, jnp.float32)
+        action["drop"] = vec(0 if drop is None else drop, jnp.int32)
     else:
-        action["cpu_ghz"] = (cpu_hz / GHZ).astype(jnp.float32)
+        action["cpu_ghz"] = vec(cpu_hz / GHZ, jnp.float32)
     return action
 
 
@@ -378,19 +377,9 @@ def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callab
         gain = jnp.where(state.visible, env.path_gain(state, params), -1.0)
         leo = jnp.argsort(-gain, axis=-1)[:, jnp.clip(leo_rank, 0, env.num_leo - 1)]
         channel = (jnp.arange(n) % env.users_per_mbs + channel_offset) % env.num_channels
-        action = {
-            "offload": jnp.full((n,), offload, jnp.int32),
-            "leo": leo.astype(jnp.int32),
-            "channel": channel.astype(jnp.int32),
-            "block_mbit": jnp.full((n,), params.block_min_bits / MBIT, jnp.float32),
-        }
-        if _cloud(env):
-            action["cpu"] = jnp.full((n,), cpu, jnp.float32)
-            action["drop"] = jnp.full((n,), drop, jnp.int32)
-        else:
-            f = params.cpu_min_hz + cpu * (params.cpu_max_hz - params.cpu_min_hz)
-            action["cpu_ghz"] = jnp.full((n,), f / GHZ, jnp.float32)
-        return action
+        f = params.cpu_min_hz + cpu * (params.cpu_max_hz - params.cpu_min_hz)  # paper's f
+        return _follower_action(env, params, jnp.full((n,), offload), leo, channel, f,
+                                params.block_min_bits, drop, cpu)
 
     return _follower_policy(env, follower)
 
