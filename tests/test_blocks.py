@@ -146,6 +146,13 @@ def test_heuristics_get_reads_each_scenario_table():
         heuristics.get("atlantis", "x", env)
 
 
+def test_single_class_learners_refuse_a_two_class_env_by_name():
+    env, _ = jaxsg.make("sgin", num_mbs=1, users_per_mbs=3, num_leo=2, num_channels=2)
+    for module, name in ((maddpg, "MADDPG"), (value_decomp, "value_decomp")):
+        with pytest.raises(ValueError, match=f"{name} learns one agent class"):
+            module.make_train(env, module.Config())
+
+
 def test_greedy_marks_untrustworthy_rows_invalid():
     q = jnp.array([[1.0, 2.0, 0.0], [jnp.nan, 1.0, 2.0], [-jnp.inf, -jnp.inf, -jnp.inf],
                    [-jnp.inf, 3.0, 1.0], [jnp.inf, 0.0, 0.0]])
