@@ -471,14 +471,3 @@ def make_policy(env, config: Config, policy_params, eps: float = 0.0) -> Recurre
 
     return RecurrentPolicy(init_carry, apply)
 
-
-def rollout_greedy(env, config: Config, agent_params, key, params, num_steps: int):
-    """Greedy (ε = 0) rollout of one env for ``num_steps`` steps with the *training*
-    acting code, returning its per-step records (``q``, ``inputs``, ``resets``, ...);
-    for evaluation use :func:`make_policy` with :func:`jaxsg.wrappers.rollout`."""
-    reset_fn, step_fn = make_actor(env, config)
-    k_reset, k_run = jax.random.split(key)
-    s = reset_fn(k_reset, params)
-    _, rec = jax.lax.scan(lambda s, k: step_fn(agent_params, s, k, 0.0, params), s,
-                          jax.random.split(k_run, num_steps))
-    return rec
