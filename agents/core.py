@@ -16,6 +16,7 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
 from jaxsg.env import INVALID_ACTION
 from jaxsg.validation import Bound
@@ -106,8 +107,55 @@ def hard_update(online: PyTree, target: PyTree, step: jnp.ndarray, period: int) 
 
 
 def gate(pred: jnp.ndarray, new: PyTree, old: PyTree) -> PyTree:
-    """``new`` where ``pred`` else ``old``, leaf by leaf (warm-up gating, events)."""
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+    """``new`` where ``pred`` else ``old``, leaf by leaf (warm-up gating, events). A
+    ``pred`` of shape ``(C,)`` selects along the leading axis of ``new``'s leaves (client c
+    of a stacked pytree; ``old`` may be stacked or a global pytree that broadcasts)."""
+    pred = jnp.asarray(pred)
+    return jax.tree.map(lambda a, b: jnp.where(
+        pred.reshape(pred.shape + (1,) * (jnp.ndim(a) - pred.ndim)), a, b), new, old)
+
+
+def stacked_step(tx: optax.GradientTransformation, params: PyTree, opt: PyTree, grads: PyTree):
+    """One optimiser step per agent (leading axis): ``(params, opt)`` after ``grads``."""
+    updates, opt = jax.vmap(tx.update)(grads, opt, params)
+    return optax.apply_updates(params, updates), opt
+
+
+@struct.dataclass
+class ActorCritic:
+    """Stacked per-agent actors, critics, their targets and optimiser states."""
+
+    actor: PyTree
+    critic: PyTree
+    target_actor: PyTree
+    target_critic: PyTree
+    actor_opt: PyTree
+    critic_opt: PyTree
+
+    @classmethod
+    def create(cls, actor, critic, actor_tx, critic_tx) -> "ActorCritic":
+        return cls(actor, critic, actor, critic, jax.vmap(actor_tx.init)(actor),
+                   jax.vmap(critic_tx.init)(critic))
+
+
+def actor_critic_step(ac: ActorCritic, critic_loss: Callable, actor_loss: Callable, actor_tx,
+                      critic_tx, tau: float):
+    """A critic step on ``critic_loss(critic) -> (loss, aux)``, an actor step on
+    ``actor_loss(actor, new critic)`` (sums of per-agent losses), soft target updates (τ):
+    ``(ActorCritic, critic loss, actor loss, aux)``."""
+    (c_loss, aux), grads = jax.value_and_grad(critic_loss, has_aux=True)(ac.critic)
+    critic, c_opt = stacked_step(critic_tx, ac.critic, ac.critic_opt, grads)
+    a_loss, grads = jax.value_and_grad(actor_loss)(ac.actor, critic)
+    actor, a_opt = stacked_step(actor_tx, ac.actor, ac.actor_opt, grads)
+    new = ActorCritic(actor, critic, soft_update(actor, ac.target_actor, tau),
+                      soft_update(critic, ac.target_critic, tau), a_opt, c_opt)
+    return new, c_loss, a_loss, aux
+
+
+def epsilon_greedy(key: jax.Array, eps, greedy_action: jnp.ndarray, random_action):
+    """``random_action`` with probability ``eps``, else ``greedy_action`` (int32)."""
+    explore = jax.random.uniform(key, greedy_action.shape) < eps
+    return jnp.where(explore, random_action, greedy_action).astype(jnp.int32)
 
 
 def adam(lr, max_grad_norm: float, eps: float = 1e-8) -> optax.GradientTransformation:

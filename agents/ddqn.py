@@ -28,7 +28,6 @@ from typing import ClassVar, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from agents import core, replay
@@ -123,9 +122,8 @@ def make_train(env, config: Config):
             key, k_eps, k_rand, k_env, k_sample = jax.random.split(ts.key, 5)
             eps = epsilon(ts.update)
             greedy = jnp.argmax(q_values(ts.q, ts.obs[cls]), -1)  # (E, n)
-            explore = jax.random.uniform(k_eps, greedy.shape) < eps
-            action = jnp.where(explore, jax.random.randint(k_rand, greedy.shape, 0, n_a),
-                               greedy).astype(jnp.int32)
+            action = core.epsilon_greedy(k_eps, eps, greedy,
+                                         jax.random.randint(k_rand, greedy.shape, 0, n_a))
             obs2, env_state, reward, term, _, info = vstep(
                 jax.random.split(k_env, cfg.num_envs), ts.env_state, {cls: action}, env_params)
             buf = replay.add_batch(ts.buffer, {
@@ -134,9 +132,8 @@ def make_train(env, config: Config):
             batch = replay.sample(buf, k_sample, cfg.batch_size)
             (loss, q_sa), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 ts.q, ts.target, batch)
-            upd, opt = jax.vmap(tx.update)(grads, ts.opt, ts.q)
             learn = ts.update >= cfg.warmup_updates
-            q, opt = core.gate(learn, (optax.apply_updates(ts.q, upd), opt), (ts.q, ts.opt))
+            q, opt = core.gate(learn, core.stacked_step(tx, ts.q, ts.opt, grads), (ts.q, ts.opt))
 
             # elected federated aggregation (Alg. 2) every κ local rounds
             weights, aggregator, ledger = ad.election(env, env_state, env_params)

@@ -64,12 +64,6 @@ def _cast_like(value: jnp.ndarray, like: jnp.ndarray) -> jnp.ndarray:
     return value.astype(dtype) if jnp.issubdtype(dtype, jnp.inexact) else value
 
 
-def _expand(w: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
-    """Reshape a (C,) vector to broadcast against a (C, ...) leaf."""
-    return w.reshape(w.shape + (1,) * (jnp.ndim(x) - 1))
-
-
-
 def weighted_average(stacked: PyTree, weights: jnp.ndarray) -> PyTree:
     """Σ_c w_c Z_c over the client axis, ``weights`` (C,) :func:`normalise`-d (raw data
     sizes can be passed directly)."""
@@ -100,7 +94,7 @@ def group_average(
     tot_c, cnt_c = total[ids], count[ids]
     w_in = jnp.where(tot_c > 0, w / jnp.where(tot_c > 0, tot_c, 1.0), 1.0 / jnp.maximum(cnt_c, 1))
 
-    leaf = lambda x: _cast_like(seg(_expand(w_in, x) * jnp.asarray(x)), x)  # noqa: E731
+    leaf = lambda x: _cast_like(seg(w_in.reshape((c,) + (1,) * (jnp.ndim(x) - 1)) * x), x)
     return jax.tree.map(leaf, stacked), total, count
 
 
@@ -130,9 +124,8 @@ def trimmed_mean(stacked: PyTree, trim_fraction: float) -> PyTree:
         stacked)
 
 
-def broadcast(global_params: PyTree, num_clients: int) -> PyTree:
-    """Issue the global model to every client: leaves (…) → (num_clients, …)."""
-    return core.broadcast_agents(global_params, num_clients)
+#: issue the global model to every client: leaves (…) → (num_clients, …)
+broadcast = core.broadcast_agents
 
 
 @dataclasses.dataclass(frozen=True)

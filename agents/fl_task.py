@@ -324,22 +324,21 @@ class FLTask:
         trained = jnp.maximum(jnp.ceil(batch_frac * c.count), 1.0)
         bs_params, _, count = group_average(dt_params, trained, assoc, m)  # eq. 4
         nonempty = count > 0
-        bs_params = _pick(nonempty, bs_params, w)
+        bs_params = core.gate(nonempty, bs_params, w)
         # attack on the BS's update Δ = G − w
         poisoned = jnp.asarray(poisoned, bool) & nonempty
         if cfg.attack == "sign_flip":
             bad = jax.tree.map(lambda g, z: z[None] - cfg.attack_scale * (g - z[None]),
                                bs_params, w)
         elif cfg.attack == "noise":
-            leaves, treedef = jax.tree.flatten(bs_params)
-            nkeys = jax.random.split(k_noise, len(leaves))
-            w_leaves = jax.tree.leaves(w)
-            bad = jax.tree.unflatten(treedef, [
-                g + cfg.attack_scale * jnp.sqrt(jnp.mean((g - z[None]) ** 2) + 1e-12)
-                * jax.random.normal(kk, g.shape) for g, z, kk in zip(leaves, w_leaves, nkeys)])
+            treedef = jax.tree.structure(bs_params)
+            nkeys = jax.tree.unflatten(treedef, jax.random.split(k_noise, treedef.num_leaves))
+            bad = jax.tree.map(lambda g, z, kk: g + cfg.attack_scale * jnp.sqrt(
+                jnp.mean((g - z[None]) ** 2) + 1e-12) * jax.random.normal(kk, g.shape),
+                bs_params, w, nkeys)
         else:
             bad = bs_params
-        bs_params = _pick(poisoned, bad, bs_params)
+        bs_params = core.gate(poisoned, bad, bs_params)
         # coins (eq. 6 at round 0) and the producers elected by stake-weighted votes
         data_bs = jax.ops.segment_sum(c.count, assoc, num_segments=m)
         coins0 = jnp.where(state.round == 0, dpos_stakes(data_bs, cfg.s_ini), state.coins)
@@ -365,7 +364,7 @@ class FLTask:
         if cfg.aggregation == "fedavg":
             new = core.gate(jnp.any(verified), weighted_average(bs_params, verified), w)
         else:
-            filled = _pick(verified, bs_params, w)
+            filled = core.gate(verified, bs_params, w)
             new = (coordinate_median(filled) if cfg.aggregation == "median"
                    else trimmed_mean(filled, cfg.trim_fraction))
         # included BSs are paid, rejected ones are not
@@ -397,13 +396,6 @@ class FLTask:
             return self._round(s, a, b, poisoned, k)
 
         return jax.lax.scan(body, state, (assocs, batch_fracs, keys))
-
-
-def _pick(mask, stacked, other):
-    """Client c's leaves of ``stacked`` where ``mask[c]``, else ``other``'s (stacked or
-    global, broadcast)."""
-    return jax.tree.map(lambda g, z: jnp.where(mask.reshape(mask.shape + (1,) * (g.ndim - 1)),
-                                               g, z), stacked, other)
 
 
 def average_association(num_users: int, num_bs: int) -> jnp.ndarray:

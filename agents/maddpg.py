@@ -26,7 +26,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from agents import core, replay
 from agents.adapters import for_env
@@ -96,15 +95,6 @@ class Actor(nn.Module):
         return z if self.raw else jnp.tanh(z)
 
 
-class Nets(NamedTuple):
-    actor: Any
-    critic: Any
-    target_actor: Any
-    target_critic: Any
-    actor_opt: Any
-    critic_opt: Any
-
-
 class ActionCodec:
     """Flatten a Dict of Box components (leading agent axis) to u ∈ [−1, 1]^A per agent."""
 
@@ -132,7 +122,7 @@ class ActionCodec:
 
 
 class TrainState(NamedTuple):
-    nets: Nets
+    nets: core.ActorCritic
     buffer: replay.Replay
     env_state: Any
     obs: jnp.ndarray  # (E, M, d)
@@ -141,16 +131,10 @@ class TrainState(NamedTuple):
     update: jnp.ndarray
 
 
-def _agent_class(env) -> str:
-    if len(env.agent_classes) != 1:
-        raise ValueError(f"MADDPG here handles one agent class; env has {env.agent_classes}")
-    return for_env(env).learning_class(env)
-
-
 def make_train(env, config: Config = Config()):
     """Build ``train(key, env_params) -> (policy_params, metrics)`` (pure, jit-able)."""
     cfg, ad = config, for_env(env)
-    cls = _agent_class(env)
+    cls = ad.learning_class(env, only="MADDPG")
     m = env.num_agents(cls)
     obs_dim = env.observation_space(cls).shape[-1]
     codec = ActionCodec(env, cls)
@@ -176,9 +160,9 @@ def make_train(env, config: Config = Config()):
         a = core.stacked_init(actor.init, k_a, m, jnp.zeros((obs_dim,)))
         c = core.stacked_init(critic.init, k_c, m, jnp.zeros((m * obs_dim,)),
                               jnp.zeros((m * a_dim,)))
-        return Nets(a, c, a, c, jax.vmap(actor_tx.init)(a), jax.vmap(critic_tx.init)(c))
+        return core.ActorCritic.create(a, c, actor_tx, critic_tx)
 
-    def learn(nets: Nets, batch, gamma, scale):
+    def learn(nets: core.ActorCritic, batch, gamma, scale):
         s = batch["obs"].reshape(batch["obs"].shape[0], -1)
         s2 = batch["nobs"].reshape(s.shape)
         u2 = pi(nets.target_actor, batch["nobs"])
@@ -187,13 +171,9 @@ def make_train(env, config: Config = Config()):
         y = jax.lax.stop_gradient(y)
 
         def critic_loss(p):  # Σ_i of the per-agent losses (independent parameters)
-            return jnp.sum(jnp.mean((q_all(p, s, batch["u"]) - y) ** 2, axis=0))
+            return jnp.sum(jnp.mean((q_all(p, s, batch["u"]) - y) ** 2, axis=0)), None
 
-        c_loss, c_grad = jax.value_and_grad(critic_loss)(nets.critic)
-        c_upd, c_opt = jax.vmap(critic_tx.update)(c_grad, nets.critic_opt, nets.critic)
-        critic_p = optax.apply_updates(nets.critic, c_upd)
-
-        def actor_loss(p):
+        def actor_loss(p, critic_p):
             z = core.stacked_apply(actor_raw.apply, p, batch["obs"])  # (B, M, A) pre-tanh
             mine = jnp.tanh(z)
             eye = jnp.eye(m, dtype=bool)[:, None, :, None]  # (i, 1, j, 1)
@@ -204,11 +184,8 @@ def make_train(env, config: Config = Config()):
             penalty = cfg.preact_l2 * m * jnp.mean(z ** 2)  # summed over the M agents
             return -jnp.sum(jnp.mean(q, axis=1)) + penalty
 
-        a_loss, a_grad = jax.value_and_grad(actor_loss)(nets.actor)
-        a_upd, a_opt = jax.vmap(actor_tx.update)(a_grad, nets.actor_opt, nets.actor)
-        actor_p = optax.apply_updates(nets.actor, a_upd)
-        new = Nets(actor_p, critic_p, core.soft_update(actor_p, nets.target_actor, cfg.tau),
-                   core.soft_update(critic_p, nets.target_critic, cfg.tau), a_opt, c_opt)
+        new, c_loss, a_loss, _ = core.actor_critic_step(nets, critic_loss, actor_loss, actor_tx,
+                                                        critic_tx, cfg.tau)
         return new, {"critic_loss": c_loss, "actor_loss": a_loss}
 
     def train(key, env_params, gamma=None):
@@ -260,7 +237,7 @@ def make_train(env, config: Config = Config()):
 
 def make_policy(env, config: Config, policy_params):
     """Deterministic ``policy(key, obs, state, params) -> action`` from trained actors."""
-    cls = _agent_class(env)
+    cls = for_env(env).learning_class(env, only="MADDPG")
     codec = ActionCodec(env, cls)
     actor = Actor(codec.dim, tuple(config.hidden))
 

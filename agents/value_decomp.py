@@ -1,11 +1,10 @@
 """Recurrent value-decomposition MARL: IQL, VDN (the paper's "proposed" sum mixing) and QMIX.
 
-Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): each agent has a GRU + FC
-Q-network fed its own observation and its last action; the joint value is the sum of
-the agents' values (VDN, monotone by construction, eq. 22), trained with the TD loss of
-eq. (23) from an episode replay buffer with target networks. QMIX (Rashid et al. 2018)
-replaces the sum by a state-conditioned monotone hypernetwork mixer; IQL trains every
-agent on its own TD error.
+Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): each agent has a GRU + FC Q-network
+fed its own observation and last action; VDN's joint value is the sum of the agents'
+values (eq. 22), trained with the TD loss of eq. (23) from an episode replay buffer with
+target networks. QMIX (Rashid et al. 2018) replaces the sum by a state-conditioned
+monotone hypernetwork mixer; IQL trains every agent on its own TD error.
 
     train = make_train(env, Config(mixer="vdn"))
     policy_params, metrics = jax.jit(train)(key, params)
@@ -13,48 +12,42 @@ agent on its own TD error.
 
 Design decisions
 ----------------
-* **Agent network.** ``AgentQNet``: Dense(fc) + ReLU → ``GRUCell`` → Dense(|A|).
-  Input = own observation ‖ own last action one-hot ‖ one-hot agent id; parameters
-  shared by all agents of ``config.agent_class``, applied to the ``(..., n, features)``
-  array (no loop over agents).
-* **Reset alignment.** Step t's ``reset`` flag is the done flag of step t − 1 (True at
-  the first step); h is zeroed *before* consuming x_t: ``h_t = GRU(where(reset_t, 0,
-  h_{t−1}), x_t)``. Resetting with step t's own done (JaxMARL's recurrent IQL/VDN/QMIX)
-  zeroes the memory before an episode's last step and carries it into the next episode.
+* **Agent network.** ``AgentQNet``: Dense(fc) + ReLU → ``GRUCell`` → Dense(|A|); input =
+  the adapter's observation features ‖ own last action one-hot ‖ one-hot agent id;
+  parameters shared by every agent of the learning class.
+* **Reset alignment.** Step t's ``reset`` flag is the done flag of step t − 1 (True at the
+  first step), and h is zeroed *before* consuming x_t. Resetting with step t's own done
+  (JaxMARL's recurrent IQL/VDN/QMIX) zeroes the memory before an episode's last step and
+  carries it into the next episode.
 * **Bootstrap targets.** Each stored step keeps its *final* input
   (``info["final_observation"]`` ‖ one-hot of the action taken) and avail mask
-  (``info["final_avail_actions"]``, else all True); Q(τ_{t+1}) is one GRU step from h_t
-  on it, so no target crosses an episode (termination, not truncation, stops it).
-* **Replay.** ``agents.replay`` of whole episodes: each iteration ``num_envs`` envs play
-  ``env.horizon`` steps, then ``updates_per_iter`` gradient steps on ``batch_episodes``
-  sampled episodes, gated by ``warmup_episodes``.
-* **Targets.** Double Q over the available actions, hard target update every
-  ``target_update_interval`` iterations, γ (paper: 0.9), rewards × ``reward_scale``.
-* **Rewards.** Mixers learn on the mean over agents of the per-agent reward (the team
-  reward). IQL learns each agent on its own reward: the adapter's ``agent_rewards``
-  when it defines one and ``own_reward`` (dt_deploy: the user's own term of the shared
-  reward; with the shared reward its own action is ~2 % of the signal at 20 users and
-  IQL stays at a constant policy), else the env's per-agent reward.
-* **Mixers.** ``"none"`` (IQL): mean over agents of each agent's TD loss. ``"vdn"``:
-  Q_tot = Σ_i Q_i (eq. 21). ``"qmix"``: hypernetworks of the global state (all agents'
-  observations) give |W1|, b1, |W2| and a state-value bias; Q_tot = ELU(q·W1 + b1)·W2 +
-  b2, monotone in every Q_i.
-* **Exploration and selection.** ε-greedy over the available actions, ε linear from
-  ``eps_start`` to ``eps_end`` over ``eps_decay_fraction`` of the iterations.
-  ``num_eval_envs`` extra envs play greedily in the same rollout (not stored): the
-  ``eval_*`` learning curves, and with ``keep_best`` the returned parameters are the
-  iterate with the highest greedy return there (the greedy policy of a shared-parameter
-  learner can flip between herding and staying put from one iterate to the next).
-* **Loss.** Huber of width ``huber_delta`` on the TD error (``None``: ½·TD², eq. 23),
-  Adam with global-norm clipping.
+  (``info["final_avail_actions"]``, else all True); Q(τ_{t+1}) is one GRU step from h_t on
+  it, so no target crosses an episode (termination, not truncation, stops it).
+* **Replay and targets.** Whole episodes in ``agents.replay``: each iteration ``num_envs``
+  envs play ``env.horizon`` steps, then ``updates_per_iter`` gradient steps on
+  ``batch_episodes`` episodes once ``warmup_episodes`` are stored. Double Q over the
+  available actions, hard target update every ``target_update_interval`` iterations.
+* **Rewards** (× ``reward_scale``). Mixers learn on the team reward (mean over agents).
+  IQL learns each agent on its own reward: the adapter's ``agent_rewards`` when it has
+  one and ``own_reward`` (dt_deploy: with the shared reward a user's own action is ~2 % of
+  the signal at 20 users and IQL stays at a constant policy), else the env's.
+* **Mixers.** ``"none"`` (IQL): mean of the agents' TD losses. ``"vdn"``: Q_tot = Σ_i Q_i
+  (eq. 21). ``"qmix"``: hypernetworks of the global state (all agents' observations) give
+  |W1|, b1, |W2| and a state-value bias, so Q_tot is monotone in every Q_i.
+* **Exploration and selection.** ε-greedy over the available actions, ε linear over
+  ``eps_decay_fraction`` of the iterations. ``num_eval_envs`` extra envs play greedily in
+  the same rollout (not stored): the ``eval_*`` curves, and with ``keep_best`` the
+  returned parameters are the iterate of highest greedy return there (the greedy policy
+  of a shared-parameter learner can flip between herding and staying put).
+* **Loss.** Huber of width ``huber_delta`` on the TD error (``None``: ½·TD², eq. 23;
+  deep-fade latencies would dominate it), Adam with global-norm clipping.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import chex
 import flax.linen as nn
@@ -126,8 +119,10 @@ class HParams(NamedTuple):
 
     @classmethod
     def of(cls, config: Config) -> "HParams":
-        return cls(jnp.float32(config.lr), jnp.float32(config.eps_decay_fraction),
-                   jnp.int32(config.target_update_interval))
+        return cls(*(jnp.asarray(getattr(config, f), d) for f, d in zip(cls._fields, _HP_DTYPES)))
+
+
+_HP_DTYPES = (jnp.float32, jnp.float32, jnp.int32)
 
 
 def hparams_grid(lr=(), eps_decay_fraction=(), target_update_interval=(),
@@ -135,17 +130,13 @@ def hparams_grid(lr=(), eps_decay_fraction=(), target_update_interval=(),
     """Cartesian grid of :class:`HParams` (leading axis G) and its rows as dicts; an
     empty tuple takes the config's value. Bad values raise ``ValueError`` here."""
     config = Config() if config is None else config
-    axes = {"lr": tuple(lr) or (config.lr,),
-            "eps_decay_fraction": tuple(eps_decay_fraction) or (config.eps_decay_fraction,),
-            "target_update_interval": tuple(target_update_interval)
-            or (config.target_update_interval,)}
+    given = (lr, eps_decay_fraction, target_update_interval)
+    axes = {f: tuple(v) or (getattr(config, f),) for f, v in zip(HParams._fields, given)}
     rows = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
     for row in rows:  # the same bounds as the static config
         dataclasses.replace(config, **row)
-    grid = HParams(jnp.asarray([r["lr"] for r in rows], jnp.float32),
-                   jnp.asarray([r["eps_decay_fraction"] for r in rows], jnp.float32),
-                   jnp.asarray([r["target_update_interval"] for r in rows], jnp.int32))
-    return grid, rows
+    return HParams(*(jnp.asarray([r[f] for r in rows], d)
+                     for f, d in zip(HParams._fields, _HP_DTYPES))), rows
 
 
 # ------------------------------------------------------------------ networks
@@ -215,40 +206,29 @@ class Episode(NamedTuple):
 
 class _Spec(NamedTuple):
     n: int
-    obs_dim: int
+    obs_dim: int  # the adapter's observation features (e.g. dt_deploy's per-node delays)
     num_actions: int
     cls: str
+    net: AgentQNet
+    features: Callable  # (obs (..., n, d_env), params) -> (..., n, obs_dim)
 
 
 def _spec(env, config: Config) -> _Spec:
     ad = for_env(env)
-    cls = ad.learning_class(env, config.agent_class)
-    if len(env.agent_classes) != 1:
-        raise ValueError("value_decomp learns one agent class; env has "
-                         f"{env.agent_classes}")
+    cls = ad.learning_class(env, config.agent_class, only="value_decomp")
     space = env.action_space(cls)
     if not hasattr(space, "n"):
         raise ValueError(f"value_decomp needs a Discrete action space, got {space!r}")
-    return _Spec(env.num_agents(cls), ad.num_observation_features(env), space.n, cls)
-
-
-def _features(env):
-    """``(obs (..., n, d_env), params) -> (..., n, d)``: the adapter's observation
-    features (e.g. dt_deploy's per-node delays) or the observation itself."""
-    ad = for_env(env)
-    return lambda obs, params: ad.observation_features(env, obs, params)
-
-
-def _agent_net(spec: _Spec, config: Config) -> AgentQNet:
-    return AgentQNet(spec.num_actions, config.hidden, config.fc)
+    return _Spec(env.num_agents(cls), ad.num_observation_features(env), space.n, cls,
+                 AgentQNet(space.n, config.hidden, config.fc),
+                 lambda obs, params: ad.observation_features(env, obs, params))
 
 
 def init_agent_params(env, config: Config, key: chex.PRNGKey):
-    spec = _spec(env, config)
-    net = _agent_net(spec, config)
-    d = spec.obs_dim + spec.num_actions + spec.n
-    return net.init(key, jnp.zeros((spec.n, config.hidden)), jnp.zeros((spec.n, d)),
-                    jnp.zeros((spec.n,), bool))
+    sp = _spec(env, config)
+    d = sp.obs_dim + sp.num_actions + sp.n
+    return sp.net.init(key, jnp.zeros((sp.n, config.hidden)), jnp.zeros((sp.n, d)),
+                       jnp.zeros((sp.n,), bool))
 
 
 # ------------------------------------------------------------------ acting
@@ -260,26 +240,24 @@ class ActState(NamedTuple):
     reset: jnp.ndarray  # () bool: the *next* step starts an episode
 
 
-def _masks(env, state, params, cls):
-    m = env.avail_actions(state, params).get(cls, {})
-    return m.get("action")
+def _action_mask(masks: dict, sp: _Spec) -> jnp.ndarray:
+    """The learning class's ``"action"`` mask in an avail-actions dict (all True if none)."""
+    mask = masks.get(sp.cls, {}).get("action")
+    return jnp.ones((sp.n, sp.num_actions), bool) if mask is None else mask
 
 
-def _make_act(env, spec: _Spec, net: AgentQNet):
+def _make_act(env, sp: _Spec):
     """One ε-greedy step of the recurrent agents (shared by training and the policy)."""
-    n, a_n, cls = spec.n, spec.num_actions, spec.cls
-    features = _features(env)
 
     def act(agent_params, h, last_action, reset, obs, state, params, k_explore, k_random, eps):
-        mask = _masks(env, state, params, cls)
-        mask = jnp.ones((n, a_n), bool) if mask is None else mask
-        x = jnp.concatenate([features(obs[cls], params), last_action], axis=-1)
+        mask = _action_mask(env.avail_actions(state, params), sp)
+        x = jnp.concatenate([sp.features(obs[sp.cls], params), last_action], axis=-1)
         # the reset flag of THIS step (= done of the previous step) zeroes h before x_t
-        h, q = net.apply(agent_params, h, core.with_agent_id(x), jnp.broadcast_to(reset, (n,)))
+        h, q = sp.net.apply(agent_params, h, core.with_agent_id(x),
+                            jnp.broadcast_to(reset, (sp.n,)))
         greedy = core.greedy(mask_logits(q, mask))  # NaN Q-values → INVALID_ACTION
-        random = env.action_space(cls, params).sample(k_random, mask)
-        explore = jax.random.uniform(k_explore, (n,)) < eps
-        return h, q, x, mask, jnp.where(explore, random, greedy).astype(jnp.int32)
+        random = env.action_space(sp.cls, params).sample(k_random, mask)
+        return h, q, x, mask, core.epsilon_greedy(k_explore, eps, greedy, random)
 
     return act
 
@@ -289,18 +267,15 @@ def make_actor(env, config: Config):
     act_state, key, eps, params, env_key=None) -> (act_state, record)``, ``record`` = this
     step's Episode fields, ``q``, ``done`` and the env's scalar metrics; ``env_key``
     (default: split from ``key``) is ``env.step``'s key."""
-    spec = _spec(env, config)
-    net = _agent_net(spec, config)
-    n, a_n, cls = spec.n, spec.num_actions, spec.cls
-    features, ad = _features(env), for_env(env)
+    sp, ad = _spec(env, config), for_env(env)
+    n, a_n, cls = sp.n, sp.num_actions, sp.cls
     own = config.mixer == "none" and config.own_reward and hasattr(ad, "agent_rewards")
+    act = _make_act(env, sp)
 
     def reset_fn(key, params):
         obs, state = env.reset(key, params)
         return ActState(state, obs, jnp.zeros((n, config.hidden)), jnp.zeros((n, a_n)),
                         jnp.ones((), bool))
-
-    act = _make_act(env, spec, net)
 
     def step_fn(agent_params, s: ActState, key, eps, params, env_key=None):
         k_explore, k_random, k_env = jax.random.split(key, 3)
@@ -315,22 +290,12 @@ def make_actor(env, config: Config):
             reward = jnp.where(jnp.isfinite(reward), own_r, reward)
         done = terminated | truncated
         onehot = jax.nn.one_hot(action, a_n, dtype=jnp.float32)
-        final_mask = info.get("final_avail_actions", {}).get(cls, {}).get("action")
-        final_mask = jnp.ones((n, a_n), bool) if final_mask is None else final_mask
-        record = {
-            "inputs": x,
-            "masks": mask,
-            "actions": action,
-            "final_inputs": jnp.concatenate(
-                [features(info["final_observation"][cls], params), onehot], -1),
-            "final_masks": final_mask,
-            "reward": reward,
-            "terminated": terminated,
-            "resets": s.reset,
-            "q": q,
-            "done": done,
-            "metrics": scalar_metrics(info),
-        }
+        final = sp.features(info["final_observation"][cls], params)
+        record = dict(inputs=x, masks=mask, actions=action,
+                      final_inputs=jnp.concatenate([final, onehot], -1),
+                      final_masks=_action_mask(info.get("final_avail_actions", {}), sp),
+                      reward=reward, terminated=terminated, resets=s.reset, q=q, done=done,
+                      metrics=scalar_metrics(info))
         last = jnp.where(done, jnp.zeros_like(onehot), onehot)
         return ActState(state, obs, h, last, done), record
 
@@ -345,15 +310,11 @@ def make_train(env, config: Config):
     envs), ``<metric>`` (env metrics, episode means), their ``eval_`` versions on the
     greedy envs, ``td_loss``, ``epsilon``, ``q_taken_mean``."""
     spec, ad = _spec(env, config), for_env(env)
-    net = _agent_net(spec, config)
-    mixer = QMixer(config.mixer_embed, config.hyper_hidden)
-    n, a_n, horizon = spec.n, spec.num_actions, env.horizon
+    net, mixer = spec.net, QMixer(config.mixer_embed, config.hyper_hidden)
+    n, horizon = spec.n, env.horizon
     n_train, n_eval = config.num_envs, config.num_eval_envs
     n_all = n_train + n_eval
     reset_fn, step_fn = make_actor(env, config)
-    # Adam with a traced learning rate (= core.adam(lr, ...): scale_by_adam then −lr)
-    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                     optax.scale_by_adam(eps=1e-5))
 
     def epsilon(it, hp: HParams):
         """Linear ε schedule over ``eps_decay_fraction`` of the iterations (traced)."""
@@ -361,7 +322,7 @@ def make_train(env, config: Config):
         frac = jnp.clip(it / steps, 0.0, 1.0)
         return config.eps_start + (config.eps_end - config.eps_start) * frac
 
-    def td_loss(td):  # Huber: deep-fade latencies would dominate ½·TD²
+    def td_loss(td):
         if config.huber_delta is None:
             return 0.5 * td**2
         return optax.huber_loss(td, delta=config.huber_delta)
@@ -409,18 +370,13 @@ def make_train(env, config: Config):
             g = n * spec.obs_dim
             net_params["mixer"] = mixer.init(k_mixer, jnp.zeros((n,)), jnp.zeros((g,)))
         target_params = net_params
+        tx = core.adam(hp.lr, config.max_grad_norm, eps=1e-5)  # hp.lr may be traced
         opt_state = tx.init(net_params)
         act = jax.vmap(reset_fn, in_axes=(0, None))(jax.random.split(k_reset, n_all), params)
-        example = Episode(
-            inputs=jnp.zeros((horizon, n, spec.obs_dim + a_n)),
-            masks=jnp.zeros((horizon, n, a_n), bool),
-            actions=jnp.zeros((horizon, n), jnp.int32),
-            final_inputs=jnp.zeros((horizon, n, spec.obs_dim + a_n)),
-            final_masks=jnp.zeros((horizon, n, a_n), bool),
-            reward=jnp.zeros((horizon, n)),
-            terminated=jnp.zeros((horizon,), bool),
-            resets=jnp.zeros((horizon,), bool),
-        )
+        rec = jax.eval_shape(step_fn, net_params["agent"], jax.tree.map(lambda x: x[0], act),
+                             k_reset, 0.0, params)[1]  # shapes only
+        example = Episode(**{f: jnp.zeros((horizon,) + rec[f].shape, rec[f].dtype)
+                             for f in Episode._fields})
         buf = replay.init(example, config.buffer_episodes)
         eps_eval = jnp.zeros((n_eval,))
 
@@ -432,14 +388,13 @@ def make_train(env, config: Config):
                 agent_params, act, keys, eps_all, params)
             return (agent_params, act, eps), rec
 
-        def update(carry, key, lr):
+        def update(carry, key):
             net_params, target_params, opt_state, buf = carry
             batch = replay.sample(buf, key, config.batch_episodes)
             batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)  # time-major
             (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 net_params, target_params, batch, scale)
             updates, new_opt = tx.update(grads, opt_state, net_params)
-            updates = jax.tree.map(lambda u: -lr * u, updates)
             new_params = optax.apply_updates(net_params, updates)
             ready = replay.size(buf) >= config.warmup_episodes
             net_params, opt_state = core.gate(ready, (new_params, new_opt),
@@ -457,8 +412,7 @@ def make_train(env, config: Config):
             fields = {f: jnp.swapaxes(rec[f][:, :n_train], 0, 1) for f in Episode._fields}
             buf = replay.add_batch(buf, Episode(**fields))
             (net_params, target_params, opt_state, buf), (loss, q_mean) = jax.lax.scan(
-                functools.partial(update, lr=hp.lr),
-                (net_params, target_params, opt_state, buf),
+                update, (net_params, target_params, opt_state, buf),
                 jax.random.split(k_upd, config.updates_per_iter))
             it = it + 1
             target_params = core.gate(it % hp.target_update_interval == 0, net_params,
@@ -501,7 +455,7 @@ def make_policy(env, config: Config, policy_params, eps: float = 0.0) -> Recurre
     """The trained agents as a :class:`jaxsg.policy.RecurrentPolicy` (greedy by default,
     ε-greedy if ``eps`` > 0); the carry (GRU state, last action) restarts per episode."""
     spec = _spec(env, config)
-    act = _make_act(env, spec, _agent_net(spec, config))
+    act = _make_act(env, spec)
     n, a_n, cls = spec.n, spec.num_actions, spec.cls
 
     def init_carry(params):
@@ -517,14 +471,3 @@ def make_policy(env, config: Config, policy_params, eps: float = 0.0) -> Recurre
 
     return RecurrentPolicy(init_carry, apply)
 
-
-def rollout_greedy(env, config: Config, agent_params, key, params, num_steps: int):
-    """Greedy (ε = 0) rollout of one env for ``num_steps`` steps with the *training*
-    acting code, returning its per-step records (``q``, ``inputs``, ``resets``, ...);
-    for evaluation use :func:`make_policy` with :func:`jaxsg.wrappers.rollout`."""
-    reset_fn, step_fn = make_actor(env, config)
-    k_reset, k_run = jax.random.split(key)
-    s = reset_fn(k_reset, params)
-    _, rec = jax.lax.scan(lambda s, k: step_fn(agent_params, s, k, 0.0, params), s,
-                          jax.random.split(k_run, num_steps))
-    return rec

@@ -55,6 +55,40 @@ def test_schedules_targets_and_gating():
     np.testing.assert_allclose(core.gate(jnp.array(False), online, target)["w"], 0.0)
 
 
+def test_per_client_gating_and_per_agent_optimiser_steps():
+    stacked, glob = {"w": jnp.arange(6.0).reshape(3, 2)}, {"w": jnp.full(2, -1.0)}
+    out = core.gate(jnp.array([True, False, True]), stacked, glob)["w"]
+    np.testing.assert_allclose(out, [[0.0, 1.0], [-1.0, -1.0], [4.0, 5.0]])
+    # one step per agent: agent i's update only uses agent i's gradient and state
+    tx = core.adam(0.1, 10.0)
+    params = {"w": jnp.zeros((2, 3))}
+    grads = {"w": jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])}
+    new, _ = core.stacked_step(tx, params, jax.vmap(tx.init)(params), grads)
+    np.testing.assert_allclose(new["w"], [[-0.1, 0.0, 0.0], [0.0, 0.0, 0.0]], atol=1e-6)
+    greedy, random = jnp.zeros(1000, jnp.int32), jnp.ones(1000, jnp.int32)
+    a = core.epsilon_greedy(jax.random.PRNGKey(0), 0.3, greedy, random)
+    assert a.dtype == jnp.int32 and 0.25 < float(a.mean()) < 0.35
+    assert not core.epsilon_greedy(jax.random.PRNGKey(0), 0.0, greedy, random).any()
+
+
+def test_actor_critic_step_updates_the_critic_first_and_the_targets_softly():
+    tx = core.adam(0.1, 10.0)
+    ac = core.ActorCritic.create({"a": jnp.zeros((2, 1))}, {"c": jnp.zeros((2, 1))}, tx, tx)
+    seen = {}
+
+    def actor_loss(actor, critic):  # the actor sees the critic after its own step
+        seen["critic"] = critic["c"]
+        return jnp.sum((actor["a"] - critic["c"]) ** 2)
+
+    critic_loss = lambda c: (jnp.sum((c["c"] - 1.0) ** 2), jnp.float32(7.0))
+    new, c_loss, a_loss, aux = core.actor_critic_step(ac, critic_loss, actor_loss, tx, tx, 0.5)
+    np.testing.assert_allclose(seen["critic"], 0.1, atol=1e-6)  # Adam's first step: lr
+    np.testing.assert_allclose(new.critic["c"], 0.1, atol=1e-6)
+    np.testing.assert_allclose(new.target_critic["c"], 0.05, atol=1e-6)  # τ = 0.5
+    np.testing.assert_allclose(new.actor["a"], 0.1, atol=1e-6)  # towards the new critic
+    assert float(c_loss) == 2.0 and float(aux) == 7.0 and float(a_loss) > 0
+
+
 def test_gae_stops_at_episode_ends_and_bootstraps_truncation():
     r = jnp.array([1.0, 1.0, 1.0])[:, None]
     v = jnp.array([0.5, 0.5, 0.5])[:, None]
@@ -110,6 +144,13 @@ def test_heuristics_get_reads_each_scenario_table():
         heuristics.get("spectrum", "nope", env)
     with pytest.raises(ValueError, match="unknown scenario"):
         heuristics.get("atlantis", "x", env)
+
+
+def test_single_class_learners_refuse_a_two_class_env_by_name():
+    env, _ = jaxsg.make("sgin", num_mbs=1, users_per_mbs=3, num_leo=2, num_channels=2)
+    for module, name in ((maddpg, "MADDPG"), (value_decomp, "value_decomp")):
+        with pytest.raises(ValueError, match=f"{name} learns one agent class"):
+            module.make_train(env, module.Config())
 
 
 def test_greedy_marks_untrustworthy_rows_invalid():

@@ -55,8 +55,14 @@ def test_acting_loop_resets_at_the_first_step_of_each_episode():
     env, params = jaxsg.make("dt_deploy", num_users=3, num_end_devices=1, horizon=4)
     cfg = vd.Config(hidden=8, fc=8)
     agent_params = vd.init_agent_params(env, cfg, jax.random.PRNGKey(0))
-    rec = jax.jit(lambda k: vd.rollout_greedy(env, cfg, agent_params, k, params, 10))(
-        jax.random.PRNGKey(1))
+    reset_fn, step_fn = vd.make_actor(env, cfg)  # the training acting code, greedy
+
+    def roll(key):
+        k_reset, k_run = jax.random.split(key)
+        return jax.lax.scan(lambda s, k: step_fn(agent_params, s, k, 0.0, params),
+                            reset_fn(k_reset, params), jax.random.split(k_run, 10))[1]
+
+    rec = jax.jit(roll)(jax.random.PRNGKey(1))
     np.testing.assert_array_equal(rec["resets"], [1, 0, 0, 0, 1, 0, 0, 0, 1, 0])
     np.testing.assert_array_equal(rec["done"], [0, 0, 0, 1, 0, 0, 0, 1, 0, 0])
     net = vd.AgentQNet(env.num_nodes, 8, 8)

@@ -24,9 +24,12 @@ class Adapter:
     #: (head, observation feature): the head ranks options by that feature
     ranked_heads: tuple[tuple[str, str], ...] = ()
 
-    def learning_class(self, env, override: str | None = None) -> str:
+    def learning_class(self, env, override: str | None = None, only: str = "") -> str:
         """The class a learner trains: ``override`` (a config's ``agent_class``) if given,
-        else ``agent_class``, else the env's first; checked against the env's classes."""
+        else ``agent_class``, else the env's first; checked against the env's classes.
+        ``only`` (a learner's name): that learner needs an env of one agent class."""
+        if only and len(env.agent_classes) != 1:
+            raise ValueError(f"{only} learns one agent class; env has {env.agent_classes}")
         cls = override or self.agent_class or env.agent_classes[0]
         if cls not in env.agent_classes:
             raise ValueError(f"Config: agent_class {cls!r} not in {env.agent_classes}")

@@ -15,10 +15,7 @@ from agents.adapters.base import Adapter
 
 
 class EdgeAssocAdapter(Adapter):
-    agent_class = "bs"
-
-    def reward_scale(self, env, params):
-        return 1.0
+    agent_class = "bs"  # reward scale: the default 1
 
 
 ADAPTER = EdgeAssocAdapter()

@@ -3,17 +3,18 @@
 ``get(scenario, name, env, **kwargs)`` is the one entry point: it looks ``name`` up in
 ``agents.heuristics.<scenario>.POLICIES`` and returns the policy (``policy(key, obs,
 state, params) -> action``, :mod:`jaxsg.policy`). :func:`episode_scores` is the one
-search loop of the references that pick the best of a grid of policies.
+search loop of the references that pick the best of a grid of policies (on the evaluation
+keys of :func:`evaluation_keys`); :func:`best_choice` builds the chosen one.
 """
 
 import importlib
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from agents.adapters import SCENARIOS
 from jaxsg.wrappers import rollout
-
-SCENARIOS = ("sgin", "dt_deploy", "spectrum", "edge_assoc")
 
 
 def policies(scenario: str) -> dict:
@@ -31,14 +32,22 @@ def get(scenario: str, name: str, env, **kwargs):
     return table[name](env, **kwargs)
 
 
+def evaluation_keys(key=None, seed: int = 0, num_episodes: int = 16, keys=None):
+    """A search's episodes: ``keys``, else ``num_episodes`` from ``key`` or ``seed``."""
+    if keys is not None:
+        return keys
+    return jax.random.split(jax.random.PRNGKey(seed) if key is None else key, num_episodes)
+
+
 def episode_scores(env, policy_of, candidates, params, keys, score, horizon=None,
                    params_of=None):
     """``(G, K)``: ``score(trajectory)`` of ``policy_of(c)`` for every candidate ``c`` (the
     leading axis of the pytree ``candidates``) on every evaluation key, each a
     :func:`jaxsg.wrappers.rollout` of ``horizon`` steps (default ``env.horizon``) under
-    ``params_of(c, params)`` (default ``params``); one compiled call vmapped over
-    candidates × keys (common random numbers)."""
+    ``params_of(c, params)`` (default ``params``; ``params`` None: ``env.default_params``);
+    one compiled call vmapped over candidates × keys (common random numbers)."""
     horizon = env.horizon if horizon is None else horizon
+    params = env.default_params if params is None else params
 
     def one(c, key, p):
         p = p if params_of is None else params_of(c, p)
@@ -46,6 +55,16 @@ def episode_scores(env, policy_of, candidates, params, keys, score, horizon=None
 
     run = jax.jit(jax.vmap(jax.vmap(one, (None, 0, None)), (0, None, None)))
     return run(candidates, jnp.asarray(keys), params)
+
+
+def best_choice(choices, table, build):
+    """``build(choice)`` for the choice of lowest mean score over the episodes of ``table``
+    (G, K); ``policy.choice`` and ``policy.scores`` (``{choice: mean}``) record it."""
+    scores = {c: float(v) for c, v in zip(choices, np.asarray(table).mean(axis=1))}
+    choice = min(scores, key=scores.get)
+    policy = build(choice)
+    policy.choice, policy.scores = choice, scores
+    return policy
 
 
 # ``from agents import heuristics; heuristics.best_response(env)``: sgin came first

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from agents.heuristics import episode_scores
+from agents.heuristics import best_choice, episode_scores, evaluation_keys
 
 
 def random_deploy(env) -> Callable:
@@ -128,45 +128,28 @@ def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callabl
     objective α·L_sum + β·ς·m (= −reward) on ``num_episodes`` episodes from ``key`` (default
     ``PRNGKey(0)``; pass the evaluation keys). ``policy.choice`` and ``policy.scores`` (the
     mean of every choice) record the selection."""
-    params = env.default_params if params is None else params
-    key = jax.random.PRNGKey(0) if key is None else key
     choices = constant_choices(env)
     table = episode_scores(env, lambda i: constant(env, index=i), jnp.arange(len(choices)),
-                           params, jax.random.split(key, num_episodes),
+                           params, evaluation_keys(key, num_episodes=num_episodes),
                            lambda tr: -jnp.mean(tr["metrics"]["team_reward"]))
-    scores = {c: float(v) for c, v in zip(choices, np.asarray(table).mean(axis=1))}
-    policy = constant(env, min(scores, key=scores.get))
-    policy.choice, policy.scores = min(scores, key=scores.get), scores
-    return policy
+    return best_choice(choices, table, lambda choice: constant(env, choice))
 
 
 @functools.cache
-def _cost_terms_fn(env):
-    def terms(state, params):
-        d, mu = state.data_bits, state.cycles_per_bit
-        cycles = mu * d
-        sat = env.sat_links(state.step, params)
-        sharers = jnp.arange(1, env.num_users + 1, dtype=jnp.float32)
-        r_is = env.uplink_rate(sat, sharers, params)
-        return {
-            "local": cycles / state.local_cpu_hz,
-            "d2d_comm": d[:, None] / env.d2d_rates(state, params),
-            "cycles": cycles,
-            "data": d,
-            "cloud_fixed": d / sat["feeder_rate_bps"] + 2.0 * sat["distance_m"]
-            / params.speed_of_light + cycles / params.cloud_cpu_hz,
-            "uplink_rate": r_is,  # (I,) rate per user for 1..I sharers
-        }
+def _cost_tables_fn(env):
+    def tables(state, counts, params):
+        cost = jax.vmap(lambda c: user_costs(env, state, c, params))(counts)
+        return jnp.where(counts[:, None, :] > 0, cost, jnp.inf)
 
-    return jax.jit(terms)
+    return jax.jit(tables)
 
 
-def step_cost_terms(env, state, params) -> dict:
-    """Host copies (float64) of the step's cost ingredients: local delays, D2D
-    communication delays, cycles, cloud delay terms and the uplink rate for 1..I sharers,
-    so the enumeration never calls JAX inside its loop."""
-    out = jax.device_get(_cost_terms_fn(env)(state, params))
-    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+def node_cost_tables(env, state, counts: np.ndarray, params) -> np.ndarray:
+    """``(V, I, E+2)`` per-user objective (:func:`user_costs`) at every node for every
+    count vector ``counts`` (columns of nodes with no slot are ∞), as one jitted call and
+    a host copy (float64), so the enumeration never calls JAX inside its loop."""
+    tables = _cost_tables_fn(env)(state, jnp.asarray(counts, jnp.float32), params)
+    return np.asarray(jax.device_get(tables), np.float64)
 
 
 @functools.cache
@@ -180,22 +163,6 @@ def count_vector_array(num_users: int, num_end: int, end_cap: float,
             if sum(ends) <= num_users
             for n_c in range(min(c_max, num_users - sum(ends)) + 1)]
     return np.asarray(rows, np.int64)
-
-
-def node_cost_tables(terms: dict, counts: np.ndarray, alpha: float, off_cost: float,
-                     end_cpu: float) -> np.ndarray:
-    """``(V, I, E+2)`` per-user objective at every node for every count vector ``counts``
-    (columns of nodes with no slot are ∞)."""
-    n_end = counts[:, 1:-1].astype(np.float64)
-    n_c = counts[:, -1]
-    local = np.broadcast_to(alpha * terms["local"][None, :, None],
-                            (len(counts), terms["local"].shape[0], 1))
-    end = alpha * (terms["d2d_comm"][None] + terms["cycles"][None, :, None]
-                   * n_end[:, None, :] / end_cpu) + off_cost
-    rate = terms["uplink_rate"][np.maximum(n_c, 1) - 1]
-    cloud = alpha * (terms["data"][None] / rate[:, None] + terms["cloud_fixed"][None]) + off_cost
-    table = np.concatenate([local, end, cloud[:, :, None]], axis=2)
-    return np.where(counts[:, None, :] > 0, table, np.inf)
 
 
 def assignment_lower_bounds(tables: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -228,9 +195,7 @@ def optimal_action(env, state, params, bound: bool = True) -> tuple[np.ndarray, 
     """
     counts = count_vector_array(env.num_users, env.num_end_devices,
                                 float(params.end_capacity), float(params.cloud_capacity))
-    tables = node_cost_tables(step_cost_terms(env, state, params), counts, float(params.alpha),
-                              float(params.beta) * float(params.unit_cost),
-                              float(params.end_cpu_hz))
+    tables = node_cost_tables(env, state, counts, params)
     lower = assignment_lower_bounds(tables, counts)
     best_value, best_action = np.inf, None
     for v in np.argsort(lower, kind="stable") if bound else range(len(counts)):

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.heuristics import episode_scores
+from agents.heuristics import best_choice, episode_scores, evaluation_keys
 
 BATCH_GRID = 10  # b points of the best-constant grid, b_min..b_max
 ASSOCIATIONS = ("round_robin", "cpu_share")
@@ -178,19 +178,15 @@ def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callabl
     keys); one compile, the grid is data. ``policy.choice`` and ``policy.scores`` record
     the selection."""
     params = env.default_params if params is None else params
-    key = jax.random.PRNGKey(0) if key is None else key
     choices = constant_choices(env, params)
     bids = {"round_robin": _round_robin_bids(env), "cpu_share": _cpu_share_bids(env)}
     grid = {"bids": jnp.stack([bids[c[0]] for c in choices]).astype(jnp.float32),
             "b": jnp.asarray([c[1] for c in choices], jnp.float32),
             "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(jnp.float32)}
     table = episode_scores(env, lambda row: _constant(env, row["bids"], row["b"], row["bw"]),
-                           grid, params, jax.random.split(key, num_episodes),
+                           grid, params, evaluation_keys(key, num_episodes=num_episodes),
                            lambda tr: jnp.mean(tr["metrics"]["objective_s"]))
-    scores = {c: float(v) for c, v in zip(choices, np.asarray(table).mean(axis=1))}
-    policy = constant(env, *min(scores, key=scores.get))
-    policy.choice, policy.scores = min(scores, key=scores.get), scores
-    return policy
+    return best_choice(choices, table, lambda choice: constant(env, *choice))
 
 
 POLICIES = {

@@ -16,7 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from agents.heuristics import episode_scores
+from agents.heuristics import episode_scores, evaluation_keys
 from jaxsg.consensus import sgin_privacy_overhead
 from jaxsg.physics.link import shannon_rate
 
@@ -33,24 +33,23 @@ def _mid(lo, hi):
     return 0.5 * (lo + hi)
 
 
-def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, drop=None):
+def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, drop=None,
+                     cpu_frac=None):
     """Action dict in ``env``'s encoding from physical choices (f in Hz, S_B in bits):
-    ``cpu_ghz`` for ``payoff="paper"``; the mode-relative fraction ``cpu`` and
-    ``drop`` for ``payoff="cloud"``."""
-    offload = offload.astype(bool)
-    action = {
-        "offload": offload.astype(jnp.int32),
-        "leo": leo.astype(jnp.int32),
-        "channel": channel.astype(jnp.int32),
-        "block_mbit": (block_bits / MBIT).astype(jnp.float32),
-    }
+    ``cpu_ghz`` for ``payoff="paper"``; the mode-relative fraction ``cpu`` (``cpu_frac``
+    if given, else from f) and ``drop`` for ``payoff="cloud"``."""
+    offload = jnp.asarray(offload).astype(bool)
+    vec = lambda x, dtype: jnp.broadcast_to(jnp.asarray(x, dtype), offload.shape)  # noqa: E731
+    action = {"offload": vec(offload, jnp.int32), "leo": vec(leo, jnp.int32),
+              "channel": vec(channel, jnp.int32), "block_mbit": vec(block_bits / MBIT, jnp.float32)}
     if _cloud(env):
-        span = jnp.maximum(_mode_cpu_max(env, params, offload) - params.cpu_min_hz, 1.0)
-        action["cpu"] = jnp.clip((cpu_hz - params.cpu_min_hz) / span, 0.0, 1.0).astype(
-            jnp.float32)
-        action["drop"] = (jnp.zeros_like(offload) if drop is None else drop).astype(jnp.int32)
+        if cpu_frac is None:
+            span = jnp.maximum(_mode_cpu_max(env, params, offload) - params.cpu_min_hz, 1.0)
+            cpu_frac = jnp.clip((cpu_hz - params.cpu_min_hz) / span, 0.0, 1.0)
+        action["cpu"] = vec(cpu_frac, jnp.float32)
+        action["drop"] = vec(0 if drop is None else drop, jnp.int32)
     else:
-        action["cpu_ghz"] = (cpu_hz / GHZ).astype(jnp.float32)
+        action["cpu_ghz"] = vec(cpu_hz / GHZ, jnp.float32)
     return action
 
 
@@ -86,6 +85,14 @@ def _mid_cpu(env, params):
             _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool))))
 
 
+def _mid_range_action(env, params, offload, leo, channel):
+    """MAMCC's and MAGCS's action: the mid-range f of the chosen mode, the mid-range S_B."""
+    cpu_local, cpu_cloud = _mid_cpu(env, params)
+    block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
+    return _follower_action(env, params, offload, leo, channel,
+                            jnp.where(offload, cpu_cloud, cpu_local), block)
+
+
 def marto(env) -> Callable:
     """MARTO: offload, LEO and channel uniformly among the available options; f, S_B uniform."""
 
@@ -109,10 +116,7 @@ def mamcc_follower(env, state, params):
     if _cloud(env):  # the cloud also computes at its f
         free_rate = jnp.minimum(free_rate, cpu_cloud / state.cycles_per_bit)
     local_rate = cpu_local / state.cycles_per_bit
-    offload = visible & (free_rate > local_rate)
-    cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
-    block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
-    return _follower_action(env, params, offload, leo, channel, cpu_hz, block)
+    return _mid_range_action(env, params, visible & (free_rate > local_rate), leo, channel)
 
 
 def mamcc(env) -> Callable:
@@ -153,8 +157,7 @@ def magcs(env) -> Callable:
         leo = _best_visible_leo(gain, state.visible)
         total_rx = state.last_rx_power_w.sum(axis=0)  # (O, R)
         other_rx = total_rx[None] - state.last_rx_power_w  # (N, O, R)
-        cpu_local, cpu_cloud = _mid_cpu(env, params)
-        local_rate = cpu_local / state.cycles_per_bit
+        local_rate = _mid_cpu(env, params)[0] / state.cycles_per_bit
         channel, offload = jax.vmap(cell_greedy, in_axes=(0, 0, 0, 0, 0, None))(
             gain.reshape(n_mbs, m, -1),
             leo.reshape(n_mbs, m),
@@ -163,10 +166,7 @@ def magcs(env) -> Callable:
             jnp.any(state.visible, -1).reshape(n_mbs, m),
             params,
         )
-        block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
-        offload = offload.reshape(-1)
-        cpu_hz = jnp.where(offload, cpu_cloud, cpu_local)
-        return _follower_action(env, params, offload, leo, channel.reshape(-1), cpu_hz, block)
+        return _mid_range_action(env, params, offload.reshape(-1), leo, channel.reshape(-1))
 
     return _follower_policy(env, follower)
 
@@ -322,9 +322,9 @@ def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int
     params = env.default_params if params is None else params
     grid = price_grid_around(params.price) if price_grid is None else jnp.asarray(
         price_grid, jnp.float32)
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
     policy = best_response(env, rounds, cpu_levels)
-    profits = episode_scores(env, lambda _: policy, grid, params, keys,
+    profits = episode_scores(env, lambda _: policy, grid, params,
+                             evaluation_keys(seed=seed, num_episodes=num_episodes),
                              lambda tr: tr["reward"]["leader"][..., 0].sum(),
                              params_of=lambda price, p: p.replace(price=price)).mean(axis=1)
     return float(grid[jnp.argmax(profits)]), profits, grid
@@ -377,19 +377,9 @@ def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callab
         gain = jnp.where(state.visible, env.path_gain(state, params), -1.0)
         leo = jnp.argsort(-gain, axis=-1)[:, jnp.clip(leo_rank, 0, env.num_leo - 1)]
         channel = (jnp.arange(n) % env.users_per_mbs + channel_offset) % env.num_channels
-        action = {
-            "offload": jnp.full((n,), offload, jnp.int32),
-            "leo": leo.astype(jnp.int32),
-            "channel": channel.astype(jnp.int32),
-            "block_mbit": jnp.full((n,), params.block_min_bits / MBIT, jnp.float32),
-        }
-        if _cloud(env):
-            action["cpu"] = jnp.full((n,), cpu, jnp.float32)
-            action["drop"] = jnp.full((n,), drop, jnp.int32)
-        else:
-            f = params.cpu_min_hz + cpu * (params.cpu_max_hz - params.cpu_min_hz)
-            action["cpu_ghz"] = jnp.full((n,), f / GHZ, jnp.float32)
-        return action
+        f = params.cpu_min_hz + cpu * (params.cpu_max_hz - params.cpu_min_hz)  # paper's f
+        return _follower_action(env, params, jnp.full((n,), offload), leo, channel, f,
+                                params.block_min_bits, drop, cpu)
 
     return _follower_policy(env, follower)
 
@@ -402,10 +392,9 @@ def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
 
     Returns ``(best grid point as a dict of Python numbers, returns (G,), grid)``.
     """
-    params = env.default_params if params is None else params
     grid = constant_action_grid(env) if grid is None else grid
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes)
-    values = episode_scores(env, lambda pt: constant_policy(env, **pt), grid, params, keys,
+    values = episode_scores(env, lambda pt: constant_policy(env, **pt), grid, params,
+                            evaluation_keys(seed=seed, num_episodes=num_episodes),
                             lambda tr: tr["reward"]["follower"].sum(0).mean()).mean(axis=1)
     best = int(jnp.argmax(values))
     point = {k: v[best].item() for k, v in grid.items()}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from agents.heuristics import episode_scores
+from agents.heuristics import episode_scores, evaluation_keys
 from jaxsg.scenarios.spectrum import myopic_optimal_price  # noqa: F401
 
 
@@ -72,11 +72,10 @@ def constant_levels(env, price_level, power_level):
 
 
 def _search(env, policy_of, candidates, params, keys, num_episodes, seed, horizon):
-    """Mean revenue per satellite per step of ``policy_of(c)`` for every candidate, on
-    ``keys`` (default ``num_episodes`` keys from ``seed``)."""
-    params = env.default_params if params is None else params
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_episodes) if keys is None else keys
-    return jnp.mean(episode_scores(env, policy_of, candidates, params, keys,
+    """Mean revenue per satellite per step of ``policy_of(c)`` for every candidate."""
+    return jnp.mean(episode_scores(env, policy_of, candidates, params,
+                                   evaluation_keys(seed=seed, num_episodes=num_episodes,
+                                                   keys=keys),
                                    lambda tr: jnp.mean(tr["metrics"]["revenue_mean"]),
                                    horizon), axis=-1)
 
