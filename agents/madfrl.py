@@ -54,7 +54,6 @@ from typing import Any, ClassVar, NamedTuple, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from agents import core, replay
@@ -272,14 +271,7 @@ def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, 
 
 
 # -------------------------------------------------------------- training
-@struct.dataclass
-class AgentGroupState:
-    actor: Any
-    critic: Any
-    target_actor: Any
-    target_critic: Any
-    actor_opt: Any
-    critic_opt: Any
+AgentGroupState = core.ActorCritic  # stacked actors, critics, targets, optimisers
 
 
 @struct.dataclass
@@ -368,8 +360,7 @@ def make_train(env, config: Config):
         else:  # one given actor-critic copied to every agent of the group
             actor_p = core.broadcast_agents(init["actor"], n_agents)
             critic_p = core.broadcast_agents(init["critic"], n_agents)
-        return AgentGroupState(actor_p, critic_p, actor_p, critic_p,
-                               jax.vmap(actor_tx.init)(actor_p), jax.vmap(critic_tx.init)(critic_p))
+        return core.ActorCritic.create(actor_p, critic_p, actor_tx, critic_tx)
 
     def apply_critic(params, obs, feat):
         return core.stacked_apply(critic.apply, params, obs, feat, out_axis=-1)
@@ -389,23 +380,14 @@ def make_train(env, config: Config):
             q = apply_critic(p, obs, feat)
             return (jnp.sum(weight * (q - target) ** 2, axis=0) / norm).sum(), q
 
-        (c_loss, q), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(gs.critic)
-        # per-agent optimiser (the loss is a sum of independent per-agent losses)
-        c_upd, c_opt = jax.vmap(critic_tx.update)(c_grads, gs.critic_opt, gs.critic)
-        critic_p = optax.apply_updates(gs.critic, c_upd)
-
-        def actor_loss(p):
+        def actor_loss(p, critic_p):
             lg, pre = core.stacked_apply(actor.apply, p, obs)
             value = actor_objective(functools.partial(apply_critic, critic_p, obs), key, lg,
                                     pre, masks, group, cfg.gumbel_temperature)
             return -jnp.mean(value, 0).sum()
 
-        a_loss, a_grads = jax.value_and_grad(actor_loss)(gs.actor)
-        a_upd, a_opt = jax.vmap(actor_tx.update)(a_grads, gs.actor_opt, gs.actor)
-        actor_p = optax.apply_updates(gs.actor, a_upd)
-        new = AgentGroupState(actor_p, critic_p,
-                              core.soft_update(actor_p, gs.target_actor, cfg.tau),
-                              core.soft_update(critic_p, gs.target_critic, cfg.tau), a_opt, c_opt)
+        new, c_loss, a_loss, q = core.actor_critic_step(gs, critic_loss, actor_loss, actor_tx,
+                                                        critic_tx, cfg.tau)
         return new, {"critic_loss": c_loss, "actor_loss": a_loss, "q_mean": q.mean()}
 
     def train(key, env_params, init=None):
