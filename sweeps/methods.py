@@ -40,6 +40,7 @@ re-runs exactly the evaluation.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -393,7 +394,8 @@ def split_overrides(flat: dict) -> tuple[dict, dict]:
     return env, learner
 
 
-class cell_run:  # noqa: N801 (a context manager used like a function)
+@contextlib.contextmanager
+def cell_run(run: CellRun, patch: bool = False):
     """``with cell_run(CellRun(...)):`` — the cell being computed: :func:`train_or_load`
     saves or loads the trained policies under ``policy_dir`` (:func:`active_run`).
 
@@ -401,26 +403,16 @@ class cell_run:  # noqa: N801 (a context manager used like a function)
     ``run_cell`` in the :class:`~sweeps.experiments.RunContext` (``ctx.make``,
     ``ctx.learner_config``, ``ctx.make_train``). ``patch=True`` is the legacy path of an
     experiment with ``explicit_overrides=False`` only (:func:`_patch_factories`)."""
-
-    def __init__(self, run: CellRun, patch: bool = False):
-        self.run = run
-        self.patch = patch
-        self._saved: list = []
-
-    def __enter__(self) -> CellRun:
-        global _ACTIVE
-        if _ACTIVE is not None:
-            raise RuntimeError("cell_run is not reentrant")
-        _ACTIVE = self.run
-        if self.patch:
-            self._saved = _patch_factories(self.run)
-        return self.run
-
-    def __exit__(self, *exc) -> None:
-        global _ACTIVE
-        for obj, name, fn in reversed(self._saved):
+    global _ACTIVE
+    if _ACTIVE is not None:
+        raise RuntimeError("cell_run is not reentrant")
+    _ACTIVE, saved = run, []
+    try:
+        saved = _patch_factories(run) if patch else []
+        yield run
+    finally:
+        for obj, name, fn in reversed(saved):
             setattr(obj, name, fn)
-        self._saved.clear()
         _ACTIVE = None
 
 
@@ -509,19 +501,6 @@ def _unplain(node):
     return node
 
 
-def policy_path(scenario: str, method: str, identity: dict):
-    """``<policy_dir>/<scenario>/<method>-<hash of identity>.msgpack`` of the active run."""
-    from pathlib import Path
-
-    from sweeps.io import sha256_json
-
-    run = _ACTIVE
-    if run is None or run.policy_dir is None:
-        return None
-    digest = sha256_json({"scenario": scenario, "method": method, **identity})[:16]
-    return Path(run.policy_dir) / scenario / f"{method}-{digest}.msgpack"
-
-
 def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[], object]):
     """The one place a learned cell's training output is kept: inside the grid runner,
     save ``train()``'s output (e.g. ``(policy params stacked over training seeds,
@@ -531,18 +510,21 @@ def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[]
     (JSON-able: learner config via ``agents.core.config_json``, sizes, seed); the
     cell's env/learner overrides are added to it. Outside the runner: ``train()``."""
     import json
+    from pathlib import Path
 
     import flax.serialization
 
     from agents import core
+    from sweeps.io import atomic_write_json, sha256_json
 
     run = _ACTIVE
     if run is None or run.policy_dir is None:
         return train()
     identity = {**json.loads(json.dumps(identity, sort_keys=True, default=str)),
                 "overrides": run.overrides}
-    path = policy_path(scenario, method, identity)
-    rel = f"{path.parent.name}/{path.name}"
+    digest = sha256_json({"scenario": scenario, "method": method, **identity})[:16]
+    rel = f"{scenario}/{method}-{digest}.msgpack"  # <policy_dir>/<rel>
+    path = Path(run.policy_dir) / rel
     if run.eval_only:
         if not path.exists():
             raise FileNotFoundError(
@@ -552,7 +534,6 @@ def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[]
     else:
         out = train()
         core.save_checkpoint(path, _plain(out))
-        from sweeps.io import atomic_write_json
         atomic_write_json(path.with_suffix(".json"), identity)
     if rel not in run.policies:
         run.policies.append(rel)
