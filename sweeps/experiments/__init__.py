@@ -158,10 +158,11 @@ class Experiment:
     report: Callable[[list[dict]], str] | None = None
     default: bool = True
     claims: Callable[[list[dict]], list] | None = None
-    #: True: ``run_cell`` applies the ``--set`` overrides itself, through ``ctx.make`` /
-    #: ``ctx.learner_config``. False (legacy, until every module passes them explicitly):
-    #: the runner applies them by wrapping ``jaxsg.make`` and the learner factories while
-    #: the cell runs (:class:`sweeps.methods.cell_run`).
+    #: True: ``run_cell`` applies the ``--set`` overrides and ``--eval-only`` itself,
+    #: through ``ctx.make`` / ``ctx.learner_config`` / ``ctx.make_train`` (dt_deploy,
+    #: spectrum, edge_assoc). False (legacy, until sgin passes them explicitly): the runner
+    #: applies them by wrapping ``jaxsg.make`` and the learner factories while the cell
+    #: runs (``sweeps.methods.cell_run(patch=True)``).
     explicit_overrides: bool = False
 
     def __post_init__(self) -> None:
