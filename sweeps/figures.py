@@ -19,8 +19,10 @@ turns an entry into a registered :class:`sweeps.experiments.Experiment`:
   per-step arrays and a record is written per step;
 * ``--set`` overrides: a figure with ``explicit_overrides`` gets the
   :class:`RunContext` in ``setup(ctx, config)`` and builds its env with ``ctx.make``
-  and learner configs with ``ctx.learner_config`` (legacy figures: ``setup(scale,
-  config)``, overrides applied by the runner's :class:`sweeps.methods.cell_run`);
+  (legacy figures: ``setup(scale, config)``, overrides applied by the runner's
+  :class:`sweeps.methods.cell_run` patch); the runner checks that every setup carries
+  the cell's env overrides (:func:`check_env_overrides`) and applies ``ctx.learner_config``
+  to every :class:`Learned` config it evaluates with;
 * plot — mean with a shaded 95 % band per series, PNG + PDF;
 * report — the CI table (``mean ± CI (n = seeds)``) of the metric and of every
   ``tables`` metric, computed from the records (pooled over the steps of a steps axis);
@@ -160,7 +162,32 @@ def make_records(fig: Figure, setup: Setup, method: str, out: dict, index: list)
 
 
 def figure_setup(fig: Figure, cell: Cell, ctx: RunContext) -> Setup:
-    return fig.setup(ctx if fig.explicit_overrides else ctx.scale, cell.config)
+    """The cell's :class:`Setup`: ``fig.setup(ctx, config)`` (legacy figures:
+    ``fig.setup(scale, config)``), checked to carry the cell's env overrides."""
+    setup = fig.setup(ctx if fig.explicit_overrides else ctx.scale, cell.config)
+    check_env_overrides(fig.name, fig.scenario, setup, ctx.overrides)
+    return setup
+
+
+def check_env_overrides(name: str, scenario: str, setup: Setup, overrides: dict) -> None:
+    """RuntimeError unless the setup's env (sizes) and base params carry every env
+    override ``scenario.field`` of the cell (fields the axis points set are the axis's):
+    a setup that builds its env without ``ctx.make`` would silently ignore ``--set``."""
+    env_over, _ = methods.split_overrides(overrides)
+    swept = {k for point in setup.points for k in point}
+    for key, value in env_over.get(scenario, {}).items():
+        holder = setup.params if hasattr(setup.params, key) else setup.env
+        if key in swept or not hasattr(holder, key):
+            continue
+        actual = getattr(holder, key)
+        try:
+            same = bool(np.allclose(np.asarray(actual, float), np.asarray(value, float),
+                                    rtol=1e-6, atol=0.0))
+        except (TypeError, ValueError):
+            same = actual == value
+        if not same:
+            raise RuntimeError(f"{name}: --set {scenario}.{key}={value!r} did not reach the "
+                               f"cell's env ({key} = {actual!r}); build it with ctx.make")
 
 
 def run_policy_cell(fig: Figure, cell: Cell, ctx: RunContext, policy=None) -> list[dict]:
@@ -194,7 +221,7 @@ def evaluate(scenario: str, method: str, setup: Setup, ctx: RunContext,
             raise ValueError(f"{scenario}: no learned runner for {method!r}")
         per_seed = {"policy": learned.train(setup, method, ctx)}
         seeds = int(np.shape(jax.tree.leaves(per_seed)[0])[0])
-        config = learned.config(setup, method, ctx)
+        config = ctx.learner_config(learned.config(setup, method, ctx))
 
         def policy_of(elem):
             return methods.learned_policy(scenario, method, env, config, elem["policy"])

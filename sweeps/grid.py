@@ -47,15 +47,17 @@ count mismatch). ``--no-resume`` recomputes every selected cell.
 :data:`sweeps.methods.SET_HELP`): env sizes/params (``num_users=12``,
 ``sgin.num_mbs=2``) and learner config fields (``madfrl.actor_lr=1e-3``), validated
 before any compute and passed to each cell's ``run_cell`` in ``RunContext.overrides``
-(the experiment applies them with ``ctx.make`` / ``ctx.learner_config``; experiments not
-yet marked ``explicit_overrides`` get them by :class:`sweeps.methods.cell_run` wrapping
-``jaxsg.make`` and the learner factories). A cell's overrides join its config hash (so resume
-recomputes it), its file (``"overrides"``), every record (column ``overrides``) and
-the report header.
+(the experiment applies them with ``ctx.make`` / ``ctx.learner_config``; legacy
+experiments not yet marked ``explicit_overrides`` get them by
+:class:`sweeps.methods.cell_run` wrapping ``jaxsg.make`` and the learner factories). A
+cell's overrides join its config hash (so resume recomputes it), its file
+(``"overrides"``), every record (column ``overrides``) and the report header.
 
 **Eval-only** (``--eval-only``): the selected cells are recomputed with every
 training output loaded from ``policies/`` (:func:`sweeps.methods.train_or_load`)
-instead of trained; a learner trained outside ``train_or_load`` raises. Each cell is
+instead of trained (``RunContext.eval_only``); a train function built by
+``ctx.make_train`` raises when called, so a learner trained outside ``train_or_load``
+fails instead of silently retraining. Each cell is
 reported as reproducing its stored records exactly or not (stderr and report header).
 
 **Subsets merge**: ``--experiment``/``--cells`` compute only the selected
@@ -362,7 +364,8 @@ def _compute_cell(exp: Experiment, cell: Cell, ctx: RunContext, path: Path,
                           policy_dir=policy_dir(ctx), eval_only=eval_only)
     try:
         with methods.cell_run(run, patch=not exp.explicit_overrides):
-            raw = exp.run_cell(cell, dataclasses.replace(ctx, overrides=run.overrides))
+            raw = exp.run_cell(cell, dataclasses.replace(ctx, overrides=run.overrides,
+                                                         eval_only=eval_only))
     finally:
         if _GUARD is not None:
             _GUARD.busy(None)

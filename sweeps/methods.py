@@ -40,6 +40,7 @@ re-runs exactly the evaluation.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -393,95 +394,77 @@ def split_overrides(flat: dict) -> tuple[dict, dict]:
     return env, learner
 
 
-class cell_run:  # noqa: N801 (a context manager used like a function)
+@contextlib.contextmanager
+def cell_run(run: CellRun, patch: bool = False):
     """``with cell_run(CellRun(...)):`` — the cell being computed: :func:`train_or_load`
     saves or loads the trained policies under ``policy_dir`` (:func:`active_run`).
 
-    Overrides are passed explicitly: the runner hands them to ``run_cell`` in
-    ``RunContext.overrides`` and the experiment builds its envs with ``ctx.make`` and its
-    learner configs with ``ctx.learner_config``. Only for a legacy experiment
-    (``Experiment.explicit_overrides`` False) does ``patch=True`` wrap, while active,
-    ``jaxsg.make`` (env overrides of its scenario) and every learner module's
-    ``make_train``/``make_policy`` (:func:`apply_learner_overrides`); with ``eval_only``
-    their train function then raises when called (a cell that trains outside
-    :func:`train_or_load` cannot be re-evaluated, and must not silently retrain)."""
-
-    def __init__(self, run: CellRun, patch: bool = True):
-        self.run = run
-        self.patch = patch
-        self._saved: list = []
-
-    def __enter__(self) -> CellRun:
-        import importlib
-
-        import jaxsg
-
-        global _ACTIVE
-        if _ACTIVE is not None:
-            raise RuntimeError("cell_run is not reentrant")
-        _ACTIVE = self.run
-        if not self.patch:
-            return self.run
-        env, learner = split_overrides(self.run.overrides)
-        if env:
-            make = jaxsg.make
-
-            def make_with_overrides(name, **kwargs):
-                return make(name, **{**kwargs, **env.get(name, {})})
-
-            make_with_overrides.__wrapped__ = make
-            self._saved.append((jaxsg, "make", make))
-            jaxsg.make = make_with_overrides
-        if learner or self.run.eval_only:
-            for module in LEARNER_MODULES:
-                mod = importlib.import_module(f"agents.{module}")
-                for fn_name in ("make_train", "make_policy"):
-                    fn = getattr(mod, fn_name)
-                    self._saved.append((mod, fn_name, fn))
-                    if fn_name == "make_train" and self.run.eval_only:
-                        setattr(mod, fn_name, _no_training(module, fn, learner))
-                    else:
-                        setattr(mod, fn_name, _with_learner_overrides(fn, learner))
-        return self.run
-
-    def __exit__(self, *exc) -> None:
-        global _ACTIVE
-        for obj, name, fn in reversed(self._saved):
+    Overrides and ``--eval-only`` are passed explicitly: the runner hands them to
+    ``run_cell`` in the :class:`~sweeps.experiments.RunContext` (``ctx.make``,
+    ``ctx.learner_config``, ``ctx.make_train``). ``patch=True`` is the legacy path of an
+    experiment with ``explicit_overrides=False`` only (:func:`_patch_factories`)."""
+    global _ACTIVE
+    if _ACTIVE is not None:
+        raise RuntimeError("cell_run is not reentrant")
+    _ACTIVE, saved = run, []
+    try:
+        saved = _patch_factories(run) if patch else []
+        yield run
+    finally:
+        for obj, name, fn in reversed(saved):
             setattr(obj, name, fn)
-        self._saved.clear()
         _ACTIVE = None
 
 
-def _no_training(module: str, make_train, learner: dict):
-    """``make_train`` whose train function raises when called (building it is fine)."""
+def refuse_training(what: str) -> Callable:
+    """A train function that raises when called: under ``--eval-only`` every training
+    output is loaded by :func:`train_or_load` (which then never calls its ``train``), so a
+    cell that trains anywhere else would silently retrain instead of re-evaluating."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(
+            f"--eval-only: this cell trains {what} outside sweeps.methods.train_or_load, so "
+            "no saved policy can replace the training; route the experiment's training "
+            "through train_or_load (train functions from RunContext.make_train)")
+
+    return refuse
+
+
+# LEGACY (experiments with explicit_overrides=False; delete with them): while the cell
+# runs, wrap ``jaxsg.make`` (its scenario's env overrides) and every learner module's
+# ``make_train``/``make_policy`` (learner overrides; with eval_only, a train that raises).
+def _patch_factories(run: CellRun) -> list:
     import functools
+    import importlib
 
-    @functools.wraps(make_train)
-    def wrapped(env, config, *args, **kwargs):
-        train = make_train(env, apply_learner_overrides(config, learner), *args, **kwargs)
-        if not callable(train):
-            return train
+    import jaxsg
 
-        @functools.wraps(train)
-        def refuse(*a, **kw):
-            raise RuntimeError(
-                f"--eval-only: this cell trains agents.{module} outside "
-                "sweeps.methods.train_or_load, so no saved policy can replace the "
-                "training; route the experiment's training through train_or_load")
+    env, learner = split_overrides(run.overrides)
+    saved = []
+    if env:
+        make = jaxsg.make
 
-        return refuse
+        @functools.wraps(make)
+        def make_with_overrides(name, **kwargs):
+            return make(name, **{**kwargs, **env.get(name, {})})
 
-    return wrapped
+        saved.append((jaxsg, "make", make))
+        jaxsg.make = make_with_overrides
+    for module in LEARNER_MODULES if learner or run.eval_only else ():
+        mod = importlib.import_module(f"agents.{module}")
+        for fn_name in ("make_train", "make_policy"):
+            fn = getattr(mod, fn_name)
+            saved.append((mod, fn_name, fn))
+            refuse = run.eval_only and fn_name == "make_train"
 
+            @functools.wraps(fn)
+            def wrapped(env, config, *args, _fn=fn, _refuse=refuse, _what=f"agents.{module}",
+                        **kwargs):
+                out = _fn(env, apply_learner_overrides(config, learner), *args, **kwargs)
+                return refuse_training(_what) if _refuse and callable(out) else out
 
-def _with_learner_overrides(fn, learner: dict):
-    import functools
-
-    @functools.wraps(fn)
-    def wrapped(env, config, *args, **kwargs):
-        return fn(env, apply_learner_overrides(config, learner), *args, **kwargs)
-
-    return wrapped
+            setattr(mod, fn_name, wrapped)
+    return saved
 
 
 def active_run() -> CellRun | None:
@@ -518,19 +501,6 @@ def _unplain(node):
     return node
 
 
-def policy_path(scenario: str, method: str, identity: dict):
-    """``<policy_dir>/<scenario>/<method>-<hash of identity>.msgpack`` of the active run."""
-    from pathlib import Path
-
-    from sweeps.io import sha256_json
-
-    run = _ACTIVE
-    if run is None or run.policy_dir is None:
-        return None
-    digest = sha256_json({"scenario": scenario, "method": method, **identity})[:16]
-    return Path(run.policy_dir) / scenario / f"{method}-{digest}.msgpack"
-
-
 def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[], object]):
     """The one place a learned cell's training output is kept: inside the grid runner,
     save ``train()``'s output (e.g. ``(policy params stacked over training seeds,
@@ -540,18 +510,21 @@ def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[]
     (JSON-able: learner config via ``agents.core.config_json``, sizes, seed); the
     cell's env/learner overrides are added to it. Outside the runner: ``train()``."""
     import json
+    from pathlib import Path
 
     import flax.serialization
 
     from agents import core
+    from sweeps.io import atomic_write_json, sha256_json
 
     run = _ACTIVE
     if run is None or run.policy_dir is None:
         return train()
     identity = {**json.loads(json.dumps(identity, sort_keys=True, default=str)),
                 "overrides": run.overrides}
-    path = policy_path(scenario, method, identity)
-    rel = f"{path.parent.name}/{path.name}"
+    digest = sha256_json({"scenario": scenario, "method": method, **identity})[:16]
+    rel = f"{scenario}/{method}-{digest}.msgpack"  # <policy_dir>/<rel>
+    path = Path(run.policy_dir) / rel
     if run.eval_only:
         if not path.exists():
             raise FileNotFoundError(
@@ -561,7 +534,6 @@ def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[]
     else:
         out = train()
         core.save_checkpoint(path, _plain(out))
-        from sweeps.io import atomic_write_json
         atomic_write_json(path.with_suffix(".json"), identity)
     if rel not in run.policies:
         run.policies.append(rel)

@@ -39,3 +39,33 @@ def test_a_learner_without_a_learned_entry_is_refused():
     with pytest.raises(ValueError, match="no learned runner"):
         figures.run_policy_cell(fig, Cell("proposed", {"method": "proposed"}),
                                 RunContext("smoke"))
+
+
+def test_runner_checks_that_the_setup_carries_the_env_overrides():
+    """A figure whose setup builds its env without ``ctx.make`` would ignore ``--set``
+    silently: the runner's check refuses it; fields the axis points set are the axis's."""
+    import jaxsg
+
+    over = {"edge_assoc.num_users": 7, "edge_assoc.subchannel_bandwidth_hz": 2e6,
+            "maddpg.hidden": (8, 8), "sgin.num_mbs": 2}
+    ctx = RunContext("smoke", overrides=over)
+
+    def setup_of(env_params, points=({},)):
+        env, params = env_params
+        return Setup(env, params, 3, 1, 1, list(points), [0.0], summarize=None)
+
+    good = setup_of(ctx.make("edge_assoc", num_users=5))
+    figures.check_env_overrides("f", "edge_assoc", good, ctx.overrides)
+    with pytest.raises(RuntimeError, match=r"f: --set edge_assoc.num_users=7 did not reach"):
+        figures.check_env_overrides("f", "edge_assoc", setup_of(jaxsg.make("edge_assoc")),
+                                    ctx.overrides)
+    only_params = setup_of(jaxsg.make("edge_assoc", num_users=7))
+    with pytest.raises(RuntimeError, match="subchannel_bandwidth_hz"):
+        figures.check_env_overrides("f", "edge_assoc", only_params, ctx.overrides)
+    swept = setup_of(jaxsg.make("edge_assoc", num_users=7),
+                     points=[{"subchannel_bandwidth_hz": 1e6}])
+    figures.check_env_overrides("f", "edge_assoc", swept, ctx.overrides)
+    fig = Figure(**{**FIG.__dict__, "setup": lambda ctx, config: setup_of(
+        jaxsg.make("edge_assoc"))})
+    with pytest.raises(RuntimeError, match="build it with ctx.make"):
+        figures.figure_setup(fig, Cell("random", {"method": "random"}), ctx)

@@ -3,7 +3,8 @@
 A tiny learned experiment on ``dt_deploy`` (registered here) trains
 ``agents.value_decomp`` for a few updates through :func:`sweeps.methods.train_or_load`
 and evaluates the greedy policy through :func:`jaxsg.wrappers.rollout`, like the
-scenario experiments; a heuristic cell (RD) sits beside it.
+scenario experiments; a heuristic cell (RD) sits beside it. It takes its overrides and
+``--eval-only`` explicitly (``ctx.make``, ``ctx.learner_config``, ``ctx.make_train``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from agents import core
 from agents import value_decomp as vd
 from jaxsg.wrappers import rollout
 from sweeps import grid, methods
-from sweeps.experiments import Cell, Experiment, register_experiment
+from sweeps.experiments import Cell, Experiment, RunContext, register_experiment
 from sweeps.io import read_json_or_none, read_records_jsonl
 from sweeps.sharding import run_axis, run_batched
 
@@ -33,8 +34,9 @@ def _config() -> vd.Config:
                      warmup_episodes=2, hidden=8, fc=8)
 
 
-def _make_env():
-    return jaxsg.make("dt_deploy", num_users=3, num_end_devices=2, horizon=HORIZON)
+def _make_env(ctx=None):
+    kw = dict(num_users=3, num_end_devices=2, horizon=HORIZON)
+    return jaxsg.make("dt_deploy", **kw) if ctx is None else ctx.make("dt_deploy", **kw)
 
 
 def _summary(traj):
@@ -43,14 +45,14 @@ def _summary(traj):
 
 
 def _run_cell(cell, ctx):
-    env, params = _make_env()
+    env, params = _make_env(ctx)
     method = cell.config["method"]
     if method == "proposed":
-        config = _config()
+        config = ctx.learner_config(_config())
+        fn = ctx.make_train(vd.make_train, env, config)
 
         def train():
             TRAINED.append(method)
-            fn = vd.make_train(env, config)
             keys = jax.random.split(jax.random.PRNGKey(ctx.seed), SEEDS)
             return run_batched(lambda k: fn(k, params), keys)
 
@@ -81,7 +83,7 @@ register_experiment(Experiment(
     name=NAME, scenario="dt_deploy", title="tiny learned dt_deploy cell",
     cells=lambda scale: [Cell("proposed", {"method": "proposed"}),
                          Cell("rd", {"method": "rd"})],
-    run_cell=_run_cell, default=False), replace=True)
+    run_cell=_run_cell, default=False, explicit_overrides=True), replace=True)
 
 
 def _cell(out, cell):
@@ -143,9 +145,10 @@ def test_bad_set_exits_2_before_any_compute(tmp_path, capsys):
 
 
 def test_cell_run_applies_overrides_only_while_active():
+    """LEGACY patch path (experiments with ``explicit_overrides=False``; delete with it)."""
     make, train = jaxsg.make, vd.make_train
     run = methods.CellRun(overrides={"dt_deploy.num_users": 7, "value_decomp.hidden": 4})
-    with methods.cell_run(run):
+    with methods.cell_run(run, patch=True):
         env, _ = jaxsg.make("dt_deploy", num_users=3)
         assert env.num_users == 7
         assert jaxsg.make("sgin")[0] is not None  # other scenarios untouched
@@ -223,13 +226,51 @@ def test_cell_file_with_overrides_survives_report_only(tmp_path):
 
 
 def test_eval_only_refuses_training_outside_train_or_load():
+    """LEGACY patch path (experiments with ``explicit_overrides=False``; delete with it)."""
     run = methods.CellRun(policy_dir=None, eval_only=True)
     env, _ = _make_env()
-    with methods.cell_run(run):
+    with methods.cell_run(run, patch=True):
         train = vd.make_train(env, _config())  # building is fine, training is not
         with pytest.raises(RuntimeError, match="train_or_load"):
             train(jax.random.PRNGKey(0), env.default_params)
     assert vd.make_train(env, _config()) is not None
+
+
+def _fake_make_train(env, config):
+    """A learner factory that trains nothing (cheap), for the eval-only contract."""
+    return lambda key, params: {"hidden": config.hidden, "users": env.num_users}
+
+
+register_experiment(Experiment(
+    name="_trains_outside", scenario="dt_deploy", title="trains outside train_or_load",
+    cells=lambda scale: [Cell("proposed", {"method": "proposed"})],
+    run_cell=lambda cell, ctx: [{"method": "proposed", "seed": 0, **ctx.make_train(
+        _fake_make_train, _make_env(ctx)[0], _config())(jax.random.PRNGKey(0), None)}],
+    default=False, explicit_overrides=True), replace=True)
+
+
+def test_eval_only_refuses_training_explicitly(tmp_path):
+    """No patching: ``ctx.make_train`` applies the learner overrides and, under
+    ``--eval-only``, returns a train function that raises (not even built), so a cell that
+    trains outside ``train_or_load`` fails instead of silently retraining."""
+    make, make_train = jaxsg.make, vd.make_train
+    env, _ = _make_env()
+    ctx = RunContext("smoke", overrides={"value_decomp.hidden": 4})
+    assert ctx.make_train(_fake_make_train, env, _config())(None, None)["hidden"] == 4
+    refusing = RunContext("smoke", eval_only=True).make_train(vd.make_train, env, _config())
+    with pytest.raises(RuntimeError, match="--eval-only.*outside sweeps.methods.train_or_load"):
+        refusing(jax.random.PRNGKey(0), env.default_params)
+    base = ["--scale", "smoke", "--experiment", "_trains_outside", "--out", str(tmp_path)]
+    assert grid.main(base + ["--set", "value_decomp.hidden=5"]) == 0
+    (rec,) = _cell_of(tmp_path, "_trains_outside", "proposed")["records"]
+    assert rec["hidden"] == 5
+    with pytest.raises(RuntimeError, match="train_or_load"):
+        grid.main(base + ["--eval-only"])
+    assert jaxsg.make is make and vd.make_train is make_train  # nothing was patched
+
+
+def _cell_of(out, name, cell):
+    return read_json_or_none(grid.cell_path(out, "smoke", name, cell))
 
 
 def test_cli_set_num_users_on_a_dt_deploy_experiment(tmp_path):

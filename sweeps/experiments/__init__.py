@@ -28,7 +28,9 @@ Contract:
   within the experiment (they name the files ``cells/<id>.json``).
 * ``run_cell(cell, ctx)`` depends only on ``cell.config``, ``ctx.seed`` and
   ``ctx.overrides`` (``--set``; an experiment with ``explicit_overrides=True`` builds
-  its envs with ``ctx.make`` and its learner configs with ``ctx.learner_config``)
+  its envs with ``ctx.make``, its learner configs with ``ctx.learner_config`` and its
+  train functions with ``ctx.make_train``, and keeps every training output through
+  :func:`sweeps.methods.train_or_load`, so ``--eval-only`` re-evaluates without training)
   (not on the device count, not on which other cells ran) and returns flat
   records: dicts of ``str``/``int``/``float``/``bool`` (NumPy/JAX scalars are
   converted). The columns ``experiment`` and ``cell`` are added by the runner.
@@ -101,12 +103,16 @@ class RunContext:
     run (``--seed``), the scale's output directory (``OUT/<scale>``) and the cell's
     ``--set`` overrides (flat ``{"scenario.field" | "learner.field": value}``, already
     validated by :func:`sweeps.methods.resolve_overrides`), which an experiment applies
-    explicitly: envs through :meth:`make`, learner configs through :meth:`learner_config`."""
+    explicitly: envs through :meth:`make`, learner configs through :meth:`learner_config`,
+    train functions through :meth:`make_train` (which also enforces ``--eval-only``)."""
 
     scale: str
     seed: int = 0
     out_dir: Path = Path("results")
     overrides: dict = field(default_factory=dict, compare=False)
+    #: ``--eval-only``: every training output is loaded by :func:`sweeps.methods.train_or_load`;
+    #: a train function built by :meth:`make_train` raises when called
+    eval_only: bool = field(default=False, compare=False)
 
     def make(self, scenario: str, **kwargs):
         """``jaxsg.make(scenario, **kwargs)`` with this cell's env overrides of
@@ -125,6 +131,19 @@ class RunContext:
         _, learner = split_overrides(self.overrides)
         return apply_learner_overrides(config, learner)
 
+    def make_train(self, factory: Callable, env, config, **kwargs):
+        """``factory(env, self.learner_config(config), **kwargs)``: the cell's train function
+        (``factory`` is a learner's ``make_train``, or e.g. ``value_decomp.make_sweep``).
+        With ``eval_only`` it is not built: the function returned raises when called, since
+        under ``--eval-only`` :func:`sweeps.methods.train_or_load` loads the training output
+        and never calls its ``train`` (a cell that trains elsewhere would silently retrain)."""
+        from sweeps.methods import refuse_training
+
+        config = self.learner_config(config)
+        if self.eval_only:
+            return refuse_training(f"{factory.__module__}.{factory.__name__}")
+        return factory(env, config, **kwargs)
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -139,10 +158,11 @@ class Experiment:
     report: Callable[[list[dict]], str] | None = None
     default: bool = True
     claims: Callable[[list[dict]], list] | None = None
-    #: True: ``run_cell`` applies the ``--set`` overrides itself, through ``ctx.make`` /
-    #: ``ctx.learner_config``. False (legacy, until every module passes them explicitly):
-    #: the runner applies them by wrapping ``jaxsg.make`` and the learner factories while
-    #: the cell runs (:class:`sweeps.methods.cell_run`).
+    #: True: ``run_cell`` applies the ``--set`` overrides and ``--eval-only`` itself,
+    #: through ``ctx.make`` / ``ctx.learner_config`` / ``ctx.make_train`` (dt_deploy,
+    #: spectrum, edge_assoc). False (legacy, until sgin passes them explicitly): the runner
+    #: applies them by wrapping ``jaxsg.make`` and the learner factories while the cell
+    #: runs (``sweeps.methods.cell_run(patch=True)``).
     explicit_overrides: bool = False
 
     def __post_init__(self) -> None:

@@ -46,12 +46,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from pathlib import Path
 
 import jax
 import numpy as np
 
-import jaxsg
 from agents import core
 from agents import value_decomp as vd
 from jaxsg.wrappers import rollout
@@ -116,25 +116,51 @@ def learner_config(method: str, scale: dict, users: int, tuned: dict | None = No
         hyper_hidden=64, **hp)
 
 
-def make_env(users: int, scale: dict):
-    return jaxsg.make("dt_deploy", num_users=users, num_end_devices=scale["ends"],
-                      horizon=scale["horizon"])
+def make_env(users: int, scale: dict, ctx: RunContext):
+    """The scale's env with ``users`` users and the cell's ``--set`` overrides (``ctx.make``:
+    an override of ``num_users`` replaces ``users``)."""
+    return ctx.make("dt_deploy", num_users=users, num_end_devices=scale["ends"],
+                    horizon=scale["horizon"])
+
+
+def cell_learner_config(method: str, users: int, ctx: RunContext) -> vd.Config:
+    """:func:`learner_config` of the cell's scale with its ``--set`` overrides."""
+    return ctx.learner_config(learner_config(method, SCALES[ctx.scale], users))
+
+
+def trained(method: str, users: int, ctx: RunContext):
+    """(agent params stacked over training seeds, training metrics as NumPy) of ``method``
+    with ``users`` users, cached per process on everything they depend on: the scale,
+    seed and ``--set`` overrides of ``ctx`` (and ``--eval-only``, which loads them)."""
+    users = make_env(users, SCALES[ctx.scale], ctx)[0].num_users  # --set num_users wins
+    over = json.dumps(ctx.overrides, sort_keys=True)
+    out, saved = _trained(method, users, ctx.scale, ctx.seed, over, ctx.eval_only)
+    run = methods.active_run()  # a cached training still names its file in the cell's
+    for rel in saved if run is not None else ():  # "policies"
+        if rel not in run.policies:
+            run.policies.append(rel)
+    return out
 
 
 @functools.lru_cache(maxsize=32)
-def trained(method: str, users: int, scale_name: str, seed: int):
-    """(agent params stacked over training seeds, training metrics as NumPy), cached."""
-    scale = SCALES[scale_name]
-    env, params = make_env(users, scale)
-    cfg = learner_config(method, scale, users)
-    train = vd.make_train(env, cfg)
+def _trained(method: str, users: int, scale_name: str, seed: int, overrides: str,
+             eval_only: bool):
+    ctx = RunContext(scale_name, seed, overrides=json.loads(overrides), eval_only=eval_only)
+    env, params = make_env(users, SCALES[scale_name], ctx)
+    cfg = cell_learner_config(method, users, ctx)
+    train = ctx.make_train(vd.make_train, env, cfg)
     n = methods.train_seeds("dt_deploy", method, scale_name)
     keys = jax.random.split(jax.random.PRNGKey(seed), n)
-    identity = {"config": core.config_json(cfg), "users": users, "seed": seed, "seeds": n}
+    identity = {"config": core.config_json(cfg), "users": env.num_users, "seed": seed,
+                "seeds": n}
     # training seeds sharded over the local devices like every other batch; the output
-    # is saved per cell (and loaded instead of retrained under --eval-only)
-    return methods.train_batch_or_load("dt_deploy", method, identity,
-                                       lambda k: train(k, params), keys)
+    # is saved per cell with its overrides (train_or_load adds them to the identity) and
+    # loaded instead of retrained under --eval-only
+    run = methods.active_run()
+    before = len(run.policies) if run is not None else 0
+    out = methods.train_batch_or_load("dt_deploy", method, identity,
+                                      lambda k: train(k, params), keys)
+    return out, tuple(run.policies[before:]) if run is not None else ()
 
 
 def summarize(traj: dict) -> dict:
@@ -151,10 +177,10 @@ def summarize(traj: dict) -> dict:
 
 # ------------------------------------------------------------------ figures
 def _setup(kind: str):
-    def setup(scale_name: str, config: dict) -> Setup:
-        sc = SCALES[scale_name]
-        users = config.get("users", sc["users"])
-        env, params = make_env(users, sc)
+    def setup(ctx: RunContext, config: dict) -> Setup:
+        sc = SCALES[ctx.scale]
+        env, params = make_env(config.get("users", sc["users"]), sc, ctx)
+        users = env.num_users
         if kind == "data":
             values = [mb * MB_BITS for mb in sc["data_mb"]]
             points = [{"data_min_bits": v, "data_max_bits": v} for v in values]
@@ -169,9 +195,9 @@ def _setup(kind: str):
 def _learned(fig: Figure, setup: Setup, cell: Cell, ctx: RunContext) -> list[dict]:
     """Greedy evaluation of every training seed s on evaluation seed s's episodes."""
     method, users = cell.config["method"], setup.fields["users"]
-    agent_params, _ = trained(method, users, ctx.scale, ctx.seed)
+    agent_params, _ = trained(method, users, ctx)
     env, horizon = setup.env, setup.horizon
-    config = learner_config(method, SCALES[ctx.scale], users)
+    config = cell_learner_config(method, users, ctx)
 
     def one(elem):
         policy = methods.learned_policy("dt_deploy", method, env, config, elem["agent"])
@@ -200,7 +226,7 @@ def _run_cell(fig: Figure):
     def run(cell: Cell, ctx: RunContext) -> list[dict]:
         if cell.config["method"] != "best_constant":
             return figures.run_policy_cell(fig, cell, ctx)
-        setup = fig.setup(ctx.scale, cell.config)
+        setup = figures.figure_setup(fig, cell, ctx)
         policy = methods.policy("dt_deploy", "best_constant", setup.env, params=setup.params,
                                 key=jax.random.PRNGKey(2**20 + ctx.seed),
                                 num_episodes=CONSTANT_SELECTION_EPISODES)
@@ -236,6 +262,7 @@ FIGURES = {
         title="final greedy evaluation: latency and reward of every method",
         axis=Axis("num_users", (20.0,), "number of users I (1)"), metric=_LAT,
         methods=lambda scale: FINAL_METHODS, setup=_setup("final"), learned=_learned,
+        explicit_overrides=True,
         claims=(
             ClaimSpec("Fig. 4: proposed obtains the highest reward",
                       lambda recs: stats.best_of_verdict(recs, "return", "proposed",
@@ -253,7 +280,7 @@ FIGURES = {
         title="average system latency vs number of users",
         axis=Axis("num_users", (18.0, 20.0, 22.0, 24.0), "number of users I (1)"),
         metric=_LAT, methods=lambda scale: FINAL_METHODS, setup=_setup("users"),
-        learned=_learned, default=False,
+        learned=_learned, explicit_overrides=True, default=False,
         shape=("users", "users", {k: v["fig6_users"] for k, v in SCALES.items()}, ""),
         claims=(
             ClaimSpec("latency rises with the number of users (proposed)",
@@ -266,6 +293,7 @@ FIGURES = {
         title="average system latency vs data size D",
         axis=Axis("data_bits", (), "data size D (MB)", 1.0 / MB_BITS), metric=_LAT,
         methods=lambda scale: FIG7_METHODS, setup=_setup("data"), learned=_learned,
+        explicit_overrides=True,
         claims=(
             ClaimSpec("latency rises with the data size (proposed)",
                       lambda recs: stats.trend_verdict(recs, LATENCY, "up",
@@ -379,15 +407,14 @@ def _curve_cells(scale: str) -> list[Cell]:
 
 
 def _curve_cell(cell: Cell, ctx: RunContext) -> list[dict]:
-    scale = SCALES[ctx.scale]
-    method = cell.config["method"]
-    _, m = trained(method, scale["users"], ctx.scale, ctx.seed)
-    n = methods.train_seeds("dt_deploy", method, ctx.scale)
+    method, users = cell.config["method"], SCALES[ctx.scale]["users"]
+    _, m = trained(method, users, ctx)
+    envs = cell_learner_config(method, users, ctx).num_envs  # episodes per iteration
+    n, iterations = np.shape(m[CURVES[0][1]])[:2]  # (seeds, iterations): --set may change
     return [{"scenario": "dt_deploy", "method": method, "series":
-             label(method), "seed": s, "iteration": it,
-             "episodes": (it + 1) * scale["envs"],
+             label(method), "seed": s, "iteration": it, "episodes": (it + 1) * envs,
              **{col: float(m[src][s, it]) for col, src, _ in CURVES}}
-            for s in range(n) for it in range(scale["iterations"])]
+            for s in range(n) for it in range(iterations)]
 
 
 def _curve_plot(records: list[dict], fig_dir: Path) -> list[Path]:
@@ -418,17 +445,27 @@ HP_KEYS = ("lr", "eps_decay_fraction", "target_update_interval")
 
 def _tune_cell(cell: Cell, ctx: RunContext) -> list[dict]:
     """One ``value_decomp.make_sweep`` call: ``TUNE_GRID`` × training seeds of one learner
-    (training keys disjoint from the figures'); records the greedy evaluation inside
-    training over the last ``TUNE_TAIL`` of the iterations."""
+    (training keys disjoint from the figures'), kept by ``methods.train_or_load`` (loaded
+    under ``--eval-only``); records the greedy evaluation inside training over the last
+    ``TUNE_TAIL`` of the iterations."""
     scale = SCALES[ctx.scale]
-    method, users = cell.config["method"], scale["users"]
-    env, params = make_env(users, scale)
-    config = learner_config(method, scale, users)
+    method = cell.config["method"]
+    env, params = make_env(scale["users"], scale, ctx)
+    config = cell_learner_config(method, env.num_users, ctx)
     grid, rows = vd.hparams_grid(**TUNE_GRID, config=config)
     n = methods.train_seeds("dt_deploy", method, ctx.scale)
     keys = jax.random.split(jax.random.PRNGKey(2**21 + ctx.seed), n)
-    _, m = vd.make_sweep(env, config)(keys, params, grid)
-    tail = max(1, int(round(TUNE_TAIL * scale["iterations"])))
+    sweep = ctx.make_train(vd.make_sweep, env, config)
+    identity = {"tune_grid": TUNE_GRID, "config": core.config_json(config),
+                "users": env.num_users, "seed": 2**21 + ctx.seed, "seeds": n}
+
+    def train():
+        m = sweep(keys, params, grid)[1]
+        return {k: np.asarray(m[k]) for k in ("eval_team_reward", "eval_latency_sum_s",
+                                              "td_loss")}
+
+    m = methods.train_or_load("dt_deploy", f"{method}-tune", identity, train)
+    tail = max(1, int(round(TUNE_TAIL * np.shape(m["eval_team_reward"])[-1])))
     reward = np.asarray(m["eval_team_reward"])[:, :, -tail:].mean(-1)  # (G, S)
     latency = np.asarray(m["eval_latency_sum_s"])[:, :, -tail:].mean(-1)
     td = np.asarray(m["td_loss"])[:, :, -1]
@@ -486,17 +523,20 @@ def _experiment(fig: Figure, **over) -> Experiment:
     return dataclasses.replace(figures.experiment(fig), run_cell=_run_cell(fig), **over)
 
 
+def _bespoke(**kw) -> Experiment:
+    return Experiment(scenario="dt_deploy", explicit_overrides=True, **kw)
+
+
 EXPERIMENTS = [
-    Experiment(name="dt_deploy_curves", scenario="dt_deploy",
-               title="Figs. 4-5 — reward and latency vs training epoch",
-               cells=_curve_cells, run_cell=_curve_cell, plot=_curve_plot,
-               report=_curve_report),
+    _bespoke(name="dt_deploy_curves", title="Figs. 4-5 — reward and latency vs training epoch",
+             cells=_curve_cells, run_cell=_curve_cell, plot=_curve_plot,
+             report=_curve_report),
     _experiment(FIGURES["fig4_5"], title="Figs. 4-5 — final greedy evaluation; optimality gap",
                 plot=_final_plot, report=_final_report),
     _experiment(FIGURES["fig6"]),
     _experiment(FIGURES["fig7"]),
-    Experiment(name="dt_deploy_tune", scenario="dt_deploy",
-               title="learner hyperparameter sweep (lr × ε decay × target period)",
-               cells=_curve_cells, run_cell=_tune_cell, report=_tune_report,
-               default=False),  # 8 grid points × seeds per learner: run on demand
+    _bespoke(name="dt_deploy_tune",
+             title="learner hyperparameter sweep (lr × ε decay × target period)",
+             cells=_curve_cells, run_cell=_tune_cell, report=_tune_report,
+             default=False),  # 8 grid points × seeds per learner: run on demand
 ]
