@@ -107,7 +107,8 @@ def test_security_explanation_is_computed_from_the_records():
 
 def test_fig10_learned_cell_is_saved_and_reevaluated_exactly(tmp_path, capsys):
     """The learned cell trains through ``sweeps.methods.train_or_load``: its output is saved,
-    and ``--eval-only`` loads it (training would raise) and reproduces the records exactly."""
+    and ``--eval-only`` loads it (``train_or_load`` refuses to train) and reproduces the
+    records exactly."""
     from sweeps import grid
     from sweeps.io import read_json_or_none
 

@@ -151,7 +151,7 @@ def _trained_all(ctx: RunContext):
     other overrides or ``--eval-only`` never reuses another's output.
     """
     run = methods.active_run()
-    tag = json.dumps([ctx.scale, ctx.seed, ctx.overrides, run and run.eval_only,
+    tag = json.dumps([ctx.scale, ctx.seed, ctx.overrides, ctx.eval_only,
                       run and str(run.policy_dir)], sort_keys=True, default=str)
     if tag not in _TRAINED:
         _TRAINED[tag] = _train_all(ctx)
@@ -169,7 +169,7 @@ def _train_all(ctx: RunContext):
 
     def train_batch():
         keys = jax.random.split(jax.random.PRNGKey(1000 + seed), n_seeds)
-        train = maddpg.make_train(env, cfg)
+        train = ctx.make_train(maddpg.make_train, env, cfg)
         # every (γ, seed) is one row of the batch, sharded over the local devices
         batch = {"key": jnp.tile(keys, (len(GAMMAS), 1)),
                  "gamma": jnp.repeat(jnp.asarray(GAMMAS, jnp.float32), n_seeds)}
