@@ -26,8 +26,9 @@ own state (privacy: no information exchange between followers); their critics
   ``fixed_actions``: sgin's posted price). With ``price_mode="leader"`` the price
   action of step t is in force from step t + 1. By default the leader commits
   (``leader_commit``, a Stackelberg leader): its first action of an episode is held
-  to the end and the transition (o_0, a_0) is credited with the episode's mean profit
-  at that price; during training it draws that price uniformly (``leader_eps`` = 1).
+  to the end and every later step of the episode stores (o_0, a_0) with that step's
+  profit (no bootstrap: the critic learns the episode's mean profit at that price);
+  during training it draws that price uniformly (``leader_eps`` = 1).
   Otherwise it re-prices every slot and (o_t, a_t) is stored one step late with the
   profit of step t + 1 and next observation o_{t+1} (``TrainState.prev_leader``; a
   transition across a reset has weight 0). Prices lie in :func:`leader_bounds`.
@@ -104,10 +105,15 @@ class Config:
     mode_heads: tuple[tuple[str, str], ...] | None = None
     learn_leader: bool = True
     #: the leader commits to one price per episode (a Stackelberg leader): its action at
-    #: an episode's first step is held to the end and credited with the episode's mean
-    #: profit at that price. False: it re-prices every slot (credited one step late);
+    #: an episode's first step is held to the end and credited with the profit of every
+    #: later step (the episode's mean profit at that price). False: it re-prices every
+    #: slot (credited one step late);
     #: a myopic per-slot leader undercuts (docs/sgin.md)
     leader_commit: bool = True
+    #: the leader plays one value per Box head, broadcast to all its components (None: the
+    #: adapter's ``leader_shared``; sgin: one price for every DT, the action freedom of
+    #: the Stackelberg reference; False: a price per DT)
+    leader_shared: bool | None = None
     #: the per-slot leader's discount (None: ``gamma``; unused when it commits)
     leader_gamma: float | None = None
     #: the leader's ε-uniform exploration rate, constant (None: the followers' schedule).
@@ -295,6 +301,7 @@ class _Spec(NamedTuple):
     n_f: int
     f_group: Group
     l_group: Group
+    l_shared: bool
     f_actor: DeterministicHybridActor
     l_actor: DeterministicHybridActor
     critic: QCritic  # every agent's critic module (its own parameters)
@@ -309,9 +316,13 @@ def _spec(env, cfg: Config) -> _Spec:
                          f"{l_cls!r}, env classes {env.agent_classes}")
     f_group = action_group(env.action_space(f_cls), encoding(cfg, ad)[2])
     l_group = action_group(env.action_space(l_cls))
+    shared = getattr(ad, "leader_shared", False) if cfg.leader_shared is None \
+        else cfg.leader_shared
+    if shared:
+        l_group = Group(l_group.discrete, tuple((k, 1) for k, _ in l_group.continuous), ())
     hidden = tuple(cfg.hidden)
     n_f = env.num_agents(f_cls)
-    return _Spec(f_cls, l_cls, n_f, f_group, l_group,
+    return _Spec(f_cls, l_cls, n_f, f_group, l_group, shared,
                  DeterministicHybridActor(f_group.discrete, f_group.actor_continuous(), hidden),
                  DeterministicHybridActor(l_group.discrete, l_group.actor_continuous(), hidden),
                  QCritic(hidden, "relu"),
@@ -326,6 +337,17 @@ def leader_bounds(env, l_cls: str, params) -> tuple[dict, dict]:
     if hasattr(ad, "leader_bounds"):
         return ad.leader_bounds(env, params)
     return box_bounds(env.action_space(l_cls, params))
+
+
+def leader_env_action(onehots, unit, sp: _Spec, low: dict, high: dict) -> dict:
+    """The leader's env action; a shared leader's one value per Box head is broadcast to
+    every component of it (the bounds' first component maps it)."""
+    if not sp.l_shared:
+        return to_env_action(onehots, unit, sp.l_group, low, high)
+    first = lambda d: {k: v[..., 0] for k, v in d.items()}  # noqa: E731
+    action = to_env_action(onehots, unit, sp.l_group, first(low), first(high))
+    return {k: jnp.broadcast_to(v[..., None], v.shape + low[k].shape[-1:]) if k in low else v
+            for k, v in action.items()}
 
 
 def _unwrap(action: dict, space) -> Any:
@@ -412,7 +434,6 @@ def make_train(env, config: Config):
                 "obs": prev_leader["obs"], "feat": prev_leader["feat"],
                 "action": jax.tree.map(lambda a: jnp.zeros((cfg.num_envs,) + a.shape, a.dtype),
                                        ad.fixed_actions(env, env_params)[l_cls]),
-                "profit": jnp.zeros((cfg.num_envs, n_l)), "count": jnp.zeros((cfg.num_envs,)),
                 "fresh": jnp.ones((cfg.num_envs,), bool)}
         state = TrainState(follower, leader, global_actor, buffer, env_state, obs, prev_leader,
                            k_run, jnp.zeros((), jnp.int32))
@@ -433,7 +454,7 @@ def make_train(env, config: Config):
             oh_l, un_l = explore(k_act_l, lg_l, pre_l, None, l_group, eps_l, cfg.noise_std)
             l_feat = features_from(oh_l, un_l, l_group)
             if cfg.learn_leader:
-                l_action = to_env_action(oh_l, un_l, l_group, l_low, l_high)
+                l_action = leader_env_action(oh_l, un_l, sp, l_low, l_high)
                 l_action = _unwrap(l_action, env.action_space(l_cls))
             else:
                 l_action = posted[l_cls]
@@ -450,19 +471,14 @@ def make_train(env, config: Config):
             final = info["final_observation"]
             done = (term | trunc).astype(jnp.float32)
             if commit:
-                # The committed price is in force from the episode's second step on; the
-                # transition (o_0, a_0) is stored when the episode ends, with the mean
-                # profit of those steps and no bootstrap.
-                counted = 1.0 - prev["fresh"].astype(jnp.float32)
-                profit = prev["profit"] + counted[:, None] * reward[l_cls]
-                count = prev["count"] + counted
-                l_item = {"l_obs": l_obs0, "l_feat": l_feat,
-                          "l_rew": profit / jnp.maximum(count, 1.0)[:, None],
-                          "l_nobs": ts.obs[l_cls], "l_valid": done * (count > 0),
+                # The committed price is in force from the episode's second step on; each
+                # of those steps stores (o_0, a_0) with its profit and no bootstrap, so the
+                # critic's target is the episode's mean profit at that price.
+                l_item = {"l_obs": l_obs0, "l_feat": l_feat, "l_rew": reward[l_cls],
+                          "l_nobs": ts.obs[l_cls],
+                          "l_valid": 1.0 - prev["fresh"].astype(jnp.float32),
                           "l_term": jnp.ones_like(done)}
-                keep = (1.0 - done)[:, None]
                 prev_leader = {"obs": l_obs0, "feat": l_feat, "action": l_action,
-                               "profit": profit * keep, "count": count * keep[:, 0],
                                "fresh": done > 0}
             else:
                 # The price action of step t−1 set the price in force now, so its
@@ -530,7 +546,7 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
             lg_l, pre_l = core.stacked_apply(sp.l_actor.apply, policy_params["leader"],
                                              obs[sp.l_cls])
             oh_l, un_l = greedy(lg_l, pre_l, None, sp.l_group)
-            leader = to_env_action(oh_l, un_l, sp.l_group, l_low, l_high)
+            leader = leader_env_action(oh_l, un_l, sp, l_low, l_high)
             action[sp.l_cls] = _unwrap(leader, env.action_space(sp.l_cls))
         else:
             action[sp.l_cls] = ad.fixed_actions(env, params)[sp.l_cls]

@@ -18,6 +18,8 @@ SMALL = dict(num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=3, horizon=20)
 #: optimisation); measured with γ = 0.9 instead: −47 to −76 per DT-slot, learned profit 0–36.
 CONFIG = madfrl.Config(num_envs=8, num_updates=2000, batch_size=64, buffer_size=256,
                        warmup_updates=8, gamma=0.0)
+#: the followers' comparison runs in the grid's price regime: λ₀ posted, no leader learns
+FOLLOWER_CONFIG = dataclasses.replace(CONFIG, learn_leader=False)
 SEEDS = 3
 EVAL_EPISODES = 16
 
@@ -56,41 +58,50 @@ def learned_vs_references(train, make_policy, config, seeds=SEEDS):
 
 #: Stated margins (per DT per slot, drift-plus-penalty reward; per slot, leader profit):
 #: every seed's greedy MADFRL beats the best constant policy by ``CONSTANT_MARGIN``,
-#: paired on the same evaluation episodes, and its leader earns ≥ 90 % of the
-#: Stackelberg reference's profit (best fixed price, best-response followers).
+#: paired on the same evaluation episodes at the posted λ₀ (``FOLLOWER_CONFIG``), and
+#: with a learning leader (``CONFIG``) the leader earns ≥ 90 % of the Stackelberg
+#: reference's profit (best fixed price, best-response followers).
 CONSTANT_MARGIN = 20.0
 LEADER_SHARE = 0.9
-#: The leader commits to one price per episode and draws it uniformly while training
-#: (``Config.leader_commit``, ``leader_eps=1``). Measured before (a per-slot, ε-greedy
-#: leader, commit f72b0b2): 26.3 / 25.9 / 26.5 per slot vs the reference's 43.8 (60 %),
+#: The leader posts one price to every DT (the reference's freedom), commits to it for an
+#: episode and draws it uniformly while training (``Config.leader_shared``,
+#: ``leader_commit``, ``leader_eps=1``). Measured before (a per-slot, ε-greedy leader,
+#: commit f72b0b2): 26.3 / 25.9 / 26.5 per slot vs the reference's 43.8 (60 %),
 #: undercutting to λ ≈ 0.7·λ₀.
 
 
-@pytest.fixture(scope="module")
-def madfrl_run():  # ≈ 50 s CPU (3 seeds × 2000 updates, the references): slow-marked
-    out = learned_vs_references(madfrl.make_train(env_of_small(), CONFIG), madfrl.make_policy,
-                                CONFIG)
+def _run(config):  # ≈ 50 s CPU (3 seeds × 2000 updates, the references): slow-marked
+    out = learned_vs_references(madfrl.make_train(env_of_small(), config), madfrl.make_policy,
+                                config)
     print({k: v for k, v in out.items() if k != "metrics"})
     return out
 
 
+@pytest.fixture(scope="module")
+def madfrl_run():
+    return _run(FOLLOWER_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def madfrl_leader_run():
+    return _run(CONFIG)
+
+
 @pytest.mark.slow
 def test_madfrl_beats_the_best_constant(madfrl_run):
-    """Measured (commit ac3e0cd + the committed leader): −62.2 / −88.6 / −81.8 per DT-slot
-    vs the best constant's −120.8 at λ₀ (paired leads 59 / 32 / 39), while the learned
-    leader posts 1.0 / 1.27 / 1.28·λ₀ (the followers pay for the higher price); with λ₀
-    fixed (``learn_leader=False``, commit f72b0b2) −20.6 / −23.5 / −18.9."""
+    """Measured (λ₀ posted): −56.3 / −57.1 / −56.7 per DT-slot vs the best constant's
+    −120.8 (paired leads 64 / 64 / 64) and best response's −45."""
     assert np.all(np.isfinite(np.asarray(madfrl_run["metrics"]["critic_loss"])))
     assert np.all(madfrl_run["paired_lead"] > CONSTANT_MARGIN), madfrl_run
 
 
 @pytest.mark.slow
-def test_madfrl_leader_prices_like_stackelberg(madfrl_run):
-    """Measured (commit ac3e0cd + the committed leader): 40.4 / 52.3 / 50.6 per slot vs the
-    reference's 43.8 (92 / 119 / 116 %). Above 100 %: the learned followers are less
-    price-elastic than best response (at 1.5·λ₀ they still pay 53–57 per slot, best-response
-    followers 29), and the leader prices against them."""
-    out = madfrl_run
+def test_madfrl_leader_prices_like_stackelberg(madfrl_leader_run):
+    """Measured: 52.9 / 55.3 / 52.1 per slot vs the reference's 43.8 (121 / 126 / 119 %).
+    Above 100 %: the followers trained beside it are less price-elastic than best response
+    (at 1.5·λ₀ they still pay ≈ 50–57 per slot, best-response followers 29), and the
+    leader prices against them (its followers then score ≈ −100 per DT-slot)."""
+    out = madfrl_leader_run
     assert np.all(out["profit"] >= LEADER_SHARE * out["stackelberg_profit"]), out
 
 
@@ -175,3 +186,27 @@ def test_ranked_heads_pick_the_kth_best_option_and_permute_masks():
     # the mask travels with its LEO: rank r is available iff LEO orders[r] is
     np.testing.assert_array_equal(ranked, np.take_along_axis(masks["leo"], orders["leo"], -1))
     assert ranked.sum() == env.num_followers
+
+
+def test_committed_shared_leader_holds_one_price_per_episode():
+    """Greedy evaluation of a learning leader (defaults: shared, committed): every DT gets
+    the same price, and the price posted at an episode's first step stays in force to its
+    end, although the (untrained) actor's output depends on the observation."""
+    env, params = jaxsg.make("sgin", **SMALL)
+    pp = madfrl.init_policy_params(env, CONFIG, jax.random.PRNGKey(0))
+
+    def prices_in_force(config):
+        policy = madfrl.make_policy(env, config, pp)
+        traj = jax.jit(lambda k: rollout(env, policy, k, params, 2 * env.horizon))(
+            jax.random.PRNGKey(1))
+        return np.asarray(traj["metrics"]["price_in_force"]).reshape(2, env.horizon)
+
+    for episode in prices_in_force(CONFIG):
+        np.testing.assert_array_equal(episode[1:], episode[1])  # slot 0: the reset price
+    # the same actor re-pricing every slot moves the price within an episode
+    per_slot = prices_in_force(dataclasses.replace(CONFIG, leader_commit=False))
+    assert np.ptp(per_slot[:, 1:], axis=1).min() > 0, per_slot
+    policy = madfrl.make_policy(env, CONFIG, pp)
+    obs, state = env.reset(jax.random.PRNGKey(2), params)
+    prices = np.asarray(policy(jax.random.PRNGKey(3), obs, state, params)["leader"])
+    assert prices.shape == (1, env.num_followers) and np.all(prices == prices[0, 0])

@@ -8,7 +8,6 @@ from test_madfrl import (
 )
 from test_madfrl import (
     CONSTANT_MARGIN,
-    LEADER_NOT_YET,
     LEADER_SHARE,
     SEEDS,
     SMALL,
@@ -42,7 +41,6 @@ def test_maml_madfrl_beats_the_best_constant(maml_run):
 
 
 @pytest.mark.slow
-@LEADER_NOT_YET
 def test_maml_madfrl_leader_prices_like_stackelberg(maml_run):
     out = maml_run
     assert np.all(out["profit"] >= LEADER_SHARE * out["stackelberg_profit"]), out

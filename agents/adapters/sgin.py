@@ -90,6 +90,8 @@ def _sample_tasks(key, base_params, num_tasks, ranges, v_range):
 class SginAdapter(Adapter):
     agent_class = "follower"
     leader_class = "leader"
+    #: a learning leader posts one price to every DT: the Stackelberg reference's freedom
+    leader_shared = True
     relative_heads = ("channel",)
     ranked_heads = (("leo", "path_loss"),)
     #: MADFRL's actor gives the mode-relative ``cpu`` one value per offload mode
