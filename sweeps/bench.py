@@ -175,11 +175,12 @@ def _positive_int_list(text: str) -> list[int]:
     return values
 
 
-def _positive(cast):
+def _positive(cast, allow_zero: bool = False):
     def parse(text):
         value = cast(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        if not (value > 0 or (allow_zero and value == 0)):
+            raise argparse.ArgumentTypeError(
+                f"expected a value {'>=' if allow_zero else '>'} 0, got {text!r}")
         return value
 
     return parse
@@ -235,9 +236,14 @@ def steps_for(batch: int, steps: int, max_env_steps: int) -> int:
 
 
 # ------------------------------------------------------------------ JAX side
-def make_run(env, params, policy, steps: int) -> Callable:
+def make_run(env, params, policy, steps: int, block: int = 0) -> Callable:
     """``run(keys, state, obs) -> (state, obs, checksum)``: ``steps`` random-policy
-    env steps of a batch of episodes (leading axis of every argument)."""
+    env steps of a batch of episodes (leading axis of every argument).
+
+    ``block`` > 0 and smaller than the batch: the episodes are stepped in blocks of
+    ``block`` (``jax.lax.map(..., batch_size=block)``: each block runs all ``steps``
+    before the next starts), so a block's state stays in cache instead of streaming
+    the whole batch's state through memory at every step."""
 
     def one_step(key, state, obs):
         k_next, k_act, k_env = jax.random.split(key, 3)
@@ -250,7 +256,24 @@ def make_run(env, params, policy, steps: int) -> Callable:
 
     batched_step = jax.vmap(one_step)
 
+    def one_episode(args):
+        def body(carry, _):
+            keys, state, obs, acc = carry
+            keys, state, obs, total = one_step(keys, state, obs)
+            return (keys, state, obs, acc + total), None
+
+        (_, state, obs, total), _ = jax.lax.scan(
+            body, (*args, jnp.zeros((), jnp.float32)), None, length=steps)
+        return state, obs, total
+
+    def run_blocks(keys, state, obs):
+        state, obs, totals = jax.lax.map(one_episode, (keys, state, obs), batch_size=block)
+        return state, obs, jnp.sum(totals)
+
     def run(keys, state, obs):
+        if 0 < block < keys.shape[0]:
+            return run_blocks(keys, state, obs)
+
         def body(carry, _):
             keys, state, obs, acc = carry
             keys, state, obs, total = batched_step(keys, state, obs)
@@ -477,6 +500,9 @@ def _section_env_one(args, name: str, scenario: Scenario, out: dict, sub_out: di
         "NumPy: reference, one episode at a time, numpy-uniform random actions "
         f"(sampling timed), {args.ref_seconds:g} s in {args.ref_chunks} chunks, median chunk"
     )
+    if args.block > 0:
+        lines.append(f"batches above {args.block} episodes are stepped in blocks of "
+                     f"{args.block} (each block runs all its steps in turn; --block 0: never)")
     lines.append(
         "ratio = JAX / NumPy agent-steps/s (median/median; best = best/best); cpu/wall = "
         "process CPU time / wall time while timed (well below 1: the CPU was shared)"
@@ -517,7 +543,7 @@ def _section_env_one(args, name: str, scenario: Scenario, out: dict, sub_out: di
     for batch in args.batches:
         steps = steps_for(batch, args.steps, args.max_env_steps)
         row = bench_jax_batch(
-            make_run(env, params, policy, steps),
+            make_run(env, params, policy, steps, args.block),
             initial,
             batch,
             args.repeats,
@@ -691,6 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated parallel-episode counts (default 1,64,1024,4096,16384)",
     )
     p.add_argument("--steps", type=_positive(int), default=50, help="scan length per call (max)")
+    p.add_argument("--block", type=_positive(int, allow_zero=True), default=1024,
+                   help="step batches larger than this in blocks of this many episodes "
+                   "(jax.lax.map batch_size; 0: never; default 1024)")
     p.add_argument(
         "--max-env-steps",
         type=_positive(int),

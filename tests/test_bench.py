@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import jax
 import numpy as np
 import pytest
 
@@ -73,6 +74,21 @@ def test_json_rows_reference_ratios_device(bench_json, capsys):
     assert returned["env"]["jax"][0]["batch"] == rows[0]["batch"]
 
 
+def test_blocks_step_the_same_episodes_as_one_batch():
+    """``--block``: stepping 4 episodes in blocks of 2 (and of 3: a remainder block) gives
+    the episodes the plain batched scan gives."""
+    env, params = jaxsg.make("sgin", num_mbs=2, users_per_mbs=3, num_leo=2, num_channels=2)
+    policy = jaxsg.random_policy(env)
+    obs, state = bench.broadcast_batch(env.reset(jax.random.key(0), params), 4)
+    keys = jax.random.split(jax.random.key(1), 4)
+    want = jax.jit(bench.make_run(env, params, policy, 3))(keys, state, obs)
+    for block in (2, 3):
+        got = jax.jit(bench.make_run(env, params, policy, 3, block))(keys, state, obs)
+        for w, g in zip(jax.tree.leaves(want[:2]), jax.tree.leaves(got[:2])):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(float(got[2]), float(want[2]), rtol=1e-4)
+
+
 def test_steps_for_caps_large_batches():
     assert bench.steps_for(1, 50, 65536) == 50
     assert bench.steps_for(1024, 50, 65536) == 50
@@ -103,6 +119,7 @@ def test_numpy_sample_matches_action_spaces():
         ["--set", "num_mbs=2"],  # --set needs one scenario
         ["--sections", "nope"],
         ["--scenario", "nope"],
+        ["--block", "-1"],
     ],
 )
 def test_bad_arguments_exit_2(argv):
