@@ -2,6 +2,8 @@
 ``ctx.make``, learner configs through ``ctx.learner_config``, and the shared training's
 cache and identity."""
 
+import json
+
 import numpy as np
 
 from sweeps import grid
@@ -48,7 +50,8 @@ def test_overrides_key_the_shared_training_cache_and_identity(monkeypatch):
     power = RunContext(scale="smoke", seed=0, overrides={"sgin.power_w": 9.0})
     got = [sl.shared_trained("mappo", c)["policy"] for c in (plain, lr, power, lr, plain)]
     assert got == [1, 2, 3, 2, 1]  # one training per distinct override set
-    assert seen[1]["config"]["lr"] == 1e-4 and seen[0]["config"]["lr"] != 1e-4
+    lrs = [json.loads(identity["config"])["lr"] for identity in seen]
+    assert lrs[1] == 1e-4 and lrs[0] != 1e-4 and lrs[2] == lrs[0]
 
 
 def test_cli_set_reaches_a_sgin_figure_cell(tmp_path):
