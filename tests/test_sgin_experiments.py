@@ -28,8 +28,9 @@ def test_every_paper_figure_is_registered():
         assert sgin_exps.LEARNED_FIGURES[scale] == (4, 5, 7, 8, 9, 10, 11)
         fig6 = [c.config["method"] for c in get_experiment("sgin_fig6").cells(scale)]
         assert set(fig6) == {"stackelberg"}
-    users = [c.config["users"] for c in get_experiment("sgin_fig4").cells("default")]
-    assert users == [12, 20, 28]
+    cells = [(c.config["method"], c.config["users"])
+             for c in get_experiment("sgin_fig4").cells("default")]
+    assert cells == [(m, u) for m in ("best_response", "maml_madfrl") for u in (12, 20, 28)]
     paper = [(c.config["method"], c.config["users"])
              for c in get_experiment("sgin_fig4").cells("paper")]
     assert ("maml_madfrl", 28) in paper and ("best_response", 12) in paper
