@@ -103,6 +103,13 @@ def test_training_text_is_computed_from_the_records():
     text = sl.training_text([{"method": "mappo", "training": "shared",
                               "train_env_steps": 123}])
     assert "MAPPO: shared training (123 env steps per seed)" in text
+    text = sl.training_text([{"method": "maml_madfrl", "training": "shared",
+                              "train_env_steps": 9, "adapt_steps": 0}])
+    assert "not adapted per point (0 inner steps)" in text
+    # measured: one inner step from the meta critic hurts at the default scale
+    assert sl.adapt_steps("maml_madfrl", RunContext(scale="default")) == 0
+    assert sl.adapt_steps("maml_madfrl", RunContext(scale="smoke")) == 1
+    assert sl.adapt_steps("mappo", RunContext(scale="smoke")) == 0
 
 
 @pytest.mark.parametrize("method", ["madfrl", "mappo"])
