@@ -15,9 +15,7 @@ knowledge: the adapter's ``sample_tasks`` (``agents.adapters``).
 
 ``loss_fn(params, task) -> scalar`` is user-supplied: ``params`` is any pytree
 (flax ``linen`` variables included), ``task`` any pytree; a task *batch* is the
-same pytree with a leading task axis on every leaf. For the paper's actor,
-``task`` would carry the env params of Γ, the sampled states and the (fixed)
-critic, and ``loss_fn`` returns −Q(S, π(S)).
+same pytree with a leading task axis on every leaf.
 """
 
 from __future__ import annotations

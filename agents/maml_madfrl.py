@@ -30,20 +30,12 @@ through straight-through Gumbel heads with the critic held fixed. The paper
 does not say which loss its inner loop uses; this is the loss MADFRL then
 trains on, so the initialisation is meta-learned for exactly that training.
 
-:func:`make_train` chains both: ``train(key, env_params) -> (policy_params,
-metrics)`` meta-trains around ``env_params`` and then runs MADFRL + FL from the
-meta-initialisation — the same signature as every other learner, so
-``jax.jit(jax.vmap(train))`` trains seeds and swept axes at once. Sweeps that
-want one meta-initialisation shared by a whole axis call
-:func:`make_meta_train` once and pass ``init=`` to ``madfrl.make_train``'s
-``train``.
-
+:func:`make_train` chains both (``train(key, env_params) -> (policy_params, metrics)``,
+the signature of every learner). Sweeps sharing one training across an axis call
+:func:`make_meta_train` (with their own ``sample_tasks``) and ``madfrl.make_train``'s
+``train(..., init=theta)`` themselves, then :func:`make_adapt` per axis value.
 Second order by default (``Config.first_order``'s comment has the measurements).
-
-Fast adaptation (:func:`make_adaptation_eval`) measures the paper's untested
-claim: on a held-out task, collect one support batch with the
-initial policy, take k inner steps, and report the adapted greedy policy's
-mean follower reward per DT per slot, for k = 0, 1, 2, …
+:func:`make_adaptation_eval`: reward after k inner steps on a held-out task.
 """
 
 from __future__ import annotations
@@ -202,17 +194,18 @@ def make_task_loss(env, cfg: madfrl.Config):
     return task_loss
 
 
-def make_meta_train(env, config: Config):
+def make_meta_train(env, config: Config, sample_tasks=None):
     """``meta_train(key, base_params) -> (theta, metrics)``: Alg. 2 in one ``lax.scan``.
 
-    ``metrics["meta_loss"]`` (per iteration) is the post-adaptation query loss,
-    ``metrics["pre_loss"]`` the same loss before adaptation.
+    ``sample_tasks(key, base_params, n)``: the task distribution (a batch of env params);
+    default the adapter's. ``metrics["meta_loss"]`` (per iteration) is the
+    post-adaptation query loss, ``metrics["pre_loss"]`` the same loss before adaptation.
     """
     cfg = config
     collect = make_collect(env, cfg)
     task_loss = make_task_loss(env, cfg.madfrl)
     tx = core.adam(cfg.outer_lr, cfg.madfrl.max_grad_norm)
-    ad = for_env(env)
+    sample = for_env(env).sample_tasks if sample_tasks is None else sample_tasks
 
     def one_task(theta, key, task_params):
         k_sup, k_qry, k_s, k_q = jax.random.split(key, 4)
@@ -233,7 +226,7 @@ def make_meta_train(env, config: Config):
         def iteration(carry, k):
             theta, opt = carry
             k_tasks, k_data = jax.random.split(k)
-            tasks = ad.sample_tasks(k_tasks, base_params, int(cfg.num_tasks))
+            tasks = sample(k_tasks, base_params, int(cfg.num_tasks))
 
             def outer(th):
                 post, pre = jax.vmap(one_task, in_axes=(None, 0, 0))(
@@ -253,11 +246,8 @@ def make_meta_train(env, config: Config):
 
 
 def make_pretrain(env, config: Config):
-    """The non-meta baseline: the same data and loss, no inner loop (joint pretraining).
-
-    Identical to :func:`make_meta_train` with ``inner_steps = 0``: θ minimises
-    the mean task loss directly, so the comparison isolates the inner loop.
-    """
+    """The non-meta baseline: :func:`make_meta_train` with ``inner_steps = 0`` (θ minimises
+    the mean task loss directly, so the comparison isolates the inner loop)."""
     return make_meta_train(env, dataclasses.replace(config, inner_steps=0))
 
 
@@ -280,31 +270,15 @@ def make_policy(env, config: Config, policy_params, **kwargs):
     return madfrl.make_policy(env, config.madfrl, policy_params, **kwargs)
 
 
-def make_adaptation_eval(env, config: Config, ks: Sequence[int], horizon: int):
-    """``evaluate(key, theta, task_params) -> (len(ks),)`` reward after k inner steps.
+def make_adapt(env, config: Config, ks: Sequence[int]):
+    """``adapt(key, theta, task_params) -> actor params stacked over ks``: one support
+    batch collected by θ's exploring policy in the task, then k SGD steps of the task loss
+    (``config.inner_lr``), for each k in ``ks`` (static; k = 0 is θ's actor)."""
+    cfg, ks = config, tuple(int(k) for k in ks)
+    collect, task_loss = make_collect(env, cfg), make_task_loss(env, cfg.madfrl)
 
-    For each k in ``ks`` (static): one support batch collected with θ's exploring
-    policy in the task, ``maml.adapt`` k SGD steps (``config.inner_lr``), then
-    the adapted actor, copied to every follower and acting greedily with the
-    leader playing the adapter's ``fixed_actions``, runs ``horizon`` slots (one
-    :func:`jaxsg.wrappers.rollout`); the value is its
-    mean follower reward per DT per slot (eq. 33, unscaled).
-    """
-    cfg = config
-    collect = make_collect(env, cfg)
-    task_loss = make_task_loss(env, cfg.madfrl)
-    nets = _nets(env, cfg.madfrl)
-    posted = dataclasses.replace(cfg.madfrl, learn_leader=False)  # leader: adapter's action
-    ks = tuple(int(k) for k in ks)
-    steps = max(ks)
-
-    def greedy_return(key, actor_p, params):
-        actors = core.broadcast_agents(actor_p, env.num_agents(nets.cls))
-        policy = madfrl.make_policy(env, posted, {"follower": actors, "leader": None})
-        return rollout(env, policy, key, params, horizon)["reward"][nets.cls].mean()
-
-    def evaluate(key, theta, task_params):
-        k_col, k_loss, k_eval = jax.random.split(key, 3)
+    def adapt(key, theta, task_params):
+        k_col, k_loss = jax.random.split(key)
         support, _ = collect(k_col, theta, task_params, cfg.eps)
         support = dict(support, key=k_loss)
 
@@ -312,10 +286,38 @@ def make_adaptation_eval(env, config: Config, ks: Sequence[int], horizon: int):
             th = maml.adapt(th, support, task_loss, 1, cfg.inner_lr)
             return th, th["actor"]
 
-        _, actors = jax.lax.scan(step, theta, None, length=steps)
+        _, actors = jax.lax.scan(step, theta, None, length=max(ks))
         # actors[i] is θ after i+1 steps; prepend θ itself for k = 0
         actors = jax.tree.map(lambda a0, a: jnp.concatenate([a0[None], a]), theta["actor"], actors)
-        chosen = jax.tree.map(lambda a: a[jnp.asarray(ks)], actors)
+        return jax.tree.map(lambda a: a[jnp.asarray(ks)], actors)
+
+    return adapt
+
+
+def follower_policy_params(env, config: Config, actor) -> dict:
+    """MADFRL policy params with one follower actor copied to every follower."""
+    cls = _nets(env, config.madfrl).cls
+    return {"follower": core.broadcast_agents(actor, env.num_agents(cls)), "leader": None}
+
+
+def make_adaptation_eval(env, config: Config, ks: Sequence[int], horizon: int):
+    """``evaluate(key, theta, task_params) -> (len(ks),)`` reward after k inner steps.
+
+    For each k in ``ks``: :func:`make_adapt`, then the adapted actor, copied to every
+    follower and acting greedily with the leader playing the adapter's ``fixed_actions``,
+    runs ``horizon`` slots (one :func:`jaxsg.wrappers.rollout`); the value is its mean
+    follower reward per DT per slot (eq. 33, unscaled).
+    """
+    adapt, cls = make_adapt(env, config, ks), _nets(env, config.madfrl).cls
+    posted = dataclasses.replace(config.madfrl, learn_leader=False)  # leader: adapter's action
+
+    def greedy_return(key, actor_p, params):
+        policy = madfrl.make_policy(env, posted, follower_policy_params(env, config, actor_p))
+        return rollout(env, policy, key, params, horizon)["reward"][cls].mean()
+
+    def evaluate(key, theta, task_params):
+        k_adapt, k_eval = jax.random.split(key)
+        chosen = adapt(k_adapt, theta, task_params)
         return jax.vmap(greedy_return, in_axes=(None, 0, None))(k_eval, chosen, task_params)
 
     return evaluate

@@ -77,3 +77,33 @@ def test_config_validation():
         mm.Config(inner_lr=0.0)
     with pytest.raises(ValueError, match="num_tasks"):
         mm.Config(num_tasks=0)
+
+
+def test_meta_train_draws_tasks_from_a_given_sampler():
+    """``sample_tasks`` replaces the adapter's task distribution (issue 16 item 6)."""
+    from agents.adapters import for_env
+
+    env, params = jaxsg.make("sgin", **SMALL)
+    cfg = mm.Config(madfrl=CONFIG.madfrl, meta_iterations=2, num_tasks=2, num_envs=1,
+                    rollout_steps=2)
+    asked = []
+
+    def sample(key, base, n):
+        asked.append(n)
+        return for_env(env).sample_tasks(key, base.replace(v_weight=np.float32(3.0)), n)
+
+    theta, metrics = jax.jit(mm.make_meta_train(env, cfg, sample))(jax.random.PRNGKey(0),
+                                                                    params)
+    assert asked == [2] and np.all(np.isfinite(np.asarray(metrics["meta_loss"])))
+
+
+def test_adapt_k0_is_theta_and_policy_params_fit_any_number_of_followers():
+    cfg = mm.Config(madfrl=madfrl.Config(agent_id=False), num_envs=1, rollout_steps=2)
+    env, params = jaxsg.make("sgin", **SMALL)
+    theta = mm.init_follower(env, cfg.madfrl, jax.random.PRNGKey(4))
+    actors = jax.jit(mm.make_adapt(env, cfg, (0, 1)))(jax.random.PRNGKey(5), theta, params)
+    for a, t in zip(jax.tree.leaves(actors), jax.tree.leaves(theta["actor"])):
+        np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(t))
+    big, _ = jaxsg.make("sgin", **dict(SMALL, users_per_mbs=SMALL["users_per_mbs"] + 2))
+    pp = mm.follower_policy_params(big, cfg, theta["actor"])
+    assert jax.tree.leaves(pp["follower"])[0].shape[0] == big.num_agents("follower")

@@ -10,12 +10,13 @@ Records: one per (axis value, seed, episode): time averages over the episode
 of the env's per-slot metrics (columns carry their unit). Methods (see
 ``sweeps.methods``): the paper's heuristic baselines MARTO, MAMCC, MAGCS, the
 best-response and Stackelberg references, and the learned methods
-MAML-MADFRL (proposed) and MAPPO, trained per (axis value, training seed) in
-one batch, kept per cell (``--eval-only`` reloads them) and then evaluated
-greedily on the heuristics' episodes (``sweeps.experiments.sgin_learners``). Training costs
-minutes per cell on a CPU, so the learned series join the figures listed per
-scale in :data:`LEARNED_FIGURES` (every figure at the paper scale, Fig. 9 at
-the smoke scale); elsewhere the claims about them read "not run at this scale".
+MAML-MADFRL (proposed) and MAPPO in the figures of :data:`LEARNED_FIGURES`. The learned
+series use one *shared* training per training seed (``sgin_learners.shared_trained``:
+params drawn per episode over every swept axis, at the default M; kept per cell,
+``--eval-only`` reloads it), the same policies at every axis value and in the comparison
+table; MAML-MADFRL adapts its inner steps at each axis value, and one network per
+follower role serves any M. Each learned record says which training it shows
+(``training``, ``train_env_steps``, ``adapt_steps``), and so does the report.
 
 Verdicts: a claim that holds for any policy by the model's arithmetic (profit
 linear in λ and in c at fixed demand, capacity linear in B, C2 linear in δ,
@@ -35,15 +36,18 @@ Decisions where the paper is silent:
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 
-import jaxsg
-from sweeps import figures, methods, stats
+from sweeps import figures, stats
 from sweeps.experiments.sgin_learners import (
+    FIXED_TASK_BITS,
     LEARNED_METHODS,
     RECORD_METRICS,
     episode_summary,
-    run_learned_series,
+    evaluate_shared,
+    training_text,
 )
 from sweeps.figures import Axis, ClaimSpec, Figure, Metric, Setup
 
@@ -63,8 +67,10 @@ SCALES = {
                   sizes=dict(num_mbs=4, users_per_mbs=12, num_leo=4, num_channels=12)),
 }
 
-#: Figures that include the learned methods, per scale (see the module docstring).
-LEARNED_FIGURES = {"smoke": (9,), "default": (), "paper": tuple(range(4, 12))}
+#: Figures that include the learned methods, per scale (see the module docstring). Fig. 6
+#: sweeps the leader's unit cost, which no follower sees or pays: its learned series would
+#: only restate the best-response reference's.
+LEARNED_FIGURES = {scale: (4, 5, 7, 8, 9, 10, 11) for scale in ("smoke", "default", "paper")}
 
 AXES = {
     4: Axis("v_weight", (1.0, 5.0, 10.0, 50.0, 100.0), "Lyapunov weight V (1)", log=True),
@@ -103,43 +109,40 @@ STACKELBERG_KW = dict(price_grid=jnp.linspace(0.0, 10.0, 6), rounds=1)
 def _setup(fig: int):
     axis = AXES[fig]
 
-    def setup(scale_name: str, config: dict) -> Setup:
-        sc = SCALES[scale_name]
+    def setup(ctx, config: dict) -> Setup:
+        sc = SCALES[ctx.scale]
         sizes = dict(sc["sizes"])
         if "users" in config:
             sizes["users_per_mbs"] = config["users"]
         overrides = {}
         if fig == 5:  # fixed task size: the mean of the default arrival range
-            overrides = {"arrival_min_bits": 6e6, "arrival_max_bits": 6e6}
+            overrides = {"arrival_min_bits": FIXED_TASK_BITS, "arrival_max_bits": FIXED_TASK_BITS}
         horizon = sc["horizon"] if fig != 6 else max(4, sc["horizon"] // 3)
-        env, params = jaxsg.make("sgin", horizon=horizon,
-                                 price_mode="fixed" if fig == 9 else "leader",
-                                 **sizes, **overrides)
+        env, params = ctx.make("sgin", horizon=horizon,
+                               price_mode="fixed" if fig == 9 else "leader",
+                               **sizes, **overrides)
         values = axis.subset(sc["points"])
-        return Setup(env, params, horizon, sc["seeds"], sc["episodes"],
+        return Setup(env, params, env.horizon, sc["seeds"], sc["episodes"],
                      [{axis.field: v} for v in values], values,
                      summarize=lambda traj: episode_summary(traj, METRICS),
-                     fields={"users_per_mbs": int(sizes["users_per_mbs"]), "horizon": horizon},
+                     fields={"users_per_mbs": int(env.users_per_mbs), "horizon": env.horizon},
                      policy_kwargs={"stackelberg": STACKELBERG_KW})
 
     return setup
 
 
 def _learned(fig: Figure, setup: Setup, cell, ctx) -> list[dict]:
-    """A learned series: one training per (axis value, training seed), kept per cell
-    (``--eval-only`` reloads it), then greedy evaluation on that seed's episodes (the
-    heuristics' keys)."""
+    """A learned series: the shared training of ``sgin_learners.shared_trained`` (one per
+    training seed for every axis value and figure, kept by ``train_or_load``; MAML-MADFRL
+    adapts its inner steps at each axis value), evaluated greedily, training seed s on
+    evaluation seed s's episodes (the heuristics' keys)."""
     method = cell.config["method"]
-    sizes = dict(SCALES[ctx.scale]["sizes"], users_per_mbs=setup.fields["users_per_mbs"])
-    overrides = {k: float(getattr(setup.params, k)) for k in
-                 ("arrival_min_bits", "arrival_max_bits")} if fig.figure == "Fig. 5" else None
-    recs = run_learned_series(
-        sizes, method, fig.axis.field, setup.axis_values, horizon=setup.horizon,
-        seeds=methods.train_seeds("sgin", method, ctx.scale), seed=ctx.seed, scale=ctx.scale,
-        overrides=overrides, price_mode="fixed" if fig.figure == "Fig. 9" else "leader",
-        episodes=setup.episodes)
-    series = figures.series_name("sgin", method, setup.fields, fig.shape)
-    return [{**r, "series": series, **setup.fields} for r in recs]
+    out, index, fields = evaluate_shared(method, setup.env, setup.params, setup.points, ctx,
+                                         horizon=setup.horizon, episodes=setup.episodes)
+    series = figures.series_name("sgin", method, setup.fields, fig.shape) + \
+        f", {fields['training']} training"
+    return [{**r, **fields, "series": series}
+            for r in figures.make_records(fig, setup, method, out, index)]
 
 
 def _methods(fig: int):
@@ -273,8 +276,18 @@ FIGURES = {
         axis=AXES[fig], metric=METRIC[fig], methods=_methods(fig), setup=_setup(fig),
         claims=CLAIMS[fig], learned=_learned,
         shape=("users", "users_per_mbs", {k: v["users"] for k, v in SCALES.items()}, "M = {}")
-        if fig in (4, 5, 6) else None)
+        if fig in (4, 5, 6) else None, explicit_overrides=True)
     for fig in AXES
 }
 
-EXPERIMENTS = [figures.experiment(f) for f in FIGURES.values()]
+
+def _with_training_text(exp):
+    """The figure's report plus which training its learned series show (from the records)."""
+    def report(records):
+        text = training_text(records)
+        return exp.report(records) + (f"\n\n{text}" if text else "")
+
+    return dataclasses.replace(exp, report=report)
+
+
+EXPERIMENTS = [_with_training_text(figures.experiment(f)) for f in FIGURES.values()]

@@ -1,12 +1,15 @@
 """Learned methods in the ``sgin`` experiments: MAML-MADFRL, MADFRL from scratch and MAPPO.
 
-Training and evaluation are separate steps. A learned cell first trains (or, with
-``python -m sweeps.grid --eval-only``, loads) its policy parameters through
-:func:`sweeps.methods.train_batch_or_load` — one sharded batch over training seeds
-(``sweeps.methods``: 2 smoke, 3 default, 5 paper), or over a figure's axis values ×
-training seeds — then evaluates the stored parameters greedily through
-``methods.learned_policy`` and ``jaxsg.wrappers.rollout`` on the heuristics' episode
-keys (common random numbers: training seed s plays evaluation seed s's episodes).
+Training and evaluation are separate steps. Each learner trains *once per training
+seed* (``sweeps.methods``: 2 smoke, 3 default, 5 paper) for every sgin figure and the
+comparison table (:func:`shared_trained`, issue 16 item 6): one sharded batch over
+training seeds through :func:`sweeps.methods.train_batch_or_load` (kept per cell;
+``python -m sweeps.grid --eval-only`` loads it), on env params drawn per episode over
+the figures' swept axes (:data:`SWEPT`, :func:`sample_swept`, :class:`SweptParams`).
+:func:`evaluate_shared` then evaluates the stored parameters greedily through
+``methods.learned_policy`` and ``jaxsg.wrappers.rollout`` on the heuristics' episode keys
+(common random numbers: training seed s plays evaluation seed s's episodes) at every
+axis value; MAML-MADFRL first adapts its inner steps there.
 
 Decisions:
 * **Equal env-step budget** (:func:`env_steps`): one env step = one slot of one
@@ -24,8 +27,15 @@ Decisions:
   mode (``deterministic=True``). MAPPO's action encoding is the env's raw one (absolute
   channel and LEO indices, absolute CPU) — ``agents.mappo`` has no relative / ranked /
   mode-relative heads yet, unlike MADFRL's (see ``agents.adapters.sgin``).
-* Each MAML-MADFRL training seed meta-trains its own initialisation (``agents
-  .maml_madfrl.make_train``: meta-train, then MADFRL + FL from it).
+* **Shared training**: MAML-MADFRL meta-trains θ over :func:`sample_swept`'s tasks
+  (``maml_madfrl.make_meta_train``'s ``sample_tasks``), then runs MADFRL + FL from θ on
+  the randomised env; at each evaluated point it adapts ``inner_steps`` SGD steps from
+  {the followers' mean actor, θ's critic} on one support batch there
+  (``maml_madfrl.make_adapt``) and plays the adapted actor at every follower. MADFRL
+  from scratch and MAPPO train on the same randomised env with the same env-step budget
+  and play one policy at every point. Training runs at the default M with
+  ``agent_id=False``, so the follower network serves Figs. 4-5's other M. The price is
+  drawn with ``price_mode="fixed"`` (the followers see the price in force either way).
 * Budgets per scale are in :data:`TRAINING`; the default scale is small (the whole
   default grid must finish in minutes on a laptop CPU), the paper scale uses the
   learners' default configs.
@@ -47,10 +57,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 import jaxsg
 from agents import core, madfrl, mappo
@@ -85,10 +98,14 @@ LEARN_LEADER = False
 #: γ = 0: the drift-plus-penalty reward is built to be maximised slot by slot. 1000 updates:
 #: measured at the defaults (48 DTs, 1 seed, λ₀ fixed) MADFRL from scratch scored −777 per
 #: DT-slot after 230 updates (all local) and −94.5 after 1000 (best constant −125.4).
+#: ``agent_id=False``: one network fits any number of DTs (Figs. 4-5 sweep M with the
+#: policies trained at the default M).
 _SMOKE_MADFRL = madfrl.Config(num_envs=2, num_updates=4, batch_size=8, buffer_size=8,
-                              warmup_updates=1, learn_leader=LEARN_LEADER, gamma=0.0)
+                              warmup_updates=1, learn_leader=LEARN_LEADER, gamma=0.0,
+                              agent_id=False)
 _DEFAULT_MADFRL = madfrl.Config(num_envs=4, num_updates=1000, batch_size=64, gamma=0.0,
-                                buffer_size=256, warmup_updates=8, learn_leader=LEARN_LEADER)
+                                buffer_size=256, warmup_updates=8, learn_leader=LEARN_LEADER,
+                                agent_id=False)
 
 #: Training budget per scale (MAML-MADFRL's; MADFRL-scratch and MAPPO get the same number
 #: of env steps, :func:`learner_configs`). ``mappo``: everything but ``num_updates``.
@@ -97,17 +114,28 @@ TRAINING = {
         meta=mm.Config(madfrl=_SMOKE_MADFRL, meta_iterations=2, num_tasks=2, num_envs=1,
                        rollout_steps=2),
         mappo=mappo.Config(num_envs=2, num_steps=4, update_epochs=1, num_minibatches=1),
-        adapt_ks=(0, 1, 2), adapt_seeds=2),
+        adapt_ks=(0, 1, 2), adapt_seeds=3),
     "default": dict(
         meta=mm.Config(madfrl=_DEFAULT_MADFRL, meta_iterations=20, num_tasks=2,
                        num_envs=2, rollout_steps=4),
         mappo=mappo.Config(num_envs=4, num_steps=10),
         adapt_ks=(0, 1, 2, 5), adapt_seeds=4),
     "paper": dict(
-        meta=mm.Config(madfrl=madfrl.Config(learn_leader=LEARN_LEADER, gamma=0.0)),
+        meta=mm.Config(madfrl=madfrl.Config(learn_leader=LEARN_LEADER, gamma=0.0,
+                                            agent_id=False)),
         mappo=mappo.Config(),
         adapt_ks=(0, 1, 2, 5, 10), adapt_seeds=8),
 }
+
+#: Shared training (issue 16 item 6): every learner trains once per training seed on the
+#: swept params of the learned figures, each episode drawing one option: one figure axis
+#: ``(field, low, high, log-uniform)`` at a uniform value, the other params at the
+#: defaults; the last option is Fig. 5's fixed task (:data:`FIXED_TASK_BITS`) at a drawn V.
+SWEPT = (("v_weight", 1.0, 100.0, True), ("power_w", 8.0, 40.0, False),
+         ("bandwidth_hz", 10e6, 30e6, False), ("price", 2.0, 10.0, False),
+         ("delta", 0.2, 1.0, False), ("f_mbs_hz", 2e9, 6e9, False))
+FIXED_TASK_BITS = 6e6
+TRAINING_NOTE = "shared"  # the records' ``training``: one training per seed for every axis
 
 
 #: Held-out arrival regimes (Mbit/slot) for the fast-adaptation figure: outside the
@@ -153,68 +181,164 @@ def policy_config(method: str, config):
     return config.madfrl if method == "maml_madfrl" else config
 
 
-def _train_fn(env, method: str, config):
-    """``train(key, params) -> policy params`` of one training seed."""
+# ------------------------------------------------------------ shared training
+def sample_swept(key, base_params, num: int):
+    """``num`` env params (leading axis) from the shared-training distribution
+    (:data:`SWEPT`): each draws one option uniformly and sets that axis's field."""
+    k_opt, k_u = jax.random.split(key)
+    option = jax.random.randint(k_opt, (num,), 0, len(SWEPT) + 1)
+    u = jax.random.uniform(k_u, (num,))
+    batch = jax.tree.map(lambda x: jnp.broadcast_to(x, (num,) + jnp.shape(x)), base_params)
+    fixed_task = option == len(SWEPT)
+    changes = {}
+    for i, (name, low, high, log) in enumerate(SWEPT):  # a few static fields
+        value = jnp.exp(jnp.log(low) + u * jnp.log(high / low)) if log else \
+            low + u * (high - low)
+        hit = (option == i) | (fixed_task & (name == "v_weight"))
+        old = getattr(batch, name)
+        changes[name] = jnp.where(hit, value, old).astype(old.dtype)
+    for name in ("arrival_min_bits", "arrival_max_bits"):
+        old = getattr(batch, name)
+        changes[name] = jnp.where(fixed_task, FIXED_TASK_BITS, old).astype(old.dtype)
+    return batch.replace(**changes)
+
+
+@struct.dataclass
+class SweptState:
+    env_state: object
+    params: object
+
+    @property
+    def step(self):
+        return self.env_state.step
+
+
+class SweptParams:
+    """``env`` whose every episode runs at params drawn by ``sample(key, params, 1)``
+    (kept in the state; auto-reset draws again). The learners see the plain env API."""
+
+    def __init__(self, env, sample):
+        self._env, self._sample = env, sample
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    def _start(self, key, params):
+        k_draw, k_reset = jax.random.split(key)
+        drawn = jax.tree.map(lambda x: x[0], self._sample(k_draw, params, 1))
+        obs, state = self._env.reset(k_reset, drawn)
+        return obs, SweptState(state, drawn)
+
+    def reset(self, key, params):
+        return self._start(key, params)
+
+    def avail_actions(self, state, params):
+        return self._env.avail_actions(state.env_state, state.params)
+
+    def step(self, key, state, action, params):
+        k_step, k_new = jax.random.split(key)
+        obs, inner, reward, term, trunc, info = self._env.step(k_step, state.env_state, action,
+                                                               state.params)
+        obs_new, new = self._start(k_new, params)
+        done = term | trunc
+        pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)  # noqa: E731
+        return (pick(obs_new, obs), pick(new, SweptState(inner, state.params)), reward, term,
+                trunc, info)
+
+
+def overrides_key(ctx: RunContext) -> tuple:
+    """The cell's ``--set`` overrides as a hashable cache key."""
+    return tuple(sorted((k, json.dumps(v)) for k, v in ctx.overrides.items()))
+
+
+def _context(scale: str, seed: int, ov: tuple) -> RunContext:
+    return RunContext(scale=scale, seed=seed, overrides={k: json.loads(v) for k, v in ov})
+
+
+def configs(ctx: RunContext) -> dict:
+    """:func:`learner_configs` with the cell's learner overrides (``ctx.learner_config``)."""
+    return {m: ctx.learner_config(c) for m, c in learner_configs(ctx.scale).items()}
+
+
+def training_env(ctx: RunContext):
+    """The shared-training env (fixed posted price, so the drawn λ is in force) and its base
+    params: the comparison's sizes and horizon, with the cell's env overrides."""
+    run = _COMPARE[ctx.scale]
+    return ctx.make("sgin", horizon=run["horizon"], price_mode="fixed", **run["sizes"])
+
+
+_SHARED: dict = {}
+
+
+def shared_trained(method: str, ctx: RunContext) -> dict:
+    """``{"policy": params[, "theta": meta-init]}`` of ``method`` stacked over training
+    seeds, trained once on :func:`sample_swept`'s params (MAML-MADFRL: meta-trained over
+    them, then MADFRL + FL from θ on them), kept by ``methods.train_batch_or_load`` and
+    cached per process by (method, scale, seed, overrides)."""
+    cfg = configs(ctx)[method]
+    env, params = training_env(ctx)
+    seeds = methods.train_seeds("sgin", method, ctx.scale)
+    identity = {"config": core.config_json(cfg), "sizes": _COMPARE[ctx.scale]["sizes"],
+                "horizon": env.horizon, "seed": ctx.seed, "seeds": seeds,
+                "training": TRAINING_NOTE, "swept": [list(s) for s in SWEPT],
+                "fixed_task_bits": FIXED_TASK_BITS}
+    run = methods.active_run()  # a cache per run directory and mode (--eval-only loads)
+    where = (str(run.policy_dir), run.eval_only) if run is not None else None
+    cache = json.dumps([method, identity, overrides_key(ctx), where], sort_keys=True,
+                       default=str)
+    if cache in _SHARED:
+        _note_policy(method, identity)
+        return _SHARED[cache]
+    swept = SweptParams(env, sample_swept)
     if method == "maml_madfrl":
-        train = mm.make_train(env, config)
-    elif method == "madfrl":
-        train = madfrl.make_train(env, config)
-    elif method == "mappo":
-        train = mappo.make_train(env, config)
+        meta, rl = mm.make_meta_train(env, cfg, sample_swept), madfrl.make_train(swept, cfg.madfrl)
+
+        def one(key):
+            k_meta, k_rl = jax.random.split(key)
+            theta, _ = meta(k_meta, params)
+            return {"policy": rl(k_rl, params, theta)[0], "theta": theta}
+    elif method in ("madfrl", "mappo"):
+        train = (madfrl if method == "madfrl" else mappo).make_train(swept, cfg)
+
+        def one(key):
+            return {"policy": train(key, params)[0]}
     else:
         raise ValueError(f"unknown learned method {method!r}; expected one of "
                          f"{COMPARE_LEARNERS}")
-    return lambda key, params: train(key, params)[0]
-
-
-def _sizes_key(sizes: dict) -> tuple:
-    return tuple(sorted(sizes.items()))
-
-
-@functools.lru_cache(maxsize=16)
-def _initialisation(kind: str, sizes_key: tuple, scale: str, seed: int, seeds: int):
-    """Meta-trained (``maml``), jointly pretrained or random follower actor-critics, one
-    per seed (stacked on a leading axis, each from its own key); the trained ones kept
-    per cell (``train_batch_or_load``) like every trained policy."""
-    env, params = jaxsg.make("sgin", **dict(sizes_key))
-    cfg = TRAINING[scale]["meta"]
-    keys = np.asarray(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 7), seeds))
-    if kind == "scratch":
-        return jax.tree.map(np.asarray, jax.vmap(lambda k: mm.init_follower(
-            env, cfg.madfrl, k))(keys))
-    build = (mm.make_meta_train if kind == "maml" else mm.make_pretrain)(env, cfg)
-    identity = {"config": core.config_json(cfg), "sizes": dict(sizes_key), "seed": seed,
-                "seeds": seeds}
-    return methods.train_batch_or_load("sgin", f"{kind}_init", identity,
-                                       lambda k: build(k, params)[0], keys)
-
-
-@functools.lru_cache(maxsize=32)
-def trained(method: str, sizes_key: tuple, horizon: int, price_mode: str, scale: str,
-            seed: int, field: str | None = None, values: tuple = (),
-            env_kw: tuple = ()):
-    """Policy parameters of ``method`` stacked over training seeds (``values`` empty) or
-    over (axis value, training seed) (``field`` set to each of ``values`` in the training
-    params), trained or loaded through ``methods.train_batch_or_load``. ``env_kw``:
-    extra ``jaxsg.make`` params (sorted items). Cached per process."""
-    cfg = learner_configs(scale)[method]
-    env, params = jaxsg.make("sgin", horizon=horizon, price_mode=price_mode,
-                             **dict(sizes_key), **dict(env_kw))
-    seeds = methods.train_seeds("sgin", method, scale)
-    keys = np.asarray(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+    keys = np.asarray(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(ctx.seed), 1),
                                        seeds))
-    points = max(1, len(values))
-    batch = jax.tree.map(lambda x: np.full((points * seeds,), x, np.float32), params)
-    if values:
-        batch = batch.replace(**{field: np.repeat(np.asarray(values, np.float32), seeds)})
-    env.validate_params(batch)
-    train = _train_fn(env, method, cfg)
-    identity = {"config": core.config_json(cfg), "sizes": dict(sizes_key),
-                "horizon": horizon, "price_mode": price_mode, "seed": seed, "seeds": seeds,
-                "field": field, "values": list(values), "env": dict(env_kw)}
-    return methods.train_batch_or_load(
-        "sgin", method, identity, lambda e: train(e["key"], e["params"]),
-        {"key": np.tile(keys, (points, 1)), "params": batch})
+    _SHARED[cache] = methods.train_batch_or_load("sgin", method, identity, one, keys)
+    return _SHARED[cache]
+
+
+def _note_policy(method: str, identity: dict) -> None:
+    """Record a cached policy's checkpoint in the active cell (as ``train_or_load`` does)."""
+    run = methods.active_run()
+    if run is None or run.policy_dir is None:
+        return
+    ident = {**json.loads(json.dumps(identity, sort_keys=True, default=str)),
+             "overrides": run.overrides}
+    path = methods.policy_path("sgin", method, ident)
+    if f"{path.parent.name}/{path.name}" not in run.policies:
+        run.policies.append(f"{path.parent.name}/{path.name}")
+
+
+#: Inner steps MAML-MADFRL adapts at each evaluated point of the figures and the table,
+#: from θ = {the followers' mean actor, the meta-trained critic}. 0 at the default scale:
+#: measured there (3 seeds × 4 episodes at the defaults, 482a422), one step *lowers* the
+#: follower reward from −92.5 / −109.0 / −115.6 to −147.0 / −137.2 / −347.1 per DT-slot —
+#: the meta critic (20 meta-iterations) misleads the fine-tuned actor; MADFRL's own critics
+#: would serve, but ``madfrl.make_train`` returns actors only. Smoke keeps 1 (the path is
+#: tested), the paper scale the meta-training's ``inner_steps``.
+FIGURE_ADAPT_STEPS = {"smoke": 1, "default": 0, "paper": None}
+
+
+def adapt_steps(method: str, ctx: RunContext) -> int:
+    """Inner steps MAML-MADFRL adapts at each evaluated point (:data:`FIGURE_ADAPT_STEPS`)."""
+    if method != "maml_madfrl":
+        return 0
+    k = FIGURE_ADAPT_STEPS[ctx.scale]
+    return int(configs(ctx)[method].inner_steps if k is None else k)
 
 
 def episode_summary(traj: dict, metrics: tuple = RECORD_METRICS) -> dict:
@@ -226,58 +350,64 @@ def episode_summary(traj: dict, metrics: tuple = RECORD_METRICS) -> dict:
     return out
 
 
-def evaluate_learned(method: str, env, config, policy_params, params, points: list[dict],
-                     *, horizon: int, seeds: int, episodes: int, seed: int,
-                     metrics: tuple = RECORD_METRICS, per_point: bool = False):
-    """Greedy evaluation of stored policy parameters (leading axis: training seeds, or
-    axis points × training seeds when ``per_point``) on every point × seed × episode;
-    training seed s plays evaluation seed s's episodes. Returns ``run_axis``'s
-    ``(out, index)``."""
-    cfg = policy_config(method, config)
+def evaluate_shared(method: str, env, params, points: list[dict], ctx: RunContext, *,
+                    horizon: int, episodes: int, metrics: tuple = RECORD_METRICS):
+    """Greedy evaluation of the shared policies (:func:`shared_trained`) on every point ×
+    training seed × episode (training seed s plays evaluation seed s's episodes), at any
+    number of DTs. MAML-MADFRL first adapts :func:`adapt_steps` inner steps at each point
+    from θ = {the followers' mean actor, the meta-trained critic}, on one support batch
+    (the same key at every point). Returns ``run_axis``'s ``(out, index)`` and the
+    record fields saying which training was evaluated."""
+    cfg = configs(ctx)[method]
+    stack = shared_trained(method, ctx)
+    seeds = methods.train_seeds("sgin", method, ctx.scale)
+    fields = {"training": TRAINING_NOTE, "train_env_steps": env_steps(method, cfg)}
+    if method == "maml_madfrl":
+        k = adapt_steps(method, ctx)
+        adapt = mm.make_adapt(env, cfg, (k,))
+        theta = {"actor": jax.tree.map(lambda x: x.mean(1), stack["policy"]["follower"]),
+                 "critic": stack["theta"]["critic"]}
+        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(ctx.seed), 3), seeds)
+        per_seed = {"theta": theta, "adapt_key": np.asarray(keys)}
+        fields["adapt_steps"] = k
+
+        def policy_of(elem):
+            actor = elem["theta"]["actor"] if k == 0 else jax.tree.map(
+                lambda a: a[0], adapt(elem["adapt_key"], elem["theta"], elem["params"]))
+            return mm.follower_policy_params(env, cfg, actor)
+    else:
+        per_seed = {"policy": stack["policy"]}
+
+        def policy_of(elem):
+            return elem["policy"]
+
+    pcfg = policy_config(method, cfg)
 
     def one(elem):
-        policy = methods.learned_policy("sgin", method, env, cfg, elem["policy"])
+        policy = methods.learned_policy("sgin", method, env, pcfg, policy_of(elem))
         return episode_summary(rollout(env, policy, elem["key"], elem["params"], horizon),
                                metrics)
 
-    if not per_point:
-        return run_axis(one, params, points, seeds=seeds, episodes=episodes, seed=seed,
-                        per_seed={"policy": policy_params}, validate=env.validate_params)
-    outs, index = [], []
-    for p, point in enumerate(points):  # one compiled program, one batch per axis point
-        sub = jax.tree.map(lambda x, p=p: x[p * seeds:(p + 1) * seeds], policy_params)
-        out, idx = run_axis(one, params, [point], seeds=seeds, episodes=episodes, seed=seed,
-                            per_seed={"policy": sub}, validate=env.validate_params)
-        outs.append(out)
-        index += [(p, s, e) for _, s, e in idx]
-    return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}, index
+    out, index = run_axis(one, params, points, seeds=seeds, episodes=episodes, seed=ctx.seed,
+                          per_seed=per_seed, validate=env.validate_params)
+    return out, index, fields
 
 
-def run_learned_series(sizes: dict, method: str, field: str, values: list[float], *,
-                       horizon: int, seeds: int, seed: int, scale: str,
-                       metrics: tuple = RECORD_METRICS, overrides: dict | None = None,
-                       price_mode: str = "leader", episodes: int = 1) -> list[dict]:
-    """Train (or load) ``method`` at every (axis value, training seed), then evaluate
-    each policy at its own axis value on its training seed's ``episodes`` evaluation
-    episodes; tidy records (``scenario, method, axis, axis_value, seed, episode`` +
-    metrics)."""
-    if seeds != methods.train_seeds("sgin", method, scale):
-        raise ValueError(f"seeds must be the registry's training seeds of {method} at "
-                         f"{scale}, got {seeds}")
-    env_kw = tuple(sorted((overrides or {}).items()))
-    stack = trained(method, _sizes_key(sizes), horizon, price_mode, scale, seed, field,
-                    tuple(float(v) for v in values), env_kw)
-    env, params = jaxsg.make("sgin", horizon=horizon, price_mode=price_mode, **sizes,
-                             **(overrides or {}))
-    out, index = evaluate_learned(
-        method, env, learner_configs(scale)[method], stack, params,
-        [{field: float(v)} for v in values], horizon=horizon, seeds=seeds,
-        episodes=episodes, seed=seed, metrics=metrics, per_point=True)
-    return [{"scenario": "sgin", "method": method, "axis": field,
-             "axis_value": float(values[p]), "seed": int(s), "episode": int(e),
-             "users_per_mbs": int(sizes["users_per_mbs"]), "horizon": horizon,
-             **{k: float(out[k][i]) for k in (*metrics, "follower_reward")}}
-            for i, (p, s, e) in enumerate(index)]
+def training_text(records: list[dict]) -> str:
+    """Which training the learned records show, computed from their fields."""
+    rows = [r for r in records if "training" in r]
+    if not rows:
+        return ""
+    parts = []
+    for m in dict.fromkeys(r["method"] for r in rows):
+        r = next(x for x in rows if x["method"] == m)
+        adapt = "" if "adapt_steps" not in r else \
+            f", adapted {r['adapt_steps']} inner step(s) at each point" if r["adapt_steps"] \
+            else ", not adapted per point (0 inner steps)"
+        parts.append(f"{methods.label('sgin', m)}: {r['training']} training "
+                     f"({r['train_env_steps']} env steps per seed){adapt}")
+    return ("Learned series: one training per training seed shared by every axis value "
+            "(params drawn per episode over the swept axes; " + "; ".join(parts) + ").")
 
 
 # ------------------------------------------- learned vs heuristics at default sgin
@@ -325,21 +455,17 @@ def _reference_policy(method: str, env, params, scale: str, seed: int):
 
 def _compare_cell(cell: Cell, ctx: RunContext) -> list[dict]:
     """Every method at the default V on the same evaluation keys: heuristics and
-    references on seeds × episodes, learners trained (or loaded) per training seed and
-    evaluated greedily on that seed's episodes."""
+    references on seeds × episodes, learners (the shared trainings of the figures, trained
+    or loaded once per training seed) evaluated greedily on their seed's episodes."""
     method, run = cell.config["method"], _COMPARE[ctx.scale]
-    sizes, horizon, episodes = run["sizes"], run["horizon"], run["episodes"]
-    env, params = jaxsg.make("sgin", horizon=horizon, **sizes)
+    horizon, episodes = run["horizon"], run["episodes"]
+    env, params = ctx.make("sgin", horizon=horizon, **run["sizes"])
+    sizes = {k: getattr(env, k) for k in run["sizes"]}
     v = float(params.v_weight)
     fields = {}
     if methods.is_learner("sgin", method):
-        seeds = methods.train_seeds("sgin", method, ctx.scale)
-        stack = trained(method, _sizes_key(sizes), horizon, "leader", ctx.scale, ctx.seed)
-        cfg = learner_configs(ctx.scale)[method]
-        out, index = evaluate_learned(method, env, cfg, stack, params, [{"v_weight": v}],
-                                      horizon=horizon, seeds=seeds, episodes=episodes,
-                                      seed=ctx.seed)
-        fields = {"train_env_steps": env_steps(method, cfg)}
+        out, index, fields = evaluate_shared(method, env, params, [{"v_weight": v}], ctx,
+                                             horizon=horizon, episodes=episodes)
     else:
         policy, eval_params = _reference_policy(method, env, params, ctx.scale, ctx.seed)
 
@@ -403,11 +529,8 @@ def _compare_report(records: list[dict]) -> str:
              "each greedy on its seed's episodes, the same keys). Every learned follower "
              "faces the posted price λ₀ like the heuristics; the Stackelberg reference "
              "posts its best fixed price.", ""]
-    budget = sorted({(r["method"], r["train_env_steps"]) for r in records
-                     if "train_env_steps" in r})
-    if budget:
-        lines += ["Training budget (env steps per training seed): " + ", ".join(
-            f"{_label(m)} {n}" for m, n in budget) + ".", ""]
+    if training_text(records):
+        lines += [training_text(records), ""]
     price = sorted({r["stackelberg_price"] for r in records if "stackelberg_price" in r})
     if price:
         lines += [f"Stackelberg reference price: {price[0]:.4g} (price units/GHz).", ""]
@@ -471,24 +594,39 @@ def _adapt_cells(scale: str) -> list[Cell]:
     return [Cell(kind, {"init": kind}) for kind in ADAPT_INITS]
 
 
-@functools.lru_cache(maxsize=4)
-def _adaptation_fn(sizes_key: tuple, horizon: int, scale: str):
-    env, _ = jaxsg.make("sgin", horizon=horizon, **dict(sizes_key))
-    training = TRAINING[scale]
-    evaluate = mm.make_adaptation_eval(env, training["meta"], training["adapt_ks"], horizon)
-    return env, lambda e: evaluate(e["key"], e["theta"], e["params"])
+@functools.lru_cache(maxsize=16)
+def _initialisation(kind: str, scale: str, seed: int, seeds: int, ov: tuple):
+    """Meta-trained (``maml``), jointly pretrained or random follower actor-critics, one
+    per seed (stacked on a leading axis, each from its own key); the trained ones kept
+    per cell (``train_batch_or_load``) like every trained policy."""
+    ctx, run = _context(scale, seed, ov), _COMPARE[scale]
+    env, params = ctx.make("sgin", horizon=run["horizon"], **run["sizes"])
+    cfg = configs(ctx)["maml_madfrl"]
+    keys = np.asarray(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 7), seeds))
+    if kind == "scratch":
+        return jax.tree.map(np.asarray, jax.vmap(lambda k: mm.init_follower(
+            env, cfg.madfrl, k))(keys))
+    build = (mm.make_meta_train if kind == "maml" else mm.make_pretrain)(env, cfg)
+    identity = {"config": core.config_json(cfg), "sizes": run["sizes"], "seed": seed,
+                "seeds": seeds, "horizon": run["horizon"]}
+    return methods.train_batch_or_load("sgin", f"{kind}_init", identity,
+                                       lambda k: build(k, params)[0], keys)
 
 
 def _adapt_cell(cell: Cell, ctx: RunContext) -> list[dict]:
     """Each seed s meta-trains (or pretrains, or draws) its own initialisation, then adapts
     k inner steps on every held-out regime: CIs over initialisation seeds."""
     kind, run = cell.config["init"], _COMPARE[ctx.scale]
-    sizes, horizon = run["sizes"], run["horizon"]
+    horizon = run["horizon"]
     training = TRAINING[ctx.scale]
     ks, seeds = training["adapt_ks"], training["adapt_seeds"]
-    theta = _initialisation(kind, _sizes_key(sizes), ctx.scale, ctx.seed, seeds)
-    env, one = _adaptation_fn(_sizes_key(sizes), horizon, ctx.scale)
-    _, params = jaxsg.make("sgin", horizon=horizon, **sizes)
+    theta = _initialisation(kind, ctx.scale, ctx.seed, seeds, overrides_key(ctx))
+    env, params = ctx.make("sgin", horizon=horizon, **run["sizes"])
+    evaluate = mm.make_adaptation_eval(env, configs(ctx)["maml_madfrl"], ks, horizon)
+
+    def one(e):
+        return evaluate(e["key"], e["theta"], e["params"])
+
     regimes = np.asarray(HELD_OUT_REGIMES, np.float32) * 1e6
     n = len(regimes) * seeds
     batch = jax.tree.map(lambda x: np.full((n,), x, np.float32), params).replace(
@@ -568,10 +706,11 @@ EXPERIMENTS = [
         title="sgin defaults — MAML-MADFRL, MADFRL from scratch and MAPPO vs heuristics "
               "and references",
         cells=_compare_cells, run_cell=_compare_cell, plot=_compare_plot,
-        report=_compare_report, claims=_compare_claims, default=True),
+        report=_compare_report, claims=_compare_claims, default=True,
+        explicit_overrides=True),
     Experiment(
         name="sgin_fast_adaptation", scenario="sgin",
         title="sgin fast adaptation — MAML vs pretrained vs scratch on held-out arrival regimes",
         cells=_adapt_cells, run_cell=_adapt_cell, plot=_adapt_plot, report=_adapt_report,
-        claims=_adapt_claims, default=False),
+        claims=_adapt_claims, default=False, explicit_overrides=True),
 ]
