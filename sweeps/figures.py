@@ -17,10 +17,8 @@ turns an entry into a registered :class:`sweeps.experiments.Experiment`:
 * the axis is an env-param field (one batch over its values) or, with
   ``Axis(steps=True)``, the step (round) of the episode: ``summarize`` then returns
   per-step arrays and a record is written per step;
-* ``--set`` overrides: a figure with ``explicit_overrides`` gets the
-  :class:`RunContext` in ``setup(ctx, config)`` and builds its env with ``ctx.make``
-  (legacy figures: ``setup(scale, config)``, overrides applied by the runner's
-  :class:`sweeps.methods.cell_run` patch); the runner checks that every setup carries
+* ``--set`` overrides: a figure gets the :class:`RunContext` in ``setup(ctx, config)``
+  and builds its env with ``ctx.make``; the runner checks that every setup carries
   the cell's env overrides (:func:`check_env_overrides`) and applies ``ctx.learner_config``
   to every :class:`Learned` config it evaluates with;
 * plot — mean with a shaded 95 % band per series, PNG + PDF;
@@ -120,7 +118,7 @@ class Figure:
     axis: Axis
     metric: Metric
     methods: Callable[[str], tuple[str, ...]]  # per scale
-    #: (scale, cell config) -> Setup; (ctx, cell config) -> Setup with explicit_overrides
+    #: (ctx, cell config) -> Setup (envs built with ``ctx.make``)
     setup: Callable[[Any, dict], Setup]
     claims: tuple[ClaimSpec, ...] = ()
     #: extra cell dimension: (config key, record field, values per scale, series label
@@ -132,7 +130,6 @@ class Figure:
     paper_note: str = ""
     #: further metrics tabulated in the report (beside ``metric``)
     tables: tuple[Metric, ...] = ()
-    explicit_overrides: bool = False
 
 
 # ------------------------------------------------------------------ records
@@ -162,9 +159,9 @@ def make_records(fig: Figure, setup: Setup, method: str, out: dict, index: list)
 
 
 def figure_setup(fig: Figure, cell: Cell, ctx: RunContext) -> Setup:
-    """The cell's :class:`Setup`: ``fig.setup(ctx, config)`` (legacy figures:
-    ``fig.setup(scale, config)``), checked to carry the cell's env overrides."""
-    setup = fig.setup(ctx if fig.explicit_overrides else ctx.scale, cell.config)
+    """The cell's :class:`Setup`: ``fig.setup(ctx, config)``, checked to carry the cell's
+    env overrides."""
+    setup = fig.setup(ctx, cell.config)
     check_env_overrides(fig.name, fig.scenario, setup, ctx.overrides)
     return setup
 
@@ -343,5 +340,4 @@ def experiment(fig: Figure) -> Experiment:
         cells=_cells(fig), run_cell=lambda cell, ctx: run_policy_cell(fig, cell, ctx),
         plot=lambda records, d: plot_figure(fig, records, d),
         report=lambda records: report_figure(fig, records),
-        claims=lambda records: figure_claims(fig, records), default=fig.default,
-        explicit_overrides=fig.explicit_overrides)
+        claims=lambda records: figure_claims(fig, records), default=fig.default)

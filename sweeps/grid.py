@@ -47,9 +47,7 @@ count mismatch). ``--no-resume`` recomputes every selected cell.
 :data:`sweeps.methods.SET_HELP`): env sizes/params (``num_users=12``,
 ``sgin.num_mbs=2``) and learner config fields (``madfrl.actor_lr=1e-3``), validated
 before any compute and passed to each cell's ``run_cell`` in ``RunContext.overrides``
-(the experiment applies them with ``ctx.make`` / ``ctx.learner_config``; legacy
-experiments not yet marked ``explicit_overrides`` get them by
-:class:`sweeps.methods.cell_run` wrapping ``jaxsg.make`` and the learner factories). A
+(the experiment applies them with ``ctx.make`` / ``ctx.learner_config``). A
 cell's overrides join its config hash (so resume recomputes it), its file
 (``"overrides"``), every record (column ``overrides``) and the report header.
 
@@ -363,7 +361,7 @@ def _compute_cell(exp: Experiment, cell: Cell, ctx: RunContext, path: Path,
     run = methods.CellRun(overrides=cell_overrides(exp, cell, overrides),
                           policy_dir=policy_dir(ctx), eval_only=eval_only)
     try:
-        with methods.cell_run(run, patch=not exp.explicit_overrides):
+        with methods.cell_run(run):
             raw = exp.run_cell(cell, dataclasses.replace(ctx, overrides=run.overrides,
                                                          eval_only=eval_only))
     finally:

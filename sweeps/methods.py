@@ -395,24 +395,19 @@ def split_overrides(flat: dict) -> tuple[dict, dict]:
 
 
 @contextlib.contextmanager
-def cell_run(run: CellRun, patch: bool = False):
+def cell_run(run: CellRun):
     """``with cell_run(CellRun(...)):`` — the cell being computed: :func:`train_or_load`
     saves or loads the trained policies under ``policy_dir`` (:func:`active_run`).
-
     Overrides and ``--eval-only`` are passed explicitly: the runner hands them to
     ``run_cell`` in the :class:`~sweeps.experiments.RunContext` (``ctx.make``,
-    ``ctx.learner_config``, ``ctx.make_train``). ``patch=True`` is the legacy path of an
-    experiment with ``explicit_overrides=False`` only (:func:`_patch_factories`)."""
+    ``ctx.learner_config``, ``ctx.make_train``); nothing is patched."""
     global _ACTIVE
     if _ACTIVE is not None:
         raise RuntimeError("cell_run is not reentrant")
-    _ACTIVE, saved = run, []
+    _ACTIVE = run
     try:
-        saved = _patch_factories(run) if patch else []
         yield run
     finally:
-        for obj, name, fn in reversed(saved):
-            setattr(obj, name, fn)
         _ACTIVE = None
 
 
@@ -428,43 +423,6 @@ def refuse_training(what: str) -> Callable:
             "through train_or_load (train functions from RunContext.make_train)")
 
     return refuse
-
-
-# LEGACY (experiments with explicit_overrides=False; delete with them): while the cell
-# runs, wrap ``jaxsg.make`` (its scenario's env overrides) and every learner module's
-# ``make_train``/``make_policy`` (learner overrides; with eval_only, a train that raises).
-def _patch_factories(run: CellRun) -> list:
-    import functools
-    import importlib
-
-    import jaxsg
-
-    env, learner = split_overrides(run.overrides)
-    saved = []
-    if env:
-        make = jaxsg.make
-
-        @functools.wraps(make)
-        def make_with_overrides(name, **kwargs):
-            return make(name, **{**kwargs, **env.get(name, {})})
-
-        saved.append((jaxsg, "make", make))
-        jaxsg.make = make_with_overrides
-    for module in LEARNER_MODULES if learner or run.eval_only else ():
-        mod = importlib.import_module(f"agents.{module}")
-        for fn_name in ("make_train", "make_policy"):
-            fn = getattr(mod, fn_name)
-            saved.append((mod, fn_name, fn))
-            refuse = run.eval_only and fn_name == "make_train"
-
-            @functools.wraps(fn)
-            def wrapped(env, config, *args, _fn=fn, _refuse=refuse, _what=f"agents.{module}",
-                        **kwargs):
-                out = _fn(env, apply_learner_overrides(config, learner), *args, **kwargs)
-                return refuse_training(_what) if _refuse and callable(out) else out
-
-            setattr(mod, fn_name, wrapped)
-    return saved
 
 
 def active_run() -> CellRun | None:

@@ -128,12 +128,3 @@ def test_smoke_learner_cell_with_set_trains_once_saves_and_reevaluates(tmp_path,
     for other in ([], sets[:-1] + ["value_decomp.hidden=6"]):
         with pytest.raises(FileNotFoundError, match="no saved policy"):
             grid.main(base + other + ["--eval-only"])
-
-
-def test_every_dt_deploy_experiment_takes_overrides_explicitly():
-    from sweeps.experiments import list_experiments
-
-    exps = [e for e in list_experiments() if e.scenario == "dt_deploy"]
-    assert {e.name for e in exps} >= {"dt_deploy_curves", "dt_deploy_fig4_5",
-                                      "dt_deploy_fig6", "dt_deploy_fig7", "dt_deploy_tune"}
-    assert all(e.explicit_overrides for e in exps)

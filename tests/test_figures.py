@@ -12,8 +12,7 @@ from sweeps.figures import Axis, Figure, Metric, Setup
 FIG = Figure(name="_steps", scenario="edge_assoc", figure="Fig. 0", title="t",
              axis=Axis("round", (), "round (1)", steps=True),
              metric=Metric("time_cost_s", "T (s)", False), methods=lambda scale: ("random",),
-             setup=lambda ctx, config: None, tables=(Metric("objective_s", "objective (s)"),),
-             explicit_overrides=True)
+             setup=lambda ctx, config: None, tables=(Metric("objective_s", "objective (s)"),))
 
 
 def test_steps_axis_writes_one_record_per_step():

@@ -83,7 +83,7 @@ register_experiment(Experiment(
     name=NAME, scenario="dt_deploy", title="tiny learned dt_deploy cell",
     cells=lambda scale: [Cell("proposed", {"method": "proposed"}),
                          Cell("rd", {"method": "rd"})],
-    run_cell=_run_cell, default=False, explicit_overrides=True), replace=True)
+    run_cell=_run_cell, default=False), replace=True)
 
 
 def _cell(out, cell):
@@ -142,20 +142,6 @@ def test_bad_set_exits_2_before_any_compute(tmp_path, capsys):
     assert err.value.code == 2
     assert "--set num_users=0" in capsys.readouterr().err
     assert not any(tmp_path.rglob("*.json"))
-
-
-def test_cell_run_applies_overrides_only_while_active():
-    """LEGACY patch path (experiments with ``explicit_overrides=False``; delete with it)."""
-    make, train = jaxsg.make, vd.make_train
-    run = methods.CellRun(overrides={"dt_deploy.num_users": 7, "value_decomp.hidden": 4})
-    with methods.cell_run(run, patch=True):
-        env, _ = jaxsg.make("dt_deploy", num_users=3)
-        assert env.num_users == 7
-        assert jaxsg.make("sgin")[0] is not None  # other scenarios untouched
-        config = methods.apply_learner_overrides(_config(), {"value_decomp": {"hidden": 4}})
-        assert config.hidden == 4 and config.fc == 8
-    assert jaxsg.make is make and vd.make_train is train
-    assert jaxsg.make("dt_deploy", num_users=3)[0].num_users == 3
 
 
 # --------------------------------------------------- records, resume, eval-only
@@ -225,17 +211,6 @@ def test_cell_file_with_overrides_survives_report_only(tmp_path):
     assert json.loads(json.dumps(_cell(out, "rd")["overrides"])) == {"dt_deploy.horizon": 3}
 
 
-def test_eval_only_refuses_training_outside_train_or_load():
-    """LEGACY patch path (experiments with ``explicit_overrides=False``; delete with it)."""
-    run = methods.CellRun(policy_dir=None, eval_only=True)
-    env, _ = _make_env()
-    with methods.cell_run(run, patch=True):
-        train = vd.make_train(env, _config())  # building is fine, training is not
-        with pytest.raises(RuntimeError, match="train_or_load"):
-            train(jax.random.PRNGKey(0), env.default_params)
-    assert vd.make_train(env, _config()) is not None
-
-
 def _fake_make_train(env, config):
     """A learner factory that trains nothing (cheap), for the eval-only contract."""
     return lambda key, params: {"hidden": config.hidden, "users": env.num_users}
@@ -246,7 +221,7 @@ register_experiment(Experiment(
     cells=lambda scale: [Cell("proposed", {"method": "proposed"})],
     run_cell=lambda cell, ctx: [{"method": "proposed", "seed": 0, **ctx.make_train(
         _fake_make_train, _make_env(ctx)[0], _config())(jax.random.PRNGKey(0), None)}],
-    default=False, explicit_overrides=True), replace=True)
+    default=False), replace=True)
 
 
 def test_eval_only_refuses_training_explicitly(tmp_path):

@@ -1,5 +1,5 @@
 """``--set`` overrides are passed explicitly: the grid runner hands each cell its overrides
-in ``RunContext.overrides``; an experiment marked ``explicit_overrides`` builds its env with
+in ``RunContext.overrides``; an experiment builds its env with
 ``ctx.make`` and its learner configs with ``ctx.learner_config``, and nothing is patched
 while it runs. Bad overrides of the edge_assoc/spectrum experiments fail before any compute."""
 
@@ -9,7 +9,7 @@ import pytest
 
 import jaxsg
 from agents import ddqn, maddpg
-from sweeps import grid, methods
+from sweeps import grid
 from sweeps.experiments import Cell, Experiment, RunContext, register_experiment
 from sweeps.io import read_json_or_none
 
@@ -34,7 +34,7 @@ register_experiment(Experiment(
     name=NAME, scenario="edge_assoc", title="explicit overrides",
     cells=lambda scale: [Cell("proposed", {"method": "proposed"}),
                          Cell("random", {"method": "random"})],
-    run_cell=_run_cell, default=False, explicit_overrides=True), replace=True)
+    run_cell=_run_cell, default=False), replace=True)
 
 
 def test_ctx_applies_the_cells_overrides_and_only_those():
@@ -86,15 +86,3 @@ def test_bad_set_is_a_clear_error_before_any_compute(tmp_path, capsys, item, wor
     for word in words:
         assert word in text, text
     assert SEEN == [] and not any(tmp_path.rglob("*.json"))
-
-
-def test_legacy_experiments_still_get_overrides_through_cell_run():
-    """LEGACY (delete with the patch path): experiments not marked ``explicit_overrides``
-    keep the wrapping of ``jaxsg.make`` while their cell runs, and only then; by default
-    ``cell_run`` patches nothing."""
-    make = jaxsg.make
-    with methods.cell_run(methods.CellRun(overrides={"edge_assoc.num_users": 6}), patch=True):
-        assert jaxsg.make("edge_assoc", num_users=4)[0].num_users == 6
-    with methods.cell_run(methods.CellRun(overrides={"edge_assoc.num_users": 6})):
-        assert jaxsg.make is make
-    assert jaxsg.make is make

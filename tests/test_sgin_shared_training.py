@@ -30,11 +30,14 @@ def test_swept_distribution_covers_every_learned_axis_one_axis_at_a_time():
         moved = ~np.isclose(x, float(getattr(base, name)), rtol=1e-6)
         changed += moved
         assert np.all((x[moved] >= lo * (1 - 1e-6)) & (x[moved] <= hi * (1 + 1e-6))), name
-        assert moved.mean() > 0.1, name  # every axis is drawn often
+        # every axis is drawn often: its share of the non-default draws, roughly
+        assert moved.mean() > 0.6 * (1 - sl.DEFAULT_SHARE) / (len(sl.SWEPT) + 1), name
     fixed = np.asarray(drawn.arrival_min_bits) == np.float32(sl.FIXED_TASK_BITS)
-    assert 0.05 < fixed.mean() < 0.3
+    assert 0.03 < fixed.mean() < 0.3
     np.testing.assert_array_equal(np.asarray(drawn.arrival_max_bits)[fixed], sl.FIXED_TASK_BITS)
     assert np.all(changed <= 1)  # one axis per draw (the fixed-task option moves V only)
+    # the comparison table's point: the defaults in DEFAULT_SHARE of the draws
+    assert abs(((changed == 0) & ~fixed).mean() - sl.DEFAULT_SHARE) < 0.03
 
 
 def test_swept_env_keeps_an_episodes_params_and_redraws_at_reset():
@@ -45,7 +48,7 @@ def test_swept_env_keeps_an_episodes_params_and_redraws_at_reset():
               for c in env.agent_classes}
     seen = [state.params]
     step = jax.jit(swept.step)
-    for t in range(6):
+    for t in range(20):
         obs, state, reward, term, trunc, info = step(jax.random.PRNGKey(10 + t), state, action,
                                                      base)
         assert all(np.all(np.isfinite(np.asarray(r))) for r in reward.values())
@@ -57,7 +60,7 @@ def test_swept_env_keeps_an_episodes_params_and_redraws_at_reset():
 
     # steps 0 and 1 of an episode share its params; each auto-reset (every 2 steps) redraws
     np.testing.assert_array_equal(vec(seen[0]), vec(seen[1]))
-    episodes = [vec(seen[i]) for i in (0, 2, 4, 6)]
+    episodes = [vec(seen[i]) for i in range(0, 21, 2)]  # half of them at the defaults
     assert len({tuple(e) for e in episodes}) > 1
     assert swept.num_agents("follower") == env.num_agents("follower")
     assert swept.avail_actions(state, base).keys() == env.avail_actions(state.env_state,

@@ -27,8 +27,8 @@ Contract:
 * ``cells(scale)`` is deterministic; cell ids are filesystem-safe and unique
   within the experiment (they name the files ``cells/<id>.json``).
 * ``run_cell(cell, ctx)`` depends only on ``cell.config``, ``ctx.seed`` and
-  ``ctx.overrides`` (``--set``; an experiment with ``explicit_overrides=True`` builds
-  its envs with ``ctx.make``, its learner configs with ``ctx.learner_config`` and its
+  ``ctx.overrides`` (``--set``; every experiment builds its envs with ``ctx.make``, its
+  learner configs with ``ctx.learner_config`` and its
   train functions with ``ctx.make_train``, and keeps every training output through
   :func:`sweeps.methods.train_or_load`, so ``--eval-only`` re-evaluates without training)
   (not on the device count, not on which other cells ran) and returns flat
@@ -158,12 +158,6 @@ class Experiment:
     report: Callable[[list[dict]], str] | None = None
     default: bool = True
     claims: Callable[[list[dict]], list] | None = None
-    #: True: ``run_cell`` applies the ``--set`` overrides and ``--eval-only`` itself,
-    #: through ``ctx.make`` / ``ctx.learner_config`` / ``ctx.make_train`` (dt_deploy,
-    #: spectrum, edge_assoc). False (legacy, until sgin passes them explicitly): the runner
-    #: applies them by wrapping ``jaxsg.make`` and the learner factories while the cell
-    #: runs (``sweeps.methods.cell_run(patch=True)``).
-    explicit_overrides: bool = False
 
     def __post_init__(self) -> None:
         _check_safe_name("experiment name", self.name)

@@ -262,7 +262,6 @@ FIGURES = {
         title="final greedy evaluation: latency and reward of every method",
         axis=Axis("num_users", (20.0,), "number of users I (1)"), metric=_LAT,
         methods=lambda scale: FINAL_METHODS, setup=_setup("final"), learned=_learned,
-        explicit_overrides=True,
         claims=(
             ClaimSpec("Fig. 4: proposed obtains the highest reward",
                       lambda recs: stats.best_of_verdict(recs, "return", "proposed",
@@ -280,7 +279,7 @@ FIGURES = {
         title="average system latency vs number of users",
         axis=Axis("num_users", (18.0, 20.0, 22.0, 24.0), "number of users I (1)"),
         metric=_LAT, methods=lambda scale: FINAL_METHODS, setup=_setup("users"),
-        learned=_learned, explicit_overrides=True, default=False,
+        learned=_learned, default=False,
         shape=("users", "users", {k: v["fig6_users"] for k, v in SCALES.items()}, ""),
         claims=(
             ClaimSpec("latency rises with the number of users (proposed)",
@@ -293,7 +292,6 @@ FIGURES = {
         title="average system latency vs data size D",
         axis=Axis("data_bits", (), "data size D (MB)", 1.0 / MB_BITS), metric=_LAT,
         methods=lambda scale: FIG7_METHODS, setup=_setup("data"), learned=_learned,
-        explicit_overrides=True,
         claims=(
             ClaimSpec("latency rises with the data size (proposed)",
                       lambda recs: stats.trend_verdict(recs, LATENCY, "up",
@@ -524,7 +522,7 @@ def _experiment(fig: Figure, **over) -> Experiment:
 
 
 def _bespoke(**kw) -> Experiment:
-    return Experiment(scenario="dt_deploy", explicit_overrides=True, **kw)
+    return Experiment(scenario="dt_deploy", **kw)
 
 
 EXPERIMENTS = [

@@ -264,7 +264,7 @@ FIG5 = Figure(
     axis=Axis("round", (), "FL round (1)", steps=True),
     metric=Metric("time_cost_s", "system time cost T per round (s)", False, log=True),
     tables=FIG5_TABLES, methods=lambda scale: FIG5_METHODS, setup=_fig5_setup,
-    claims=FIG5_CLAIMS, learned=LEARNED, paper_note=FIG5_NOTE, explicit_overrides=True)
+    claims=FIG5_CLAIMS, learned=LEARNED, paper_note=FIG5_NOTE)
 
 
 # ----------------------------------------------------------------- Fig. 6
@@ -493,16 +493,15 @@ EXPERIMENTS = [
                lambda r, d: _band_plot("edge_assoc_fig6", r, "test_loss", "FL round (1)",
                                        "test loss (nats)",
                                        "edge_assoc Fig. 6: FL test loss per round", d),
-               _fig6_report, claims=_fig6_claims, explicit_overrides=True),
+               _fig6_report, claims=_fig6_claims),
     Experiment("edge_assoc_fig7", "edge_assoc", "Fig. 7 — cumulative average system cost vs γ",
                _gamma_cells, _fig7_run,
                lambda r, d: _band_plot("edge_assoc_fig7", r, "cumulative_avg_cost_s",
                                        "training episode (1)", "cumulative average cost (s)",
                                        "edge_assoc Fig. 7: cumulative average cost per γ", d),
-               _fig7_report, claims=_fig7_claims, explicit_overrides=True),
+               _fig7_report, claims=_fig7_claims),
     Experiment("edge_assoc_fig8", "edge_assoc", "Fig. 8 — time per iteration, train vs test",
-               _gamma_cells, _fig8_run, None, _fig8_report, claims=_fig8_claims,
-               explicit_overrides=True),
+               _gamma_cells, _fig8_run, None, _fig8_report, claims=_fig8_claims),
     Experiment("edge_assoc_poisoning", "edge_assoc",
                "Poisoning: accuracy vs poisoned BSs, with/without DPoS verification",
                _poison_cells, _poison_run,
@@ -510,5 +509,5 @@ EXPERIMENTS = [
                                        "fraction of poisoned BSs (1)", "final test accuracy (1)",
                                        "edge_assoc poisoning: accuracy vs poisoned BSs", d,
                                        series="defense", x="poisoned_fraction"),
-               _poison_report, claims=_poison_claims, explicit_overrides=True),
+               _poison_report, claims=_poison_claims),
 ]

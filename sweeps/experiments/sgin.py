@@ -276,7 +276,7 @@ FIGURES = {
         axis=AXES[fig], metric=METRIC[fig], methods=_methods(fig), setup=_setup(fig),
         claims=CLAIMS[fig], learned=_learned,
         shape=("users", "users_per_mbs", {k: v["users"] for k, v in SCALES.items()}, "M = {}")
-        if fig in (4, 5, 6) else None, explicit_overrides=True)
+        if fig in (4, 5, 6) else None)
     for fig in AXES
 }
 

@@ -714,11 +714,10 @@ EXPERIMENTS = [
         title="sgin defaults — MAML-MADFRL, MADFRL from scratch and MAPPO vs heuristics "
               "and references",
         cells=_compare_cells, run_cell=_compare_cell, plot=_compare_plot,
-        report=_compare_report, claims=_compare_claims, default=True,
-        explicit_overrides=True),
+        report=_compare_report, claims=_compare_claims, default=True),
     Experiment(
         name="sgin_fast_adaptation", scenario="sgin",
         title="sgin fast adaptation — MAML vs pretrained vs scratch on held-out arrival regimes",
         cells=_adapt_cells, run_cell=_adapt_cell, plot=_adapt_plot, report=_adapt_report,
-        claims=_adapt_claims, default=False, explicit_overrides=True),
+        claims=_adapt_claims, default=False),
 ]

@@ -725,10 +725,10 @@ CLAIMS = {7: _claims_fig7, 8: _claims_fig8, 9: _claims_fig9, 10: _claims_fig10}
 EXPERIMENTS = [
     *(Experiment(name=f"spectrum_fig{fig}", scenario="spectrum", title=TITLES[fig],
                  cells=_cells(fig), run_cell=_run(fig), plot=PLOTS[fig], report=REPORTS[fig],
-                 claims=CLAIMS[fig], default=fig == 10, explicit_overrides=True)
+                 claims=CLAIMS[fig], default=fig == 10)
       for fig in (7, 8, 9, 10)),
     Experiment(name="spectrum_security", scenario="spectrum",
                title="Security (beyond): malicious fraction, reputation steering, collusion",
                cells=_cells("security"), run_cell=_run("security"), plot=_plot_security,
-               report=_report_security, explicit_overrides=True),
+               report=_report_security),
 ]
