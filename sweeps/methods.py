@@ -467,21 +467,17 @@ def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[]
     saved). ``identity`` is everything the output depends on besides the code
     (JSON-able: learner config via ``agents.core.config_json``, sizes, seed); the
     cell's env/learner overrides are added to it. Outside the runner: ``train()``."""
-    import json
     from pathlib import Path
 
     import flax.serialization
 
     from agents import core
-    from sweeps.io import atomic_write_json, sha256_json
+    from sweeps.io import atomic_write_json
 
     run = _ACTIVE
     if run is None or run.policy_dir is None:
         return train()
-    identity = {**json.loads(json.dumps(identity, sort_keys=True, default=str)),
-                "overrides": run.overrides}
-    digest = sha256_json({"scenario": scenario, "method": method, **identity})[:16]
-    rel = f"{scenario}/{method}-{digest}.msgpack"  # <policy_dir>/<rel>
+    identity, rel = _saved_identity(run, scenario, method, identity)
     path = Path(run.policy_dir) / rel
     if run.eval_only:
         if not path.exists():
@@ -496,6 +492,30 @@ def train_or_load(scenario: str, method: str, identity: dict, train: Callable[[]
     if rel not in run.policies:
         run.policies.append(rel)
     return out
+
+
+def _saved_identity(run, scenario: str, method: str, identity: dict) -> tuple[dict, str]:
+    """(identity with the run's overrides, its file ``<scenario>/<method>-<digest>.msgpack``
+    relative to the run's policy directory)."""
+    import json
+
+    from sweeps.io import sha256_json
+
+    identity = {**json.loads(json.dumps(identity, sort_keys=True, default=str)),
+                "overrides": run.overrides}
+    digest = sha256_json({"scenario": scenario, "method": method, **identity})[:16]
+    return identity, f"{scenario}/{method}-{digest}.msgpack"
+
+
+def note_saved(scenario: str, method: str, identity: dict) -> None:
+    """List the file :func:`train_or_load` keeps for ``identity`` in the active cell's
+    policies: a cell that reuses a training cached in this process names it too."""
+    run = _ACTIVE
+    if run is None or run.policy_dir is None:
+        return
+    rel = _saved_identity(run, scenario, method, identity)[1]
+    if rel not in run.policies:
+        run.policies.append(rel)
 
 
 def train_batch_or_load(scenario: str, method: str, identity: dict,

@@ -5,6 +5,7 @@ while it runs. Bad overrides of the edge_assoc/spectrum experiments fail before 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import jaxsg
@@ -86,3 +87,24 @@ def test_bad_set_is_a_clear_error_before_any_compute(tmp_path, capsys, item, wor
     for word in words:
         assert word in text, text
     assert SEEN == [] and not any(tmp_path.rglob("*.json"))
+
+
+def test_a_cell_reusing_a_cached_training_names_its_saved_file(tmp_path):
+    """``methods.note_saved`` lists the file ``train_or_load`` keeps for the same identity
+    (with the run's overrides), so a cell served from a process cache names it too."""
+    from sweeps import methods
+
+    identity = {"config": "x", "seed": 0}
+    run = methods.CellRun(overrides={"env": {"num_mbs": 2}}, policy_dir=tmp_path)
+    with methods.cell_run(run):
+        methods.train_or_load("sgin", "madfrl", identity, lambda: {"w": np.zeros(2)})
+    saved = run.policies
+    assert len(saved) == 1 and (tmp_path / saved[0]).exists()
+    again = methods.CellRun(overrides={"env": {"num_mbs": 2}}, policy_dir=tmp_path)
+    with methods.cell_run(again):
+        methods.note_saved("sgin", "madfrl", identity)
+    assert again.policies == saved
+    other = methods.CellRun(overrides={}, policy_dir=tmp_path)  # other overrides, other file
+    with methods.cell_run(other):
+        methods.note_saved("sgin", "madfrl", identity)
+    assert other.policies != saved

@@ -295,7 +295,7 @@ def shared_trained(method: str, ctx: RunContext) -> dict:
     cache = json.dumps([method, identity, overrides_key(ctx), where], sort_keys=True,
                        default=str)
     if cache in _SHARED:
-        _note_policy(method, identity)
+        methods.note_saved("sgin", method, identity)
         return _SHARED[cache]
     swept = SweptParams(env, sample_swept)
     if method == "maml_madfrl":
@@ -317,18 +317,6 @@ def shared_trained(method: str, ctx: RunContext) -> dict:
                                        seeds))
     _SHARED[cache] = methods.train_batch_or_load("sgin", method, identity, one, keys)
     return _SHARED[cache]
-
-
-def _note_policy(method: str, identity: dict) -> None:
-    """Record a cached policy's checkpoint in the active cell (as ``train_or_load`` does)."""
-    run = methods.active_run()
-    if run is None or run.policy_dir is None:
-        return
-    ident = {**json.loads(json.dumps(identity, sort_keys=True, default=str)),
-             "overrides": run.overrides}
-    path = methods.policy_path("sgin", method, ident)
-    if f"{path.parent.name}/{path.name}" not in run.policies:
-        run.policies.append(f"{path.parent.name}/{path.name}")
 
 
 #: Inner steps MAML-MADFRL adapts at each evaluated point of the figures and the table,
