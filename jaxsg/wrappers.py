@@ -111,6 +111,50 @@ class LogWrapper:
         return obs, new_state, reward, terminated, truncated, info
 
 
+@struct.dataclass
+class ParamsPerEpisodeState:
+    env_state: object
+    params: object
+
+    @property
+    def step(self):
+        return self.env_state.step
+
+
+class ParamsPerEpisode:
+    """``env`` whose every episode runs at params drawn by ``sample(key, params, 1)`` (a
+    leading axis of 1; kept in the state, drawn again at each auto-reset): training over
+    a distribution of params (domain randomisation) through the plain env API."""
+
+    def __init__(self, env, sample):
+        self._env, self._sample = env, sample
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    def _start(self, key, params):
+        k_draw, k_reset = jax.random.split(key)
+        drawn = jax.tree.map(lambda x: x[0], self._sample(k_draw, params, 1))
+        obs, state = self._env.reset(k_reset, drawn)
+        return obs, ParamsPerEpisodeState(state, drawn)
+
+    def reset(self, key, params):
+        return self._start(key, params)
+
+    def avail_actions(self, state, params):
+        return self._env.avail_actions(state.env_state, state.params)
+
+    def step(self, key, state, action, params):
+        k_step, k_new = jax.random.split(key)
+        obs, inner, reward, term, trunc, info = self._env.step(k_step, state.env_state, action,
+                                                               state.params)
+        obs_new, new = self._start(k_new, params)
+        done = term | trunc
+        pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)  # noqa: E731
+        kept = ParamsPerEpisodeState(inner, state.params)
+        return pick(obs_new, obs), pick(new, kept), reward, term, trunc, info
+
+
 def rollout(
     env: MultiAgentEnv,
     policy: Policy | RecurrentPolicy,

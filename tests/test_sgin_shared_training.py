@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxsg
+from jaxsg.wrappers import ParamsPerEpisode
 from sweeps.experiments import Cell, RunContext, get_experiment
 from sweeps.experiments import sgin as sgin_exps
 from sweeps.experiments import sgin_learners as sl
@@ -42,7 +43,7 @@ def test_swept_distribution_covers_every_learned_axis_one_axis_at_a_time():
 
 def test_swept_env_keeps_an_episodes_params_and_redraws_at_reset():
     env, base = jaxsg.make("sgin", horizon=2, **SMOKE)
-    swept = sl.SweptParams(env, sl.sample_swept)
+    swept = ParamsPerEpisode(env, sl.sample_swept)
     obs, state = swept.reset(jax.random.PRNGKey(1), base)
     action = {c: env.action_space(c, base).sample(jax.random.PRNGKey(2))
               for c in env.agent_classes}

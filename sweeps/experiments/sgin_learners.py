@@ -5,7 +5,8 @@ seed* (``sweeps.methods``: 2 smoke, 3 default, 5 paper) for every sgin figure an
 comparison table (:func:`shared_trained`, issue 16 item 6): one sharded batch over
 training seeds through :func:`sweeps.methods.train_batch_or_load` (kept per cell;
 ``python -m sweeps.grid --eval-only`` loads it), on env params drawn per episode over
-the figures' swept axes (:data:`SWEPT`, :func:`sample_swept`, :class:`SweptParams`).
+the figures' swept axes (:data:`SWEPT`, :func:`sample_swept`,
+:class:`jaxsg.wrappers.ParamsPerEpisode`).
 :func:`evaluate_shared` then evaluates the stored parameters greedily through
 ``methods.learned_policy`` and ``jaxsg.wrappers.rollout`` on the heuristics' episode keys
 (common random numbers: training seed s plays evaluation seed s's episodes) at every
@@ -63,12 +64,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 import jaxsg
 from agents import core, madfrl, mappo
 from agents import maml_madfrl as mm
-from jaxsg.wrappers import rollout
+from jaxsg.wrappers import ParamsPerEpisode, rollout
 from sweeps import methods, report, stats
 from sweeps.experiments import Cell, Experiment, RunContext
 from sweeps.sharding import run_axis, run_batched
@@ -210,49 +210,6 @@ def sample_swept(key, base_params, num: int):
     return batch.replace(**changes)
 
 
-@struct.dataclass
-class SweptState:
-    env_state: object
-    params: object
-
-    @property
-    def step(self):
-        return self.env_state.step
-
-
-class SweptParams:
-    """``env`` whose every episode runs at params drawn by ``sample(key, params, 1)``
-    (kept in the state; auto-reset draws again). The learners see the plain env API."""
-
-    def __init__(self, env, sample):
-        self._env, self._sample = env, sample
-
-    def __getattr__(self, name):
-        return getattr(self._env, name)
-
-    def _start(self, key, params):
-        k_draw, k_reset = jax.random.split(key)
-        drawn = jax.tree.map(lambda x: x[0], self._sample(k_draw, params, 1))
-        obs, state = self._env.reset(k_reset, drawn)
-        return obs, SweptState(state, drawn)
-
-    def reset(self, key, params):
-        return self._start(key, params)
-
-    def avail_actions(self, state, params):
-        return self._env.avail_actions(state.env_state, state.params)
-
-    def step(self, key, state, action, params):
-        k_step, k_new = jax.random.split(key)
-        obs, inner, reward, term, trunc, info = self._env.step(k_step, state.env_state, action,
-                                                               state.params)
-        obs_new, new = self._start(k_new, params)
-        done = term | trunc
-        pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)  # noqa: E731
-        return (pick(obs_new, obs), pick(new, SweptState(inner, state.params)), reward, term,
-                trunc, info)
-
-
 def overrides_key(ctx: RunContext) -> tuple:
     """The cell's ``--set`` overrides as a hashable cache key."""
     return tuple(sorted((k, json.dumps(v)) for k, v in ctx.overrides.items()))
@@ -297,7 +254,7 @@ def shared_trained(method: str, ctx: RunContext) -> dict:
     if cache in _SHARED:
         methods.note_saved("sgin", method, identity)
         return _SHARED[cache]
-    swept = SweptParams(env, sample_swept)
+    swept = ParamsPerEpisode(env, sample_swept)
     if method == "maml_madfrl":
         meta, rl = mm.make_meta_train(env, cfg, sample_swept), madfrl.make_train(swept, cfg.madfrl)
 
