@@ -1,17 +1,16 @@
-"""Heuristic baselines and exact/game-theoretic references, one module per scenario.
+"""Heuristic baselines and exact/game-theoretic references, one module per scenario
+(``docs/<scenario>.md``, "References and baselines").
 
 ``get(scenario, name, env, **kwargs)`` is the one entry point: it looks ``name`` up in
 ``agents.heuristics.<scenario>.POLICIES`` and returns the policy (``policy(key, obs,
-state, params) -> action``, :mod:`jaxsg.policy`). :func:`episode_scores` is the one
-search loop of the references that pick the best of a grid of policies (on the evaluation
-keys of :func:`evaluation_keys`); :func:`best_choice` builds the chosen one.
+state, params) -> action``, :mod:`jaxsg.policy`). :func:`best_of` is the one search of the
+references that pick the best of a grid of candidates on evaluation episodes.
 """
 
 import importlib
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from agents.adapters import SCENARIOS
 from jaxsg.wrappers import rollout
@@ -32,40 +31,38 @@ def get(scenario: str, name: str, env, **kwargs):
     return table[name](env, **kwargs)
 
 
-def evaluation_keys(key=None, seed: int = 0, num_episodes: int = 16, keys=None):
-    """A search's episodes: ``keys``, else ``num_episodes`` from ``key`` or ``seed``."""
-    if keys is not None:
-        return keys
-    return jax.random.split(jax.random.PRNGKey(seed) if key is None else key, num_episodes)
+def class_policy(agent_class: str, act):
+    """The policy in which ``agent_class`` plays ``act(key, state, params)`` (the
+    observation unused; no other class acts)."""
+    return lambda key, obs, state, params: {agent_class: act(key, state, params)}
 
 
-def episode_scores(env, policy_of, candidates, params, keys, score, horizon=None,
-                   params_of=None):
-    """``(G, K)``: ``score(trajectory)`` of ``policy_of(c)`` for every candidate ``c`` (the
-    leading axis of the pytree ``candidates``) on every evaluation key, each a
-    :func:`jaxsg.wrappers.rollout` of ``horizon`` steps (default ``env.horizon``) under
-    ``params_of(c, params)`` (default ``params``; ``params`` None: ``env.default_params``);
-    one compiled call vmapped over candidates × keys (common random numbers)."""
+def recorded(policy, **attrs):
+    """``policy`` carrying ``attrs`` as attributes (what a search chose)."""
+    policy.__dict__.update(attrs)
+    return policy
+
+
+def best_of(env, policy_of, candidates, score, params=None, lowest: bool = False, keys=None,
+            key=None, seed: int = 0, num_episodes: int = 16, horizon=None, params_of=None):
+    """``(index of the best candidate, (G,) mean score)``: the mean of ``score(trajectory)``
+    of ``policy_of(c)`` over the evaluation episodes for every candidate ``c`` (the leading
+    axis of the pytree ``candidates``); best = highest (``lowest``: lowest, first on ties).
+
+    Episodes: ``keys``, else ``num_episodes`` split from ``key`` (default
+    ``PRNGKey(seed)``), each a :func:`jaxsg.wrappers.rollout` of ``horizon`` steps (default
+    ``env.horizon``) under ``params_of(c, params)`` (default ``params``; None:
+    ``env.default_params``); one compiled call vmapped over candidates × keys (common
+    random numbers)."""
     horizon = env.horizon if horizon is None else horizon
     params = env.default_params if params is None else params
+    if keys is None:
+        keys = jax.random.split(jax.random.PRNGKey(seed) if key is None else key, num_episodes)
 
     def one(c, key, p):
         p = p if params_of is None else params_of(c, p)
         return score(rollout(env, policy_of(c), key, p, horizon))
 
     run = jax.jit(jax.vmap(jax.vmap(one, (None, 0, None)), (0, None, None)))
-    return run(candidates, jnp.asarray(keys), params)
-
-
-def best_choice(choices, table, build):
-    """``build(choice)`` for the choice of lowest mean score over the episodes of ``table``
-    (G, K); ``policy.choice`` and ``policy.scores`` (``{choice: mean}``) record it."""
-    scores = {c: float(v) for c, v in zip(choices, np.asarray(table).mean(axis=1))}
-    choice = min(scores, key=scores.get)
-    policy = build(choice)
-    policy.choice, policy.scores = choice, scores
-    return policy
-
-
-# ``from agents import heuristics; heuristics.best_response(env)``: sgin came first
-from agents.heuristics.sgin import best_response, marto  # noqa: E402, F401
+    means = run(candidates, jnp.asarray(keys), params).mean(axis=1)
+    return int(jnp.argmin(means) if lowest else jnp.argmax(means)), means

@@ -21,18 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from agents.heuristics import best_choice, episode_scores, evaluation_keys
+from agents.heuristics import best_of, class_policy, recorded
 
 
 def random_deploy(env) -> Callable:
     """RD: every user picks a uniformly random *available* node."""
-
-    def policy(key, obs, state, params):
-        del obs
-        mask = env.avail_actions(state, params)["user"]["action"]
-        return {"user": env.action_space("user", params).sample(key, mask)}
-
-    return policy
+    return class_policy("user", lambda key, state, params: env.action_space(
+        "user", params).sample(key, env.avail_actions(state, params)["user"]["action"]))
 
 
 def user_costs(env, state, counts, params) -> jnp.ndarray:
@@ -47,16 +42,14 @@ def greedy(env) -> Callable:
     α·L_i + β·ς·[off-device] given the *other* users' last admitted placement (node load =
     others' load + 1); users do not see each other's choices of this step, so they herd."""
 
-    def policy(key, obs, state, params):
-        del key, obs
+    def act(key, state, params):
         mask = env.avail_actions(state, params)["user"]["action"]
         onehot = jax.nn.one_hot(state.last_placement, env.num_nodes, dtype=jnp.float32)
         others = jnp.sum(onehot, axis=0)[None, :] - onehot
-        cost = user_costs(env, state, others + 1.0, params)
-        cost = jnp.where(mask, cost, jnp.inf)
-        return {"user": jnp.argmin(cost, axis=-1).astype(jnp.int32)}
+        cost = jnp.where(mask, user_costs(env, state, others + 1.0, params), jnp.inf)
+        return jnp.argmin(cost, axis=-1).astype(jnp.int32)
 
-    return policy
+    return class_policy("user", act)
 
 
 def sequential_greedy(env) -> Callable:
@@ -69,8 +62,7 @@ def sequential_greedy(env) -> Callable:
     """
     k_nodes = env.num_nodes
 
-    def policy(key, obs, state, params):
-        del key, obs
+    def act(key, state, params):
         order = jnp.argsort(state.priority, stable=True)
         caps = env.capacities(params)
         ones = jnp.ones((env.num_users, k_nodes), jnp.float32)
@@ -82,10 +74,9 @@ def sequential_greedy(env) -> Callable:
             return counts.at[j].add(1.0), j
 
         _, chosen = jax.lax.scan(body, jnp.zeros((k_nodes,), jnp.float32), order)
-        action = jnp.zeros((env.num_users,), jnp.int32).at[order].set(chosen)
-        return {"user": action}
+        return jnp.zeros((env.num_users,), jnp.int32).at[order].set(chosen)
 
-    return policy
+    return class_policy("user", act)
 
 
 def constant_choices(env) -> tuple[str, ...]:
@@ -94,16 +85,6 @@ def constant_choices(env) -> tuple[str, ...]:
     e, on the cloud. Requests beyond a node's capacity deploy locally (admission, 13d)."""
     ends = tuple(f"end_{e}" for e in range(1, env.num_end_devices + 1))
     return ("local", "nearest_end") + ends + ("cloud",)
-
-
-def constant_action(env, state, index) -> jnp.ndarray:
-    """``(I,)`` action of the constant policy ``constant_choices(env)[index]`` (traceable)."""
-    i_n, e_n = env.num_users, env.num_end_devices
-    nearest = 1 + jnp.argmin(env.distances(state), axis=1)
-    fixed = jnp.concatenate([jnp.zeros((1,)), jnp.zeros((1,)), jnp.arange(1, e_n + 1),
-                             jnp.full((1,), env.cloud)])[index]
-    action = jnp.where(index == 1, nearest, jnp.full((i_n,), fixed))
-    return action.astype(jnp.int32)
 
 
 def constant(env, choice: str = "local", index=None) -> Callable:
@@ -115,12 +96,13 @@ def constant(env, choice: str = "local", index=None) -> Callable:
             raise ValueError(f"dt_deploy constant: 'choice' must be one of {choices}, "
                              f"got {choice!r}")
         index = choices.index(choice)
+    nodes = jnp.asarray([0, 0, *range(1, env.num_end_devices + 1), env.cloud], jnp.int32)
 
-    def policy(key, obs, state, params):
-        del key, obs, params
-        return {"user": constant_action(env, state, index)}
+    def act(key, state, params):
+        nearest = 1 + jnp.argmin(env.distances(state), axis=1)
+        return jnp.where(index == 1, nearest, nodes[index]).astype(jnp.int32)
 
-    return policy
+    return class_policy("user", act)
 
 
 def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:
@@ -129,27 +111,21 @@ def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callabl
     ``PRNGKey(0)``; pass the evaluation keys). ``policy.choice`` and ``policy.scores`` (the
     mean of every choice) record the selection."""
     choices = constant_choices(env)
-    table = episode_scores(env, lambda i: constant(env, index=i), jnp.arange(len(choices)),
-                           params, evaluation_keys(key, num_episodes=num_episodes),
-                           lambda tr: -jnp.mean(tr["metrics"]["team_reward"]))
-    return best_choice(choices, table, lambda choice: constant(env, choice))
+    best, cost = best_of(env, lambda i: constant(env, index=i), jnp.arange(len(choices)),
+                         lambda tr: -jnp.mean(tr["metrics"]["team_reward"]), params,
+                         lowest=True, key=key, num_episodes=num_episodes)
+    return recorded(constant(env, choices[best]), choice=choices[best],
+                    scores=dict(zip(choices, cost.tolist())))
 
 
 @functools.cache
-def _cost_tables_fn(env):
-    def tables(state, counts, params):
-        cost = jax.vmap(lambda c: user_costs(env, state, c, params))(counts)
-        return jnp.where(counts[:, None, :] > 0, cost, jnp.inf)
-
-    return jax.jit(tables)
-
-
-def node_cost_tables(env, state, counts: np.ndarray, params) -> np.ndarray:
-    """``(V, I, E+2)`` per-user objective (:func:`user_costs`) at every node for every
-    count vector ``counts`` (columns of nodes with no slot are ∞), as one jitted call and
-    a host copy (float64), so the enumeration never calls JAX inside its loop."""
-    tables = _cost_tables_fn(env)(state, jnp.asarray(counts, jnp.float32), params)
-    return np.asarray(jax.device_get(tables), np.float64)
+def _cost_tables(env):
+    """Jitted ``(state, counts (V, E+2), params) -> (V, I, E+2)``: :func:`user_costs` at
+    every count vector, ∞ at nodes with no slot (one call per step, so the enumeration
+    never calls JAX inside its loop)."""
+    return jax.jit(lambda state, counts, params: jnp.where(
+        counts[:, None, :] > 0, jax.vmap(lambda c: user_costs(env, state, c, params))(counts),
+        jnp.inf))
 
 
 @functools.cache
@@ -195,7 +171,8 @@ def optimal_action(env, state, params, bound: bool = True) -> tuple[np.ndarray, 
     """
     counts = count_vector_array(env.num_users, env.num_end_devices,
                                 float(params.end_capacity), float(params.cloud_capacity))
-    tables = node_cost_tables(env, state, counts, params)
+    tables = np.asarray(_cost_tables(env)(state, jnp.asarray(counts, jnp.float32), params),
+                        np.float64)
     lower = assignment_lower_bounds(tables, counts)
     best_value, best_action = np.inf, None
     for v in np.argsort(lower, kind="stable") if bound else range(len(counts)):
@@ -212,13 +189,9 @@ def optimal_action(env, state, params, bound: bool = True) -> tuple[np.ndarray, 
 
 
 def optimal_policy(env) -> Callable:
-    """Host-side policy ``policy(key, obs, state, params) -> action`` (not jit-able)."""
-
-    def policy(key, obs, state, params):
-        del key, obs
-        return {"user": jnp.asarray(optimal_action(env, state, params)[0])}
-
-    return policy
+    """Host-side policy of :func:`optimal_action` (not jit-able)."""
+    return class_policy("user", lambda key, state, params: jnp.asarray(
+        optimal_action(env, state, params)[0]))
 
 
 #: host-side (not jit-able) factories: callers that trace policies skip them

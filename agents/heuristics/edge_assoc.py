@@ -3,12 +3,10 @@ in ``docs/edge_assoc.md``, "References and baselines"): factories ``name(env, **
 policy(key, obs, state, params) -> {"bs": {"bid", "batch_frac", "bandwidth"}}``, pure and
 jit-able, found by ``agents.heuristics.get("edge_assoc", name, env)``.
 
-``random`` and ``average`` differ only in the association. ``greedy``/``search`` (the
-spec's "search reference" of live-regime criterion 3) search only the association, with b
-and the bandwidth rule fixed, against the env's own objective T/(1 − θ_G) of the current
-round: an oracle that reads the round's CPU and fading draws from the state, as the MADDPG
-agents do through the observation. ``best_constant`` searches one action held every round
-in the learner's own encoding (bids, b, bandwidth weights).
+``greedy``/``search`` (the spec's "search reference" of live-regime criterion 3) search
+only the association, with b and the bandwidth rule fixed, against the env's own objective
+T/(1 − θ_G) of the current round: an oracle that reads the round's CPU and fading draws
+from the state, as the MADDPG agents do through the observation.
 
 Decision (paper silent): the "fixed b" of the baselines is the midpoint of
 [b_min, b_max] unless ``batch`` is given.
@@ -23,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.heuristics import best_choice, episode_scores, evaluation_keys
+from agents.heuristics import best_of, recorded
 
 BATCH_GRID = 10  # b points of the best-constant grid, b_min..b_max
 ASSOCIATIONS = ("round_robin", "cpu_share")
@@ -61,11 +59,8 @@ def _bandwidth_rule(env, bandwidth: str):
 
 
 def _constant(env, bids, batch, bandwidth) -> Callable:
-    def policy(key, obs, state, params):
-        del key, obs, state
-        return _pack(bids, _fixed_batch(env, params, batch), bandwidth)
-
-    return policy
+    return lambda key, obs, state, params: _pack(bids, _fixed_batch(env, params, batch),
+                                                 bandwidth)
 
 
 def constant(env, association: str = "round_robin", batch: float | None = None,
@@ -96,13 +91,9 @@ def full_data(env) -> Callable:
 
 def random_association(env, batch: float | None = None) -> Callable:
     """Uniformly random DT → BS association, uniform τ, fixed b."""
-
-    def policy(key, obs, state, params):
-        del obs, state
-        bid = jax.random.uniform(key, (env.num_bs, env.num_users))
-        return _pack(bid, _fixed_batch(env, params, batch), _bandwidth_rule(env, "uniform"))
-
-    return policy
+    bw = _bandwidth_rule(env, "uniform")
+    return lambda key, obs, state, params: _pack(
+        jax.random.uniform(key, (env.num_bs, env.num_users)), _fixed_batch(env, params, batch), bw)
 
 
 def search_association(env, state, params, batch_frac, bandwidth, iters: int):
@@ -183,10 +174,11 @@ def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callabl
     grid = {"bids": jnp.stack([bids[c[0]] for c in choices]).astype(jnp.float32),
             "b": jnp.asarray([c[1] for c in choices], jnp.float32),
             "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(jnp.float32)}
-    table = episode_scores(env, lambda row: _constant(env, row["bids"], row["b"], row["bw"]),
-                           grid, params, evaluation_keys(key, num_episodes=num_episodes),
-                           lambda tr: jnp.mean(tr["metrics"]["objective_s"]))
-    return best_choice(choices, table, lambda choice: constant(env, *choice))
+    best, cost = best_of(env, lambda row: _constant(env, row["bids"], row["b"], row["bw"]),
+                         grid, lambda tr: jnp.mean(tr["metrics"]["objective_s"]), params,
+                         lowest=True, key=key, num_episodes=num_episodes)
+    return recorded(constant(env, *choices[best]), choice=choices[best],
+                    scores=dict(zip(choices, cost.tolist())))
 
 
 POLICIES = {

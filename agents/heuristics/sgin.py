@@ -16,7 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from agents.heuristics import episode_scores, evaluation_keys
+from agents.heuristics import best_of, recorded
 from jaxsg.consensus import sgin_privacy_overhead
 from jaxsg.physics.link import shannon_rate
 
@@ -56,9 +56,8 @@ def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, dro
 def _mode_cpu_max(env, params, offload):
     """Largest f of the chosen mode: the cloud's when offloading under ``payoff="cloud"``,
     the DT's own otherwise (one f range under ``payoff="paper"``)."""
-    if _cloud(env):
-        return jnp.where(offload, params.cpu_max_hz, params.local_cpu_max_hz)
-    return jnp.full(jnp.shape(offload), params.cpu_max_hz)
+    return jnp.where(jnp.asarray(offload) | (not _cloud(env)), params.cpu_max_hz,
+                     params.local_cpu_max_hz)
 
 
 def _best_visible_leo(gain, visible):
@@ -78,19 +77,16 @@ def _follower_policy(env, follower, price=None) -> Callable:
     return policy
 
 
-def _mid_cpu(env, params):
-    """Mid-range f (Hz) of local computing and of offloading, (N,) each."""
-    n = env.num_followers
-    return (_mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.zeros(n, bool))),
-            _mid(params.cpu_min_hz, _mode_cpu_max(env, params, jnp.ones(n, bool))))
+def _mid_cpu(env, params, offload):
+    """Mid-range f (Hz) of the mode ``offload`` (bool, any shape)."""
+    return _mid(params.cpu_min_hz, _mode_cpu_max(env, params, offload))
 
 
 def _mid_range_action(env, params, offload, leo, channel):
     """MAMCC's and MAGCS's action: the mid-range f of the chosen mode, the mid-range S_B."""
-    cpu_local, cpu_cloud = _mid_cpu(env, params)
-    block = jnp.full((env.num_followers,), _mid(params.block_min_bits, params.block_max_bits))
     return _follower_action(env, params, offload, leo, channel,
-                            jnp.where(offload, cpu_cloud, cpu_local), block)
+                            _mid_cpu(env, params, offload),
+                            _mid(params.block_min_bits, params.block_max_bits))
 
 
 def marto(env) -> Callable:
@@ -111,11 +107,10 @@ def mamcc_follower(env, state, params):
     best_gain = jnp.take_along_axis(gain, leo[:, None], axis=1)[:, 0]
     visible = jnp.any(state.visible, axis=-1)
     channel = jnp.arange(env.num_followers) % env.users_per_mbs % env.num_channels
-    cpu_local, cpu_cloud = _mid_cpu(env, params)
     free_rate = shannon_rate(params.bandwidth_hz, params.power_w * best_gain / params.noise_w)
     if _cloud(env):  # the cloud also computes at its f
-        free_rate = jnp.minimum(free_rate, cpu_cloud / state.cycles_per_bit)
-    local_rate = cpu_local / state.cycles_per_bit
+        free_rate = jnp.minimum(free_rate, _mid_cpu(env, params, True) / state.cycles_per_bit)
+    local_rate = _mid_cpu(env, params, False) / state.cycles_per_bit
     return _mid_range_action(env, params, visible & (free_rate > local_rate), leo, channel)
 
 
@@ -157,7 +152,7 @@ def magcs(env) -> Callable:
         leo = _best_visible_leo(gain, state.visible)
         total_rx = state.last_rx_power_w.sum(axis=0)  # (O, R)
         other_rx = total_rx[None] - state.last_rx_power_w  # (N, O, R)
-        local_rate = _mid_cpu(env, params)[0] / state.cycles_per_bit
+        local_rate = _mid_cpu(env, params, False) / state.cycles_per_bit
         channel, offload = jax.vmap(cell_greedy, in_axes=(0, 0, 0, 0, 0, None))(
             gain.reshape(n_mbs, m, -1),
             leo.reshape(n_mbs, m),
@@ -286,9 +281,11 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     return _follower_action(env, params, offload, leo, channel, cpu, jnp.full((n,), block), drop)
 
 
-def best_response(env, rounds: int = 2, cpu_levels: int = 8) -> Callable:
+def best_response(env, rounds: int = 2, cpu_levels: int = 8, price=None) -> Callable:
+    """The followers play :func:`best_response_follower`; the leader posts ``price``
+    (None: ``params.price``)."""
     return _follower_policy(env, lambda key, state, params: best_response_follower(
-        env, state, params, rounds, cpu_levels))
+        env, state, params, rounds, cpu_levels), price)
 
 
 def stackelberg_price(env, state, params, price_grid, rounds: int = 2, cpu_levels: int = 8):
@@ -311,11 +308,12 @@ def price_grid_around(price, points: int = 11, low: float = 0.5, high: float = 1
 
 
 def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int = 4,
-                            seed: int = 0, rounds: int = 2, cpu_levels: int = 8):
+                            rounds: int = 2, cpu_levels: int = 8, **keys):
     """Stackelberg reference (docs/sgin.md, live regime): the best *fixed* price (posted
     from the reset on) over whole episodes with best-response followers, on ``price_grid``
     (default ``price_grid_around(params.price)``, i.e. [0.5, 1.5]·λ₀ in 11 points), by mean
-    episode profit on ``num_episodes`` keys from ``seed``.
+    episode profit on ``num_episodes`` evaluation episodes (``keys``: ``seed``, ``key``
+    or ``keys`` of :func:`agents.heuristics.best_of`).
 
     Returns ``(price, mean episode profit per grid price, grid)``.
     """
@@ -323,11 +321,11 @@ def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int
     grid = price_grid_around(params.price) if price_grid is None else jnp.asarray(
         price_grid, jnp.float32)
     policy = best_response(env, rounds, cpu_levels)
-    profits = episode_scores(env, lambda _: policy, grid, params,
-                             evaluation_keys(seed=seed, num_episodes=num_episodes),
-                             lambda tr: tr["reward"]["leader"][..., 0].sum(),
-                             params_of=lambda price, p: p.replace(price=price)).mean(axis=1)
-    return float(grid[jnp.argmax(profits)]), profits, grid
+    best, profits = best_of(env, lambda _: policy, grid,
+                            lambda tr: tr["reward"]["leader"][..., 0].sum(), params,
+                            num_episodes=num_episodes,
+                            params_of=lambda price, p: p.replace(price=price), **keys)
+    return float(grid[best]), profits, grid
 
 
 def stackelberg(env, price=None, rounds: int = 2, cpu_levels: int = 8, **search) -> Callable:
@@ -338,10 +336,7 @@ def stackelberg(env, price=None, rounds: int = 2, cpu_levels: int = 8, **search)
     if price is None:
         price, _, _ = stackelberg_fixed_price(env, rounds=rounds, cpu_levels=cpu_levels,
                                               **search)
-    policy = _follower_policy(env, lambda key, state, params: best_response_follower(
-        env, state, params, rounds, cpu_levels), price)
-    policy.price = float(price)
-    return policy
+    return recorded(best_response(env, rounds, cpu_levels, price), price=float(price))
 
 
 CONSTANT_CPU_LEVELS = tuple(i / 10 for i in range(11))
@@ -360,11 +355,9 @@ def constant_action_grid(env, cpu_levels=CONSTANT_CPU_LEVELS, leo_ranks=(0, 1),
     rows = [(0, d, 0, 0, c) for d in drops for c in cpu_levels]
     rows += [(1, d, r, k, c) for d in drops for r in ranks for k in channel_offsets
              for c in cpu_levels]
-    cols = list(zip(*rows))
-    names = ("offload", "drop", "leo_rank", "channel_offset")
-    grid = {name: jnp.asarray(col, jnp.int32) for name, col in zip(names, cols)}
-    grid["cpu"] = jnp.asarray(cols[4], jnp.float32)
-    return grid
+    names = ("offload", "drop", "leo_rank", "channel_offset", "cpu")
+    return {name: jnp.asarray(col, jnp.float32 if name == "cpu" else jnp.int32)
+            for name, col in zip(names, zip(*rows))}
 
 
 def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callable:
@@ -384,21 +377,20 @@ def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callab
     return _follower_policy(env, follower)
 
 
-def best_constant_search(env, params=None, num_episodes: int = 8, seed: int = 0,
-                         grid: dict | None = None):
+def best_constant_search(env, params=None, num_episodes: int = 8, grid: dict | None = None,
+                         **keys):
     """Mean episode return (follower reward summed over the horizon, mean over DTs and
     episodes) of every constant action of ``grid`` (default
-    ``constant_action_grid(env)``), on ``num_episodes`` evaluation keys from ``seed``.
+    ``constant_action_grid(env)``) on ``num_episodes`` evaluation episodes (``keys``:
+    ``seed``, ``key`` or ``keys`` of :func:`agents.heuristics.best_of`).
 
     Returns ``(best grid point as a dict of Python numbers, returns (G,), grid)``.
     """
     grid = constant_action_grid(env) if grid is None else grid
-    values = episode_scores(env, lambda pt: constant_policy(env, **pt), grid, params,
-                            evaluation_keys(seed=seed, num_episodes=num_episodes),
-                            lambda tr: tr["reward"]["follower"].sum(0).mean()).mean(axis=1)
-    best = int(jnp.argmax(values))
-    point = {k: v[best].item() for k, v in grid.items()}
-    return point, values, grid
+    best, values = best_of(env, lambda pt: constant_policy(env, **pt), grid,
+                           lambda tr: tr["reward"]["follower"].sum(0).mean(), params,
+                           num_episodes=num_episodes, **keys)
+    return {k: v[best].item() for k, v in grid.items()}, values, grid
 
 
 def best_constant(env, action: dict | None = None, **search) -> Callable:
@@ -408,9 +400,7 @@ def best_constant(env, action: dict | None = None, **search) -> Callable:
     not beat it has learned nothing about the state."""
     if action is None:
         action, _, _ = best_constant_search(env, **search)
-    policy = constant_policy(env, **action)
-    policy.action = dict(action)
-    return policy
+    return recorded(constant_policy(env, **action), action=dict(action))
 
 
 POLICIES = {

@@ -1,17 +1,16 @@
-"""Baselines and references for ``spectrum`` (described in ``docs/spectrum.md``,
-"References and baselines"), found by ``agents.heuristics.get("spectrum", name, env)``.
+"""Baselines and references for ``spectrum`` (``docs/spectrum.md``, "References and
+baselines"), found by ``agents.heuristics.get("spectrum", name, env)``.
 
 Every policy ``policy(key, obs, state, params) -> {"satellite": (S,) int}`` moves on the
 env's action grid (one price level and one power level per step, eq. 11), under the
 learners' constraint: same grids, same one-level steps, same start in the middle of both.
-The searches (:func:`average_budget_fair`, :func:`best_constant`) take the evaluation keys
-(``keys``; default ``num_episodes`` keys from ``seed``), so a comparison uses the same
-episodes for every method; their policies carry the search: ``power_level`` (and
-``price_level``) chosen, ``mean_revenue`` the table of mean revenue per satellite per step
-over the candidates. The env reports the bound of every gap,
-``info["myopic_optimal_revenue"]``: :func:`myopic_optimal_price` (the exact
-revenue-maximising single posted price, re-exported from the env) maximised over the power
-levels per satellite, not at the level in force (``info["myopic_revenue_at_level_total"]``).
+The searches (:func:`average_budget_fair`, :func:`best_constant`) run on the evaluation
+episodes (``keys`` of :func:`agents.heuristics.best_of`: ``keys``, else ``num_episodes``
+from ``seed``; ``horizon``), so a comparison uses the same episodes for every method;
+their policies carry the search: ``power_level`` (and ``price_level``) chosen,
+``mean_revenue`` the table of mean revenue per satellite per step over the candidates.
+:func:`myopic_optimal_price` (the exact revenue-maximising single posted price) is the
+env's, re-exported.
 """
 
 from __future__ import annotations
@@ -19,31 +18,26 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from agents.heuristics import episode_scores, evaluation_keys
+from agents.heuristics import best_of, class_policy, recorded
 from jaxsg.scenarios.spectrum import myopic_optimal_price  # noqa: F401
 
 
-def _nearest_level(env, target, params):
-    grid = env.price_grid(params)
-    return jnp.argmin(jnp.abs(grid[None, :] - target[:, None]), axis=-1)
-
-
-def _power_step(env, state, power):
-    """Power-level Δ: hold (None), or one level towards ``power`` (an int or traced level)."""
-    if power is None:
-        return jnp.zeros_like(state.power_level)
-    return jnp.sign(jnp.asarray(power) - state.power_level).astype(jnp.int32)
+def _toward(level, target):
+    """One-level step (−1, 0 or +1) from ``level`` towards ``target`` (None: hold)."""
+    if target is None:
+        return jnp.zeros_like(level)
+    return jnp.sign(jnp.asarray(target) - level).astype(jnp.int32)
 
 
 def _average_budget(env, power):
-    def policy(key, obs, state, params):
-        del key, obs
-        target = _nearest_level(env, state.last_mean_budget, params)
+    def act(key, state, params):
+        grid = env.price_grid(params)
+        target = jnp.argmin(jnp.abs(grid[None, :] - state.last_mean_budget[:, None]), axis=-1)
         seen = state.last_mean_budget > 0
         d_price = jnp.where(seen, jnp.sign(target - state.price_level), 0)
-        return {"satellite": env.encode_action(d_price, _power_step(env, state, power))}
+        return env.encode_action(d_price, _toward(state.power_level, power))
 
-    return policy
+    return class_policy("satellite", act)
 
 
 def average_budget(env, power="hold"):
@@ -61,49 +55,37 @@ def average_budget(env, power="hold"):
 
 
 def constant_levels(env, price_level, power_level):
-    """Steer one level per step to (price level, power level) and hold it (ints or traced)."""
-
-    def policy(key, obs, state, params):
-        del key, obs
-        d_price = jnp.sign(jnp.asarray(price_level) - state.price_level).astype(jnp.int32)
-        return {"satellite": env.encode_action(d_price, _power_step(env, state, power_level))}
-
-    return policy
+    """Steer one level per step to (price level, power level) and hold it (ints or traced;
+    power level None: hold the initial one)."""
+    return class_policy("satellite", lambda key, state, params: env.encode_action(
+        _toward(state.price_level, price_level), _toward(state.power_level, power_level)))
 
 
-def _search(env, policy_of, candidates, params, keys, num_episodes, seed, horizon):
-    """Mean revenue per satellite per step of ``policy_of(c)`` for every candidate."""
-    return jnp.mean(episode_scores(env, policy_of, candidates, params,
-                                   evaluation_keys(seed=seed, num_episodes=num_episodes,
-                                                   keys=keys),
-                                   lambda tr: jnp.mean(tr["metrics"]["revenue_mean"]),
-                                   horizon), axis=-1)
+def _revenue(trajectory):
+    """Mean revenue per satellite per step of an episode."""
+    return jnp.mean(trajectory["metrics"]["revenue_mean"])
 
 
-def average_budget_fair(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
+def average_budget_fair(env, params=None, **keys):
     """The fair comparison: average-budget pricing with the learners' power freedom, as the
     best fixed power level on the evaluation keys (the paper gives no rule for it)."""
-    table = _search(env, lambda lv: _average_budget(env, lv), jnp.arange(env.num_power_levels),
-                    params, keys, num_episodes, seed, horizon)
-    best = int(jnp.argmax(table))
-    policy = _average_budget(env, best)
-    policy.power_level, policy.mean_revenue = best, table
-    return policy
+    best, table = best_of(env, lambda lv: _average_budget(env, lv),
+                          jnp.arange(env.num_power_levels), _revenue, params, **keys)
+    return recorded(_average_budget(env, best), power_level=best, mean_revenue=table)
 
 
-def best_constant(env, params=None, keys=None, num_episodes=16, seed=0, horizon=None):
+def best_constant(env, params=None, **keys):
     """The best constant policy (docs/evaluation.md §2): the (price level, power level)
     pair, steered to and held, with the highest mean revenue on the evaluation keys."""
     n_power = 1 if env.price_only else env.num_power_levels
     pl, wl = jnp.meshgrid(jnp.arange(env.num_price_levels), jnp.arange(n_power), indexing="ij")
-    table = _search(env, lambda c: constant_levels(env, c[0], None if env.price_only else c[1]),
-                    (pl.ravel(), wl.ravel()), params, keys, num_episodes, seed,
-                    horizon).reshape(pl.shape)
-    best = int(jnp.argmax(table))
+    power = (lambda c: None) if env.price_only else (lambda c: c[1])
+    best, table = best_of(env, lambda c: constant_levels(env, c[0], power(c)),
+                          (pl.ravel(), wl.ravel()), _revenue, params, **keys)
     price_level, power_level = divmod(best, n_power)
-    policy = constant_levels(env, price_level, None if env.price_only else power_level)
-    policy.price_level, policy.power_level, policy.mean_revenue = price_level, power_level, table
-    return policy
+    return recorded(constant_levels(env, price_level, power((price_level, power_level))),
+                    price_level=price_level, power_level=power_level,
+                    mean_revenue=table.reshape(pl.shape))
 
 
 def action_values(env, state, params, reputation_weight=None):
@@ -126,12 +108,8 @@ def myopic_optimal(env, reputation_weight=None):
     ``reputation_weight``·ΔR_s (None: ``params.reputation_weight``), exactly, by
     evaluating ``env.outcome`` for every action (9, or 3 with ``price_only``)."""
 
-    def policy(key, obs, state, params):
-        del key, obs
-        values = action_values(env, state, params, reputation_weight)
-        return {"satellite": jnp.argmax(values, axis=-1).astype(jnp.int32)}
-
-    return policy
+    return class_policy("satellite", lambda key, state, params: jnp.argmax(
+        action_values(env, state, params, reputation_weight), axis=-1).astype(jnp.int32))
 
 
 POLICIES = {
