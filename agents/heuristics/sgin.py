@@ -67,14 +67,10 @@ def _best_visible_leo(gain, visible):
 def _follower_policy(env, follower, price=None) -> Callable:
     """The followers play ``follower(key, state, params)``; the leader posts ``price``
     (None: ``params.price``)."""
-
-    def policy(key, obs, state, params):
-        del obs
-        leader = jnp.full((1, env.num_followers), params.price if price is None else price,
-                          jnp.float32)
-        return {"follower": follower(key, state, params), "leader": leader}
-
-    return policy
+    return lambda key, obs, state, params: {
+        "follower": follower(key, state, params),
+        "leader": jnp.full((1, env.num_followers), params.price if price is None else price,
+                           jnp.float32)}
 
 
 def _mid_cpu(env, params, offload):
@@ -179,7 +175,7 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     where the bought f just serves min(link, Q) (the value is piecewise linear
     in f, so the kink or an end is optimal up to the small verification term),
     and ``drop`` ∈ {0, 1}. S_B = S_min (block size only costs, so it is weakly
-    dominant). Starts from MAMCC's choice.
+    dominant). Starts from MAMCC's choice; ties keep local computing.
     """
     n, m, n_mbs = env.num_followers, env.users_per_mbs, env.num_mbs
     n_ch = env.num_channels
@@ -187,14 +183,15 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     dpp = getattr(env, "reward", "paper") == "drift_plus_penalty"
     gain = env.path_gain(state, params)  # (NM, O)
     cell = jnp.arange(n) // m
-    local_max = params.local_cpu_max_hz if cloud else params.cpu_max_hz
-    local_grid = jnp.linspace(params.cpu_min_hz, local_max, cpu_levels)  # (K,)
-    cloud_grid = jnp.linspace(params.cpu_min_hz, params.cpu_max_hz, cpu_levels)
     block = params.block_min_bits
+    # candidate modes: row 0 computes locally, row 1 + o·R + r offloads to LEO o on
+    # channel r; per row an f grid over the mode's range
+    local = (jnp.arange(1 + env.num_leo * n_ch) == 0)[:, None]
+    f_max = jnp.where(local[:, 0], _mode_cpu_max(env, params, False), params.cpu_max_hz)
+    f_grid = jnp.linspace(params.cpu_min_hz, f_max, cpu_levels, axis=-1)  # (1 + O·R, K)
 
     start = mamcc_follower(env, state, params)
     offload0 = start["offload"].astype(bool) & jnp.any(state.visible, -1)
-    cpu0 = jnp.full((n,), params.cpu_min_hz)
 
     def contribution(i, offload, leo, channel):
         # (O, R) power DT i puts on every LEO/channel when it transmits on `channel`
@@ -205,21 +202,22 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     per_cell0 = jax.ops.segment_sum(per_cell0, cell, num_segments=n_mbs)  # (N, O, R)
 
     def update(carry, i):
-        offload, leo, channel, cpu, drop, per_cell = carry
+        choice, per_cell = carry
         my_cell = cell[i]
-        per_cell = per_cell.at[my_cell].add(-contribution(i, offload[i], leo[i], channel[i]))
+        per_cell = per_cell.at[my_cell].add(
+            -contribution(i, choice["offload"][i], choice["leo"][i], choice["channel"][i]))
         weights = jnp.where(jnp.arange(n_mbs) == my_cell, params.intra_cell_interference, 1.0)
         interference = jnp.tensordot(weights, per_cell, axes=1)  # (O, R)
         signal = params.power_w * gain[i]  # (O,)
         rate = shannon_rate(params.bandwidth_hz, signal[:, None] / (params.noise_w + interference))
-        link_bits = rate * params.slot_s  # (O, R)
+        link_bits = jnp.concatenate([jnp.full(1, jnp.inf), (rate * params.slot_s).ravel()])
         w = state.cycles_per_bit[i]
         q_bits = state.queue_bits[i]
         q_mbit = q_bits / MBIT
         a_mbit = state.arrivals_bits[i] / MBIT
         price = state.price[i]
         # privacy overhead of my MBS for candidate f (others' f fixed)
-        cell_cpu = jax.lax.dynamic_slice(cpu, (my_cell * m,), (m,))
+        cell_cpu = jax.lax.dynamic_slice(choice["cpu"], (my_cell * m,), (m,))
         slowest_other = jnp.where(jnp.arange(m) == i - my_cell * m, jnp.inf, cell_cpu).min()
 
         def value(cap_bits, f_hz, unit_cost):
@@ -241,44 +239,34 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
             drop = (gone > keep) & (dropped > 0)  # no drop when nothing is left to drop
             return jnp.where(drop, gone, keep), drop
 
-        # local: f on the grid (+ the kink f = w·Q/τ under the cloud payoff)
-        f_loc = local_grid
-        if cloud:
-            kink = jnp.clip(w * q_bits / params.slot_s, params.cpu_min_hz, local_max)
-            f_loc = jnp.concatenate([local_grid, kink[None]])
-        loc_cost = params.local_energy_price if cloud else price
-        loc_val, loc_drop = value(f_loc * params.slot_s / w, f_loc, loc_cost)  # (K',)
-        # offload: (O, R, K') candidates
-        f_off = jnp.broadcast_to(cloud_grid, link_bits.shape + cloud_grid.shape)
-        if cloud:
+        if cloud:  # the capacity is min(link, f·τ/w); + the kink f = w·min(link, Q)/τ
             kink = jnp.clip(w * jnp.minimum(link_bits, q_bits) / params.slot_s,
-                            params.cpu_min_hz, params.cpu_max_hz)
-            f_off = jnp.concatenate([f_off, kink[..., None]], axis=-1)
-            cap_off = jnp.minimum(link_bits[..., None], f_off * params.slot_s / w)
-        else:
-            cap_off = jnp.broadcast_to(link_bits[..., None], f_off.shape)
-        off_val, off_drop = value(cap_off, f_off, price)
-        off_val = jnp.where(state.visible[i][:, None, None], off_val, -jnp.inf)
-        k_loc = jnp.argmax(loc_val)
-        best_off = jnp.argmax(off_val.reshape(-1))
-        go = off_val.reshape(-1)[best_off] > loc_val[k_loc]
-        kk = f_off.shape[-1]
-        new_leo = jnp.where(go, best_off // (n_ch * kk), leo[i])
-        new_ch = jnp.where(go, best_off // kk % n_ch, channel[i])
-        new_cpu = jnp.where(go, f_off.reshape(-1)[best_off], f_loc[k_loc])
-        new_drop = jnp.where(go, off_drop.reshape(-1)[best_off], loc_drop[k_loc])
-        offload = offload.at[i].set(go)
-        leo = leo.at[i].set(new_leo)
-        channel = channel.at[i].set(new_ch)
-        cpu = cpu.at[i].set(new_cpu)
-        drop = drop.at[i].set(new_drop)
-        per_cell = per_cell.at[my_cell].add(contribution(i, go, new_leo, new_ch))
-        return (offload, leo, channel, cpu, drop, per_cell), None
+                            params.cpu_min_hz, f_max)
+            f = jnp.concatenate([f_grid, kink[:, None]], axis=-1)
+            cap = jnp.minimum(link_bits[:, None], f * params.slot_s / w)
+            unit_cost = jnp.where(local, params.local_energy_price, price)
+        else:  # the capacity is f·τ/w locally, the link's when offloading
+            f = f_grid
+            cap = jnp.where(local, f * params.slot_s / w, link_bits[:, None])
+            unit_cost = price
+        val, drop = value(cap, f, unit_cost)
+        valid = jnp.concatenate([jnp.ones(1, bool), jnp.repeat(state.visible[i], n_ch)])
+        best = jnp.argmax(jnp.where(valid[:, None], val, -jnp.inf))
+        row = best // f.shape[-1]
+        go = row > 0
+        new = {"offload": go,
+               "leo": jnp.where(go, (row - 1) // n_ch, choice["leo"][i]),
+               "channel": jnp.where(go, (row - 1) % n_ch, choice["channel"][i]),
+               "cpu": f.ravel()[best], "drop": drop.ravel()[best]}
+        choice = jax.tree.map(lambda x, v: x.at[i].set(v), choice, new)
+        per_cell = per_cell.at[my_cell].add(contribution(i, go, new["leo"], new["channel"]))
+        return (choice, per_cell), None
 
-    carry = (offload0, start["leo"], start["channel"], cpu0, jnp.zeros(n, bool), per_cell0)
-    order = jnp.tile(jnp.arange(n), rounds)
-    (offload, leo, channel, cpu, drop, _), _ = jax.lax.scan(update, carry, order)
-    return _follower_action(env, params, offload, leo, channel, cpu, jnp.full((n,), block), drop)
+    choice = {"offload": offload0, "leo": start["leo"], "channel": start["channel"],
+              "cpu": jnp.full((n,), params.cpu_min_hz), "drop": jnp.zeros(n, bool)}
+    (c, _), _ = jax.lax.scan(update, (choice, per_cell0), jnp.tile(jnp.arange(n), rounds))
+    return _follower_action(env, params, c["offload"], c["leo"], c["channel"], c["cpu"],
+                            jnp.full((n,), block), c["drop"])
 
 
 def best_response(env, rounds: int = 2, cpu_levels: int = 8, price=None) -> Callable:
