@@ -8,12 +8,9 @@ import jax.numpy as jnp
 
 
 class Adapter:
-    """Defaults: the env's first agent class learns, no other class acts, rewards
-    unscaled, the observation is the learner's input, uniform federated weights, every
-    election picks agent 0, nothing to settle, no extra training metrics, no task
-    distribution. Optional hook (no default; a learner checks for it):
-    ``agent_rewards(env, state, action, params) -> (n,)``, each agent's own term of the
-    shared reward, for independent learners (value_decomp's IQL)."""
+    """Scenario-free defaults (a scenario's adapter overrides what differs). Optional hook
+    (no default; a learner checks for it): ``agent_rewards(env, state, action, params) ->
+    (n,)``, each agent's own term of the shared reward, for independent learners."""
 
     #: the agent class a learner trains (None: the env's first class)
     agent_class: str | None = None

@@ -1,20 +1,18 @@
-"""DT deployment (recurrent value decomposition) for the learners.
+"""DT deployment (recurrent value decomposition) for the learners; the measurements
+behind these decisions are in ``docs/dt_deploy.md``, "Learners: what they see and how
+they are trained".
 
-Reward: every learner learns on the reward × 1/I (the adapter's scale; the team reward
-grows with I). VDN and QMIX learn on the shared reward; IQL learns each user on its own
-term of it (:meth:`DtDeployAdapter.agent_rewards`, mean over users = the shared reward):
-with the shared reward a user's own best move from all-local changes the reward × 1/I by
-0.014 on average against a step-to-step std of 0.10 with the others local and 1.0 with
-them exploring, and IQL stayed all local at 20 users (round 3, every seed and grid point).
+Reward: every learner learns on the reward × 1/I (the team reward grows with I). VDN and
+QMIX learn on the shared reward; IQL learns each user on its own term of it
+(:meth:`DtDeployAdapter.agent_rewards`): with the shared reward a user's own best move
+changes it by 0.014 against a step-to-step std of 0.10-1.0, and IQL stayed all local.
 
 Delay features (:meth:`DtDeployAdapter.observation_features`): a node's delay is a
-product/quotient of the raw features (μ·D/f, D/r_ij + μ·D/F_j, ...), which a small ReLU
-network does not learn in a few hundred gradient steps. The adapter appends, per node,
-log10 of the delay the user would have there *alone* (eq. 1, 5, 6-10 with one DT on the
-node), from its own observation and the public parameters. How the delay grows with the
-others' choices (the last loads stay in the observation) is left to the learner: "the
-others' last load + 1" is the simultaneous best response's signal (``greedy``), which
-herds; on it the learners oscillated (round-3 probe, 20 users).
+product/quotient of the raw features, which a small ReLU network does not learn in a few
+hundred gradient steps, so the adapter appends, per node, log10 of the delay the user
+would have there *alone* (eq. 1, 5, 6-10 with one DT on the node). How the delay grows
+with the others' choices is left to the learner ("the others' last load + 1" is
+``greedy``'s signal, which herds; on it the learners oscillated).
 """
 
 from __future__ import annotations

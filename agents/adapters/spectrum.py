@@ -1,15 +1,12 @@
 """Spectrum leasing (reputation-elected federated DDQN; ``docs/spectrum.md``) for the
 learners: satellites learn; rewards are scaled by 1/(p_max·capacity) (revenue in [0, 1]).
 
-The ledger (the chain: reputation, block income) persists across episodes in the learner's
-batched env state, whose automatic reset keeps it (``SpectrumEnv.reset_for_autoreset``);
-only the learner's first reset starts a fresh chain (an explicit reset continues it with
-``env.reset_with_ledger``). The election reads it from the state the step returned — the
-mean over the parallel episodes (extra experience of the same satellites; the ledger is
-one) — with the online flags of episode 0: :func:`jaxsg.consensus.select_aggregator`, the
-online satellite with the highest reputation. :func:`settle_block`: the aggregator writes
-the block, is credited B_s and its reputation is reset to 0; −1 (nobody online) is a
-no-op; applied to every parallel episode.
+The ledger (reputation, block income) persists across episodes in the learner's batched
+env state (the automatic reset keeps it). The election reads it from the state the step
+returned — the mean over the parallel episodes (extra experience of the same satellites;
+the ledger is one) — with the online flags of episode 0, and elects the online satellite
+with the highest reputation (:func:`jaxsg.consensus.select_aggregator`);
+:func:`settle_block` then applies the block to every parallel episode.
 """
 
 from __future__ import annotations
@@ -22,7 +19,8 @@ from jaxsg.consensus import reputation_reset, select_aggregator
 
 
 def settle_block(env, state, aggregator, params):
-    """One env state after ``aggregator`` (−1: nobody) writes the block."""
+    """One env state after ``aggregator`` writes the block: credited B_s, reputation reset
+    to 0 (−1, nobody online: unchanged)."""
     hit = jax.nn.one_hot(aggregator, env.num_satellites, dtype=jnp.float32)
     return state.replace(
         reputation=reputation_reset(state.reputation, aggregator),

@@ -38,16 +38,18 @@ def _fixed_batch(env, params, batch):
     return jnp.full((env.num_bs, env.num_users), b, jnp.float32)
 
 
-def _round_robin_bids(env):
-    return jax.nn.one_hot(jnp.arange(env.num_users) % env.num_bs, env.num_bs).T
-
-
-def _cpu_share_bids(env):
-    """User j → BS by cumulative peak-CPU share: K_i ≈ N·f_i^max / Σ f^max (no state)."""
-    cpu = np.resize(np.asarray(env.bs_cpu_ghz, np.float64), env.num_bs)
-    edges = np.cumsum(cpu) / cpu.sum() * env.num_users
-    owner = np.searchsorted(edges, np.arange(env.num_users) + 0.5)
-    return jax.nn.one_hot(jnp.asarray(np.minimum(owner, env.num_bs - 1)), env.num_bs).T
+def _bids(env, association: str):
+    """(M, N) one-hot bids, no state read: ``"round_robin"`` user j → BS j mod M;
+    ``"cpu_share"`` by cumulative peak-CPU share, K_i ≈ N·f_i^max / Σ f^max."""
+    if association == "round_robin":
+        owner = np.arange(env.num_users) % env.num_bs
+    elif association == "cpu_share":
+        cpu = np.resize(np.asarray(env.bs_cpu_ghz, np.float64), env.num_bs)
+        edges = np.cumsum(cpu) / cpu.sum() * env.num_users
+        owner = np.minimum(np.searchsorted(edges, np.arange(env.num_users) + 0.5), env.num_bs - 1)
+    else:
+        raise ValueError(f"association = {association!r}; allowed: {ASSOCIATIONS}")
+    return jax.nn.one_hot(jnp.asarray(owner), env.num_bs).T
 
 
 def _bandwidth_rule(env, bandwidth: str):
@@ -66,10 +68,7 @@ def _constant(env, bids, batch, bandwidth) -> Callable:
 def constant(env, association: str = "round_robin", batch: float | None = None,
              bandwidth: str = "uniform") -> Callable:
     """One fixed action every round (``best_constant``'s grid element)."""
-    if association not in ASSOCIATIONS:
-        raise ValueError(f"association = {association!r}; allowed: {ASSOCIATIONS}")
-    bids = _round_robin_bids(env) if association == "round_robin" else _cpu_share_bids(env)
-    return _constant(env, bids, batch, _bandwidth_rule(env, bandwidth))
+    return _constant(env, _bids(env, association), batch, _bandwidth_rule(env, bandwidth))
 
 
 def average(env, batch: float | None = None) -> Callable:
@@ -170,12 +169,11 @@ def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callabl
     the selection."""
     params = env.default_params if params is None else params
     choices = constant_choices(env, params)
-    bids = {"round_robin": _round_robin_bids(env), "cpu_share": _cpu_share_bids(env)}
-    grid = {"bids": jnp.stack([bids[c[0]] for c in choices]).astype(jnp.float32),
-            "b": jnp.asarray([c[1] for c in choices], jnp.float32),
-            "bw": jnp.stack([_bandwidth_rule(env, c[2]) for c in choices]).astype(jnp.float32)}
-    best, cost = best_of(env, lambda row: _constant(env, row["bids"], row["b"], row["bw"]),
-                         grid, lambda tr: jnp.mean(tr["metrics"]["objective_s"]), params,
+    grid = (jnp.stack([_bids(env, a) for a, _, _ in choices]),
+            jnp.asarray([b for _, b, _ in choices], jnp.float32),
+            jnp.stack([_bandwidth_rule(env, w) for _, _, w in choices]))
+    best, cost = best_of(env, lambda row: _constant(env, *row), grid,
+                         lambda tr: jnp.mean(tr["metrics"]["objective_s"]), params,
                          lowest=True, key=key, num_episodes=num_episodes)
     return recorded(constant(env, *choices[best]), choice=choices[best],
                     scores=dict(zip(choices, cost.tolist())))

@@ -45,13 +45,12 @@ def average_budget(env, power="hold"):
     of the (visible) users seen in the last step (``state.last_mean_budget``); hold before
     any step was seen (mean 0). ``power``: ``"hold"`` the initial level, ``"max"`` climb
     to the highest, an int step to that level and hold it."""
-    if isinstance(power, bool) or not (power in ("hold", "max") or isinstance(power, int)):
-        raise ValueError(f"power must be 'hold', 'max' or a power level, got {power!r}")
-    if isinstance(power, int) and not 0 <= power < env.num_power_levels:
-        raise ValueError(
-            f"power level must be in [0, {env.num_power_levels - 1}], got {power}")
-    level = {"hold": None, "max": env.num_power_levels - 1}.get(power, power)
-    return _average_budget(env, level)
+    top = env.num_power_levels - 1
+    levels = {"hold": None, "max": top, **{i: i for i in range(top + 1)}}
+    if isinstance(power, bool) or power not in levels:
+        raise ValueError(f"power must be 'hold', 'max' or a power level in [0, {top}], "
+                         f"got {power!r}")
+    return _average_budget(env, levels[power])
 
 
 def constant_levels(env, price_level, power_level):
