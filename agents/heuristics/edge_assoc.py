@@ -67,25 +67,24 @@ def _constant(env, bids, batch, bandwidth) -> Callable:
 
 def constant(env, association: str = "round_robin", batch: float | None = None,
              bandwidth: str = "uniform") -> Callable:
-    """One fixed action every round (``best_constant``'s grid element)."""
+    """One fixed action every round (``best_constant``'s grid element). The defaults are
+    the paper's ``average``: equal K_i (user j → BS j mod M), uniform τ (1/M' per
+    subchannel over the M' active BSs), fixed b."""
     return _constant(env, _bids(env, association), batch, _bandwidth_rule(env, bandwidth))
 
 
-def average(env, batch: float | None = None) -> Callable:
-    """Equal K_i (user j → BS j mod M), uniform τ (1/M' per subchannel over the M' active
-    BSs), fixed b."""
-    return constant(env, "round_robin", batch, "uniform")
+average = constant
 
 
 def orthogonal(env, batch: float | None = None) -> Callable:
     """Average association; subchannel c exclusively to BS c mod M (no sharing, hence no
     interference under either ``interference_model``)."""
-    return constant(env, "round_robin", batch, "orthogonal")
+    return constant(env, batch=batch, bandwidth="orthogonal")
 
 
 def full_data(env) -> Callable:
     """Average association, uniform τ, b_j = 1 (clipped to b_max)."""
-    return average(env, batch=1.0)
+    return constant(env, batch=1.0)
 
 
 def random_association(env, batch: float | None = None) -> Callable:
