@@ -106,24 +106,23 @@ def search_association(env, state, params, batch_frac, bandwidth, iters: int):
         res = env.resolve_assoc(assoc, batch_frac, bandwidth, params)
         return env.outcome(state, res, params)["objective_s"]
 
-    def place(assoc, j):
-        cands = jax.vmap(lambda i: assoc.at[j].set(i))(jnp.arange(m, dtype=jnp.int32))
-        best = jnp.argmin(jax.vmap(objective)(cands))
-        return cands[best], None
+    def best_move(assoc, users, bss):
+        """The best of the moves user ``users[k]`` → BS ``bss[k]`` and its objective."""
+        cands = jax.vmap(lambda j, i: assoc.at[j].set(i))(users, bss)
+        values = jax.vmap(objective)(cands)
+        best = jnp.argmin(values)
+        return cands[best], values[best]
 
+    bss = jnp.arange(m, dtype=jnp.int32)
     order = jnp.argsort(-state.data_samples)
-    assoc, _ = jax.lax.scan(place, jnp.full((n,), -1, jnp.int32), order)
-
-    moves_j = jnp.repeat(jnp.arange(n), m)
-    moves_i = jnp.tile(jnp.arange(m, dtype=jnp.int32), n)
+    assoc, _ = jax.lax.scan(lambda a, j: (best_move(a, jnp.full(m, j), bss)[0], None),
+                            jnp.full((n,), -1, jnp.int32), order)
 
     def improve(_, carry):
         assoc, value = carry
-        cands = jax.vmap(lambda j, i: assoc.at[j].set(i))(moves_j, moves_i)
-        values = jax.vmap(objective)(cands)
-        best = jnp.argmin(values)
-        better = values[best] < value
-        return (jnp.where(better, cands[best], assoc), jnp.where(better, values[best], value))
+        cand, cand_value = best_move(assoc, jnp.repeat(jnp.arange(n), m), jnp.tile(bss, n))
+        better = cand_value < value
+        return jnp.where(better, cand, assoc), jnp.where(better, cand_value, value)
 
     return jax.lax.fori_loop(0, iters, improve, (assoc, objective(assoc)))
 

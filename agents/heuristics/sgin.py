@@ -87,12 +87,8 @@ def _mid_range_action(env, params, offload, leo, channel):
 
 def marto(env) -> Callable:
     """MARTO: offload, LEO and channel uniformly among the available options; f, S_B uniform."""
-
-    def follower(key, state, params):
-        masks = env.avail_actions(state, params)["follower"]
-        return env.action_space("follower", params).sample(key, masks)
-
-    return _follower_policy(env, follower)
+    return _follower_policy(env, lambda key, state, params: env.action_space(
+        "follower", params).sample(key, env.avail_actions(state, params)["follower"]))
 
 
 def mamcc_follower(env, state, params):
@@ -117,47 +113,35 @@ def mamcc(env) -> Callable:
 def magcs(env) -> Callable:
     """MAGCS: the LEO with the least path loss; channels greedy one DT at a time within each
     MBS (least interference given last slot's other-cell power and the choices made so far
-    in the cell: a ``lax.scan`` over its DTs, vmapped over MBSs); offload iff that rate
+    in the cell: a ``lax.scan`` over the DTs of every MBS at once); offload iff that rate
     beats local."""
-    n_mbs, m, n_ch = env.num_mbs, env.users_per_mbs, env.num_channels
-
-    def cell_greedy(gain_cell, leo_cell, other_cell_rx, local_rate_cell, visible_cell, params):
-        """Greedy channels for one MBS: DT k picks the least-interfered channel in turn."""
-        # gain_cell (M, O); leo_cell (M,); other_cell_rx (O, R): last slot's power
-        # from other MBSs; local_rate_cell (M,)
-        own_gain_at = gain_cell[:, leo_cell]  # [j, k] gain of DT j at DT k's LEO
-
-        def assign(carry, k):
-            chosen_ch, tx = carry  # (M,), (M,) bool: choices so far in this cell
-            same_cell = jnp.zeros(n_ch).at[chosen_ch].add(
-                params.power_w * own_gain_at[:, k] * tx
-            )
-            interference = other_cell_rx[leo_cell[k]] + params.intra_cell_interference * same_cell
-            ch = jnp.argmin(interference)
-            signal = params.power_w * gain_cell[k, leo_cell[k]]
-            rate = shannon_rate(params.bandwidth_hz, signal / (params.noise_w + interference[ch]))
-            offload = visible_cell[k] & (rate > local_rate_cell[k])
-            return (chosen_ch.at[k].set(ch), tx.at[k].set(offload)), (ch, offload)
-
-        init = (jnp.zeros(m, jnp.int32), jnp.zeros(m, bool))
-        _, (ch, offload) = jax.lax.scan(assign, init, jnp.arange(m))
-        return ch, offload
+    n_mbs, m = env.num_mbs, env.users_per_mbs
+    cells = jnp.arange(n_mbs)
 
     def follower(key, state, params):
-        gain = env.path_gain(state, params)
-        leo = _best_visible_leo(gain, state.visible)
-        total_rx = state.last_rx_power_w.sum(axis=0)  # (O, R)
-        other_rx = total_rx[None] - state.last_rx_power_w  # (N, O, R)
-        local_rate = _mid_cpu(env, params, False) / state.cycles_per_bit
-        channel, offload = jax.vmap(cell_greedy, in_axes=(0, 0, 0, 0, 0, None))(
-            gain.reshape(n_mbs, m, -1),
-            leo.reshape(n_mbs, m),
-            other_rx,
-            local_rate.reshape(n_mbs, m),
-            jnp.any(state.visible, -1).reshape(n_mbs, m),
-            params,
-        )
-        return _mid_range_action(env, params, offload.reshape(-1), leo, channel.reshape(-1))
+        gain = env.path_gain(state, params).reshape(n_mbs, m, -1)  # (N, M, O)
+        leo = _best_visible_leo(gain, state.visible.reshape(gain.shape))  # (N, M)
+        other_rx = state.last_rx_power_w.sum(axis=0)[None] - state.last_rx_power_w  # (N, O, R)
+        local_rate = (_mid_cpu(env, params, False) / state.cycles_per_bit).reshape(n_mbs, m)
+        visible = jnp.any(state.visible, -1).reshape(n_mbs, m)
+
+        def assign(own_rx, k):
+            """DT k of every MBS picks its least-interfered channel; ``own_rx`` (N, O, R):
+            the power of its cell's DTs placed so far."""
+            leo_k = leo[:, k]
+            interference = (other_rx[cells, leo_k]
+                            + params.intra_cell_interference * own_rx[cells, leo_k])  # (N, R)
+            ch = jnp.argmin(interference, axis=-1)
+            signal = params.power_w * gain[cells, k, leo_k]
+            rate = shannon_rate(params.bandwidth_hz,
+                                signal / (params.noise_w + interference[cells, ch]))
+            offload = visible[:, k] & (rate > local_rate[:, k])
+            own_rx = own_rx.at[cells, :, ch].add(params.power_w * gain[:, k] * offload[:, None])
+            return own_rx, (ch, offload)
+
+        _, (channel, offload) = jax.lax.scan(assign, jnp.zeros_like(other_rx), jnp.arange(m))
+        return _mid_range_action(env, params, offload.T.reshape(-1), leo.reshape(-1),
+                                 channel.T.reshape(-1))
 
     return _follower_policy(env, follower)
 

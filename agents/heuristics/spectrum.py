@@ -87,28 +87,25 @@ def best_constant(env, params=None, **keys):
                     mean_revenue=table.reshape(pl.shape))
 
 
-def action_values(env, state, params, reputation_weight=None):
-    """(S, A) one-step value U'_s + w·ΔR_s of every action for every satellite."""
-    w = params.reputation_weight if reputation_weight is None else reputation_weight
-    actions = jnp.arange(env.num_actions)
-
-    def value(a):
-        price_level, power_level = env.next_levels(
-            state, jnp.full((env.num_satellites,), a, jnp.int32))
-        out = env.outcome(state, price_level, power_level, params)
-        return out["revenue"] + w * (out["reputation_next"] - state.reputation)
-
-    return jax.vmap(value)(actions).T
-
-
 def myopic_optimal(env, reputation_weight=None):
     """One-step oracle (beyond the paper): it knows this step's budgets (the state holds the
     step's draws) and takes, per satellite, the action maximising U'_s +
     ``reputation_weight``·ΔR_s (None: ``params.reputation_weight``), exactly, by
     evaluating ``env.outcome`` for every action (9, or 3 with ``price_only``)."""
 
-    return class_policy("satellite", lambda key, state, params: jnp.argmax(
-        action_values(env, state, params, reputation_weight), axis=-1).astype(jnp.int32))
+    def act(key, state, params):
+        w = params.reputation_weight if reputation_weight is None else reputation_weight
+
+        def value(a):  # (S,) the value of action a for every satellite
+            price_level, power_level = env.next_levels(
+                state, jnp.full((env.num_satellites,), a, jnp.int32))
+            out = env.outcome(state, price_level, power_level, params)
+            return out["revenue"] + w * (out["reputation_next"] - state.reputation)
+
+        values = jax.vmap(value)(jnp.arange(env.num_actions))  # (A, S)
+        return jnp.argmax(values, axis=0).astype(jnp.int32)
+
+    return class_policy("satellite", act)
 
 
 POLICIES = {
