@@ -204,25 +204,6 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
         cell_cpu = jax.lax.dynamic_slice(choice["cpu"], (my_cell * m,), (m,))
         slowest_other = jnp.where(jnp.arange(m) == i - my_cell * m, jnp.inf, cell_cpu).min()
 
-        def value(cap_bits, f_hz, unit_cost):
-            """(best reward, drop?) of capacity ``cap_bits`` bought with f at unit_cost."""
-            verifier = jnp.minimum(slowest_other, f_hz)[..., None]
-            overhead_s = sgin_privacy_overhead(
-                params.model_bits, params.f_mbs_hz, params.delta, n_mbs, n,
-                params.r_up_bps, params.r_down_bps, block, verifier,
-                params.verify_cycles_per_bit,
-            ).total
-            d = jnp.minimum(cap_bits, q_bits) / MBIT if cloud else cap_bits / MBIT
-            u = d - params.privacy_weight * overhead_s / MS - unit_cost * f_hz / GHZ
-            keep = q_mbit * (d - a_mbit if dpp else d) + params.v_weight * u
-            if not cloud:
-                return keep, jnp.zeros(keep.shape, bool)
-            dropped = jnp.maximum(q_mbit - d, 0.0)
-            gone = q_mbit * (d + dropped - a_mbit if dpp else d) + params.v_weight * (
-                u - params.drop_penalty * dropped)
-            drop = (gone > keep) & (dropped > 0)  # no drop when nothing is left to drop
-            return jnp.where(drop, gone, keep), drop
-
         if cloud:  # the capacity is min(link, f·τ/w); + the kink f = w·min(link, Q)/τ
             kink = jnp.clip(w * jnp.minimum(link_bits, q_bits) / params.slot_s,
                             params.cpu_min_hz, f_max)
@@ -233,7 +214,23 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
             f = f_grid
             cap = jnp.where(local, f * params.slot_s / w, link_bits[:, None])
             unit_cost = price
-        val, drop = value(cap, f, unit_cost)
+        # this slot's reward of every candidate, keeping or (cloud) dropping the rest
+        verifier = jnp.minimum(slowest_other, f)[..., None]
+        overhead_s = sgin_privacy_overhead(
+            params.model_bits, params.f_mbs_hz, params.delta, n_mbs, n,
+            params.r_up_bps, params.r_down_bps, block, verifier,
+            params.verify_cycles_per_bit,
+        ).total
+        d = (jnp.minimum(cap, q_bits) if cloud else cap) / MBIT
+        u = d - params.privacy_weight * overhead_s / MS - unit_cost * f / GHZ
+        val = q_mbit * (d - a_mbit if dpp else d) + params.v_weight * u
+        drop = jnp.zeros(val.shape, bool)
+        if cloud:
+            dropped = jnp.maximum(q_mbit - d, 0.0)
+            gone = q_mbit * (d + dropped - a_mbit if dpp else d) + params.v_weight * (
+                u - params.drop_penalty * dropped)
+            drop = (gone > val) & (dropped > 0)  # no drop when nothing is left to drop
+            val = jnp.where(drop, gone, val)
         valid = jnp.concatenate([jnp.ones(1, bool), jnp.repeat(state.visible[i], n_ch)])
         best = jnp.argmax(jnp.where(valid[:, None], val, -jnp.inf))
         row = best // f.shape[-1]
@@ -249,8 +246,8 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     choice = {"offload": offload0, "leo": start["leo"], "channel": start["channel"],
               "cpu": jnp.full((n,), params.cpu_min_hz), "drop": jnp.zeros(n, bool)}
     (c, _), _ = jax.lax.scan(update, (choice, per_cell0), jnp.tile(jnp.arange(n), rounds))
-    return _follower_action(env, params, c["offload"], c["leo"], c["channel"], c["cpu"],
-                            jnp.full((n,), block), c["drop"])
+    return _follower_action(env, params, c["offload"], c["leo"], c["channel"], c["cpu"], block,
+                            c["drop"])
 
 
 def best_response(env, rounds: int = 2, cpu_levels: int = 8, price=None) -> Callable:
