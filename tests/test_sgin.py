@@ -374,18 +374,6 @@ def test_magcs_spreads_channels_within_a_cell_on_an_empty_band():
         assert len(set(cell.tolist())) == 4
 
 
-def test_stackelberg_price_beats_the_posted_price():
-    env, params = jaxsg.make("sgin", **SMALL)
-    keys, states = _states(env, params, 1)
-    state = jax.tree.map(lambda x: x[0], states)
-    grid = jnp.linspace(params.price_min, params.price_max, 11)
-    price, profits = jax.jit(
-        lambda s: heuristics.sgin.stackelberg_price(env, s, params, grid))(state)
-    assert float(profits.max()) == pytest.approx(float(profits[jnp.argmin(jnp.abs(grid - price))]))
-    posted = int(jnp.argmin(jnp.abs(grid - params.price)))
-    assert float(profits.max()) >= float(profits[posted])
-
-
 def _offload_share_at_queue(num_channels, queue_mbit, seeds=3):
     env, params = jaxsg.make("sgin", num_channels=num_channels, payoff="paper", reward="paper")
     br = jax.jit(

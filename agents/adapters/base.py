@@ -16,7 +16,7 @@ class Adapter:
     agent_class: str | None = None
     #: a second, learned "leader" class of a leader-follower learner (None: none)
     leader_class: str | None = None
-    #: discrete heads read as offsets from the agent index (see ``agents.heads``)
+    #: discrete heads read as offsets from the agent index (``agents.networks``)
     relative_heads: tuple[str, ...] = ()
     #: (head, observation feature): the head ranks options by that feature
     ranked_heads: tuple[tuple[str, str], ...] = ()

@@ -29,10 +29,6 @@ def _cloud(env) -> bool:
     return getattr(env, "payoff", "paper") == "cloud"
 
 
-def _mid(lo, hi):
-    return 0.5 * (lo + hi)
-
-
 def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, drop=None,
                      cpu_frac=None):
     """Action dict in ``env``'s encoding from physical choices (f in Hz, S_B in bits):
@@ -75,14 +71,14 @@ def _follower_policy(env, follower, price=None) -> Callable:
 
 def _mid_cpu(env, params, offload):
     """Mid-range f (Hz) of the mode ``offload`` (bool, any shape)."""
-    return _mid(params.cpu_min_hz, _mode_cpu_max(env, params, offload))
+    return 0.5 * (params.cpu_min_hz + _mode_cpu_max(env, params, offload))
 
 
 def _mid_range_action(env, params, offload, leo, channel):
     """MAMCC's and MAGCS's action: the mid-range f of the chosen mode, the mid-range S_B."""
     return _follower_action(env, params, offload, leo, channel,
                             _mid_cpu(env, params, offload),
-                            _mid(params.block_min_bits, params.block_max_bits))
+                            0.5 * (params.block_min_bits + params.block_max_bits))
 
 
 def marto(env) -> Callable:
@@ -257,20 +253,6 @@ def best_response(env, rounds: int = 2, cpu_levels: int = 8, price=None) -> Call
         env, state, params, rounds, cpu_levels), price)
 
 
-def stackelberg_price(env, state, params, price_grid, rounds: int = 2, cpu_levels: int = 8):
-    """Myopic per-slot price: the grid λ maximising this slot's profit (eq. 11) over
-    the followers' best response to λ. Not the Stackelberg reference (a leader that
-    re-prices myopically drifts to λ_min; see ``stackelberg_fixed_price``)."""
-
-    def profit(price):
-        s = state.replace(price=jnp.full_like(state.price, price))
-        a = best_response_follower(env, s, params, rounds, cpu_levels)
-        return env.slot_outcome(s, a, params)["leader_profit"]
-
-    profits = jax.vmap(profit)(price_grid)
-    return price_grid[jnp.argmax(profits)], profits
-
-
 def price_grid_around(price, points: int = 11, low: float = 0.5, high: float = 1.5):
     """The spec's Stackelberg grid: ``points`` prices in [low, high]·λ₀."""
     return jnp.linspace(low * price, high * price, points).astype(jnp.float32)
@@ -279,7 +261,8 @@ def price_grid_around(price, points: int = 11, low: float = 0.5, high: float = 1
 def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int = 4,
                             rounds: int = 2, cpu_levels: int = 8, **keys):
     """Stackelberg reference (docs/sgin.md, live regime): the best *fixed* price (posted
-    from the reset on) over whole episodes with best-response followers, on ``price_grid``
+    from the reset on; a leader that re-prices myopically every slot drifts to λ_min) over
+    whole episodes with best-response followers, on ``price_grid``
     (default ``price_grid_around(params.price)``, i.e. [0.5, 1.5]·λ₀ in 11 points), by mean
     episode profit on ``num_episodes`` evaluation episodes (``keys``: ``seed``, ``key``
     or ``keys`` of :func:`agents.heuristics.best_of`).
