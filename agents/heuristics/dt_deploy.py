@@ -118,14 +118,12 @@ def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callabl
                     scores=dict(zip(choices, cost.tolist())))
 
 
-@functools.cache
-def _cost_tables(env):
-    """Jitted ``(state, counts (V, E+2), params) -> (V, I, E+2)``: :func:`user_costs` at
-    every count vector, ∞ at nodes with no slot (one call per step, so the enumeration
-    never calls JAX inside its loop)."""
-    return jax.jit(lambda state, counts, params: jnp.where(
-        counts[:, None, :] > 0, jax.vmap(lambda c: user_costs(env, state, c, params))(counts),
-        jnp.inf))
+@functools.partial(jax.jit, static_argnums=0)
+def _cost_tables(env, state, counts, params):
+    """``(V, I, E+2)`` :func:`user_costs` at every count vector ``counts`` (V, E+2), ∞ at
+    nodes with no slot (one call per step: the enumeration never calls JAX in its loop)."""
+    cost = jax.vmap(lambda c: user_costs(env, state, c, params))(counts)
+    return jnp.where(counts[:, None, :] > 0, cost, jnp.inf)
 
 
 @functools.cache
@@ -171,7 +169,7 @@ def optimal_action(env, state, params, bound: bool = True) -> tuple[np.ndarray, 
     """
     counts = count_vector_array(env.num_users, env.num_end_devices,
                                 float(params.end_capacity), float(params.cloud_capacity))
-    tables = np.asarray(_cost_tables(env)(state, jnp.asarray(counts, jnp.float32), params),
+    tables = np.asarray(_cost_tables(env, state, jnp.asarray(counts, jnp.float32), params),
                         np.float64)
     lower = assignment_lower_bounds(tables, counts)
     best_value, best_action = np.inf, None
