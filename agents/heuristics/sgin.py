@@ -171,23 +171,14 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
     f_grid = jnp.linspace(params.cpu_min_hz, f_max, cpu_levels, axis=-1)  # (1 + O·R, K)
 
     start = mamcc_follower(env, state, params)
-    offload0 = start["offload"].astype(bool) & jnp.any(state.visible, -1)
 
-    def contribution(i, offload, leo, channel):
-        # (O, R) power DT i puts on every LEO/channel when it transmits on `channel`
-        on = jax.nn.one_hot(channel, n_ch) * offload
-        return params.power_w * gain[i][:, None] * on[None, :]
-
-    per_cell0 = jax.vmap(contribution)(jnp.arange(n), offload0, start["leo"], start["channel"])
-    per_cell0 = jax.ops.segment_sum(per_cell0, cell, num_segments=n_mbs)  # (N, O, R)
-
-    def update(carry, i):
-        choice, per_cell = carry
+    def update(choice, i):
         my_cell = cell[i]
-        per_cell = per_cell.at[my_cell].add(
-            -contribution(i, choice["offload"][i], choice["leo"][i], choice["channel"][i]))
-        weights = jnp.where(jnp.arange(n_mbs) == my_cell, params.intra_cell_interference, 1.0)
-        interference = jnp.tensordot(weights, per_cell, axes=1)  # (O, R)
+        # (O, R) the others' received power at every LEO and channel, × ι within my MBS
+        on = jax.nn.one_hot(choice["channel"], n_ch) * (
+            choice["offload"] & (jnp.arange(n) != i))[:, None]  # (NM, R)
+        weight = jnp.where(cell == my_cell, params.intra_cell_interference, 1.0)
+        interference = jnp.einsum("j,jo,jr->or", params.power_w * weight, gain, on)
         signal = params.power_w * gain[i]  # (O,)
         rate = shannon_rate(params.bandwidth_hz, signal[:, None] / (params.noise_w + interference))
         link_bits = jnp.concatenate([jnp.full(1, jnp.inf), (rate * params.slot_s).ravel()])
@@ -235,13 +226,12 @@ def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int 
                "leo": jnp.where(go, (row - 1) // n_ch, choice["leo"][i]),
                "channel": jnp.where(go, (row - 1) % n_ch, choice["channel"][i]),
                "cpu": f.ravel()[best], "drop": drop.ravel()[best]}
-        choice = jax.tree.map(lambda x, v: x.at[i].set(v), choice, new)
-        per_cell = per_cell.at[my_cell].add(contribution(i, go, new["leo"], new["channel"]))
-        return (choice, per_cell), None
+        return jax.tree.map(lambda x, v: x.at[i].set(v), choice, new), None
 
-    choice = {"offload": offload0, "leo": start["leo"], "channel": start["channel"],
+    choice = {"offload": start["offload"].astype(bool) & jnp.any(state.visible, -1),
+              "leo": start["leo"], "channel": start["channel"],
               "cpu": jnp.full((n,), params.cpu_min_hz), "drop": jnp.zeros(n, bool)}
-    (c, _), _ = jax.lax.scan(update, (choice, per_cell0), jnp.tile(jnp.arange(n), rounds))
+    c, _ = jax.lax.scan(update, choice, jnp.tile(jnp.arange(n), rounds))
     return _follower_action(env, params, c["offload"], c["leo"], c["channel"], c["cpu"], block,
                             c["drop"])
 
