@@ -121,6 +121,16 @@ class Config:
     #: response to every price and the leader's critic sees the whole profit curve; the
     #: greedy (evaluated) leader posts the critic's best price
     leader_eps: float | None = 1.0
+    #: how a greedy (evaluated) follower picks a mode head's option (``mode_heads``):
+    #: "critic" — the option k of highest Q_i(s, k, x_k(s)) under its own critic (P-DQN's
+    #: rule; trained params then carry ``follower_critic``); "actor" — the mode logits'
+    #: argmax. Why: the logits only imitate that argmax on visited states. Measured at
+    #: default sgin (48 DTs, shared training, MADFRL from scratch, 12 seeds, per DT-slot):
+    #: by the logits 2 seeds never offloaded (−392.2, −400.4: queues grew past any state
+    #: seen in training, where the logits still said "local" and the critic "offload") and
+    #: a third scored −128.5; by the critic all 12 beat the best constant (−121.8) at
+    #: −80.0 to −118.4
+    mode_choice: str = "critic"
     #: actor aggregation; "fedavg" weights come from the adapter's ``federated_weights``
     federated: FederatedConfig | None = FederatedConfig(rule="fedavg", period=10)
 
@@ -134,6 +144,12 @@ class Config:
 
     def __post_init__(self):
         core.check_config(self)
+        if self.mode_choice not in MODE_CHOICES:
+            raise ValueError(f"Config: field 'mode_choice' must be one of {MODE_CHOICES}, "
+                             f"got {self.mode_choice!r}")
+
+
+MODE_CHOICES = ("critic", "actor")
 
 
 class DeterministicHybridActor(nn.Module):
@@ -194,15 +210,43 @@ def explore(key, logits, pre, masks, group, eps, noise_std):
     return onehots, select_modes(onehots, unit, group)
 
 
-def greedy(logits, pre, masks, group):
+def greedy(logits, pre, masks, group, q_fn=None):
+    """Greedy one-hots and unit values; with ``q_fn`` (features → Q) each mode head takes
+    the critic's best option (:func:`critic_modes`) instead of its logits' argmax."""
     onehots = {
         # NaN logits → INVALID_ACTION → an all-zero row, which to_env_action keeps invalid
         k: jax.nn.one_hot(core.greedy(_masked(logits[k], None if masks is None
                                               else masks.get(k))), n)
         for k, n in group.discrete
     }
-    return onehots, select_modes(onehots, {k: jnp.tanh(pre[k]) for k, _ in group.continuous},
-                                 group)
+    unit = {k: jnp.tanh(pre[k]) for k, _ in group.continuous}
+    if q_fn is not None:
+        onehots = critic_modes(q_fn, onehots, unit, masks, group)
+    return onehots, select_modes(onehots, unit, group)
+
+
+def option_values(q_fn, onehots, unit, group: Group, d: str) -> jnp.ndarray:
+    """Q_k = ``q_fn``(features with mode head ``d`` at option k and k's own continuous
+    block x_k), for every option k: shape (..., n)."""
+    n = dict(group.discrete)[d]
+
+    def q_of(option):
+        pick = dict(onehots, **{d: jnp.broadcast_to(jax.nn.one_hot(option, n),
+                                                    onehots[d].shape)})
+        return q_fn(features_from(pick, select_modes(pick, unit, group), group))
+
+    return jnp.moveaxis(jax.vmap(q_of)(jnp.arange(n)), 0, -1)
+
+
+def critic_modes(q_fn, onehots, unit, masks, group: Group) -> dict:
+    """``onehots`` with each mode head's option replaced by argmax_k Q_k
+    (:func:`option_values`, available options only; NaN Q → an invalid action)."""
+    for d in sorted({d for _, d in group.modes}):
+        q = option_values(q_fn, onehots, unit, group, d)
+        mask = None if masks is None else masks.get(d)
+        onehots = dict(onehots, **{d: jax.nn.one_hot(core.greedy(_masked(q, mask)),
+                                                     q.shape[-1])})
+    return onehots
 
 
 def relaxed(key, logits, pre, masks, group, temperature):
@@ -240,15 +284,10 @@ def actor_objective(q_fn, key, logits, pre, masks, group, temperature):
     by = {d for _, d in group.modes}
     if not by:
         return total + q_fn(features_from(oh, select_modes(oh, unit, group), group))
-    for d in sorted(by):  # a few static heads; their options are vmapped below
+    for d in sorted(by):  # a few static heads; their options are vmapped
         n = dict(group.discrete)[d]
-
-        def q_of(option, d=d, n=n):
-            pick = dict(oh, **{d: jnp.broadcast_to(jax.nn.one_hot(option, n), oh[d].shape)})
-            return q_fn(features_from(pick, select_modes(pick, unit, group), group))
-
         mask = None if masks is None else masks.get(d)
-        q = jnp.moveaxis(jax.vmap(q_of)(jnp.arange(n)), 0, -1)  # (..., n)
+        q = option_values(q_fn, oh, unit, group, d)  # (..., n)
         best = jax.nn.one_hot(jnp.argmax(_masked(jax.lax.stop_gradient(q), mask), -1), n)
         log_p = jax.nn.log_softmax(_masked(logits[d], mask), -1)
         total = total + jnp.sum(q + best * log_p, -1)
@@ -256,11 +295,12 @@ def actor_objective(q_fn, key, logits, pre, masks, group, temperature):
 
 
 def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, high,
-                  key=None, eps=0.0):
+                  key=None, eps=0.0, apply_critic=None):
     """The followers' decision, written once for training, data collection and the
     policy: rank the heads (:func:`head_orders`), permute the masks to match, run
     ``apply_actor`` on the network input (:func:`follower_obs`), explore with ``key``
-    (:func:`explore`) or act greedily without one, and map the
+    (:func:`explore`) or act greedily without one (mode heads by
+    ``apply_critic(input, features)`` if given, :func:`greedy`), and map the
     result to env actions. Returns ``(one-hots, unit values, env action, ranked masks,
     network input)``."""
     ad = for_env(env)
@@ -270,7 +310,8 @@ def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, 
     x = follower_obs(obs, cfg.agent_id)
     logits, pre = apply_actor(x)
     if key is None:
-        oh, un = greedy(logits, pre, masks, group)
+        q_fn = None if apply_critic is None else functools.partial(apply_critic, x)
+        oh, un = greedy(logits, pre, masks, group, q_fn)
     else:
         oh, un = explore(key, logits, pre, masks, group, eps, cfg.noise_std)
     return oh, un, to_env_action(oh, un, group, low, high, relative, orders), masks, x
@@ -329,6 +370,18 @@ def _spec(env, cfg: Config) -> _Spec:
                  env.observation_space(f_cls).shape[-1] + (n_f if cfg.agent_id else 0))
 
 
+def uses_critic(env, config: Config) -> bool:
+    """Whether greedy followers pick modes by their critics (``mode_choice="critic"`` and
+    the follower group has mode heads): the policy params then carry ``follower_critic``."""
+    return config.mode_choice == "critic" and bool(_spec(env, config).f_group.modes)
+
+
+def critic_apply(sp: _Spec, critic_params):
+    """``(input, features) -> Q`` of the stacked follower critics (agent axis −2 → −1)."""
+    return lambda x, feat: core.stacked_apply(sp.critic.apply, critic_params, x, feat,
+                                              out_axis=-1)
+
+
 def leader_bounds(env, l_cls: str, params) -> tuple[dict, dict]:
     """The range the leader's actor maps its tanh output onto: the adapter's
     ``leader_bounds(env, params)`` if it has one (sgin: [0.5, 1.5]·λ₀), else the action
@@ -372,6 +425,7 @@ def make_train(env, config: Config):
     fed = cfg.federated
     l_gamma = cfg.gamma if cfg.leader_gamma is None else cfg.leader_gamma
     commit = cfg.learn_leader and cfg.leader_commit
+    with_critic = uses_critic(env, cfg)
 
     def init_group(key, actor, obs_dim, n_feat, n_agents, init=None):
         if init is None:
@@ -522,6 +576,8 @@ def make_train(env, config: Config):
 
         final_ts, metrics = jax.lax.scan(update_step, state, None, cfg.num_updates)
         policy_params = {"follower": final_ts.follower.actor, "leader": final_ts.leader.actor}
+        if with_critic:
+            policy_params["follower_critic"] = final_ts.follower.critic
         return policy_params, metrics
 
     return train
@@ -533,6 +589,8 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
     by default; ``deterministic=False`` explores with ε and the training noise)."""
     ad = for_env(env)
     sp = _spec(env, config)
+    critic = critic_apply(sp, policy_params["follower_critic"]) \
+        if uses_critic(env, config) else None
 
     def policy(key, obs, state, params):
         f_low, f_high = box_bounds(env.action_space(sp.f_cls, params))
@@ -540,7 +598,7 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
         actor = functools.partial(core.stacked_apply, sp.f_actor.apply, policy_params["follower"])
         _, _, follower, _, _ = act_followers(
             env, config, actor, obs[sp.f_cls], env.avail_actions(state, params)[sp.f_cls],
-            sp.f_group, f_low, f_high, None if deterministic else key, eps)
+            sp.f_group, f_low, f_high, None if deterministic else key, eps, critic)
         action = {sp.f_cls: _unwrap(follower, env.action_space(sp.f_cls))}
         if config.learn_leader:
             lg_l, pre_l = core.stacked_apply(sp.l_actor.apply, policy_params["leader"],
@@ -568,10 +626,16 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
 
 
 def init_policy_params(env, config: Config, key):
-    """Fresh actors ``{"follower", "leader"}`` (the template for ``core.load_checkpoint``)."""
+    """Fresh actors ``{"follower", "leader"}`` (and ``follower_critic`` if
+    :func:`uses_critic`): the template for ``core.load_checkpoint``."""
     sp = _spec(env, config)
     k_f, k_l = jax.random.split(key)
-    return {"follower": core.stacked_init(sp.f_actor.init, k_f, sp.n_f,
-                                          jnp.zeros((sp.f_obs_dim,))),
-            "leader": core.stacked_init(sp.l_actor.init, k_l, env.num_agents(sp.l_cls),
-                                        jnp.zeros((env.observation_space(sp.l_cls).shape[-1],)))}
+    out = {"follower": core.stacked_init(sp.f_actor.init, k_f, sp.n_f,
+                                         jnp.zeros((sp.f_obs_dim,))),
+           "leader": core.stacked_init(sp.l_actor.init, k_l, env.num_agents(sp.l_cls),
+                                       jnp.zeros((env.observation_space(sp.l_cls).shape[-1],)))}
+    if uses_critic(env, config):
+        out["follower_critic"] = core.stacked_init(
+            sp.critic.init, jax.random.fold_in(key, 1), sp.n_f, jnp.zeros((sp.f_obs_dim,)),
+            jnp.zeros((feature_dim(sp.f_group),)))
+    return out

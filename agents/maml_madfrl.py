@@ -271,9 +271,9 @@ def make_policy(env, config: Config, policy_params, **kwargs):
 
 
 def make_adapt(env, config: Config, ks: Sequence[int]):
-    """``adapt(key, theta, task_params) -> actor params stacked over ks``: one support
-    batch collected by θ's exploring policy in the task, then k SGD steps of the task loss
-    (``config.inner_lr``), for each k in ``ks`` (static; k = 0 is θ's actor)."""
+    """``adapt(key, theta, task_params) -> θ' = {"actor", "critic"} stacked over ks``: one
+    support batch collected by θ's exploring policy in the task, then k SGD steps of the
+    task loss (``config.inner_lr``), for each k in ``ks`` (static; k = 0 is θ)."""
     cfg, ks = config, tuple(int(k) for k in ks)
     collect, task_loss = make_collect(env, cfg), make_task_loss(env, cfg.madfrl)
 
@@ -284,26 +284,30 @@ def make_adapt(env, config: Config, ks: Sequence[int]):
 
         def step(th, _):
             th = maml.adapt(th, support, task_loss, 1, cfg.inner_lr)
-            return th, th["actor"]
+            return th, th
 
-        _, actors = jax.lax.scan(step, theta, None, length=max(ks))
-        # actors[i] is θ after i+1 steps; prepend θ itself for k = 0
-        actors = jax.tree.map(lambda a0, a: jnp.concatenate([a0[None], a]), theta["actor"], actors)
-        return jax.tree.map(lambda a: a[jnp.asarray(ks)], actors)
+        _, thetas = jax.lax.scan(step, theta, None, length=max(ks))
+        # thetas[i] is θ after i+1 steps; prepend θ itself for k = 0
+        thetas = jax.tree.map(lambda a0, a: jnp.concatenate([a0[None], a]), theta, thetas)
+        return jax.tree.map(lambda a: a[jnp.asarray(ks)], thetas)
 
     return adapt
 
 
-def follower_policy_params(env, config: Config, actor) -> dict:
-    """MADFRL policy params with one follower actor copied to every follower."""
-    cls = _nets(env, config.madfrl).cls
-    return {"follower": core.broadcast_agents(actor, env.num_agents(cls)), "leader": None}
+def follower_policy_params(env, config: Config, follower: dict) -> dict:
+    """MADFRL policy params with one follower ``{"actor", "critic"}`` copied to every
+    follower (the critic only where greedy modes use it, ``madfrl.uses_critic``)."""
+    n = env.num_agents(_nets(env, config.madfrl).cls)
+    out = {"follower": core.broadcast_agents(follower["actor"], n), "leader": None}
+    if madfrl.uses_critic(env, config.madfrl):
+        out["follower_critic"] = core.broadcast_agents(follower["critic"], n)
+    return out
 
 
 def make_adaptation_eval(env, config: Config, ks: Sequence[int], horizon: int):
     """``evaluate(key, theta, task_params) -> (len(ks),)`` reward after k inner steps.
 
-    For each k in ``ks``: :func:`make_adapt`, then the adapted actor, copied to every
+    For each k in ``ks``: :func:`make_adapt`, then the adapted actor-critic, copied to every
     follower and acting greedily with the leader playing the adapter's ``fixed_actions``,
     runs ``horizon`` slots (one :func:`jaxsg.wrappers.rollout`); the value is its mean
     follower reward per DT per slot (eq. 33, unscaled).
@@ -311,8 +315,8 @@ def make_adaptation_eval(env, config: Config, ks: Sequence[int], horizon: int):
     adapt, cls = make_adapt(env, config, ks), _nets(env, config.madfrl).cls
     posted = dataclasses.replace(config.madfrl, learn_leader=False)  # leader: adapter's action
 
-    def greedy_return(key, actor_p, params):
-        policy = madfrl.make_policy(env, posted, follower_policy_params(env, config, actor_p))
+    def greedy_return(key, follower, params):
+        policy = madfrl.make_policy(env, posted, follower_policy_params(env, config, follower))
         return rollout(env, policy, key, params, horizon)["reward"][cls].mean()
 
     def evaluate(key, theta, task_params):

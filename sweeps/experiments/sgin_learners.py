@@ -25,9 +25,11 @@ Decisions:
   ``learn_leader=False``; MAPPO's other classes play the adapter's posted price). The
   Stackelberg reference posts its best fixed price over whole episodes.
 * **Greedy evaluation** for every learner: MADFRL's deterministic actor and MAPPO's
-  mode (``deterministic=True``). MAPPO's action encoding is the env's raw one (absolute
-  channel and LEO indices, absolute CPU) — ``agents.mappo`` has no relative / ranked /
-  mode-relative heads yet, unlike MADFRL's (see ``agents.adapters.sgin``).
+  mode (``deterministic=True``); both act in the same action encoding (relative channel,
+  ranked LEO, mode-relative CPU: ``agents.networks.encoding``, ``agents.adapters.sgin``).
+  MADFRL from scratch picks the offload mode by each DT's own critic (P-DQN's rule,
+  ``madfrl.Config.mode_choice``), MAML-MADFRL by its actor's logits
+  (:data:`MAML_MODE_CHOICE` has the measurements).
 * **Shared training**: MAML-MADFRL meta-trains θ over :func:`sample_swept`'s tasks
   (``maml_madfrl.make_meta_train``'s ``sample_tasks``), then runs MADFRL + FL from θ on
   the randomised env; at each evaluated point it adapts ``inner_steps`` SGD steps from
@@ -168,6 +170,16 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+#: How MAML-MADFRL's greedy followers pick the offload mode (``madfrl.Config.mode_choice``;
+#: MADFRL from scratch keeps madfrl's default, its own critic). MAML-MADFRL's evaluation
+#: plays the followers' mean actor at every DT for any M (Figs. 4-5), and a mean of its 48
+#: fine-tuned critics chose worse than the logits. Measured at the defaults (shared
+#: training, 4 seeds from PRNGKey 11, 4 episodes; best constant −121.8 per DT-slot): mean
+#: actor by its logits −110.0 / −166.3 / −87.2 / −103.7, by the mean critic −152.3 / −166.3
+#: / −114.1 / −233.0, per-DT actors by their own critics −126.0 / −166.9 / −85.0 / −113.1.
+MAML_MODE_CHOICE = "actor"
+
+
 def learner_configs(scale: str) -> dict:
     """``{method: training config}`` at ``scale`` with the same env-step budget (MADFRL
     scratch and MAPPO rounded up to whole updates; :func:`env_steps`)."""
@@ -176,6 +188,8 @@ def learner_configs(scale: str) -> dict:
     budget = env_steps("maml_madfrl", meta)
     scratch = dataclasses.replace(meta.madfrl,
                                   num_updates=_ceil_div(budget, meta.madfrl.num_envs))
+    meta = dataclasses.replace(meta, madfrl=dataclasses.replace(
+        meta.madfrl, mode_choice=MAML_MODE_CHOICE))
     ppo = t["mappo"]
     ppo = dataclasses.replace(ppo, num_updates=_ceil_div(budget, ppo.num_envs * ppo.num_steps))
     return {"maml_madfrl": meta, "madfrl": scratch, "mappo": ppo}
@@ -278,11 +292,13 @@ def shared_trained(method: str, ctx: RunContext) -> dict:
 
 #: Inner steps MAML-MADFRL adapts at each evaluated point of the figures and the table,
 #: from θ = {the followers' mean actor, the meta-trained critic}. 0 at the default scale:
-#: measured there (3 seeds × 4 episodes at the defaults, 482a422), one step *lowers* the
-#: follower reward from −92.5 / −109.0 / −115.6 to −147.0 / −137.2 / −347.1 per DT-slot —
-#: the meta critic (20 meta-iterations) misleads the fine-tuned actor; MADFRL's own critics
-#: would serve, but ``madfrl.make_train`` returns actors only. Smoke keeps 1 (the path is
-#: tested), the paper scale the meta-training's ``inner_steps``.
+#: measured there (3 seeds × 4 episodes at the defaults, 482a422), one step *lowered* the
+#: follower reward from −92.5 / −109.0 / −115.6 to −147.0 / −137.2 / −347.1 per DT-slot.
+#: Re-measured in session 8 (3 seeds from PRNGKey 11): k = 0 / 1 / 2 gives −109.9 /
+#: −108.9 / −194.8, −165.4 / −165.7 / −165.6 and −87.8 / −79.1 / −77.9 (no consistent
+#: gain); adapting from the mean of MADFRL's fine-tuned critics instead (returned with
+#: ``mode_choice="critic"``) is far worse at k = 1 (−697.9 / −166.1 / −843.7). Smoke keeps
+#: 1 (the path is tested), the paper scale the meta-training's ``inner_steps``.
 FIGURE_ADAPT_STEPS = {"smoke": 1, "default": 0, "paper": None}
 
 
@@ -318,16 +334,18 @@ def evaluate_shared(method: str, env, params, points: list[dict], ctx: RunContex
     if method == "maml_madfrl":
         k = adapt_steps(method, ctx)
         adapt = mm.make_adapt(env, cfg, (k,))
-        theta = {"actor": jax.tree.map(lambda x: x.mean(1), stack["policy"]["follower"]),
-                 "critic": stack["theta"]["critic"]}
+        mean = lambda tree: jax.tree.map(lambda x: x.mean(1), tree)  # noqa: E731 over DTs
+        theta = {"actor": mean(stack["policy"]["follower"]),
+                 "critic": mean(stack["policy"]["follower_critic"])
+                 if "follower_critic" in stack["policy"] else stack["theta"]["critic"]}
         keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(ctx.seed), 3), seeds)
         per_seed = {"theta": theta, "adapt_key": np.asarray(keys)}
         fields["adapt_steps"] = k
 
         def policy_of(elem):
-            actor = elem["theta"]["actor"] if k == 0 else jax.tree.map(
+            follower = elem["theta"] if k == 0 else jax.tree.map(
                 lambda a: a[0], adapt(elem["adapt_key"], elem["theta"], elem["params"]))
-            return mm.follower_policy_params(env, cfg, actor)
+            return mm.follower_policy_params(env, cfg, follower)
     else:
         per_seed = {"policy": stack["policy"]}
 
