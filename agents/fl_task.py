@@ -97,7 +97,7 @@ class FLConfig:
 
     BOUNDS: ClassVar = dict(
         num_users=core.COUNT, num_bs=core.COUNT, local_epochs=core.COUNT,
-        local_batch_size=core.COUNT, num_producers=core.COUNT, lr=core.POSITIVE,
+        local_batch_size=core.COUNT, num_producers=core.COUNT,
         dirichlet_alpha=core.NON_NEGATIVE, val_fraction=Bound(0.0, 0.9),
         verify_tol=core.FINITE, trim_fraction=Bound(0.0, 0.5, high_inclusive=False),
         attack_scale=core.FINITE, s_ini=core.POSITIVE, coin_reward=core.FINITE)
@@ -106,10 +106,6 @@ class FLConfig:
 
     def __post_init__(self):
         core.check_config(self)
-        for name in ("verify", "colluding"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"FLConfig: field '{name}' must be a bool, "
-                                 f"got {getattr(self, name)!r}")
         if self.num_producers > self.num_bs:
             raise ValueError(f"FLConfig: field 'num_producers' = {self.num_producers} must be "
                              f"<= num_bs = {self.num_bs}")

@@ -92,11 +92,9 @@ class Config:
     mode_heads: tuple[tuple[str, str], ...] | None = None
 
     BOUNDS: ClassVar = dict(
-        num_envs=core.COUNT, num_steps=core.COUNT, num_updates=core.COUNT,
-        update_epochs=core.COUNT, num_minibatches=core.COUNT, gamma=core.UNIT,
+        num_steps=core.COUNT, update_epochs=core.COUNT, num_minibatches=core.COUNT,
         gae_lambda=core.UNIT, clip_eps=core.POSITIVE, ent_coef=core.NON_NEGATIVE,
-        vf_coef=core.NON_NEGATIVE, lr=core.POSITIVE, max_grad_norm=core.POSITIVE,
-        reward_scale=core.POSITIVE)
+        vf_coef=core.NON_NEGATIVE)
     CHOICES: ClassVar = dict(continuous_dist=nw.CONTINUOUS_DISTS,
                              activation=tuple(nw.ACTIVATIONS))
 
@@ -225,20 +223,15 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
         if config.anneal_lr else config.lr
     tx = core.adam(lr, config.max_grad_norm, eps=1e-5)
     v_global = jax.vmap(_global_obs, in_axes=(0, None))
+    reset, step = core.vec_env(env, E)
 
     def value_fn(critic_params, global_obs):  # (..., G) -> (..., n): V(state, agent id)
         g = jnp.broadcast_to(global_obs[..., None, :], global_obs.shape[:-1] + (n,) +
                              global_obs.shape[-1:])
         return nets.critic.apply(critic_params, core.with_agent_id(g))
 
-    def step_one(key, state, action, params):
-        obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
-        return (obs, state, reward, terminated, truncated, info["final_observation"],
-                scalar_metrics(info))
-
     def train(key: chex.PRNGKey, params: Any):
-        scale = ad.reward_scale(env, params) if config.reward_scale is None \
-            else config.reward_scale
+        scale = core.reward_scale(config, env, params)
         key, k_actor, k_critic, k_reset = jax.random.split(key, 4)
         net_params = {
             "actor": nets.actor.init(k_actor, jnp.zeros((n, nets.obs_dim + n), jnp.float32)),
@@ -248,8 +241,7 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
         low, high = nw.box_bounds(env.action_space(cls, params))
         others = jax.tree.map(lambda a: jnp.broadcast_to(a, (E,) + a.shape),
                               fixed_actions(env, params))
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, E),
-                                                                 params)
+        obs, env_state = reset(k_reset, params)
         stats = RunningStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
 
         def env_step(carry, step_key):
@@ -259,15 +251,14 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
             dist, masks, orders = _distribution(env, nets, net_params["actor"], obs[cls], masks)
             action = dist.sample(seed=k_act)
             g_obs = v_global(obs, classes)
-            obs_next, env_state, reward, terminated, truncated, final_obs, metrics = jax.vmap(
-                step_one, in_axes=(0, 0, 0, None)
-            )(jax.random.split(k_env, E), env_state,
-              {cls: decode(nets, action, low, high, orders), **others}, params)
+            obs_next, env_state, reward, terminated, truncated, info = step(
+                k_env, env_state, {cls: decode(nets, action, low, high, orders), **others},
+                params)
             transition = Transition(
                 obs[cls], g_obs, masks, action, log_prob_entropy(dist, action, nets)[0],
                 value_fn(net_params["critic"], g_obs),
-                value_fn(net_params["critic"], v_global(final_obs, classes)), reward[cls],
-                terminated, terminated | truncated, metrics)
+                value_fn(net_params["critic"], v_global(info["final_observation"], classes)),
+                reward[cls], terminated, terminated | truncated, jax.vmap(scalar_metrics)(info))
             return (net_params, env_state, obs_next), transition
 
         def loss_fn(net_params, mb: Transition, adv, target):

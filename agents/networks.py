@@ -82,6 +82,21 @@ def mlp_head(x, features: int, gain: float, out: str, hidden, activation) -> jnp
     return orthogonal_dense(features, gain, name=out)(h)
 
 
+class MLPHead(nn.Module):
+    """:func:`mlp_head` as a module (Q-networks, deterministic actors)."""
+
+    features: int
+    gain: float
+    out: str
+    hidden: Sequence[int] = (64, 64)
+    activation: str | Callable = "relu"
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        return mlp_head(x, self.features, self.gain, self.out, tuple(self.hidden),
+                        self.activation)
+
+
 class HybridDistribution(distrax.Joint):
     """Joint distribution over a dict hybrid action (see the module docstring), continuous
     values in [−1, 1]; every component shares one batch shape (e.g. ``(num_envs,

@@ -4,7 +4,8 @@ Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): each agent has a GRU + FC
 fed its own observation and last action; VDN's joint value is the sum of the agents'
 values (eq. 22), trained with the TD loss of eq. (23) from an episode replay buffer with
 target networks. QMIX (Rashid et al. 2018) replaces the sum by a state-conditioned
-monotone hypernetwork mixer; IQL trains every agent on its own TD error.
+monotone hypernetwork mixer (:class:`QMixer`; state = all agents' observations); IQL
+trains every agent on its own TD error (mean of the agents' losses).
 
     train = make_train(env, Config(mixer="vdn"))
     policy_params, metrics = jax.jit(train)(key, params)
@@ -12,9 +13,8 @@ monotone hypernetwork mixer; IQL trains every agent on its own TD error.
 
 Design decisions
 ----------------
-* **Agent network.** ``AgentQNet``: Dense(fc) + ReLU → ``GRUCell`` → Dense(|A|); input =
-  the adapter's observation features ‖ own last action one-hot ‖ one-hot agent id;
-  parameters shared by every agent of the learning class.
+* **Agent network** (:class:`AgentQNet`), shared by every agent of the learning class;
+  input = the adapter's observation features ‖ own last action one-hot ‖ one-hot agent id.
 * **Reset alignment.** Step t's ``reset`` flag is the done flag of step t − 1 (True at the
   first step), and h is zeroed *before* consuming x_t. Resetting with step t's own done
   (JaxMARL's recurrent IQL/VDN/QMIX) zeroes the memory before an episode's last step and
@@ -23,22 +23,18 @@ Design decisions
   (``info["final_observation"]`` ‖ one-hot of the action taken) and avail mask
   (``info["final_avail_actions"]``, else all True); Q(τ_{t+1}) is one GRU step from h_t on
   it, so no target crosses an episode (termination, not truncation, stops it).
-* **Replay and targets.** Whole episodes in ``agents.replay``: each iteration ``num_envs``
-  envs play ``env.horizon`` steps, then ``updates_per_iter`` gradient steps on
-  ``batch_episodes`` episodes once ``warmup_episodes`` are stored. Double Q over the
-  available actions, hard target update every ``target_update_interval`` iterations.
+* **Replay and targets.** Whole episodes (``agents.replay``), one per env per iteration;
+  double Q over the available actions; hard target update every
+  ``target_update_interval`` iterations.
 * **Rewards** (× ``reward_scale``). Mixers learn on the team reward (mean over agents).
   IQL learns each agent on its own reward: the adapter's ``agent_rewards`` when it has
   one and ``own_reward`` (dt_deploy: with the shared reward a user's own action is ~2 % of
   the signal at 20 users and IQL stays at a constant policy), else the env's.
-* **Mixers.** ``"none"`` (IQL): mean of the agents' TD losses. ``"vdn"``: Q_tot = Σ_i Q_i
-  (eq. 21). ``"qmix"``: hypernetworks of the global state (all agents' observations) give
-  |W1|, b1, |W2| and a state-value bias, so Q_tot is monotone in every Q_i.
-* **Exploration and selection.** ε-greedy over the available actions, ε linear over
-  ``eps_decay_fraction`` of the iterations. ``num_eval_envs`` extra envs play greedily in
-  the same rollout (not stored): the ``eval_*`` curves, and with ``keep_best`` the
-  returned parameters are the iterate of highest greedy return there (the greedy policy
-  of a shared-parameter learner can flip between herding and staying put).
+* **Exploration and selection.** ε-greedy over the available actions. ``num_eval_envs``
+  extra envs play greedily in the same rollout (not stored): the ``eval_*`` curves, and
+  with ``keep_best`` the returned parameters are the iterate of highest greedy return
+  there (the greedy policy of a shared-parameter learner can flip between herding and
+  staying put).
 * **Loss.** Huber of width ``huber_delta`` on the TD error (``None``: ½·TD², eq. 23;
   deep-fade latencies would dominate it), Adam with global-norm clipping.
 """
@@ -96,13 +92,10 @@ class Config:
     agent_class: str | None = None  # None: the scenario adapter's learning class
 
     BOUNDS: ClassVar = dict(
-        num_envs=core.COUNT, num_eval_envs=core.COUNT0, num_updates=core.COUNT,
-        updates_per_iter=core.COUNT, batch_episodes=core.COUNT, buffer_episodes=core.COUNT,
-        warmup_episodes=core.COUNT0, gamma=core.UNIT, lr=core.POSITIVE,
-        max_grad_norm=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
-        eps_decay_fraction=core.UNIT, target_update_interval=core.COUNT, hidden=core.COUNT,
-        fc=core.COUNT, mixer_embed=core.COUNT, hyper_hidden=core.COUNT,
-        reward_scale=core.POSITIVE, huber_delta=core.POSITIVE)
+        num_eval_envs=core.COUNT0, updates_per_iter=core.COUNT, batch_episodes=core.COUNT,
+        buffer_episodes=core.COUNT, warmup_episodes=core.COUNT0,
+        target_update_interval=core.COUNT, hidden=core.COUNT, fc=core.COUNT,
+        mixer_embed=core.COUNT, hyper_hidden=core.COUNT, huber_delta=core.POSITIVE)
     CHOICES: ClassVar = dict(mixer=MIXERS)
 
     def __post_init__(self):
@@ -117,13 +110,6 @@ class HParams(NamedTuple):
     eps_decay_fraction: Any
     target_update_interval: Any
 
-    @classmethod
-    def of(cls, config: Config) -> "HParams":
-        return cls(*(jnp.asarray(getattr(config, f), d) for f, d in zip(cls._fields, _HP_DTYPES)))
-
-
-_HP_DTYPES = (jnp.float32, jnp.float32, jnp.int32)
-
 
 def hparams_grid(lr=(), eps_decay_fraction=(), target_update_interval=(),
                  config: Config | None = None) -> tuple[HParams, list[dict]]:
@@ -135,8 +121,9 @@ def hparams_grid(lr=(), eps_decay_fraction=(), target_update_interval=(),
     rows = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
     for row in rows:  # the same bounds as the static config
         dataclasses.replace(config, **row)
+    dtypes = (jnp.float32, jnp.float32, jnp.int32)
     return HParams(*(jnp.asarray([r[f] for r in rows], d)
-                     for f, d in zip(HParams._fields, _HP_DTYPES))), rows
+                     for f, d in zip(HParams._fields, dtypes))), rows
 
 
 # ------------------------------------------------------------------ networks
@@ -309,7 +296,7 @@ def make_train(env, config: Config):
     Per-iteration ``metrics``: ``return_mean`` (team return per episode, exploring
     envs), ``<metric>`` (env metrics, episode means), their ``eval_`` versions on the
     greedy envs, ``td_loss``, ``epsilon``, ``q_taken_mean``."""
-    spec, ad = _spec(env, config), for_env(env)
+    spec = _spec(env, config)
     net, mixer = spec.net, QMixer(config.mixer_embed, config.hyper_hidden)
     n, horizon = spec.n, env.horizon
     n_train, n_eval = config.num_envs, config.num_eval_envs
@@ -361,9 +348,9 @@ def make_train(env, config: Config):
         return jnp.mean(td_loss(td)), jnp.mean(q_taken)
 
     def train(key: chex.PRNGKey, params: Any, hparams: HParams | None = None):
-        hp = HParams.of(config) if hparams is None else hparams
-        scale = ad.reward_scale(env, params) if config.reward_scale is None \
-            else config.reward_scale
+        one = jax.tree.map(lambda x: x[0], hparams_grid(config=config)[0])
+        hp = one if hparams is None else hparams
+        scale = core.reward_scale(config, env, params)
         key, k_agent, k_mixer, k_reset = jax.random.split(key, 4)
         net_params = {"agent": init_agent_params(env, config, k_agent)}
         if config.mixer == "qmix":

@@ -171,7 +171,7 @@ def test_a_diverged_ddqn_policy_is_flagged_by_the_env_not_read_as_option_0():
     cls = "satellite"
     n = env.num_agents(cls)
     obs, state = env.reset(jax.random.PRNGKey(0), params)
-    net = ddqn.QNetwork(env.action_space(cls).n, (8,))
+    net = ddqn.q_network(env.action_space(cls).n, cfg)
     one = net.init(jax.random.PRNGKey(1), obs[cls][0])
     nan = jax.tree.map(lambda x: jnp.full((n,) + x.shape, jnp.nan), one)
     action = ddqn.make_policy(env, cfg, nan)(jax.random.PRNGKey(2), obs, state, params)
