@@ -148,15 +148,12 @@ def load_dataset(dataset: str = "digits", seed: int = 0) -> dict:
     missing = [k for k in NPZ_KEYS if k not in raw]
     if missing:
         raise ValueError(f"dataset file '{dataset}' lacks arrays {missing} (has {files})")
-    out = {}
     for split in ("train", "test"):
         x = raw[f"x_{split}"]
         x = x.astype(np.float32) / (255.0 if x.dtype == np.uint8 or x.max() > 1.5 else 1.0)
-        if x.ndim == 3:
-            x = x[..., None]
-        out[f"x_{split}"] = x
-        out[f"y_{split}"] = raw[f"y_{split}"].reshape(-1).astype(np.int32)
-    return out
+        raw[f"x_{split}"] = x[..., None] if x.ndim == 3 else x
+        raw[f"y_{split}"] = raw[f"y_{split}"].reshape(-1).astype(np.int32)
+    return raw
 
 
 class ClientData(NamedTuple):

@@ -28,7 +28,7 @@ import numpy as np
 
 from agents import core, replay
 from agents.adapters import for_env
-from agents.networks import MLPHead, QCritic, box_bounds, hybrid_heads
+from agents.networks import MLPHead, QCritic, box_bounds, components, hybrid_heads
 from jaxsg import spaces
 
 REWARD_TRANSFORMS = ("linear", "log_cost")
@@ -96,8 +96,7 @@ class ActionCodec:
         discrete, self.names = hybrid_heads(space)
         if discrete:
             raise ValueError(f"MADDPG needs continuous (Box) actions; {discrete} are discrete")
-        self.is_dict = isinstance(space, spaces.Dict)
-        comps = space.spaces if self.is_dict else {"action": space}
+        self.is_dict, comps = isinstance(space, spaces.Dict), components(space)
         self.shapes = {k: tuple(comps[k].shape[1:]) for k in self.names}
         self.sizes = {k: int(np.prod(self.shapes[k], dtype=np.int64)) for k in self.names}
         self.dim = sum(self.sizes.values())

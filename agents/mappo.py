@@ -29,19 +29,14 @@ Design decisions
   divided by the running std of the scaled per-agent rewards (Chan batch update, no mean
   subtraction); training only — every reported metric is raw.
 * **GAE with auto-reset** (:func:`agents.core.gae`): the critic is evaluated on
-  ``info["final_observation"]``, so truncation bootstraps from the true last observation,
-  termination does not, and no advantage crosses an episode.
+  ``info["final_observation"]`` for the bootstrap.
 * **Loss**: clipped surrogate on per-agent ratios of the joint action, advantages
   normalised per minibatch, clipped value loss, entropy bonus; one Adam over actor and
   critic, global-norm clipping, optional linear LR annealing. Masks from
   ``env.avail_actions`` are stored with the rollout.
-* **Evaluation**: ``make_policy(..., deterministic=True)`` plays the mode of every head
-  (argmax, ``tanh(loc)``); the key is unused, so greedy evaluation is deterministic.
 
-CPU hazard (jaxlib 0.10.x): on 2 cores ``jax.jit(jax.vmap(train))`` can wedge in
-``block_until_ready`` unless the process starts with
-``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``;
-``tests/test_mappo.py`` trains in a subprocess with it.
+CPU hazard: ``jax.jit(jax.vmap(train))`` can wedge without the XLA flags of
+:mod:`sweeps.platform`; ``tests/test_mappo.py`` trains in a subprocess with them.
 """
 
 from __future__ import annotations
@@ -198,11 +193,6 @@ def decode(nets: _Nets, encoded: dict, low: dict, high: dict, orders: dict) -> d
                             nets.relative, orders)
 
 
-def _global_obs(obs: dict, agent_classes: Sequence[str]) -> jnp.ndarray:
-    """Global state for one env: every class's observations flattened, concatenated."""
-    return jnp.concatenate([jnp.reshape(obs[c], (-1,)) for c in agent_classes])
-
-
 def init_policy_params(env, config: Config, key: chex.PRNGKey):
     """Fresh actor parameters (also the template for :func:`agents.core.load_checkpoint`)."""
     nets = _build(env, config)
@@ -222,8 +212,10 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
     lr = optax.linear_schedule(config.lr, 0.0, config.num_updates * config.update_epochs * M) \
         if config.anneal_lr else config.lr
     tx = core.adam(lr, config.max_grad_norm, eps=1e-5)
-    v_global = jax.vmap(_global_obs, in_axes=(0, None))
     reset, step = core.vec_env(env, E)
+
+    def v_global(obs):  # (E, G): every class's observations flattened, concatenated
+        return jnp.concatenate([jnp.reshape(obs[c], (E, -1)) for c in classes], -1)
 
     def value_fn(critic_params, global_obs):  # (..., G) -> (..., n): V(state, agent id)
         g = jnp.broadcast_to(global_obs[..., None, :], global_obs.shape[:-1] + (n,) +
@@ -250,14 +242,14 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
             masks = jax.vmap(env.avail_actions, in_axes=(0, None))(env_state, params)[cls]
             dist, masks, orders = _distribution(env, nets, net_params["actor"], obs[cls], masks)
             action = dist.sample(seed=k_act)
-            g_obs = v_global(obs, classes)
+            g_obs = v_global(obs)
             obs_next, env_state, reward, terminated, truncated, info = step(
                 k_env, env_state, {cls: decode(nets, action, low, high, orders), **others},
                 params)
             transition = Transition(
                 obs[cls], g_obs, masks, action, log_prob_entropy(dist, action, nets)[0],
                 value_fn(net_params["critic"], g_obs),
-                value_fn(net_params["critic"], v_global(info["final_observation"], classes)),
+                value_fn(net_params["critic"], v_global(info["final_observation"])),
                 reward[cls], terminated, terminated | truncated, jax.vmap(scalar_metrics)(info))
             return (net_params, env_state, obs_next), transition
 

@@ -63,7 +63,7 @@ MIXERS = ("none", "vdn", "qmix")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Static hyperparameters (hashable). ``lr``, ``eps_decay_fraction`` and
-    ``target_update_interval`` are the defaults of the traced :class:`HParams`."""
+    ``target_update_interval`` are the defaults of the traced :data:`HPARAMS`."""
 
     mixer: str = "vdn"
     num_envs: int = 8
@@ -102,28 +102,24 @@ class Config:
         core.check_config(self)
 
 
-class HParams(NamedTuple):
-    """The tunable hyperparameters as traced scalars (``train(key, params, hparams)``):
-    a grid of them is one ``jit(vmap(train))`` call (:func:`make_sweep`)."""
-
-    lr: Any
-    eps_decay_fraction: Any
-    target_update_interval: Any
+#: The hyperparameters ``train`` also takes traced (``hparams``), with their dtypes: a grid
+#: of them is one ``jit(vmap(train))`` call (:func:`make_sweep`).
+HPARAMS = {"lr": jnp.float32, "eps_decay_fraction": jnp.float32,
+           "target_update_interval": jnp.int32}
 
 
-def hparams_grid(lr=(), eps_decay_fraction=(), target_update_interval=(),
-                 config: Config | None = None) -> tuple[HParams, list[dict]]:
-    """Cartesian grid of :class:`HParams` (leading axis G) and its rows as dicts; an
-    empty tuple takes the config's value. Bad values raise ``ValueError`` here."""
+def hparams_grid(config: Config | None = None, **axes) -> tuple[dict, list[dict]]:
+    """Cartesian grid ``{name: (G,) array}`` of :data:`HPARAMS` and its rows as dicts; an
+    axis left out or empty takes the config's value. Bad values raise ``ValueError`` here."""
     config = Config() if config is None else config
-    given = (lr, eps_decay_fraction, target_update_interval)
-    axes = {f: tuple(v) or (getattr(config, f),) for f, v in zip(HParams._fields, given)}
+    if set(axes) - set(HPARAMS):
+        raise ValueError(f"hparams_grid: unknown axes {sorted(set(axes) - set(HPARAMS))}; "
+                         f"allowed: {tuple(HPARAMS)}")
+    axes = {f: tuple(axes.get(f, ())) or (getattr(config, f),) for f in HPARAMS}
     rows = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
     for row in rows:  # the same bounds as the static config
         dataclasses.replace(config, **row)
-    dtypes = (jnp.float32, jnp.float32, jnp.int32)
-    return HParams(*(jnp.asarray([r[f] for r in rows], d)
-                     for f, d in zip(HParams._fields, dtypes))), rows
+    return {f: jnp.asarray([r[f] for r in rows], d) for f, d in HPARAMS.items()}, rows
 
 
 # ------------------------------------------------------------------ networks
@@ -251,9 +247,8 @@ def _make_act(env, sp: _Spec):
 
 def make_actor(env, config: Config):
     """``(reset_fn, step_fn)`` acting in one env (vmap outside): ``step_fn(agent_params,
-    act_state, key, eps, params, env_key=None) -> (act_state, record)``, ``record`` = this
-    step's Episode fields, ``q``, ``done`` and the env's scalar metrics; ``env_key``
-    (default: split from ``key``) is ``env.step``'s key."""
+    act_state, key, eps, params) -> (act_state, record)``, ``record`` = this step's Episode
+    fields, ``q``, ``done`` and the env's scalar metrics."""
     sp, ad = _spec(env, config), for_env(env)
     n, a_n, cls = sp.n, sp.num_actions, sp.cls
     own = config.mixer == "none" and config.own_reward and hasattr(ad, "agent_rewards")
@@ -264,9 +259,8 @@ def make_actor(env, config: Config):
         return ActState(state, obs, jnp.zeros((n, config.hidden)), jnp.zeros((n, a_n)),
                         jnp.ones((), bool))
 
-    def step_fn(agent_params, s: ActState, key, eps, params, env_key=None):
+    def step_fn(agent_params, s: ActState, key, eps, params):
         k_explore, k_random, k_env = jax.random.split(key, 3)
-        k_env = k_env if env_key is None else env_key
         h, q, x, mask, action = act(agent_params, s.h, s.last_action, s.reset, s.obs,
                                     s.env_state, params, k_explore, k_random, eps)
         obs, state, reward, terminated, truncated, info = env.step(
@@ -292,7 +286,7 @@ def make_actor(env, config: Config):
 # ------------------------------------------------------------------ training
 def make_train(env, config: Config):
     """Build ``train(key, params, hparams=None) -> (agent_params, metrics)``; ``hparams``
-    (:class:`HParams`, traced) overrides the config's lr / ε schedule / target period.
+    (a dict of :data:`HPARAMS` entries, traced) overrides the config's values.
     Per-iteration ``metrics``: ``return_mean`` (team return per episode, exploring
     envs), ``<metric>`` (env metrics, episode means), their ``eval_`` versions on the
     greedy envs, ``td_loss``, ``epsilon``, ``q_taken_mean``."""
@@ -303,9 +297,9 @@ def make_train(env, config: Config):
     n_all = n_train + n_eval
     reset_fn, step_fn = make_actor(env, config)
 
-    def epsilon(it, hp: HParams):
+    def epsilon(it, hp: dict):
         """Linear ε schedule over ``eps_decay_fraction`` of the iterations (traced)."""
-        steps = jnp.maximum(hp.eps_decay_fraction * config.num_updates, 1.0)
+        steps = jnp.maximum(hp["eps_decay_fraction"] * config.num_updates, 1.0)
         frac = jnp.clip(it / steps, 0.0, 1.0)
         return config.eps_start + (config.eps_end - config.eps_start) * frac
 
@@ -347,9 +341,9 @@ def make_train(env, config: Config):
             td = q_tot - jax.lax.stop_gradient(jnp.mean(r, -1) + cont * q_tot_next)
         return jnp.mean(td_loss(td)), jnp.mean(q_taken)
 
-    def train(key: chex.PRNGKey, params: Any, hparams: HParams | None = None):
-        one = jax.tree.map(lambda x: x[0], hparams_grid(config=config)[0])
-        hp = one if hparams is None else hparams
+    def train(key: chex.PRNGKey, params: Any, hparams: dict | None = None):
+        hp = {f: jnp.asarray(getattr(config, f), d) for f, d in HPARAMS.items()}
+        hp.update(hparams or {})  # a traced override of any of them
         scale = core.reward_scale(config, env, params)
         key, k_agent, k_mixer, k_reset = jax.random.split(key, 4)
         net_params = {"agent": init_agent_params(env, config, k_agent)}
@@ -357,7 +351,7 @@ def make_train(env, config: Config):
             g = n * spec.obs_dim
             net_params["mixer"] = mixer.init(k_mixer, jnp.zeros((n,)), jnp.zeros((g,)))
         target_params = net_params
-        tx = core.adam(hp.lr, config.max_grad_norm, eps=1e-5)  # hp.lr may be traced
+        tx = core.adam(hp["lr"], config.max_grad_norm, eps=1e-5)  # hp["lr"] may be traced
         opt_state = tx.init(net_params)
         act = jax.vmap(reset_fn, in_axes=(0, None))(jax.random.split(k_reset, n_all), params)
         rec = jax.eval_shape(step_fn, net_params["agent"], jax.tree.map(lambda x: x[0], act),
@@ -402,7 +396,7 @@ def make_train(env, config: Config):
                 update, (net_params, target_params, opt_state, buf),
                 jax.random.split(k_upd, config.updates_per_iter))
             it = it + 1
-            target_params = core.gate(it % hp.target_update_interval == 0, net_params,
+            target_params = core.gate(it % hp["target_update_interval"] == 0, net_params,
                                       target_params)
             ret = jnp.sum(jnp.mean(rec["reward"], -1), 0)  # (n_all,) return per episode
             metrics = {"return_mean": jnp.mean(ret[:n_train]), "td_loss": jnp.mean(loss),
@@ -429,7 +423,7 @@ def make_train(env, config: Config):
 
 
 def make_sweep(env, config: Config):
-    """``sweep(seed_keys (S, 2), params, grid: HParams (G,)) -> (agent_params, metrics)``
+    """``sweep(seed_keys (S, 2), params, grid (G,)) -> (agent_params, metrics)``
     with leading axes (G, S): every grid point × training seed in one compiled call
     (``jit(vmap(vmap(train)))``). Build ``grid`` with :func:`hparams_grid`."""
     train = make_train(env, config)
