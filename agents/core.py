@@ -118,9 +118,13 @@ def broadcast_agents(tree: PyTree, n: int) -> PyTree:
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)
 
 
-def linear(start: float, end: float, steps: int) -> optax.Schedule:
-    """Linear from ``start`` to ``end`` over ``steps`` counts, then constant."""
-    return optax.linear_schedule(start, end, max(int(steps), 1))
+def linear(start: float, end: float, steps) -> optax.Schedule:
+    """Linear from ``start`` to ``end`` over ``steps`` counts (at least 1), then constant;
+    ``steps`` may be traced (a swept ε-decay fraction)."""
+    if isinstance(steps, (int, float)):
+        return optax.linear_schedule(start, end, max(int(steps), 1))
+    return lambda count: start + (end - start) * jnp.clip(count / jnp.maximum(steps, 1.0),
+                                                          0.0, 1.0)
 
 
 def soft_update(online: PyTree, target: PyTree, tau: float) -> PyTree:
@@ -142,10 +146,15 @@ def gate(pred: jnp.ndarray, new: PyTree, old: PyTree) -> PyTree:
         pred.reshape(pred.shape + (1,) * (jnp.ndim(a) - pred.ndim)), a, b), new, old)
 
 
-def stacked_step(tx: optax.GradientTransformation, params: PyTree, opt: PyTree, grads: PyTree):
-    """One optimiser step per agent (leading axis): ``(params, opt)`` after ``grads``."""
-    updates, opt = jax.vmap(tx.update)(grads, opt, params)
+def opt_step(tx: optax.GradientTransformation, params: PyTree, opt: PyTree, grads: PyTree):
+    """One optimiser step: ``(params, opt)`` after ``grads``."""
+    updates, opt = tx.update(grads, opt, params)
     return optax.apply_updates(params, updates), opt
+
+
+def stacked_step(tx: optax.GradientTransformation, params: PyTree, opt: PyTree, grads: PyTree):
+    """:func:`opt_step` per agent (leading axis)."""
+    return jax.vmap(lambda p, o, g: opt_step(tx, p, o, g))(params, opt, grads)
 
 
 @struct.dataclass

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from agents import core
+
 PyTree = Any
 LossFn = Callable[[PyTree, PyTree], jnp.ndarray]
 
@@ -92,8 +94,6 @@ def make_meta_train_step(
         loss, grads = jax.value_and_grad(meta_loss)(
             params, tasks_train, tasks_val, loss_fn, steps, lr, first_order
         )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return params, opt_state, loss
+        return (*core.opt_step(optimizer, params, opt_state, grads), loss)
 
     return step

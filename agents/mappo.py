@@ -274,8 +274,7 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
         def update_minibatch(carry, mb):
             net_params, opt_state = carry
             grads, aux = jax.grad(loss_fn, has_aux=True)(net_params, *mb)
-            updates, opt_state = tx.update(grads, opt_state, net_params)
-            return (optax.apply_updates(net_params, updates), opt_state), aux
+            return core.opt_step(tx, net_params, opt_state, grads), aux
 
         def update_epoch(carry, epoch_key):
             net_params, opt_state, batch = carry

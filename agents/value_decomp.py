@@ -297,12 +297,6 @@ def make_train(env, config: Config):
     n_all = n_train + n_eval
     reset_fn, step_fn = make_actor(env, config)
 
-    def epsilon(it, hp: dict):
-        """Linear ε schedule over ``eps_decay_fraction`` of the iterations (traced)."""
-        steps = jnp.maximum(hp["eps_decay_fraction"] * config.num_updates, 1.0)
-        frac = jnp.clip(it / steps, 0.0, 1.0)
-        return config.eps_start + (config.eps_end - config.eps_start) * frac
-
     def td_loss(td):
         if config.huber_delta is None:
             return 0.5 * td**2
@@ -344,6 +338,8 @@ def make_train(env, config: Config):
     def train(key: chex.PRNGKey, params: Any, hparams: dict | None = None):
         hp = {f: jnp.asarray(getattr(config, f), d) for f, d in HPARAMS.items()}
         hp.update(hparams or {})  # a traced override of any of them
+        epsilon = core.linear(config.eps_start, config.eps_end,
+                              hp["eps_decay_fraction"] * config.num_updates)
         scale = core.reward_scale(config, env, params)
         key, k_agent, k_mixer, k_reset = jax.random.split(key, 4)
         net_params = {"agent": init_agent_params(env, config, k_agent)}
@@ -375,18 +371,16 @@ def make_train(env, config: Config):
             batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)  # time-major
             (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 net_params, target_params, batch, scale)
-            updates, new_opt = tx.update(grads, opt_state, net_params)
-            new_params = optax.apply_updates(net_params, updates)
             ready = replay.size(buf) >= config.warmup_episodes
-            net_params, opt_state = core.gate(ready, (new_params, new_opt),
-                                              (net_params, opt_state))
+            net_params, opt_state = core.gate(
+                ready, core.opt_step(tx, net_params, opt_state, grads), (net_params, opt_state))
             return (net_params, target_params, opt_state, buf), (loss, q_mean)
 
         def iteration(carry, it_key):
             net_params, target_params, opt_state, buf, act, it, best = carry
             acting = net_params["agent"]
             k_roll, k_upd = jax.random.split(it_key)
-            eps = epsilon(it, hp)
+            eps = epsilon(it)
             (_, act, _), rec = jax.lax.scan(
                 env_step, (net_params["agent"], act, eps), jax.random.split(k_roll, horizon))
             # rec leaves: (T, n_all, ...) -> episodes of the exploring envs, batch-major
