@@ -178,16 +178,13 @@ def partition(x, y, num_users: int, kind: str = "iid", alpha: float = 0.5, seed:
             w = np.asarray(sizes, np.float64)
             bounds = np.round(np.cumsum(w) / w.sum() * n).astype(int)
             parts = np.split(perm, bounds[:-1])
-    else:
-        classes = np.unique(y)
-        parts = [[] for _ in range(num_users)]
-        for c in classes:
+    else:  # each class's samples split over the clients by Dirichlet(α) shares
+        per_class = []
+        for c in np.unique(y):
             idx = rng.permutation(np.flatnonzero(y == c))
-            p = rng.dirichlet(np.full(num_users, alpha))
-            cuts = (np.cumsum(p) * len(idx)).astype(int)[:-1]
-            for j, chunk in enumerate(np.split(idx, cuts)):
-                parts[j].extend(chunk.tolist())
-        parts = [np.asarray(p, int) for p in parts]
+            cuts = (np.cumsum(rng.dirichlet(np.full(num_users, alpha))) * len(idx)).astype(int)
+            per_class.append(np.split(idx, cuts[:-1]))
+        parts = [np.concatenate([chunks[j] for chunks in per_class]) for j in range(num_users)]
     # every client gets at least one sample
     parts = [p if len(p) else rng.integers(0, n, 1) for p in parts]
     n_max = max(len(p) for p in parts)

@@ -1,10 +1,7 @@
 """MAPPO (multi-agent PPO with a centralised critic) for hybrid actions.
 
-PureJaxRL structure: ``make_train(env, config)`` returns a pure ``train(key, params) ->
-(policy_params, metrics)`` (rollout ``lax.scan``, GAE, epochs × minibatches ``lax.scan``,
-all inside one ``lax.scan`` over updates, ``config.num_envs`` vmapped envs), so
-``jax.jit(jax.vmap(train))`` trains seeds × a swept params axis in one call.
-``policy_params`` are the actor parameters.
+PureJaxRL structure: rollout, GAE and epochs × minibatches are ``lax.scan``s inside one
+scan over updates (``config.num_envs`` vmapped envs); ``policy_params`` are the actor's.
 
 Design decisions
 ----------------
