@@ -272,7 +272,6 @@ def box_bounds(space: spaces.Space) -> tuple[dict, dict]:
     return {k: s.low for k, s in boxes.items()}, {k: s.high for k, s in boxes.items()}
 
 
-
 # -------------------------------------------------------------- encoded actions
 @struct.dataclass
 class Group:
