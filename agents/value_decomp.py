@@ -124,7 +124,8 @@ def hparams_grid(config: Config | None = None, **axes) -> tuple[dict, list[dict]
 
 # ------------------------------------------------------------------ networks
 class AgentQNet(nn.Module):
-    """One recurrent step: ``(h, x, reset) -> (h', q)``; ``reset`` zeroes h first."""
+    """One recurrent step ``(h, x, reset) -> (h', q)``: Dense(fc) + ReLU → ``GRUCell`` →
+    Dense(|A|); ``reset`` zeroes h first."""
 
     num_actions: int
     hidden: int = 64
