@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from agents.adapters import for_env
 from jaxsg.env import INVALID_ACTION
 from jaxsg.validation import Bound
 
@@ -30,21 +31,31 @@ COUNT0 = Bound(0, math.inf, integer=True)
 UNIT = Bound(0.0, 1.0)
 POSITIVE = Bound(0.0, math.inf, low_inclusive=False, high_inclusive=False)
 NON_NEGATIVE = Bound(0.0, math.inf, high_inclusive=False)
-#: The bounds every off-policy learner's config shares (a ``BOUNDS`` table starts from it).
-OFF_POLICY_BOUNDS = dict(num_envs=COUNT, num_updates=COUNT, buffer_size=COUNT, batch_size=COUNT,
-                         warmup_updates=COUNT0, gamma=UNIT, max_grad_norm=POSITIVE,
-                         reward_scale=POSITIVE)
+#: Bounds of fields many configs share, by name: :func:`check_config` applies those a config
+#: has; its ``BOUNDS`` table adds to or overrides them.
+COMMON_BOUNDS = dict(num_envs=COUNT, num_updates=COUNT, buffer_size=COUNT, batch_size=COUNT,
+                     warmup_updates=COUNT0, gamma=UNIT, lr=POSITIVE, max_grad_norm=POSITIVE,
+                     reward_scale=POSITIVE, eps_start=UNIT, eps_end=UNIT,
+                     eps_decay_fraction=UNIT)
 
 
 def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None:
     """Validate a frozen dataclass ``config``: its numeric fields against ``bounds``
-    (default: its class attribute ``BOUNDS``; ``None`` values are skipped, a field left to
-    the scenario adapter) and its string options against ``CHOICES`` (``{field: (allowed,
-    ...)}``, if the class has one), with the same ``ValueError`` format as env params: the
-    field and its allowed range or values."""
+    (default: :data:`COMMON_BOUNDS` and its class attribute ``BOUNDS``; ``None`` values are
+    skipped, a field left to the scenario adapter), its ``bool`` fields' type and its string
+    options against ``CHOICES`` (``{field: (allowed, ...)}``, if the class has one), with
+    the same ``ValueError`` format as env params: the field and its allowed range or
+    values."""
     where = type(config).__name__
-    bounds = type(config).BOUNDS if bounds is None else bounds
-    names = {f.name for f in dataclasses.fields(config)}
+    fields = dataclasses.fields(config)
+    names = {f.name for f in fields}
+    if bounds is None:
+        bounds = {k: b for k, b in COMMON_BOUNDS.items() if k in names}
+        bounds.update(type(config).BOUNDS)
+    for f in fields:
+        value = getattr(config, f.name)
+        if f.type in ("bool", bool) and not isinstance(value, (bool, jnp.bool_)):
+            raise ValueError(f"{where}: field '{f.name}' must be a bool, got {value!r}")
     for name, allowed in getattr(type(config), "CHOICES", {}).items():
         if getattr(config, name) not in allowed:
             raise ValueError(f"{where}: field '{name}' = {getattr(config, name)!r}; "
@@ -64,6 +75,22 @@ def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None
 def config_json(config: Any) -> str:
     """The config as JSON (nested dataclasses as dicts, tuples as lists)."""
     return json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+
+
+def reward_scale(config: Any, env, params) -> Any:
+    """``config.reward_scale``, or the scenario adapter's when it is None."""
+    value = config.reward_scale
+    return for_env(env).reward_scale(env, params) if value is None else value
+
+
+def vec_env(env, num_envs: int) -> tuple[Callable, Callable]:
+    """``reset(key, params)`` and ``step(key, states, actions, params)`` of ``num_envs``
+    envs (vmapped); each call splits its key into one per env."""
+    reset = jax.vmap(env.reset, in_axes=(0, None))
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    return (lambda key, params: reset(jax.random.split(key, num_envs), params),
+            lambda key, states, actions, params: step(jax.random.split(key, num_envs), states,
+                                                      actions, params))
 
 
 def with_agent_id(x: jnp.ndarray) -> jnp.ndarray:
@@ -91,9 +118,13 @@ def broadcast_agents(tree: PyTree, n: int) -> PyTree:
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)
 
 
-def linear(start: float, end: float, steps: int) -> optax.Schedule:
-    """Linear from ``start`` to ``end`` over ``steps`` counts, then constant."""
-    return optax.linear_schedule(start, end, max(int(steps), 1))
+def linear(start: float, end: float, steps) -> optax.Schedule:
+    """Linear from ``start`` to ``end`` over ``steps`` counts (at least 1), then constant;
+    ``steps`` may be traced (a swept ε-decay fraction)."""
+    if isinstance(steps, (int, float)):
+        return optax.linear_schedule(start, end, max(int(steps), 1))
+    return lambda count: start + (end - start) * jnp.clip(count / jnp.maximum(steps, 1.0),
+                                                          0.0, 1.0)
 
 
 def soft_update(online: PyTree, target: PyTree, tau: float) -> PyTree:
@@ -115,10 +146,15 @@ def gate(pred: jnp.ndarray, new: PyTree, old: PyTree) -> PyTree:
         pred.reshape(pred.shape + (1,) * (jnp.ndim(a) - pred.ndim)), a, b), new, old)
 
 
-def stacked_step(tx: optax.GradientTransformation, params: PyTree, opt: PyTree, grads: PyTree):
-    """One optimiser step per agent (leading axis): ``(params, opt)`` after ``grads``."""
-    updates, opt = jax.vmap(tx.update)(grads, opt, params)
+def opt_step(tx: optax.GradientTransformation, params: PyTree, opt: PyTree, grads: PyTree):
+    """One optimiser step: ``(params, opt)`` after ``grads``."""
+    updates, opt = tx.update(grads, opt, params)
     return optax.apply_updates(params, updates), opt
+
+
+def stacked_step(tx: optax.GradientTransformation, params: PyTree, opt: PyTree, grads: PyTree):
+    """:func:`opt_step` per agent (leading axis)."""
+    return jax.vmap(lambda p, o, g: opt_step(tx, p, o, g))(params, opt, grads)
 
 
 @struct.dataclass

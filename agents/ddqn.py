@@ -17,7 +17,7 @@ elected (−1) → no aggregation. The election reads the env states the step re
 Metrics per update: the env metrics (:func:`agents.core.env_metrics`), ``reward`` per
 agent, the adapter's training metrics, the block log ``aggregator`` (−2: no aggregation
 this update, −1: nobody elected, else the id) with ``aggregator_reputation``, ``loss``,
-``q_mean``, ``epsilon``. ``reward_scale`` None takes the adapter's scale.
+``q_mean``, ``epsilon``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -33,7 +32,7 @@ from flax import struct
 from agents import core, replay
 from agents.adapters import for_env
 from agents.federated import broadcast, weighted_average
-from agents.networks import mlp_head
+from agents.networks import MLPHead
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,21 +54,14 @@ class Config:
     reward_scale: float | None = None  # None: the scenario adapter's scale
     hidden: Sequence[int] = (64, 64)
 
-    BOUNDS: ClassVar = dict(
-        core.OFF_POLICY_BOUNDS, lr=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
-        eps_decay_fraction=core.UNIT, local_round=core.COUNT, aggregation_rounds=core.COUNT)
+    BOUNDS: ClassVar = dict(local_round=core.COUNT, aggregation_rounds=core.COUNT)
 
     def __post_init__(self):
         core.check_config(self)
 
 
-class QNetwork(nn.Module):
-    num_actions: int
-    hidden: Sequence[int] = (64, 64)
-
-    @nn.compact
-    def __call__(self, obs):
-        return mlp_head(obs, self.num_actions, 1.0, "q", tuple(self.hidden), "relu")
+def q_network(num_actions: int, config: Config) -> MLPHead:
+    return MLPHead(num_actions, 1.0, "q", config.hidden)
 
 
 @struct.dataclass
@@ -90,22 +82,21 @@ def make_train(env, config: Config):
     cls = ad.learning_class(env)
     n, n_a = env.num_agents(cls), env.action_space(cls).n
     obs_dim = env.observation_space(cls).shape[-1]
-    net = QNetwork(n_a, tuple(cfg.hidden))
+    net = q_network(n_a, cfg)
     q_values = lambda p, o: core.stacked_apply(net.apply, p, o)  # noqa: E731
     tx = core.adam(cfg.lr, cfg.max_grad_norm)
-    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    vreset = jax.vmap(env.reset, in_axes=(0, None))
+    reset, step = core.vec_env(env, cfg.num_envs)
     epsilon = core.linear(cfg.eps_start, cfg.eps_end, cfg.eps_decay_fraction * cfg.num_updates)
     agg_period = cfg.local_round * cfg.aggregation_rounds
 
     def train(key, env_params):
         k_init, k_env, k_run = jax.random.split(key, 3)
         q = core.stacked_init(net.init, k_init, n, jnp.zeros((obs_dim,)))
-        obs, env_state = vreset(jax.random.split(k_env, cfg.num_envs), env_params)
+        obs, env_state = reset(k_env, env_params)
         item = {"obs": jnp.zeros((n, obs_dim)), "action": jnp.zeros((n,), jnp.int32),
                 "reward": jnp.zeros((n,)), "next_obs": jnp.zeros((n, obs_dim)),
                 "term": jnp.zeros((), jnp.float32)}
-        scale = ad.reward_scale(env, env_params) if cfg.reward_scale is None else cfg.reward_scale
+        scale = core.reward_scale(cfg, env, env_params)
         state = TrainState(q, q, jax.vmap(tx.init)(q), replay.init(item, cfg.buffer_size),
                            env_state, obs, k_run, jnp.zeros((), jnp.int32))
 
@@ -124,8 +115,8 @@ def make_train(env, config: Config):
             greedy = jnp.argmax(q_values(ts.q, ts.obs[cls]), -1)  # (E, n)
             action = core.epsilon_greedy(k_eps, eps, greedy,
                                          jax.random.randint(k_rand, greedy.shape, 0, n_a))
-            obs2, env_state, reward, term, _, info = vstep(
-                jax.random.split(k_env, cfg.num_envs), ts.env_state, {cls: action}, env_params)
+            obs2, env_state, reward, term, _, info = step(k_env, ts.env_state, {cls: action},
+                                                          env_params)
             buf = replay.add_batch(ts.buffer, {
                 "obs": ts.obs[cls], "action": action, "reward": reward[cls],
                 "next_obs": info["final_observation"][cls], "term": term.astype(jnp.float32)})
@@ -167,7 +158,7 @@ def make_policy(env, config: Config, policy_params):
     """``policy(key, obs, state, params) -> action``: greedy on the trained per-agent Q
     networks."""
     cls = for_env(env).learning_class(env)
-    net = QNetwork(env.action_space(cls).n, tuple(config.hidden))
+    net = q_network(env.action_space(cls).n, config)
 
     def policy(key, obs, state, params):
         del state, params

@@ -20,9 +20,7 @@ SGIN decisions (record; Sec. IV-C, eq. 34-36)
    keeps the paper's monotonicity (more task bits or a longer LEO distance → more weight).
 3. **Critics stay local.** Only the actor pytree is passed in; the caller never aggregates
    critic parameters. The global actor is issued to every follower with :func:`broadcast`.
-4. **Server step size u for every rule.** Z ← Z + u·(agg(Z_clients) − Z) (u = 1: replace
-   by the aggregate). "fedavg" weights clients by the given weights (data size in McMahan
-   et al.; uniform if none given); "median" and "trimmed_mean" are unweighted.
+4. **Server step size u for every rule** (:func:`aggregate`; u = 1: the aggregate).
 """
 
 from __future__ import annotations
@@ -149,10 +147,10 @@ class FederatedConfig:
 def aggregate(config: FederatedConfig, global_params: PyTree, stacked: PyTree,
               weights: jnp.ndarray | None = None) -> PyTree:
     """New global model Z ← Z + u·(agg(stacked) − Z) (eq. 34-35 for "fedavg") under
-    ``config.rule``: "fedavg" weighted by ``weights`` (C,) (uniform if None), "median",
-    "trimmed_mean" (``config.trim_fraction``). Issue it to the clients with
-    :func:`broadcast`."""
-    core.check_config(config)
+    ``config.rule``: "fedavg" weighted by ``weights`` (C,) (data sizes in McMahan et al.;
+    uniform if None), unweighted "median" and "trimmed_mean" (``config.trim_fraction``).
+    Issue it to the clients with :func:`broadcast`."""
+    core.check_config(config)  # also a config whose fields were set after construction
     c = _num_clients(stacked)
     if config.rule == "fedavg":
         target = weighted_average(stacked, jnp.ones((c,)) if weights is None else weights)

@@ -97,7 +97,7 @@ class FLConfig:
 
     BOUNDS: ClassVar = dict(
         num_users=core.COUNT, num_bs=core.COUNT, local_epochs=core.COUNT,
-        local_batch_size=core.COUNT, num_producers=core.COUNT, lr=core.POSITIVE,
+        local_batch_size=core.COUNT, num_producers=core.COUNT,
         dirichlet_alpha=core.NON_NEGATIVE, val_fraction=Bound(0.0, 0.9),
         verify_tol=core.FINITE, trim_fraction=Bound(0.0, 0.5, high_inclusive=False),
         attack_scale=core.FINITE, s_ini=core.POSITIVE, coin_reward=core.FINITE)
@@ -106,10 +106,6 @@ class FLConfig:
 
     def __post_init__(self):
         core.check_config(self)
-        for name in ("verify", "colluding"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"FLConfig: field '{name}' must be a bool, "
-                                 f"got {getattr(self, name)!r}")
         if self.num_producers > self.num_bs:
             raise ValueError(f"FLConfig: field 'num_producers' = {self.num_producers} must be "
                              f"<= num_bs = {self.num_bs}")
@@ -152,15 +148,12 @@ def load_dataset(dataset: str = "digits", seed: int = 0) -> dict:
     missing = [k for k in NPZ_KEYS if k not in raw]
     if missing:
         raise ValueError(f"dataset file '{dataset}' lacks arrays {missing} (has {files})")
-    out = {}
     for split in ("train", "test"):
         x = raw[f"x_{split}"]
         x = x.astype(np.float32) / (255.0 if x.dtype == np.uint8 or x.max() > 1.5 else 1.0)
-        if x.ndim == 3:
-            x = x[..., None]
-        out[f"x_{split}"] = x
-        out[f"y_{split}"] = raw[f"y_{split}"].reshape(-1).astype(np.int32)
-    return out
+        raw[f"x_{split}"] = x[..., None] if x.ndim == 3 else x
+        raw[f"y_{split}"] = raw[f"y_{split}"].reshape(-1).astype(np.int32)
+    return raw
 
 
 class ClientData(NamedTuple):
@@ -185,16 +178,13 @@ def partition(x, y, num_users: int, kind: str = "iid", alpha: float = 0.5, seed:
             w = np.asarray(sizes, np.float64)
             bounds = np.round(np.cumsum(w) / w.sum() * n).astype(int)
             parts = np.split(perm, bounds[:-1])
-    else:
-        classes = np.unique(y)
-        parts = [[] for _ in range(num_users)]
-        for c in classes:
+    else:  # each class's samples split over the clients by Dirichlet(α) shares
+        per_class = []
+        for c in np.unique(y):
             idx = rng.permutation(np.flatnonzero(y == c))
-            p = rng.dirichlet(np.full(num_users, alpha))
-            cuts = (np.cumsum(p) * len(idx)).astype(int)[:-1]
-            for j, chunk in enumerate(np.split(idx, cuts)):
-                parts[j].extend(chunk.tolist())
-        parts = [np.asarray(p, int) for p in parts]
+            cuts = (np.cumsum(rng.dirichlet(np.full(num_users, alpha))) * len(idx)).astype(int)
+            per_class.append(np.split(idx, cuts[:-1]))
+        parts = [np.concatenate([chunks[j] for chunks in per_class]) for j in range(num_users)]
     # every client gets at least one sample
     parts = [p if len(p) else rng.integers(0, n, 1) for p in parts]
     n_max = max(len(p) for p in parts)

@@ -22,14 +22,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, NamedTuple, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from agents import core, replay
 from agents.adapters import for_env
-from agents.networks import QCritic, box_bounds, hybrid_heads, mlp_head
+from agents.networks import MLPHead, QCritic, box_bounds, components, hybrid_heads
 from jaxsg import spaces
 
 REWARD_TRANSFORMS = ("linear", "log_cost")
@@ -72,7 +71,7 @@ class Config:
     hidden: Sequence[int] = (128, 128)
 
     BOUNDS: ClassVar = dict(
-        core.OFF_POLICY_BOUNDS, updates_per_step=core.COUNT, tau=core.UNIT, ou_theta=core.UNIT,
+        updates_per_step=core.COUNT, tau=core.UNIT, ou_theta=core.UNIT,
         actor_lr=core.POSITIVE, critic_lr=core.POSITIVE, preact_l2=core.NON_NEGATIVE,
         noise_start=core.NON_NEGATIVE, noise_end=core.NON_NEGATIVE)
     CHOICES: ClassVar = dict(policy_from=("actor", "target"), reward_transform=REWARD_TRANSFORMS)
@@ -84,15 +83,9 @@ class Config:
                              f"got {self.hidden!r}")
 
 
-class Actor(nn.Module):
-    action_dim: int
-    hidden: Sequence[int] = (128, 128)
-    raw: bool = False  # True: the pre-tanh output z (same parameters)
-
-    @nn.compact
-    def __call__(self, obs):
-        z = mlp_head(obs, self.action_dim, 0.01, "out", self.hidden, "relu")
-        return z if self.raw else jnp.tanh(z)
+def actor_network(action_dim: int, config: Config) -> MLPHead:
+    """π_i(o_i) before the tanh: the pre-activation z (the policy is tanh(z))."""
+    return MLPHead(action_dim, 0.01, "out", config.hidden)
 
 
 class ActionCodec:
@@ -103,8 +96,7 @@ class ActionCodec:
         discrete, self.names = hybrid_heads(space)
         if discrete:
             raise ValueError(f"MADDPG needs continuous (Box) actions; {discrete} are discrete")
-        self.is_dict = isinstance(space, spaces.Dict)
-        comps = space.spaces if self.is_dict else {"action": space}
+        self.is_dict, comps = isinstance(space, spaces.Dict), components(space)
         self.shapes = {k: tuple(comps[k].shape[1:]) for k in self.names}
         self.sizes = {k: int(np.prod(self.shapes[k], dtype=np.int64)) for k in self.names}
         self.dim = sum(self.sizes.values())
@@ -139,17 +131,15 @@ def make_train(env, config: Config = Config()):
     obs_dim = env.observation_space(cls).shape[-1]
     codec = ActionCodec(env, cls)
     a_dim = codec.dim
-    actor = Actor(a_dim, tuple(cfg.hidden))
-    actor_raw = Actor(a_dim, tuple(cfg.hidden), raw=True)
+    actor = actor_network(a_dim, cfg)
     critic = QCritic(tuple(cfg.hidden), "relu")
     actor_tx = core.adam(cfg.actor_lr, cfg.max_grad_norm)
     critic_tx = core.adam(cfg.critic_lr, cfg.max_grad_norm)
     sigma_at = core.linear(cfg.noise_start, cfg.noise_end, cfg.num_updates - 1)
-    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    vreset = jax.vmap(env.reset, in_axes=(0, None))
+    reset, step = core.vec_env(env, cfg.num_envs)
 
     def pi(params, obs):  # params stacked (M, ...), obs (..., M, d) -> (..., M, A)
-        return core.stacked_apply(actor.apply, params, obs)
+        return jnp.tanh(core.stacked_apply(actor.apply, params, obs))
 
     def q_all(params, state, u):  # state (B, M·d), u (B, M, A) -> (B, M)
         flat = u.reshape(u.shape[:-2] + (-1,))
@@ -174,7 +164,7 @@ def make_train(env, config: Config = Config()):
             return jnp.sum(jnp.mean((q_all(p, s, batch["u"]) - y) ** 2, axis=0)), None
 
         def actor_loss(p, critic_p):
-            z = core.stacked_apply(actor_raw.apply, p, batch["obs"])  # (B, M, A) pre-tanh
+            z = core.stacked_apply(actor.apply, p, batch["obs"])  # (B, M, A) pre-tanh
             mine = jnp.tanh(z)
             eye = jnp.eye(m, dtype=bool)[:, None, :, None]  # (i, 1, j, 1)
             # joint action for critic i: agent i's own from π_i, others from the buffer
@@ -192,10 +182,10 @@ def make_train(env, config: Config = Config()):
         """``gamma`` (optional, may be traced) overrides ``config.gamma``, so a γ sweep is
         one ``vmap`` of one compiled function."""
         gamma = jnp.asarray(cfg.gamma if gamma is None else gamma, jnp.float32)
-        scale = ad.reward_scale(env, env_params) if cfg.reward_scale is None else cfg.reward_scale
+        scale = core.reward_scale(cfg, env, env_params)
         k_net, k_env, k_run = jax.random.split(key, 3)
         nets = init_nets(k_net)
-        obs, env_state = vreset(jax.random.split(k_env, cfg.num_envs), env_params)
+        obs, env_state = reset(k_env, env_params)
         example = {"obs": jnp.zeros((m, obs_dim)), "u": jnp.zeros((m, a_dim)),
                    "rew": jnp.zeros((m,)), "nobs": jnp.zeros((m, obs_dim)),
                    "term": jnp.zeros(())}
@@ -209,8 +199,8 @@ def make_train(env, config: Config = Config()):
             noise = core.ou_step(ts.noise, k_noise, cfg.ou_theta, sigma)
             u = jnp.clip(pi(ts.nets.actor, ts.obs) + noise, -1.0, 1.0)
             action = {cls: codec.decode(u, env_params)}
-            obs2, env_state, reward, term, trunc, info = vstep(
-                jax.random.split(k_env, cfg.num_envs), ts.env_state, action, env_params)
+            obs2, env_state, reward, term, trunc, info = step(k_env, ts.env_state, action,
+                                                              env_params)
             items = {"obs": ts.obs, "u": u, "rew": reward[cls],
                      "nobs": info["final_observation"][cls], "term": term.astype(jnp.float32)}
             buf = replay.add_batch(ts.buffer, items)
@@ -239,11 +229,11 @@ def make_policy(env, config: Config, policy_params):
     """Deterministic ``policy(key, obs, state, params) -> action`` from trained actors."""
     cls = for_env(env).learning_class(env, only="MADDPG")
     codec = ActionCodec(env, cls)
-    actor = Actor(codec.dim, tuple(config.hidden))
+    actor = actor_network(codec.dim, config)
 
     def policy(key, obs, state, params):
         del key, state
-        return {cls: codec.decode(core.stacked_apply(actor.apply, policy_params, obs[cls]),
-                                  params)}
+        u = jnp.tanh(core.stacked_apply(actor.apply, policy_params, obs[cls]))
+        return {cls: codec.decode(u, params)}
 
     return policy

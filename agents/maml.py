@@ -6,10 +6,6 @@ loop updates w ← w − β∇_w Σ_Γ L_Γ(w') on the tasks' test samples,
 differentiating *through* the inner loop (second order by default; the
 first-order approximation treats ∇L_Γ as a constant).
 
-* :func:`adapt` — K SGD steps as a ``lax.scan`` of ``jax.grad`` steps.
-* :func:`meta_loss` — mean over a vmapped task batch of the post-adaptation loss.
-* :func:`make_meta_train_step` — jitted outer step with any optax optimiser.
-
 Task distributions (a batch of env params per meta-iteration) are scenario
 knowledge: the adapter's ``sample_tasks`` (``agents.adapters``).
 
@@ -27,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from agents import core
+
 PyTree = Any
 LossFn = Callable[[PyTree, PyTree], jnp.ndarray]
 
@@ -39,15 +37,10 @@ def adapt(
     lr: float,
     first_order: bool = False,
 ) -> PyTree:
-    """Inner loop: ``steps`` SGD steps p ← p − lr·∇_p loss_fn(p, task).
-
-    ``steps`` and ``first_order`` are static; ``lr`` may be traced. The steps
-    run in a ``lax.scan``, so gradients of the result w.r.t. ``params`` are
-    exact second-order MAML gradients; with ``first_order=True`` the inner
-    gradient is wrapped in ``stop_gradient`` (FOMAML: d p_K / d p_0 = I).
-    The adapted parameters are the same either way; only their derivative
-    differs.
-    """
+    """Inner loop: ``steps`` SGD steps p ← p − lr·∇_p loss_fn(p, task) in a ``lax.scan``
+    (``steps``, ``first_order`` static; ``lr`` may be traced). Differentiating the result
+    gives exact second-order MAML gradients; ``first_order=True`` stops the inner
+    gradient (FOMAML: d p_K / d p_0 = I), with the same adapted parameters."""
     steps = int(steps)
     if steps < 0:
         raise ValueError(f"steps must be >= 0; got {steps}")
@@ -75,11 +68,8 @@ def meta_loss(
     lr: float,
     first_order: bool = False,
 ) -> jnp.ndarray:
-    """Eq. 31: mean over tasks Γ of loss_fn(adapt(params, Γ_train), Γ_val).
-
-    ``tasks_train`` and ``tasks_val`` are task batches (leading task axis) of
-    equal length; the per-task computation is vmapped.
-    """
+    """Eq. 31: mean over tasks Γ of loss_fn(adapt(params, Γ_train), Γ_val); the task
+    batches (leading task axis, equal lengths) are vmapped."""
 
     def one(task_train, task_val):
         adapted = adapt(params, task_train, loss_fn, steps, lr, first_order)
@@ -95,21 +85,15 @@ def make_meta_train_step(
     lr: float,
     first_order: bool = False,
 ) -> Callable:
-    """Jitted outer update (Alg. 2 line 10) with an optax optimiser (β is its learning rate).
-
-    Returns ``step(params, opt_state, tasks_train, tasks_val) -> (params,
-    opt_state, meta_loss)``, where ``meta_loss`` is evaluated at the incoming
-    ``params`` (before the update). Initialise ``opt_state`` with
-    ``optimizer.init(params)``.
-    """
+    """Jitted outer update (Alg. 2 line 10; β is the optax ``optimizer``'s learning rate):
+    ``step(params, opt_state, tasks_train, tasks_val) -> (params, opt_state, meta_loss)``,
+    ``meta_loss`` at the incoming ``params``; ``opt_state = optimizer.init(params)``."""
 
     @jax.jit
     def step(params, opt_state, tasks_train, tasks_val):
         loss, grads = jax.value_and_grad(meta_loss)(
             params, tasks_train, tasks_val, loss_fn, steps, lr, first_order
         )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return params, opt_state, loss
+        return (*core.opt_step(optimizer, params, opt_state, grads), loss)
 
     return step

@@ -1,10 +1,7 @@
 """MAPPO (multi-agent PPO with a centralised critic) for hybrid actions.
 
-PureJaxRL structure: ``make_train(env, config)`` returns a pure ``train(key, params) ->
-(policy_params, metrics)`` (rollout ``lax.scan``, GAE, epochs × minibatches ``lax.scan``,
-all inside one ``lax.scan`` over updates, ``config.num_envs`` vmapped envs), so
-``jax.jit(jax.vmap(train))`` trains seeds × a swept params axis in one call.
-``policy_params`` are the actor parameters.
+PureJaxRL structure: rollout, GAE and epochs × minibatches are ``lax.scan``s inside one
+scan over updates (``config.num_envs`` vmapped envs); ``policy_params`` are the actor's.
 
 Design decisions
 ----------------
@@ -29,19 +26,14 @@ Design decisions
   divided by the running std of the scaled per-agent rewards (Chan batch update, no mean
   subtraction); training only — every reported metric is raw.
 * **GAE with auto-reset** (:func:`agents.core.gae`): the critic is evaluated on
-  ``info["final_observation"]``, so truncation bootstraps from the true last observation,
-  termination does not, and no advantage crosses an episode.
+  ``info["final_observation"]`` for the bootstrap.
 * **Loss**: clipped surrogate on per-agent ratios of the joint action, advantages
   normalised per minibatch, clipped value loss, entropy bonus; one Adam over actor and
   critic, global-norm clipping, optional linear LR annealing. Masks from
   ``env.avail_actions`` are stored with the rollout.
-* **Evaluation**: ``make_policy(..., deterministic=True)`` plays the mode of every head
-  (argmax, ``tanh(loc)``); the key is unused, so greedy evaluation is deterministic.
 
-CPU hazard (jaxlib 0.10.x): on 2 cores ``jax.jit(jax.vmap(train))`` can wedge in
-``block_until_ready`` unless the process starts with
-``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``;
-``tests/test_mappo.py`` trains in a subprocess with it.
+CPU hazard: ``jax.jit(jax.vmap(train))`` can wedge without the XLA flags of
+:mod:`sweeps.platform`; ``tests/test_mappo.py`` trains in a subprocess with them.
 """
 
 from __future__ import annotations
@@ -92,11 +84,9 @@ class Config:
     mode_heads: tuple[tuple[str, str], ...] | None = None
 
     BOUNDS: ClassVar = dict(
-        num_envs=core.COUNT, num_steps=core.COUNT, num_updates=core.COUNT,
-        update_epochs=core.COUNT, num_minibatches=core.COUNT, gamma=core.UNIT,
+        num_steps=core.COUNT, update_epochs=core.COUNT, num_minibatches=core.COUNT,
         gae_lambda=core.UNIT, clip_eps=core.POSITIVE, ent_coef=core.NON_NEGATIVE,
-        vf_coef=core.NON_NEGATIVE, lr=core.POSITIVE, max_grad_norm=core.POSITIVE,
-        reward_scale=core.POSITIVE)
+        vf_coef=core.NON_NEGATIVE)
     CHOICES: ClassVar = dict(continuous_dist=nw.CONTINUOUS_DISTS,
                              activation=tuple(nw.ACTIVATIONS))
 
@@ -200,11 +190,6 @@ def decode(nets: _Nets, encoded: dict, low: dict, high: dict, orders: dict) -> d
                             nets.relative, orders)
 
 
-def _global_obs(obs: dict, agent_classes: Sequence[str]) -> jnp.ndarray:
-    """Global state for one env: every class's observations flattened, concatenated."""
-    return jnp.concatenate([jnp.reshape(obs[c], (-1,)) for c in agent_classes])
-
-
 def init_policy_params(env, config: Config, key: chex.PRNGKey):
     """Fresh actor parameters (also the template for :func:`agents.core.load_checkpoint`)."""
     nets = _build(env, config)
@@ -224,21 +209,18 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
     lr = optax.linear_schedule(config.lr, 0.0, config.num_updates * config.update_epochs * M) \
         if config.anneal_lr else config.lr
     tx = core.adam(lr, config.max_grad_norm, eps=1e-5)
-    v_global = jax.vmap(_global_obs, in_axes=(0, None))
+    reset, step = core.vec_env(env, E)
+
+    def v_global(obs):  # (E, G): every class's observations flattened, concatenated
+        return jnp.concatenate([jnp.reshape(obs[c], (E, -1)) for c in classes], -1)
 
     def value_fn(critic_params, global_obs):  # (..., G) -> (..., n): V(state, agent id)
         g = jnp.broadcast_to(global_obs[..., None, :], global_obs.shape[:-1] + (n,) +
                              global_obs.shape[-1:])
         return nets.critic.apply(critic_params, core.with_agent_id(g))
 
-    def step_one(key, state, action, params):
-        obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
-        return (obs, state, reward, terminated, truncated, info["final_observation"],
-                scalar_metrics(info))
-
     def train(key: chex.PRNGKey, params: Any):
-        scale = ad.reward_scale(env, params) if config.reward_scale is None \
-            else config.reward_scale
+        scale = core.reward_scale(config, env, params)
         key, k_actor, k_critic, k_reset = jax.random.split(key, 4)
         net_params = {
             "actor": nets.actor.init(k_actor, jnp.zeros((n, nets.obs_dim + n), jnp.float32)),
@@ -248,8 +230,7 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
         low, high = nw.box_bounds(env.action_space(cls, params))
         others = jax.tree.map(lambda a: jnp.broadcast_to(a, (E,) + a.shape),
                               fixed_actions(env, params))
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, E),
-                                                                 params)
+        obs, env_state = reset(k_reset, params)
         stats = RunningStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
 
         def env_step(carry, step_key):
@@ -258,16 +239,15 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
             masks = jax.vmap(env.avail_actions, in_axes=(0, None))(env_state, params)[cls]
             dist, masks, orders = _distribution(env, nets, net_params["actor"], obs[cls], masks)
             action = dist.sample(seed=k_act)
-            g_obs = v_global(obs, classes)
-            obs_next, env_state, reward, terminated, truncated, final_obs, metrics = jax.vmap(
-                step_one, in_axes=(0, 0, 0, None)
-            )(jax.random.split(k_env, E), env_state,
-              {cls: decode(nets, action, low, high, orders), **others}, params)
+            g_obs = v_global(obs)
+            obs_next, env_state, reward, terminated, truncated, info = step(
+                k_env, env_state, {cls: decode(nets, action, low, high, orders), **others},
+                params)
             transition = Transition(
                 obs[cls], g_obs, masks, action, log_prob_entropy(dist, action, nets)[0],
                 value_fn(net_params["critic"], g_obs),
-                value_fn(net_params["critic"], v_global(final_obs, classes)), reward[cls],
-                terminated, terminated | truncated, metrics)
+                value_fn(net_params["critic"], v_global(info["final_observation"])),
+                reward[cls], terminated, terminated | truncated, jax.vmap(scalar_metrics)(info))
             return (net_params, env_state, obs_next), transition
 
         def loss_fn(net_params, mb: Transition, adv, target):
@@ -291,8 +271,7 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
         def update_minibatch(carry, mb):
             net_params, opt_state = carry
             grads, aux = jax.grad(loss_fn, has_aux=True)(net_params, *mb)
-            updates, opt_state = tx.update(grads, opt_state, net_params)
-            return (optax.apply_updates(net_params, updates), opt_state), aux
+            return core.opt_step(tx, net_params, opt_state, grads), aux
 
         def update_epoch(carry, epoch_key):
             net_params, opt_state, batch = carry

@@ -82,6 +82,21 @@ def mlp_head(x, features: int, gain: float, out: str, hidden, activation) -> jnp
     return orthogonal_dense(features, gain, name=out)(h)
 
 
+class MLPHead(nn.Module):
+    """:func:`mlp_head` as a module (Q-networks, deterministic actors)."""
+
+    features: int
+    gain: float
+    out: str
+    hidden: Sequence[int] = (64, 64)
+    activation: str | Callable = "relu"
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        return mlp_head(x, self.features, self.gain, self.out, tuple(self.hidden),
+                        self.activation)
+
+
 class HybridDistribution(distrax.Joint):
     """Joint distribution over a dict hybrid action (see the module docstring), continuous
     values in [−1, 1]; every component shares one batch shape (e.g. ``(num_envs,
@@ -236,9 +251,14 @@ class QCritic(ValueCritic):
         return mlp_head(x, 1, 1.0, "q", self.hidden, self.activation)[..., 0]
 
 
+def components(space: spaces.Space) -> dict:
+    """``{name: space}`` of a ``spaces.Dict``; a single space is ``{"action": space}``."""
+    return space.spaces if isinstance(space, spaces.Dict) else {"action": space}
+
+
 def hybrid_heads(space: spaces.Space) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
     """``(discrete, continuous)`` head specs of a ``spaces.Dict`` (or single) action space."""
-    comps = space.spaces if isinstance(space, spaces.Dict) else {"action": space}
+    comps = components(space)
     discrete = tuple((k, s.n) for k, s in comps.items() if isinstance(s, spaces.Discrete))
     continuous = tuple(k for k, s in comps.items() if isinstance(s, spaces.Box))
     if len(discrete) + len(continuous) != len(comps):
@@ -248,11 +268,8 @@ def hybrid_heads(space: spaces.Space) -> tuple[tuple[tuple[str, int], ...], tupl
 
 def box_bounds(space: spaces.Space) -> tuple[dict, dict]:
     """``(low, high)`` dicts of the Box components (arrays with the space's shape)."""
-    comps = space.spaces if isinstance(space, spaces.Dict) else {"action": space}
-    low = {k: s.low for k, s in comps.items() if isinstance(s, spaces.Box)}
-    high = {k: s.high for k, s in comps.items() if isinstance(s, spaces.Box)}
-    return low, high
-
+    boxes = {k: s for k, s in components(space).items() if isinstance(s, spaces.Box)}
+    return {k: s.low for k, s in boxes.items()}, {k: s.high for k, s in boxes.items()}
 
 
 # -------------------------------------------------------------- encoded actions
@@ -278,7 +295,7 @@ def action_group(space, modes=()) -> Group:
     """The :class:`Group` of an action space; ``modes`` naming absent heads are dropped
     (sgin's ``("cpu", "offload")`` under ``payoff="paper"``, whose head is ``cpu_ghz``)."""
     discrete, cont_names = hybrid_heads(space)
-    comps = space.spaces if isinstance(space, spaces.Dict) else {"action": space}
+    comps = components(space)
     sizes = tuple((k, int(np.prod(comps[k].shape[1:])) or 1) for k in cont_names)
     modes = tuple((c, d) for c, d in modes if c in dict(sizes) and d in dict(discrete))
     return Group(discrete, sizes, modes)

@@ -4,7 +4,8 @@ Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): each agent has a GRU + FC
 fed its own observation and last action; VDN's joint value is the sum of the agents'
 values (eq. 22), trained with the TD loss of eq. (23) from an episode replay buffer with
 target networks. QMIX (Rashid et al. 2018) replaces the sum by a state-conditioned
-monotone hypernetwork mixer; IQL trains every agent on its own TD error.
+monotone hypernetwork mixer (:class:`QMixer`; state = all agents' observations); IQL
+trains every agent on its own TD error (mean of the agents' losses).
 
     train = make_train(env, Config(mixer="vdn"))
     policy_params, metrics = jax.jit(train)(key, params)
@@ -12,9 +13,8 @@ monotone hypernetwork mixer; IQL trains every agent on its own TD error.
 
 Design decisions
 ----------------
-* **Agent network.** ``AgentQNet``: Dense(fc) + ReLU → ``GRUCell`` → Dense(|A|); input =
-  the adapter's observation features ‖ own last action one-hot ‖ one-hot agent id;
-  parameters shared by every agent of the learning class.
+* **Agent network** (:class:`AgentQNet`), shared by every agent of the learning class;
+  input = the adapter's observation features ‖ own last action one-hot ‖ one-hot agent id.
 * **Reset alignment.** Step t's ``reset`` flag is the done flag of step t − 1 (True at the
   first step), and h is zeroed *before* consuming x_t. Resetting with step t's own done
   (JaxMARL's recurrent IQL/VDN/QMIX) zeroes the memory before an episode's last step and
@@ -23,22 +23,18 @@ Design decisions
   (``info["final_observation"]`` ‖ one-hot of the action taken) and avail mask
   (``info["final_avail_actions"]``, else all True); Q(τ_{t+1}) is one GRU step from h_t on
   it, so no target crosses an episode (termination, not truncation, stops it).
-* **Replay and targets.** Whole episodes in ``agents.replay``: each iteration ``num_envs``
-  envs play ``env.horizon`` steps, then ``updates_per_iter`` gradient steps on
-  ``batch_episodes`` episodes once ``warmup_episodes`` are stored. Double Q over the
-  available actions, hard target update every ``target_update_interval`` iterations.
+* **Replay and targets.** Whole episodes (``agents.replay``), one per env per iteration;
+  double Q over the available actions; hard target update every
+  ``target_update_interval`` iterations.
 * **Rewards** (× ``reward_scale``). Mixers learn on the team reward (mean over agents).
   IQL learns each agent on its own reward: the adapter's ``agent_rewards`` when it has
   one and ``own_reward`` (dt_deploy: with the shared reward a user's own action is ~2 % of
   the signal at 20 users and IQL stays at a constant policy), else the env's.
-* **Mixers.** ``"none"`` (IQL): mean of the agents' TD losses. ``"vdn"``: Q_tot = Σ_i Q_i
-  (eq. 21). ``"qmix"``: hypernetworks of the global state (all agents' observations) give
-  |W1|, b1, |W2| and a state-value bias, so Q_tot is monotone in every Q_i.
-* **Exploration and selection.** ε-greedy over the available actions, ε linear over
-  ``eps_decay_fraction`` of the iterations. ``num_eval_envs`` extra envs play greedily in
-  the same rollout (not stored): the ``eval_*`` curves, and with ``keep_best`` the
-  returned parameters are the iterate of highest greedy return there (the greedy policy
-  of a shared-parameter learner can flip between herding and staying put).
+* **Exploration and selection.** ε-greedy over the available actions. ``num_eval_envs``
+  extra envs play greedily in the same rollout (not stored): the ``eval_*`` curves, and
+  with ``keep_best`` the returned parameters are the iterate of highest greedy return
+  there (the greedy policy of a shared-parameter learner can flip between herding and
+  staying put).
 * **Loss.** Huber of width ``huber_delta`` on the TD error (``None``: ½·TD², eq. 23;
   deep-fade latencies would dominate it), Adam with global-norm clipping.
 """
@@ -67,7 +63,7 @@ MIXERS = ("none", "vdn", "qmix")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Static hyperparameters (hashable). ``lr``, ``eps_decay_fraction`` and
-    ``target_update_interval`` are the defaults of the traced :class:`HParams`."""
+    ``target_update_interval`` are the defaults of the traced :data:`HPARAMS`."""
 
     mixer: str = "vdn"
     num_envs: int = 8
@@ -96,52 +92,40 @@ class Config:
     agent_class: str | None = None  # None: the scenario adapter's learning class
 
     BOUNDS: ClassVar = dict(
-        num_envs=core.COUNT, num_eval_envs=core.COUNT0, num_updates=core.COUNT,
-        updates_per_iter=core.COUNT, batch_episodes=core.COUNT, buffer_episodes=core.COUNT,
-        warmup_episodes=core.COUNT0, gamma=core.UNIT, lr=core.POSITIVE,
-        max_grad_norm=core.POSITIVE, eps_start=core.UNIT, eps_end=core.UNIT,
-        eps_decay_fraction=core.UNIT, target_update_interval=core.COUNT, hidden=core.COUNT,
-        fc=core.COUNT, mixer_embed=core.COUNT, hyper_hidden=core.COUNT,
-        reward_scale=core.POSITIVE, huber_delta=core.POSITIVE)
+        num_eval_envs=core.COUNT0, updates_per_iter=core.COUNT, batch_episodes=core.COUNT,
+        buffer_episodes=core.COUNT, warmup_episodes=core.COUNT0,
+        target_update_interval=core.COUNT, hidden=core.COUNT, fc=core.COUNT,
+        mixer_embed=core.COUNT, hyper_hidden=core.COUNT, huber_delta=core.POSITIVE)
     CHOICES: ClassVar = dict(mixer=MIXERS)
 
     def __post_init__(self):
         core.check_config(self)
 
 
-class HParams(NamedTuple):
-    """The tunable hyperparameters as traced scalars (``train(key, params, hparams)``):
-    a grid of them is one ``jit(vmap(train))`` call (:func:`make_sweep`)."""
-
-    lr: Any
-    eps_decay_fraction: Any
-    target_update_interval: Any
-
-    @classmethod
-    def of(cls, config: Config) -> "HParams":
-        return cls(*(jnp.asarray(getattr(config, f), d) for f, d in zip(cls._fields, _HP_DTYPES)))
+#: The hyperparameters ``train`` also takes traced (``hparams``), with their dtypes: a grid
+#: of them is one ``jit(vmap(train))`` call (:func:`make_sweep`).
+HPARAMS = {"lr": jnp.float32, "eps_decay_fraction": jnp.float32,
+           "target_update_interval": jnp.int32}
 
 
-_HP_DTYPES = (jnp.float32, jnp.float32, jnp.int32)
-
-
-def hparams_grid(lr=(), eps_decay_fraction=(), target_update_interval=(),
-                 config: Config | None = None) -> tuple[HParams, list[dict]]:
-    """Cartesian grid of :class:`HParams` (leading axis G) and its rows as dicts; an
-    empty tuple takes the config's value. Bad values raise ``ValueError`` here."""
+def hparams_grid(config: Config | None = None, **axes) -> tuple[dict, list[dict]]:
+    """Cartesian grid ``{name: (G,) array}`` of :data:`HPARAMS` and its rows as dicts; an
+    axis left out or empty takes the config's value. Bad values raise ``ValueError`` here."""
     config = Config() if config is None else config
-    given = (lr, eps_decay_fraction, target_update_interval)
-    axes = {f: tuple(v) or (getattr(config, f),) for f, v in zip(HParams._fields, given)}
+    if set(axes) - set(HPARAMS):
+        raise ValueError(f"hparams_grid: unknown axes {sorted(set(axes) - set(HPARAMS))}; "
+                         f"allowed: {tuple(HPARAMS)}")
+    axes = {f: tuple(axes.get(f, ())) or (getattr(config, f),) for f in HPARAMS}
     rows = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
     for row in rows:  # the same bounds as the static config
         dataclasses.replace(config, **row)
-    return HParams(*(jnp.asarray([r[f] for r in rows], d)
-                     for f, d in zip(HParams._fields, _HP_DTYPES))), rows
+    return {f: jnp.asarray([r[f] for r in rows], d) for f, d in HPARAMS.items()}, rows
 
 
 # ------------------------------------------------------------------ networks
 class AgentQNet(nn.Module):
-    """One recurrent step: ``(h, x, reset) -> (h', q)``; ``reset`` zeroes h first."""
+    """One recurrent step ``(h, x, reset) -> (h', q)``: Dense(fc) + ReLU → ``GRUCell`` →
+    Dense(|A|); ``reset`` zeroes h first."""
 
     num_actions: int
     hidden: int = 64
@@ -264,9 +248,8 @@ def _make_act(env, sp: _Spec):
 
 def make_actor(env, config: Config):
     """``(reset_fn, step_fn)`` acting in one env (vmap outside): ``step_fn(agent_params,
-    act_state, key, eps, params, env_key=None) -> (act_state, record)``, ``record`` = this
-    step's Episode fields, ``q``, ``done`` and the env's scalar metrics; ``env_key``
-    (default: split from ``key``) is ``env.step``'s key."""
+    act_state, key, eps, params) -> (act_state, record)``, ``record`` = this step's Episode
+    fields, ``q``, ``done`` and the env's scalar metrics."""
     sp, ad = _spec(env, config), for_env(env)
     n, a_n, cls = sp.n, sp.num_actions, sp.cls
     own = config.mixer == "none" and config.own_reward and hasattr(ad, "agent_rewards")
@@ -277,9 +260,8 @@ def make_actor(env, config: Config):
         return ActState(state, obs, jnp.zeros((n, config.hidden)), jnp.zeros((n, a_n)),
                         jnp.ones((), bool))
 
-    def step_fn(agent_params, s: ActState, key, eps, params, env_key=None):
+    def step_fn(agent_params, s: ActState, key, eps, params):
         k_explore, k_random, k_env = jax.random.split(key, 3)
-        k_env = k_env if env_key is None else env_key
         h, q, x, mask, action = act(agent_params, s.h, s.last_action, s.reset, s.obs,
                                     s.env_state, params, k_explore, k_random, eps)
         obs, state, reward, terminated, truncated, info = env.step(
@@ -305,22 +287,16 @@ def make_actor(env, config: Config):
 # ------------------------------------------------------------------ training
 def make_train(env, config: Config):
     """Build ``train(key, params, hparams=None) -> (agent_params, metrics)``; ``hparams``
-    (:class:`HParams`, traced) overrides the config's lr / ε schedule / target period.
+    (a dict of :data:`HPARAMS` entries, traced) overrides the config's values.
     Per-iteration ``metrics``: ``return_mean`` (team return per episode, exploring
     envs), ``<metric>`` (env metrics, episode means), their ``eval_`` versions on the
     greedy envs, ``td_loss``, ``epsilon``, ``q_taken_mean``."""
-    spec, ad = _spec(env, config), for_env(env)
+    spec = _spec(env, config)
     net, mixer = spec.net, QMixer(config.mixer_embed, config.hyper_hidden)
     n, horizon = spec.n, env.horizon
     n_train, n_eval = config.num_envs, config.num_eval_envs
     n_all = n_train + n_eval
     reset_fn, step_fn = make_actor(env, config)
-
-    def epsilon(it, hp: HParams):
-        """Linear ε schedule over ``eps_decay_fraction`` of the iterations (traced)."""
-        steps = jnp.maximum(hp.eps_decay_fraction * config.num_updates, 1.0)
-        frac = jnp.clip(it / steps, 0.0, 1.0)
-        return config.eps_start + (config.eps_end - config.eps_start) * frac
 
     def td_loss(td):
         if config.huber_delta is None:
@@ -360,17 +336,19 @@ def make_train(env, config: Config):
             td = q_tot - jax.lax.stop_gradient(jnp.mean(r, -1) + cont * q_tot_next)
         return jnp.mean(td_loss(td)), jnp.mean(q_taken)
 
-    def train(key: chex.PRNGKey, params: Any, hparams: HParams | None = None):
-        hp = HParams.of(config) if hparams is None else hparams
-        scale = ad.reward_scale(env, params) if config.reward_scale is None \
-            else config.reward_scale
+    def train(key: chex.PRNGKey, params: Any, hparams: dict | None = None):
+        hp = {f: jnp.asarray(getattr(config, f), d) for f, d in HPARAMS.items()}
+        hp.update(hparams or {})  # a traced override of any of them
+        epsilon = core.linear(config.eps_start, config.eps_end,
+                              hp["eps_decay_fraction"] * config.num_updates)
+        scale = core.reward_scale(config, env, params)
         key, k_agent, k_mixer, k_reset = jax.random.split(key, 4)
         net_params = {"agent": init_agent_params(env, config, k_agent)}
         if config.mixer == "qmix":
             g = n * spec.obs_dim
             net_params["mixer"] = mixer.init(k_mixer, jnp.zeros((n,)), jnp.zeros((g,)))
         target_params = net_params
-        tx = core.adam(hp.lr, config.max_grad_norm, eps=1e-5)  # hp.lr may be traced
+        tx = core.adam(hp["lr"], config.max_grad_norm, eps=1e-5)  # hp["lr"] may be traced
         opt_state = tx.init(net_params)
         act = jax.vmap(reset_fn, in_axes=(0, None))(jax.random.split(k_reset, n_all), params)
         rec = jax.eval_shape(step_fn, net_params["agent"], jax.tree.map(lambda x: x[0], act),
@@ -394,18 +372,16 @@ def make_train(env, config: Config):
             batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)  # time-major
             (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 net_params, target_params, batch, scale)
-            updates, new_opt = tx.update(grads, opt_state, net_params)
-            new_params = optax.apply_updates(net_params, updates)
             ready = replay.size(buf) >= config.warmup_episodes
-            net_params, opt_state = core.gate(ready, (new_params, new_opt),
-                                              (net_params, opt_state))
+            net_params, opt_state = core.gate(
+                ready, core.opt_step(tx, net_params, opt_state, grads), (net_params, opt_state))
             return (net_params, target_params, opt_state, buf), (loss, q_mean)
 
         def iteration(carry, it_key):
             net_params, target_params, opt_state, buf, act, it, best = carry
             acting = net_params["agent"]
             k_roll, k_upd = jax.random.split(it_key)
-            eps = epsilon(it, hp)
+            eps = epsilon(it)
             (_, act, _), rec = jax.lax.scan(
                 env_step, (net_params["agent"], act, eps), jax.random.split(k_roll, horizon))
             # rec leaves: (T, n_all, ...) -> episodes of the exploring envs, batch-major
@@ -415,7 +391,7 @@ def make_train(env, config: Config):
                 update, (net_params, target_params, opt_state, buf),
                 jax.random.split(k_upd, config.updates_per_iter))
             it = it + 1
-            target_params = core.gate(it % hp.target_update_interval == 0, net_params,
+            target_params = core.gate(it % hp["target_update_interval"] == 0, net_params,
                                       target_params)
             ret = jnp.sum(jnp.mean(rec["reward"], -1), 0)  # (n_all,) return per episode
             metrics = {"return_mean": jnp.mean(ret[:n_train]), "td_loss": jnp.mean(loss),
@@ -442,7 +418,7 @@ def make_train(env, config: Config):
 
 
 def make_sweep(env, config: Config):
-    """``sweep(seed_keys (S, 2), params, grid: HParams (G,)) -> (agent_params, metrics)``
+    """``sweep(seed_keys (S, 2), params, grid (G,)) -> (agent_params, metrics)``
     with leading axes (G, S): every grid point × training seed in one compiled call
     (``jit(vmap(vmap(train)))``). Build ``grid`` with :func:`hparams_grid`."""
     train = make_train(env, config)

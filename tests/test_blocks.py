@@ -45,9 +45,11 @@ def test_agent_ids_and_stacked_apply():
 
 
 def test_schedules_targets_and_gating():
-    eps = core.linear(1.0, 0.1, 10)
-    np.testing.assert_allclose([eps(0), eps(5), eps(10), eps(50)], [1.0, 0.55, 0.1, 0.1],
-                               rtol=1e-6)
+    for steps in (10, jnp.float32(10.0)):  # static, or traced (a swept decay fraction)
+        eps = core.linear(1.0, 0.1, steps)
+        np.testing.assert_allclose([eps(0), eps(5), eps(10), eps(50)], [1.0, 0.55, 0.1, 0.1],
+                                   rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(lambda s: core.linear(1.0, 0.0, s)(3))(0.5), 0.0)
     online, target = {"w": jnp.ones(2)}, {"w": jnp.zeros(2)}
     np.testing.assert_allclose(core.soft_update(online, target, 0.25)["w"], 0.25)
     np.testing.assert_allclose(core.hard_update(online, target, jnp.int32(6), 3)["w"], 1.0)
@@ -171,7 +173,7 @@ def test_a_diverged_ddqn_policy_is_flagged_by_the_env_not_read_as_option_0():
     cls = "satellite"
     n = env.num_agents(cls)
     obs, state = env.reset(jax.random.PRNGKey(0), params)
-    net = ddqn.QNetwork(env.action_space(cls).n, (8,))
+    net = ddqn.q_network(env.action_space(cls).n, cfg)
     one = net.init(jax.random.PRNGKey(1), obs[cls][0])
     nan = jax.tree.map(lambda x: jnp.full((n,) + x.shape, jnp.nan), one)
     action = ddqn.make_policy(env, cfg, nan)(jax.random.PRNGKey(2), obs, state, params)

@@ -217,7 +217,7 @@ def test_hparams_sweep_is_one_call_and_matches_train():
                     buffer_episodes=8, warmup_episodes=2, hidden=8, fc=8)
     grid, rows = vd.hparams_grid(lr=(1e-3, 1e-2), eps_decay_fraction=(0.5,),
                                  target_update_interval=(3,), config=cfg)
-    assert [r["lr"] for r in rows] == [1e-3, 1e-2] and grid.lr.shape == (2,)
+    assert [r["lr"] for r in rows] == [1e-3, 1e-2] and grid["lr"].shape == (2,)
     keys = jax.random.split(jax.random.PRNGKey(0), 1)
     _, m = vd.make_sweep(env, cfg)(keys, params, grid)
     assert m["td_loss"].shape == (2, 1, 6)
