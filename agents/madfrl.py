@@ -134,22 +134,14 @@ class Config:
     #: actor aggregation; "fedavg" weights come from the adapter's ``federated_weights``
     federated: FederatedConfig | None = FederatedConfig(rule="fedavg", period=10)
 
-    BOUNDS: ClassVar = dict(
-        num_envs=core.COUNT, num_updates=core.COUNT, buffer_size=core.COUNT,
-        batch_size=core.COUNT, warmup_updates=core.COUNT0, gamma=core.UNIT, tau=core.UNIT,
-        actor_lr=core.POSITIVE, critic_lr=core.POSITIVE, max_grad_norm=core.POSITIVE,
-        reward_scale=core.POSITIVE, gumbel_temperature=core.POSITIVE, eps_start=core.UNIT,
-        eps_end=core.UNIT, eps_decay_fraction=core.UNIT, noise_std=core.NON_NEGATIVE,
+    BOUNDS: ClassVar = dict(  # besides core.COMMON_BOUNDS
+        tau=core.UNIT, actor_lr=core.POSITIVE, critic_lr=core.POSITIVE,
+        gumbel_temperature=core.POSITIVE, noise_std=core.NON_NEGATIVE,
         leader_gamma=core.UNIT, leader_eps=core.UNIT)
+    CHOICES: ClassVar = dict(mode_choice=("critic", "actor"))
 
     def __post_init__(self):
         core.check_config(self)
-        if self.mode_choice not in MODE_CHOICES:
-            raise ValueError(f"Config: field 'mode_choice' must be one of {MODE_CHOICES}, "
-                             f"got {self.mode_choice!r}")
-
-
-MODE_CHOICES = ("critic", "actor")
 
 
 class DeterministicHybridActor(nn.Module):
