@@ -12,7 +12,8 @@ own state (privacy: no information exchange between followers); their critics
   Truncated episodes bootstrap from ``info["final_observation"]``.
 * Actor: ``−Q_i(s_i, π_i(s_i))`` through straight-through Gumbel-softmax
   discrete heads and tanh continuous heads mapped to the action bounds (DDPG
-  style); mode heads valued per option (:func:`actor_objective`).
+  style); mode heads valued per option (:func:`actor_objective`). A greedy follower
+  picks its mode by its own critic (P-DQN's rule, ``mode_choice``, :func:`critic_modes`).
 * Exploration: ε-uniform (ε decays linearly) over a discrete head's available
   options and over a continuous head's range; otherwise the masked softmax and
   Gaussian noise before the tanh.
