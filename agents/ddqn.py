@@ -1,18 +1,11 @@
 """Federated DDQN with an elected aggregator (spectrum paper, Alg. 1-2).
 
-One double deep Q-network per agent of the learning class (parameters stacked on the agent
-axis, vmapped). Each update step: act ε-greedily (ε linear from ``eps_start`` to
-``eps_end`` over ``eps_decay_fraction`` of training; eq. 19) in ``num_envs`` parallel
-episodes and store one item per env step in :mod:`agents.replay`; one gradient step per
-agent after ``warmup_updates`` on the double-DQN target y = κ·r + γ·Q_T(s', argmax_a
-Q(s', a)) (eq. 15-18; truncation bootstraps from ``info["final_observation"]``); the target
-network is replaced every ``local_round`` updates (Alg. 1: "updated for every local
-training round"). ``federated=True`` (Alg. 2): every ``aggregation_rounds`` (κ) local
-rounds the adapter's ``election`` names the aggregator and client weights, the FedAvg
-model is issued to every agent and the adapter's ``settle`` writes the block; nobody
-elected (−1) → no aggregation. The election reads the env states the step returned
-(before any explicit reset), so a ledger that outlives episodes is carried in
-``TrainState.env_state`` by the env's automatic reset (``agents.adapters.spectrum``).
+One double deep Q-network per agent of the learning class (stacked on the agent axis),
+ε-greedy (eq. 19), trained on y = κ·r + γ·Q_T(s', argmax_a Q(s', a)) (eq. 15-18) from
+:mod:`agents.replay`; the target is replaced every ``local_round`` updates (Alg. 1).
+``federated=True`` (Alg. 2): every ``aggregation_rounds`` local rounds the adapter's
+``election`` names the aggregator and weights, the FedAvg model is issued to every agent
+and the adapter's ``settle`` writes the block. Details: docs/learners.md §Federated DDQN.
 
 Metrics per update: the env metrics (:func:`agents.core.env_metrics`), ``reward`` per
 agent, the adapter's training metrics, the block log ``aggregator`` (−2: no aggregation

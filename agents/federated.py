@@ -2,25 +2,11 @@
 
 Every function takes pytrees whose leaves carry a leading **client axis** (``stacked``:
 leaf shape ``(C, ...)``) and/or the matching global pytree (``global_params``); pure
-``jnp`` over ``jax.tree.map`` (no loops over clients), so it jits, vmaps over seeds and
-differentiates. Sizes (``C``, ``num_groups``) are static. Who aggregates (election by
-reputation) is :func:`jaxsg.consensus.select_aggregator`; the client weights of a scenario
-come from its adapter's ``federated_weights`` (``agents.adapters``).
-
-SGIN decisions (record; Sec. IV-C, eq. 34-36)
----------------------------------------------
-1. **Sign of eq. 34.** The paper writes I_{n,m} = Z − Z_{n,m} and Z(t+1) = Z(t) + u·I(t),
-   which moves the global model *away* from the clients. We use the evident intent,
-   I_{n,m} = Z_{n,m} − Z, so ``Z ← Z + u·Σ w_{n,m}(Z_{n,m} − Z)`` (:func:`aggregate`
-   with ``rule="fedavg"``); with u = 1 this is exactly the weighted average.
-2. **Weights of eq. 36.** The paper's weight (|D_{n,m}| + |L_{n,m}|) / (|D_total| +
-   |L_total|) adds task bits to kilometres, so the result depends on the unit chosen for
-   distance (bits ≈ 10^7 would swamp metres). We normalise each to a fraction of its own
-   total and average them 50/50: w = ½·D/ΣD + ½·L/ΣL. It is unit-free, sums to 1, and
-   keeps the paper's monotonicity (more task bits or a longer LEO distance → more weight).
-3. **Critics stay local.** Only the actor pytree is passed in; the caller never aggregates
-   critic parameters. The global actor is issued to every follower with :func:`broadcast`.
-4. **Server step size u for every rule** (:func:`aggregate`; u = 1: the aggregate).
+``jnp`` (no loops over clients), so it jits, vmaps over seeds and differentiates. Sizes
+are static. Who aggregates is :func:`jaxsg.consensus.select_aggregator`; a scenario's
+client weights come from its adapter's ``federated_weights``. SGIN decisions (the sign
+of eq. 34, the unit-free weights of eq. 36, local critics, the server step size u):
+docs/sgin.md, "Federated aggregation (eq. 34-36)".
 """
 
 from __future__ import annotations

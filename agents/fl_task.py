@@ -1,43 +1,15 @@
 """Real federated learning for ``edge_assoc``: hierarchical FedAvg with DPoS verification.
 
-Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6); ``docs/edge_assoc.md``. One global round,
-jitted, with the N digital twins (DTs) stacked on a client axis:
-
-1. DT j trains the global model with ``local_epochs`` passes of minibatch SGD over a fresh
-   random subset of ⌈b_j·D_j⌉ of its samples (padded steps masked: a larger b_j is more
-   local work);
-2. BS i averages its DTs weighted by trained data (eq. 4, ``group_average``);
-3. attack: BSs flagged ``poisoned`` replace their update Δ by −s·Δ (``"sign_flip"``, s =
-   ``attack_scale``) or add Gaussian noise of std s·|Δ|_rms per leaf (``"noise"``);
-4. verification (``verify=True``) by ``verifier``: ``"dpos"`` (the paper's, II-C and
-   eq. 6): round 0 sets the coins S_i = D_i/ΣD·S_ini; every round each BS stakes its coins
-   on itself and the ``num_producers`` richest produce blocks; each producer checks every
-   BS update on its OWN held-out shard (the validation set split into M shards): the
-   update's loss must not exceed the previous global model's by more than ``verify_tol``;
-   an update is included iff a strict majority of producers accept it
-   (``jaxsg.consensus.dpos_*``). ``colluding=True``: a poisoned producer accepts every
-   poisoned update and judges honest ones honestly. ``"mbs_oracle"`` (a reference): the
-   MBS applies the same test on the whole held-out set. Included BSs are paid
-   ``coin_reward``; rejected or empty BSs are not paid and are excluded, so a rejected BS
-   loses stake and, in time, its producer seat;
-5. the MBS averages the included BS models (eq. 5: uniform 1/M, ``"fedavg"``) or takes
-   their coordinate-wise ``"median"`` or ``"trimmed_mean"`` (robust rules needing no clean
-   data; excluded or empty BSs count as the previous global model). No included BS → the
-   global model is kept.
-
-Data: ``dataset="digits"`` (default) is scikit-learn's bundled digits (1,797 8×8 images,
-no download), split 80/20 train/test by a fixed permutation, 10 % of train held out as the
-validation set; model an MLP (64 hidden units). ``dataset="file.npz"`` with ``x_train,
-y_train, x_test, y_test`` (e.g. a local CIFAR-10, NHWC uint8 or float) uses the paper's CNN
-(:class:`PaperCNN`). Partition IID or Dirichlet(α) over labels; client sizes may follow
-given weights (the env's D_j).
-
-Decisions: ``verify_tol`` = 0.15 nats: a producer's shard is M times smaller than the MBS's
-set (36 vs 144 digits at M = 4), so honest updates scatter more; measured on digits (20
-users, 4 BSs, 16 rounds, BS 0 sign-flipped ×4, ``verify_loss_excess``) honest updates
-reached +0.083 nats on some shard, flipped ones never fewer than +0.35 (the MBS oracle:
-+0.019 and +0.38). Eq. 5 uniform over BSs as printed (not data-weighted); the attack acts
-after BS aggregation (a malicious BS, not a malicious DT).
+Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6). One global round, jitted, with the N
+digital twins (DTs) stacked on a client axis: local SGD on ⌈b_j·D_j⌉ samples per DT, BS
+averages (eq. 4, ``group_average``), an optional attack by ``poisoned`` BSs, verification
+(``"dpos"``: the elected producers check each BS update on their own held-out shards,
+majority rule, ``jaxsg.consensus.dpos_*``; ``"mbs_oracle"``: the MBS on the whole held-out
+set), then the MBS aggregate of the included BSs (eq. 5 ``"fedavg"``, ``"median"`` or
+``"trimmed_mean"``). Data: scikit-learn's digits (default) or an ``.npz`` file with
+``x_train, y_train, x_test, y_test`` (the paper's CNN, :class:`PaperCNN`).
+The round step by step, the data and the decisions (``verify_tol``, eq. 5 uniform, where
+the attack acts): docs/edge_assoc.md, "Real FL task".
 
 CLI: ``python -m agents.fl_task [--dataset digits|file.npz] [--rounds 20]`` prints test
 accuracy per round under average association; a missing file is one line naming the path

@@ -1,20 +1,12 @@
 """MADDPG (Lowe et al. 2017) as the DTWN paper's Algorithm 1 (Lu et al., TII 2021, Sec. IV-B).
 
-Every agent of the env's single agent class (edge_assoc: the BSs) has a deterministic
-actor π_i(o_i) → u_i ∈ [−1, 1]^A (tanh), mapped affinely onto its Box action components
-(:class:`ActionCodec`), explored with Ornstein-Uhlenbeck noise (eq. 21) clipped to
-[−1, 1]; a centralised critic Q_i(s, u_1, …, u_M) on all observations and actions
-(eq. 23), trained on y = r_i·``reward_scale`` + γ·Q_i^T(s', π^T(o')); the actor step of
-eq. 22 (ascend Q_i with the other agents' actions from the replay sample); target networks
-with soft updates θ^T ← β θ + (1 − β) θ^T (eq. 24-25, β = ``tau``). Per-agent networks
-are stacked on the agent axis; one item of :mod:`agents.replay` is one env transition.
-``train(key, env_params, gamma=None)``: a traced ``gamma`` overrides ``config.gamma``
-(Fig. 7's γ sweep is one compile); ``metrics`` per iteration: the reward, every scalar
-env metric, the critic/actor losses.
-
-Decisions: the paper names the OU process but not its constants — θ_OU = 0.15, σ linear
-from ``noise_start`` to ``noise_end``; episodes end only by truncation, so targets always
-bootstrap from the pre-reset final observation.
+Every agent of the env's single agent class has a deterministic actor π_i(o_i) → u_i ∈
+[−1, 1]^A (tanh) mapped onto its Box components (:class:`ActionCodec`), Ornstein-Uhlenbeck
+exploration (eq. 21), a centralised critic Q_i(s, u_1, …, u_M) (eq. 23) trained on
+y = r_i·``reward_scale`` + γ·Q_i^T(s', π^T(o')), the actor step of eq. 22 and soft targets
+(eq. 24-25, β = ``tau``). ``train(key, env_params, gamma=None)``: a traced ``gamma``
+overrides ``config.gamma`` (one compile for a γ sweep); ``metrics`` per iteration: the
+reward, every scalar env metric, the critic/actor losses. Decisions: docs/learners.md §MADDPG.
 """
 
 from __future__ import annotations

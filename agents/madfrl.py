@@ -1,50 +1,18 @@
 """MADFRL — multi-agent deep federated RL (SGIN paper Alg. 3, Sec. IV-B/C).
 
-One actor-critic per follower (digital twin), parameters stacked on the agent
-axis and vmapped — no Python loop over agents. Followers observe only their
-own state (privacy: no information exchange between followers); their critics
-``Q_i(s_i, a_i)`` see their own observation and action only.
-
-* Critic: ``(r·κ + γ·Q'_i(s'_i, π'_i(s'_i)) − Q_i(s_i, a_i))²`` with target
-  networks (soft updates, rate τ) and :mod:`agents.replay` (one item = one env
-  step of every agent) in the training scan. κ = ``reward_scale``, a fixed
-  constant (not a running statistic: returns stay comparable across runs).
-  Truncated episodes bootstrap from ``info["final_observation"]``.
-* Actor: ``−Q_i(s_i, π_i(s_i))`` through straight-through Gumbel-softmax
-  discrete heads and tanh continuous heads mapped to the action bounds (DDPG
-  style); mode heads valued per option (:func:`actor_objective`). A greedy follower
-  picks its mode by its own critic (P-DQN's rule, ``mode_choice``, :func:`critic_modes`).
-* Exploration: ε-uniform (ε decays linearly) over a discrete head's available
-  options and over a continuous head's range; otherwise the masked softmax and
-  Gaussian noise before the tanh.
-* Action representation (ours): ``relative_heads`` (offsets from the agent's
-  index, :func:`to_env_action`), ``ranked_heads`` (k-th best option by an own
-  feature, :func:`head_orders`), ``mode_heads`` (:func:`select_modes`); the
-  adapter's defaults, ``()`` for plain labels.
-* Leader: a DDPG actor-critic on S_L (sgin: CPU billed last slot, c, and the price
-  in force) with reward Σ(λ − c)·f (eq. 11), setting the price of every DT
-  (``learn_leader``; otherwise the leader plays the scenario adapter's
-  ``fixed_actions``: sgin's posted price). With ``price_mode="leader"`` the price
-  action of step t is in force from step t + 1. By default the leader commits
-  (``leader_commit``, a Stackelberg leader): its first action of an episode is held
-  to the end and every later step of the episode stores (o_0, a_0) with that step's
-  profit (no bootstrap: the critic learns the episode's mean profit at that price);
-  during training it draws that price uniformly (``leader_eps`` = 1).
-  Otherwise it re-prices every slot and (o_t, a_t) is stored one step late with the
-  profit of step t + 1 and next observation o_{t+1} (``TrainState.prev_leader``; a
-  transition across a reset has weight 0). Prices lie in :func:`leader_bounds`.
-* Federated learning (eq. 34-36): every ``federated.period`` updates the
-  follower *actors* are aggregated (``agents.federated.maybe_aggregate``, FedAvg
-  with the adapter's ``federated_weights``) and issued to every follower; critics
-  stay local. Everything scenario-specific is the adapter's (``agents.adapters``).
+One deterministic actor-critic per follower, stacked on the agent axis and vmapped; each
+critic Q_i(s_i, a_i) sees only its follower's observation and action (privacy). Critic:
+(r·κ + γ·Q'_i(s'_i, π'_i(s'_i)) − Q_i(s_i, a_i))² with soft targets and :mod:`agents.replay`;
+actor: −Q_i through straight-through Gumbel-softmax and tanh heads (:func:`actor_objective`);
+a DDPG leader with reward Σ(λ − c)·f (eq. 11) sets the price (``learn_leader``); every
+``federated.period`` updates the follower actors are aggregated (eq. 34-36), critics stay
+local. Scenario knowledge comes from the adapter (``agents.adapters``).
 
 ``make_train(env, config) -> train(key, env_params, init=None) -> (policy_params,
-metrics)`` runs the whole loop in one ``lax.scan``, so ``jax.jit(jax.vmap(train))`` trains
-many seeds or swept env params at once. ``init`` (optional) is one follower
-actor-critic ``{"actor", "critic"}`` (single-agent params, e.g. a MAML
-meta-initialisation from ``agents.maml_madfrl``) copied to every follower
-instead of a random initialisation. ``make_policy`` turns trained params
-into a ``policy(key, obs, state, params)`` with the heuristics' signature.
+metrics)``, one ``lax.scan``; ``init``: one follower ``{"actor", "critic"}`` copied to every
+follower (e.g. ``agents.maml_madfrl``'s θ). ``make_policy``: the heuristics' signature.
+Decisions (exploration, action encoding, greedy modes by the critic, the committing
+leader) and their measurements: docs/learners.md §MADFRL.
 """
 
 from __future__ import annotations
@@ -97,40 +65,27 @@ class Config:
     eps_decay_fraction: float = 1.0
     noise_std: float = 0.3
     hidden: Sequence[int] = (64, 64)
-    #: append a one-hot follower index to each follower's observation (alone it did not
-    #: stop the channel collapse at 4×12 DTs: FL averaging dilutes each id row)
+    #: append a one-hot follower index to each follower's observation
     agent_id: bool = True
     #: None: the adapter's (``to_env_action``, ``head_orders``, ``select_modes``)
     relative_heads: tuple[str, ...] | None = None
     ranked_heads: tuple[tuple[str, str], ...] | None = None
     mode_heads: tuple[tuple[str, str], ...] | None = None
     learn_leader: bool = True
-    #: the leader commits to one price per episode (a Stackelberg leader): its action at
-    #: an episode's first step is held to the end and credited with the profit of every
-    #: later step (the episode's mean profit at that price). False: it re-prices every
-    #: slot (credited one step late);
-    #: a myopic per-slot leader undercuts (docs/sgin.md)
+    #: the leader commits to one price per episode (a Stackelberg leader); False: it
+    #: re-prices every slot, credited one step late (docs/learners.md §MADFRL)
     leader_commit: bool = True
     #: the leader plays one value per Box head, broadcast to all its components (None: the
-    #: adapter's ``leader_shared``; sgin: one price for every DT, the action freedom of
-    #: the Stackelberg reference; False: a price per DT)
+    #: adapter's ``leader_shared``; False: one value per component)
     leader_shared: bool | None = None
     #: the per-slot leader's discount (None: ``gamma``; unused when it commits)
     leader_gamma: float | None = None
-    #: the leader's ε-uniform exploration rate, constant (None: the followers' schedule).
-    #: 1: every training episode draws its price uniformly, so the followers learn their
-    #: response to every price and the leader's critic sees the whole profit curve; the
-    #: greedy (evaluated) leader posts the critic's best price
+    #: the leader's ε-uniform exploration rate, constant (None: the followers' schedule);
+    #: 1: every training episode draws its price uniformly (evaluation stays greedy)
     leader_eps: float | None = 1.0
-    #: how a greedy (evaluated) follower picks a mode head's option (``mode_heads``):
-    #: "critic" — the option k of highest Q_i(s, k, x_k(s)) under its own critic (P-DQN's
-    #: rule; trained params then carry ``follower_critic``); "actor" — the mode logits'
-    #: argmax. Why: the logits only imitate that argmax on visited states. Measured at
-    #: default sgin (48 DTs, shared training, MADFRL from scratch, 12 seeds, per DT-slot):
-    #: by the logits 2 seeds never offloaded (−392.2, −400.4: queues grew past any state
-    #: seen in training, where the logits still said "local" and the critic "offload") and
-    #: a third scored −128.5; by the critic all 12 beat the best constant (−121.8) at
-    #: −80.0 to −118.4
+    #: how a greedy follower picks a mode head's option: "critic" — argmax_k Q_i(s, k,
+    #: x_k(s)) under its own critic (P-DQN's rule; params carry ``follower_critic``);
+    #: "actor" — the mode logits' argmax (docs/sgin.md, "Greedy modes by the critic")
     mode_choice: str = "critic"
     #: actor aggregation; "fedavg" weights come from the adapter's ``federated_weights``
     federated: FederatedConfig | None = FederatedConfig(rule="fedavg", period=10)
@@ -261,17 +216,10 @@ PRE_TANH_LIMIT = 3.0  #: tanh'(3) ≈ 0.01: a mean kept below it can still move
 
 def actor_objective(q_fn, key, logits, pre, masks, group, temperature):
     """The actor's objective per sample: ``q_fn(features)`` at the relaxed action, less
-    a hinge on pre-tanh means beyond ``PRE_TANH_LIMIT``.
-
-    With mode heads it is valued per option k of the mode's discrete head d (P-DQN
-    style, Xiong et al. 2018): Q_k = Q(s, d = k, x_k), x_k option k's own continuous
-    block. The blocks ascend Σ_k Q_k; d's logits ascend log p(argmax_k Q_k), a
-    cross-entropy to the critic's choice that, unlike ∇Σ_k p_k·Q_k, does not vanish
-    once p_k ≈ 0. Why: with the straight-through sample alone a block learns only while
-    its option is sampled. Measured on the sgin 2×3-DT test config (γ = 0, 2000 updates,
-    3 seeds): the cloud-CPU block saturated at pre ≈ −11 (tanh' ≈ 1e-9), offloading
-    looked ruinous and every DT stayed local (−153 per DT-slot, best constant −121);
-    with this objective and the hinge, −19 to −24."""
+    a hinge on pre-tanh means beyond ``PRE_TANH_LIMIT``. With mode heads it is valued per
+    option k of the mode's discrete head d (P-DQN style, Xiong et al. 2018): Q_k = Q(s, d =
+    k, x_k); the blocks ascend Σ_k Q_k, d's logits ascend log p(argmax_k Q_k). Why and
+    measured: docs/learners.md §MADFRL."""
     oh, unit = relaxed(key, logits, pre, masks, group, temperature)
     total = -sum(jnp.sum(jax.nn.relu(jnp.abs(v) - PRE_TANH_LIMIT) ** 2, -1) for v in pre.values())
     by = {d for _, d in group.modes}
@@ -289,13 +237,10 @@ def actor_objective(q_fn, key, logits, pre, masks, group, temperature):
 
 def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, high,
                   key=None, eps=0.0, apply_critic=None):
-    """The followers' decision, written once for training, data collection and the
-    policy: rank the heads (:func:`head_orders`), permute the masks to match, run
-    ``apply_actor`` on the network input (:func:`follower_obs`), explore with ``key``
-    (:func:`explore`) or act greedily without one (mode heads by
-    ``apply_critic(input, features)`` if given, :func:`greedy`), and map the
-    result to env actions. Returns ``(one-hots, unit values, env action, ranked masks,
-    network input)``."""
+    """The followers' decision (training, data collection and the policy): ranked heads and
+    masks, ``apply_actor`` on :func:`follower_obs`, :func:`explore` with ``key`` or else
+    :func:`greedy` (mode heads by ``apply_critic(input, features)`` if given), env actions.
+    Returns ``(one-hots, unit values, env action, ranked masks, network input)``."""
     ad = for_env(env)
     relative, ranked, _ = encoding(cfg, ad)
     orders = head_orders(env, obs, ranked, ad.learning_class(env))
@@ -377,8 +322,7 @@ def critic_apply(sp: _Spec, critic_params):
 
 def leader_bounds(env, l_cls: str, params) -> tuple[dict, dict]:
     """The range the leader's actor maps its tanh output onto: the adapter's
-    ``leader_bounds(env, params)`` if it has one (sgin: [0.5, 1.5]·λ₀), else the action
-    space's (sgin's [0, 10]: the untrained actor posts 5·λ₀, nobody buys, profit 0)."""
+    ``leader_bounds(env, params)`` if it has one, else the action space's."""
     ad = for_env(env)
     if hasattr(ad, "leader_bounds"):
         return ad.leader_bounds(env, params)
@@ -518,9 +462,7 @@ def make_train(env, config: Config):
             final = info["final_observation"]
             done = (term | trunc).astype(jnp.float32)
             if commit:
-                # The committed price is in force from the episode's second step on; each
-                # of those steps stores (o_0, a_0) with its profit and no bootstrap, so the
-                # critic's target is the episode's mean profit at that price.
+                # (o_0, a_0) with this step's profit, no bootstrap (docs/learners.md)
                 l_item = {"l_obs": l_obs0, "l_feat": l_feat, "l_rew": reward[l_cls],
                           "l_nobs": ts.obs[l_cls],
                           "l_valid": 1.0 - prev["fresh"].astype(jnp.float32),
@@ -528,10 +470,7 @@ def make_train(env, config: Config):
                 prev_leader = {"obs": l_obs0, "feat": l_feat, "action": l_action,
                                "fresh": done > 0}
             else:
-                # The price action of step t−1 set the price in force now, so its
-                # transition (o_{t−1}, a_{t−1}) gets this step's profit and next observation
-                # o_t (which shows that price); it is stored now. After an episode ended
-                # the reset price is in force instead, so that transition is invalid.
+                # (o_{t−1}, a_{t−1}) with this step's profit and o_t; invalid after a reset
                 l_item = {"l_obs": prev["obs"], "l_feat": prev["feat"],
                           "l_rew": reward[l_cls], "l_nobs": ts.obs[l_cls],
                           "l_valid": prev["valid"], "l_term": term.astype(jnp.float32)}

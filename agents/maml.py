@@ -1,17 +1,10 @@
 """Model-agnostic meta-learning (MAML) with a differentiable inner loop.
 
-SGIN paper Sec. IV-B(1), eq. 31-32 and Algorithm 2: the inner loop adapts
-w' = w − α∇_w L_Γ(w) on a task's training samples (K steps here); the outer
-loop updates w ← w − β∇_w Σ_Γ L_Γ(w') on the tasks' test samples,
-differentiating *through* the inner loop (second order by default; the
-first-order approximation treats ∇L_Γ as a constant).
-
-Task distributions (a batch of env params per meta-iteration) are scenario
-knowledge: the adapter's ``sample_tasks`` (``agents.adapters``).
-
-``loss_fn(params, task) -> scalar`` is user-supplied: ``params`` is any pytree
-(flax ``linen`` variables included), ``task`` any pytree; a task *batch* is the
-same pytree with a leading task axis on every leaf.
+SGIN paper Sec. IV-B(1), eq. 31-32, Alg. 2: the inner loop adapts w' = w − α∇_w L_Γ(w)
+(K steps); the outer loop updates w ← w − β∇_w Σ_Γ L_Γ(w'), differentiating *through* the
+inner loop (second order by default). ``loss_fn(params, task) -> scalar`` is
+user-supplied (any pytrees); a task *batch* has a leading task axis on every leaf. Task
+distributions are the adapter's ``sample_tasks`` (``agents.adapters``).
 """
 
 from __future__ import annotations

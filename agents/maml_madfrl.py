@@ -1,41 +1,16 @@
 """MAML-MADFRL — the SGIN paper's proposed method (Alg. 2 + Alg. 3, Sec. IV-B/C).
 
-MAML-MADFRL = a meta-trained follower initialisation (MAML, Alg. 2) + MADFRL
-training from it (Alg. 3) with federated actor aggregation (eq. 34-36).
+A meta-trained follower initialisation θ = {actor, critic} (MAML, Alg. 2, eq. 31-32, over
+the adapter's ``sample_tasks``; :func:`make_meta_train`), then MADFRL training from it
+(Alg. 3) with federated actor aggregation (eq. 34-36). Each meta-iteration, per task: a
+support set collected by θ's exploring policy, ``maml.adapt`` (second order by default),
+a query set collected by the adapted policy, and an Adam step of θ on the mean query loss.
+The task loss is MADFRL's own (:func:`make_task_loss`).
 
-Meta-training (:func:`make_meta_train`)
----------------------------------------
-One follower actor-critic θ = {actor, critic} (the same network MADFRL gives
-every follower; a shared initialisation is what FL would issue anyway) is
-meta-learned over tasks Γ drawn by the scenario adapter's ``sample_tasks`` (sgin:
-arrival regimes — env params with a different arrival range [A_min, A_max] and
-Lyapunov weight V).
-Each meta-iteration, for a batch of tasks (vmapped):
-
-1. roll the current θ's exploring policy out in Γ for half of ``rollout_steps``
-   (every follower acts with the shared actor; transitions of all followers
-   pooled): the support set;
-2. inner loop: θ'_Γ = ``maml.adapt(θ, support, task_loss, inner_steps,
-   inner_lr)`` (SGD; the exact second-order meta-gradient by default,
-   ``first_order=True`` for FOMAML);
-3. the query set: the *adapted* policy θ'_Γ continues the same episodes for the
-   other half (Alg. 2 evaluates the adapted parameters on fresh task data);
-4. outer update (Adam) of θ on mean_Γ task_loss(θ'_Γ, query) — eq. 31-32,
-   through the inner loop (first order treats dθ'/dθ as the identity).
-
-``task_loss`` is MADFRL's own loss on a batch: the critic's TD error
-(r·κ + γ·Q(s', π(s')) − Q(s, a))², target held fixed (``stop_gradient``; no
-target network inside a few inner steps), plus the actor's −Q(s, π(s))
-through straight-through Gumbel heads with the critic held fixed. The paper
-does not say which loss its inner loop uses; this is the loss MADFRL then
-trains on, so the initialisation is meta-learned for exactly that training.
-
-:func:`make_train` chains both (``train(key, env_params) -> (policy_params, metrics)``,
-the signature of every learner). Sweeps sharing one training across an axis call
-:func:`make_meta_train` (with their own ``sample_tasks``) and ``madfrl.make_train``'s
-``train(..., init=theta)`` themselves, then :func:`make_adapt` per axis value.
-Second order by default (``Config.first_order``'s comment has the measurements).
-:func:`make_adaptation_eval`: reward after k inner steps on a held-out task.
+:func:`make_train` chains both (``train(key, env_params) -> (policy_params, metrics)``).
+Shared training calls :func:`make_meta_train` and ``madfrl.make_train``'s ``train(...,
+init=theta)`` itself, then :func:`make_adapt` per axis value; :func:`make_adaptation_eval`
+gives the reward after k inner steps. Decisions: docs/learners.md §MAML-MADFRL.
 """
 
 from __future__ import annotations
@@ -68,10 +43,7 @@ class Config:
     inner_steps: int = 1
     inner_lr: float = 0.01
     outer_lr: float = 1e-3
-    #: second order (DESIGN.md). Measured on the 2×3-DT test config (tests/test_maml_madfrl.py,
-    #: 3 seeds, cloud payoff): second order −16.6 / −19.9 / −16.7 per DT-slot, query loss
-    #: after adaptation 10.9 vs 12.5 before; first order −17.2 / −16.2 / −15.7. (Round 1,
-    #: paper payoff with the query set collected before adaptation: second order was worse.)
+    #: second order by default (DESIGN.md; measured: docs/learners.md §MAML-MADFRL)
     first_order: bool = False
     eps: float = 0.2  # exploration while collecting task data
 
@@ -115,14 +87,10 @@ def init_follower(env, cfg: madfrl.Config, key) -> dict:
 
 def make_collect(env, cfg: Config):
     """``collect(key, theta, env_params, eps, start=None) -> (batch, end)``: pooled
-    follower transitions of ``cfg.rollout_steps // 2`` steps.
-
-    Runs ``cfg.num_envs`` episodes with the shared actor exploring (ε-uniform
-    discrete heads, Gaussian pre-tanh noise) and the other classes playing the
-    adapter's ``fixed_actions``, from fresh resets or from ``start`` = the ``end``
-    ``(obs, state)`` of a previous call (so a query batch continues the episodes
-    its support batch began). ``batch`` is a dict of arrays with one leading axis
-    over (steps · envs · followers).
+    follower transitions of ``cfg.rollout_steps // 2`` steps in ``cfg.num_envs`` episodes,
+    the shared actor exploring and the other classes playing the adapter's
+    ``fixed_actions``, from fresh resets or from ``start`` = a previous call's ``end``
+    ``(obs, state)``. ``batch``: arrays with one leading axis over (steps · envs · followers).
     """
     nets, ad = _nets(env, cfg.madfrl), for_env(env)
     cls = nets.cls
@@ -305,13 +273,10 @@ def follower_policy_params(env, config: Config, follower: dict) -> dict:
 
 
 def make_adaptation_eval(env, config: Config, ks: Sequence[int], horizon: int):
-    """``evaluate(key, theta, task_params) -> (len(ks),)`` reward after k inner steps.
-
-    For each k in ``ks``: :func:`make_adapt`, then the adapted actor-critic, copied to every
-    follower and acting greedily with the leader playing the adapter's ``fixed_actions``,
-    runs ``horizon`` slots (one :func:`jaxsg.wrappers.rollout`); the value is its mean
-    follower reward per DT per slot (eq. 33, unscaled).
-    """
+    """``evaluate(key, theta, task_params) -> (len(ks),)``: for each k in ``ks``, the mean
+    follower reward per DT per slot (eq. 33, unscaled) over one ``horizon``-slot rollout of
+    :func:`make_adapt`'s θ' copied to every follower, greedy, the leader playing the
+    adapter's ``fixed_actions``."""
     adapt, cls = make_adapt(env, config, ks), _nets(env, config.madfrl).cls
     posted = dataclasses.replace(config.madfrl, learn_leader=False)  # leader: adapter's action
 

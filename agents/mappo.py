@@ -2,35 +2,11 @@
 
 PureJaxRL structure: rollout, GAE and epochs × minibatches are ``lax.scan``s inside one
 scan over updates (``config.num_envs`` vmapped envs); ``policy_params`` are the actor's.
-
-Design decisions
-----------------
-* **Learning class** (``agent_class``, default the adapter's; sgin: ``"follower"``): its
-  agents share one :class:`~agents.networks.HybridActor` fed their own observation plus a
-  one-hot agent id, applied to the whole ``(envs, agents, features)`` array. Other classes
-  play the adapter's ``fixed_actions`` (sgin: the leader posts ``params.price``; the
-  leader is not learned, the price regime of every heuristic and of MADFRL with
-  ``learn_leader=False``).
-* **Action encoding** (MADFRL's, :func:`agents.networks.encoding`; option names
-  ``relative_heads``, ``ranked_heads``, ``mode_heads``, default the adapter's): the
-  distribution is over *encoded* heads (ranks, offsets; unit values in [−1, 1], a mode
-  head with one scalar head ``name/option`` per option) and decodes to the env action
-  through :func:`agents.networks.to_env_action`, the function MADFRL uses. Ranked masks
-  are permuted like MADFRL's. A mode head's block counts in ``log π`` only where its option
-  was chosen (the others are not played) and in the entropy weighted by that option's
-  probability. Why: with the raw encoding MAPPO kept every sgin DT local at the default
-  scale (97 Mbit/slot served); same encoding, same comparison.
-* **Centralised critic**: ``V(every class's observations flattened, one-hot id)`` per
-  agent, on each agent's reward (``team_reward=True``: the class mean).
-* **Rewards** × ``reward_scale`` (None: the adapter's), then (``normalize_rewards``)
-  divided by the running std of the scaled per-agent rewards (Chan batch update, no mean
-  subtraction); training only — every reported metric is raw.
-* **GAE with auto-reset** (:func:`agents.core.gae`): the critic is evaluated on
-  ``info["final_observation"]`` for the bootstrap.
-* **Loss**: clipped surrogate on per-agent ratios of the joint action, advantages
-  normalised per minibatch, clipped value loss, entropy bonus; one Adam over actor and
-  critic, global-norm clipping, optional linear LR annealing. Masks from
-  ``env.avail_actions`` are stored with the rollout.
+The learning class (``agent_class``, default the adapter's) shares one
+:class:`~agents.networks.HybridActor` over MADFRL's action encoding
+(:func:`agents.networks.encoding`); other classes play the adapter's ``fixed_actions``.
+The critic is V(every class's observations flattened, one-hot agent id) per agent.
+Decisions (encoding, mode blocks, reward normalisation, loss): docs/learners.md §MAPPO.
 
 CPU hazard: ``jax.jit(jax.vmap(train))`` can wedge without the XLA flags of
 :mod:`sweeps.platform`; ``tests/test_mappo.py`` trains in a subprocess with them.
@@ -169,7 +145,8 @@ def _distribution(env, nets: _Nets, actor_params, obs, masks):
 
 
 def log_prob_entropy(dist, action: dict, nets: _Nets):
-    """``log π(action)`` and the entropy, a mode block counting as the module docstring says."""
+    """``log π(action)`` and the entropy; a mode block counts in ``log π`` only where its
+    option was chosen and in the entropy weighted by that option's probability."""
     log_p, ent = dist.component_log_probs(action), dist.component_entropies()
     for name, _, d, j in nets.blocks:
         if d is not None:

@@ -1,27 +1,16 @@
 """Flax (linen) networks shared by the learners, and the action encoding they share.
 
-* :class:`MLP` torsos (orthogonal init, gain √2, zero biases, as in PPO implementations);
-  :func:`mlp_head` (a torso and one linear output: Q-networks, deterministic actors,
-  :class:`ValueCritic`, :class:`QCritic`).
+* :class:`MLP` torsos (orthogonal init, gain √2, zero biases); :func:`mlp_head` /
+  :class:`MLPHead` (a torso and one linear output), :class:`ValueCritic`, :class:`QCritic`.
 * :class:`HybridActor` → :class:`HybridDistribution`, a ``distrax.Joint`` over a dict
   action: one ``Categorical`` per discrete head (``avail_actions`` masks) and one bounded
-  head per continuous one; output gain 0.01, so the initial policy is near uniform.
-  Continuous values lie in [−1, 1] (the encoded action; :func:`to_env_action` maps them
-  onto the bounds). ``continuous_dist`` (a decision): ``"tanh_normal"`` (default) is
-  ``Normal(loc(x), exp(log_std))``, ``log_std`` learned and state-independent, squashed
-  by ``tanh`` (exact log-Jacobian in ``log_prob``; ``entropy()`` is the standard
-  approximation, the base Normal's, an upper bound; mode ``tanh(loc)``). ``"beta"`` is
-  ``Beta(α, β)``, ``α, β = 1 + softplus(·)``, mapped onto [−1, 1] (exact entropy; its
-  ``jax.random.gamma`` sampler costs seconds of CPU compile time). Sampling draws one flat
-  block of uniforms for the whole action (Gumbel-max, inverse normal CDF): each extra
-  ``jax.random`` call costs compile time on CPU. Continuous samples and ``log_prob`` clip
-  to ``±(1 − 2ε)`` (ε = ``BOUND_EPS``, relative to the width): optima often sit on a bound
-  (sgin: f = f_min) and every log-probability stays finite.
+  head per continuous one (``continuous_dist``: ``"tanh_normal"`` or ``"beta"``), values in
+  [−1, 1], clipped to ``±(1 − 2·BOUND_EPS)``; output gain 0.01 (near-uniform start).
 * The encoded action (:class:`Group`, :func:`encoding`, :func:`head_orders`,
-  :func:`to_env_action`), one block for MADFRL and MAPPO: ``relative_heads`` (offsets from
-  the agent index), ``ranked_heads`` (k-th best option by an own observed feature),
-  ``mode_heads`` (a continuous head with one block per option of a discrete head), each
-  defaulting to the scenario adapter's.
+  :func:`to_env_action`), one block for MADFRL and MAPPO: ``relative_heads``,
+  ``ranked_heads``, ``mode_heads``, each defaulting to the scenario adapter's.
+
+Decisions and their measurements: docs/learners.md §Networks and the shared action encoding.
 """
 
 from __future__ import annotations
@@ -41,7 +30,7 @@ from jaxsg.env import INVALID_ACTION
 
 #: Logit given to unavailable discrete options (finite, so entropies stay finite).
 MASKED_LOGIT = -1e9
-#: Relative margin kept from the continuous bounds (see the module docstring).
+#: Relative margin kept from the continuous bounds (docs/learners.md).
 BOUND_EPS = 1e-6
 
 CONTINUOUS_DISTS = ("tanh_normal", "beta")
@@ -314,8 +303,7 @@ def encoding(config, ad) -> tuple[tuple, tuple, tuple]:
 
 def select_modes(onehots: dict, unit: dict, group: Group) -> dict:
     """Per-mode continuous heads: ``unit[k]`` (…, options·size) → the chosen option's
-    block (…, size). Why (sgin): the mode-relative ``cpu`` means ≈ 3 GHz locally and
-    ≈ 20 GHz in the cloud; one value cannot suit both, so each mode has its own."""
+    block (…, size)."""
     unit, sizes = dict(unit), dict(group.continuous)
     for k, d in group.modes:
         oh = onehots[d]
@@ -326,10 +314,7 @@ def select_modes(onehots: dict, unit: dict, group: Group) -> dict:
 
 def head_orders(env, obs, ranked_heads, agent_class: str) -> dict:
     """{head: option indices sorted by the named feature of ``obs``}, shape (..., n, options)
-    (positions from ``env.observation_slices``). sgin's ``("leo", "path_loss")``: the LEO
-    head picks "my k-th best link", not a satellite label (labels carry no information).
-    Measured at the sgin defaults with FL and channel offsets: by label 336 Mbit/slot
-    after 400 or 1500 updates vs 521 for the best link."""
+    (positions from ``env.observation_slices``): rank r means "my r-th best option"."""
     where = env.observation_slices(agent_class) if ranked_heads else {}
     return {head: jnp.argsort(obs[..., where[feature]], axis=-1) for head, feature in ranked_heads}
 
@@ -344,11 +329,9 @@ def to_env_action(onehots, unit, group, low, high, relative=(), orders=None):
     """One-hots → ints (an all-zero row → ``INVALID_ACTION``, the env flags it); unit values
     in [−1, 1] → the action bounds.
 
-    Heads in ``relative`` are offsets: agent i (last axis) choosing k sends (k + i) mod n.
-    A shared actor otherwise piles every agent onto one option (sgin defaults: 28.8
-    Mbit/slot vs 325 for random channels); as offsets, "everyone picks k" spreads them
-    (MAMCC's assignment). Only for heads whose options are all available. Heads in
-    ``orders`` (:func:`head_orders`) are ranks: rank r → option ``orders[k][..., r]``.
+    Heads in ``relative`` are offsets: agent i (last axis) choosing k sends (k + i) mod n
+    (only for heads whose options are all available). Heads in ``orders``
+    (:func:`head_orders`) are ranks: rank r → option ``orders[k][..., r]``.
     """
     action = {k: jnp.argmax(onehots[k], -1).astype(jnp.int32) for k, _ in group.discrete}
     invalid = {k: ~jnp.any(onehots[k] > 0, -1) for k, _ in group.discrete}

@@ -1,42 +1,16 @@
 """Recurrent value-decomposition MARL: IQL, VDN (the paper's "proposed" sum mixing) and QMIX.
 
 Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): each agent has a GRU + FC Q-network
-fed its own observation and last action; VDN's joint value is the sum of the agents'
-values (eq. 22), trained with the TD loss of eq. (23) from an episode replay buffer with
-target networks. QMIX (Rashid et al. 2018) replaces the sum by a state-conditioned
-monotone hypernetwork mixer (:class:`QMixer`; state = all agents' observations); IQL
-trains every agent on its own TD error (mean of the agents' losses).
+(:class:`AgentQNet`) fed its observation features and last action; VDN's joint value is
+the sum of the agents' values (eq. 22), trained with the TD loss of eq. (23) from an
+episode replay buffer with target networks. QMIX (Rashid et al. 2018) mixes with a
+state-conditioned monotone hypernetwork (:class:`QMixer`); IQL trains every agent on its
+own TD error. Decisions (reset alignment, bootstrap targets, rewards, greedy-eval
+selection, Huber loss): docs/learners.md §Value decomposition.
 
     train = make_train(env, Config(mixer="vdn"))
     policy_params, metrics = jax.jit(train)(key, params)
     jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, params)          # many seeds
-
-Design decisions
-----------------
-* **Agent network** (:class:`AgentQNet`), shared by every agent of the learning class;
-  input = the adapter's observation features ‖ own last action one-hot ‖ one-hot agent id.
-* **Reset alignment.** Step t's ``reset`` flag is the done flag of step t − 1 (True at the
-  first step), and h is zeroed *before* consuming x_t. Resetting with step t's own done
-  (JaxMARL's recurrent IQL/VDN/QMIX) zeroes the memory before an episode's last step and
-  carries it into the next episode.
-* **Bootstrap targets.** Each stored step keeps its *final* input
-  (``info["final_observation"]`` ‖ one-hot of the action taken) and avail mask
-  (``info["final_avail_actions"]``, else all True); Q(τ_{t+1}) is one GRU step from h_t on
-  it, so no target crosses an episode (termination, not truncation, stops it).
-* **Replay and targets.** Whole episodes (``agents.replay``), one per env per iteration;
-  double Q over the available actions; hard target update every
-  ``target_update_interval`` iterations.
-* **Rewards** (× ``reward_scale``). Mixers learn on the team reward (mean over agents).
-  IQL learns each agent on its own reward: the adapter's ``agent_rewards`` when it has
-  one and ``own_reward`` (dt_deploy: with the shared reward a user's own action is ~2 % of
-  the signal at 20 users and IQL stays at a constant policy), else the env's.
-* **Exploration and selection.** ε-greedy over the available actions. ``num_eval_envs``
-  extra envs play greedily in the same rollout (not stored): the ``eval_*`` curves, and
-  with ``keep_best`` the returned parameters are the iterate of highest greedy return
-  there (the greedy policy of a shared-parameter learner can flip between herding and
-  staying put).
-* **Loss.** Huber of width ``huber_delta`` on the TD error (``None``: ½·TD², eq. 23;
-  deep-fade latencies would dominate it), Adam with global-norm clipping.
 """
 
 from __future__ import annotations

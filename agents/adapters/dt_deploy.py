@@ -1,18 +1,7 @@
-"""DT deployment (recurrent value decomposition) for the learners; the measurements
-behind these decisions are in ``docs/dt_deploy.md``, "Learners: what they see and how
-they are trained".
-
-Reward: every learner learns on the reward × 1/I (the team reward grows with I). VDN and
-QMIX learn on the shared reward; IQL learns each user on its own term of it
-(:meth:`DtDeployAdapter.agent_rewards`): with the shared reward a user's own best move
-changes it by 0.014 against a step-to-step std of 0.10-1.0, and IQL stayed all local.
-
-Delay features (:meth:`DtDeployAdapter.observation_features`): a node's delay is a
-product/quotient of the raw features, which a small ReLU network does not learn in a few
-hundred gradient steps, so the adapter appends, per node, log10 of the delay the user
-would have there *alone* (eq. 1, 5, 6-10 with one DT on the node). How the delay grows
-with the others' choices is left to the learner ("the others' last load + 1" is
-``greedy``'s signal, which herds; on it the learners oscillated).
+"""DT deployment (recurrent value decomposition) for the learners: the reward × 1/I, IQL's
+per-user reward (:meth:`DtDeployAdapter.agent_rewards`) and the delay features
+(:meth:`DtDeployAdapter.observation_features`). Why, and what was measured:
+``docs/dt_deploy.md``, "Learners: what they see and how they are trained".
 """
 
 from __future__ import annotations

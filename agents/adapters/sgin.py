@@ -1,13 +1,11 @@
 """SGIN (satellite-ground digital twins, Stackelberg offloading) for the learners.
 
-* followers learn; the leader posts ``params.price`` unless a learner learns it;
-* MADFRL's heads (our decisions; see ``agents.madfrl``): the channel head is an
-  offset from the follower's index, the LEO head ranks the follower's own links
-  by observed path loss;
-* MADFRL's ``cpu`` head has one value per offload mode (``mode_heads``);
-* federated weights (eq. 36, unit-free form): :func:`sgin_weights` of the
-  follower's task size and LEO distance, both read from its own observation;
-* MAML tasks Γ = arrival regimes: :func:`sample_tasks`.
+Followers learn; the leader posts ``params.price`` unless a learner learns it. MADFRL's
+heads: the channel head is an offset from the follower's index, the LEO head ranks the
+follower's own links by observed path loss, the ``cpu`` head has one value per offload
+mode (docs/learners.md, "Networks and the shared action encoding"). Federated weights:
+:func:`sgin_weights` (eq. 36, docs/sgin.md "Federated aggregation"). MAML tasks Γ =
+arrival regimes: :func:`sample_tasks`.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ TASK_V_RANGE = (5.0, 20.0)
 
 
 def sgin_weights(task_bits: jnp.ndarray, distance_m: jnp.ndarray) -> jnp.ndarray:
-    """SGIN aggregation weights (eq. 36, unit-free form; ``agents.federated`` decision 2).
+    """SGIN aggregation weights (eq. 36, unit-free form; docs/sgin.md decision 2).
 
     w = ½·D/ΣD + ½·L/ΣL with D the follower's task bits and L its LEO distance
     (any unit). Inputs (C,) are clipped at 0; a term whose total is 0 becomes

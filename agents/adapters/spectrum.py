@@ -1,12 +1,7 @@
-"""Spectrum leasing (reputation-elected federated DDQN; ``docs/spectrum.md``) for the
-learners: satellites learn; rewards are scaled by 1/(p_max·capacity) (revenue in [0, 1]).
-
-The ledger (reputation, block income) persists across episodes in the learner's batched
-env state (the automatic reset keeps it). The election reads it from the state the step
-returned — the mean over the parallel episodes (extra experience of the same satellites;
-the ledger is one) — with the online flags of episode 0, and elects the online satellite
-with the highest reputation (:func:`jaxsg.consensus.select_aggregator`);
-:func:`settle_block` then applies the block to every parallel episode.
+"""Spectrum leasing (reputation-elected federated DDQN) for the learners: satellites learn;
+rewards are scaled by 1/(p_max·capacity) (revenue in [0, 1]); the election and block
+settlement on the ledger the batched env state carries across episodes
+(``docs/spectrum.md``, "The learners' ledger").
 """
 
 from __future__ import annotations

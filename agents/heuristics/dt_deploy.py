@@ -1,13 +1,8 @@
-"""Baselines and references for ``dt_deploy`` (described in ``docs/dt_deploy.md``,
-"References and baselines"): factories ``name(env, **kw) -> policy(key, obs, state,
-params) -> action``, found by ``agents.heuristics.get("dt_deploy", name, env)``.
-
-Measured at the defaults: simultaneous ``greedy`` herds (≈ 47 % of users on the cloud,
-1.99× the optimum); ``sequential_greedy`` reaches ≈ 1.19× the optimum. The exact optimum
-(:func:`optimal_action`) is host-side (NumPy/SciPy, not jit-able, evaluation only):
-0.08–0.09 s per step at the defaults (20 users, 3 end devices of capacity 6), 0.15 s at
-24 users, on the 2-core development machine under load (60 states of 3 episodes,
-``time.perf_counter``); its branch and bound solves ≈ 460 of the 4,116 count vectors.
+"""Baselines and references for ``dt_deploy`` (described, with their measured quality
+and cost, in ``docs/dt_deploy.md``, "References and baselines"): factories ``name(env,
+**kw) -> policy(key, obs, state, params) -> action``, found by
+``agents.heuristics.get("dt_deploy", name, env)``. The exact optimum
+(:func:`optimal_action`) is host-side (NumPy/SciPy, not jit-able, evaluation only).
 """
 
 from __future__ import annotations
