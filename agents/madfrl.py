@@ -357,8 +357,7 @@ def make_train(env, config: Config):
     critic_tx = core.adam(cfg.critic_lr, cfg.max_grad_norm)
     epsilon = core.linear(cfg.eps_start, cfg.eps_end,
                           cfg.eps_decay_fraction * (cfg.num_updates - 1))
-    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    vreset = jax.vmap(env.reset, in_axes=(0, None))
+    vreset, vstep = core.vec_env(env, cfg.num_envs)
     fed = cfg.federated
     l_gamma = cfg.gamma if cfg.leader_gamma is None else cfg.leader_gamma
     commit = cfg.learn_leader and cfg.leader_commit
@@ -375,27 +374,24 @@ def make_train(env, config: Config):
             critic_p = core.broadcast_agents(init["critic"], n_agents)
         return core.ActorCritic.create(actor_p, critic_p, actor_tx, critic_tx)
 
-    def apply_critic(params, obs, feat):
-        return core.stacked_apply(critic.apply, params, obs, feat, out_axis=-1)
-
     def group_update(gs: AgentGroupState, actor, group, batch, key, masks, gamma):
         """One critic and one actor step for every agent of a group (vmapped)."""
         obs, feat, nobs = batch["obs"], batch["feat"], batch["nobs"]
         # target: a' from the target actor at s' (greedy), bootstrapped unless terminated
         oh_n, un_n = greedy(*core.stacked_apply(actor.apply, gs.target_actor, nobs), None, group)
-        q_next = apply_critic(gs.target_critic, nobs, features_from(oh_n, un_n, group))
+        q_next = critic_apply(sp, gs.target_critic)(nobs, features_from(oh_n, un_n, group))
         target = jax.lax.stop_gradient(
             batch["rew"] * cfg.reward_scale + gamma * (1.0 - batch["term"][:, None]) * q_next)
         weight = batch["valid"][:, None]  # 0: a transition that is not one (see prev_leader)
         norm = jnp.maximum(weight.sum(), 1.0)
 
         def critic_loss(p):
-            q = apply_critic(p, obs, feat)
+            q = critic_apply(sp, p)(obs, feat)
             return (jnp.sum(weight * (q - target) ** 2, axis=0) / norm).sum(), q
 
         def actor_loss(p, critic_p):
             lg, pre = core.stacked_apply(actor.apply, p, obs)
-            value = actor_objective(functools.partial(apply_critic, critic_p, obs), key, lg,
+            value = actor_objective(functools.partial(critic_apply(sp, critic_p), obs), key, lg,
                                     pre, masks, group, cfg.gumbel_temperature)
             return -jnp.mean(value, 0).sum()
 
@@ -407,7 +403,7 @@ def make_train(env, config: Config):
         k_f, k_l, k_env, k_run = jax.random.split(key, 4)
         follower = init_group(k_f, sp.f_actor, obs_dim_f, feat_dim(f_group), n_f, init)
         leader = init_group(k_l, sp.l_actor, obs_dim_l, feat_dim(l_group), n_l)
-        obs, env_state = vreset(jax.random.split(k_env, cfg.num_envs), env_params)
+        obs, env_state = vreset(k_env, env_params)
         item = {  # one env step of every agent
             "f_obs": jnp.zeros((n_f, obs_dim_f)), "f_feat": jnp.zeros((n_f, feat_dim(f_group))),
             "f_rew": jnp.zeros((n_f,)), "f_nobs": jnp.zeros((n_f, obs_dim_f)),
@@ -457,8 +453,8 @@ def make_train(env, config: Config):
                 l_action, l_feat = hold(l_action, prev["action"]), hold(l_feat, prev["feat"])
                 l_obs0 = hold(ts.obs[l_cls], prev["obs"])
             action = {f_cls: _unwrap(f_action, env.action_space(f_cls)), l_cls: l_action}
-            obs2, env_state, reward, term, trunc, info = vstep(
-                jax.random.split(k_env, cfg.num_envs), ts.env_state, action, env_params)
+            obs2, env_state, reward, term, trunc, info = vstep(k_env, ts.env_state, action,
+                                                               env_params)
             final = info["final_observation"]
             done = (term | trunc).astype(jnp.float32)
             if commit:

@@ -22,11 +22,9 @@ from typing import ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from agents import core, madfrl, maml
 from agents.adapters import for_env
-from agents.networks import QCritic
 from jaxsg.validation import Bound
 from jaxsg.wrappers import rollout
 
@@ -59,30 +57,13 @@ class Config:
                              f"got {self.rollout_steps}")
 
 
-@dataclasses.dataclass(frozen=True)
-class _Nets:
-    actor: madfrl.DeterministicHybridActor
-    critic: QCritic
-    group: madfrl.Group
-    obs_dim: int
-    feat_dim: int
-    cls: str
-
-
-def _nets(env, cfg: madfrl.Config) -> _Nets:
-    """MADFRL's follower networks (the ones the meta-initialisation is copied into)."""
-    sp = madfrl._spec(env, cfg)
-    return _Nets(sp.f_actor, sp.critic, sp.f_group, sp.f_obs_dim,
-                 madfrl.feature_dim(sp.f_group), sp.f_cls)
-
-
 def init_follower(env, cfg: madfrl.Config, key) -> dict:
-    """A random single-follower actor-critic ``{"actor", "critic"}``."""
-    nets = _nets(env, cfg)
+    """A random single-follower actor-critic ``{"actor", "critic"}`` (MADFRL's networks)."""
+    sp = madfrl._spec(env, cfg)
     k_a, k_c = jax.random.split(key)
-    return {"actor": nets.actor.init(k_a, jnp.zeros((nets.obs_dim,))),
-            "critic": nets.critic.init(k_c, jnp.zeros((nets.obs_dim,)),
-                                       jnp.zeros((nets.feat_dim,)))}
+    return {"actor": sp.f_actor.init(k_a, jnp.zeros((sp.f_obs_dim,))),
+            "critic": sp.critic.init(k_c, jnp.zeros((sp.f_obs_dim,)),
+                                     jnp.zeros((madfrl.feature_dim(sp.f_group),)))}
 
 
 def make_collect(env, cfg: Config):
@@ -92,11 +73,10 @@ def make_collect(env, cfg: Config):
     ``fixed_actions``, from fresh resets or from ``start`` = a previous call's ``end``
     ``(obs, state)``. ``batch``: arrays with one leading axis over (steps · envs · followers).
     """
-    nets, ad = _nets(env, cfg.madfrl), for_env(env)
-    cls = nets.cls
+    sp, ad = madfrl._spec(env, cfg.madfrl), for_env(env)
+    cls = sp.f_cls
     e, steps = int(cfg.num_envs), int(cfg.rollout_steps) // 2
-    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    vreset = jax.vmap(env.reset, in_axes=(0, None))
+    vreset, vstep = core.vec_env(env, e)
 
     def collect(key, theta, env_params, eps, start=None):
         theta = jax.lax.stop_gradient(theta)  # data, not a function of θ
@@ -105,20 +85,19 @@ def make_collect(env, cfg: Config):
                              ad.fixed_actions(env, env_params))
         k_reset, k_run = jax.random.split(key)
         if start is None:
-            start = vreset(jax.random.split(k_reset, e), env_params)
+            start = vreset(k_reset, env_params)
 
         def body(carry, k):
             obs, state = carry
             k_act, k_env = jax.random.split(k)
             masks = jax.vmap(env.avail_actions, in_axes=(0, None))(state, env_params)[cls]
             oh, unit, f_action, masks, f_obs = madfrl.act_followers(
-                env, cfg.madfrl, functools.partial(nets.actor.apply, theta["actor"]), obs[cls],
-                masks, nets.group, f_low, f_high, k_act, eps)
+                env, cfg.madfrl, functools.partial(sp.f_actor.apply, theta["actor"]), obs[cls],
+                masks, sp.f_group, f_low, f_high, k_act, eps)
             action = {**fixed, cls: f_action}
-            obs2, state, reward, term, _, info = vstep(jax.random.split(k_env, e), state, action,
-                                                      env_params)
+            obs2, state, reward, term, _, info = vstep(k_env, state, action, env_params)
             n_f = reward[cls].shape[-1]
-            tr = {"obs": f_obs, "feat": madfrl.features_from(oh, unit, nets.group),
+            tr = {"obs": f_obs, "feat": madfrl.features_from(oh, unit, sp.f_group),
                   "rew": reward[cls],
                   "nobs": madfrl.follower_obs(info["final_observation"][cls],
                                               cfg.madfrl.agent_id),
@@ -139,24 +118,24 @@ def make_task_loss(env, cfg: madfrl.Config):
     ``batch`` carries a PRNG key under ``"key"`` (the Gumbel noise), so the loss is
     a pure function of (params, task) as ``maml.adapt`` requires.
     """
-    nets = _nets(env, cfg)
+    sp = madfrl._spec(env, cfg)
 
     def q(critic_p, obs, feat):
-        return nets.critic.apply(critic_p, obs, feat)
+        return sp.critic.apply(critic_p, obs, feat)
 
     def task_loss(theta, batch):
         actor_p, critic_p = theta["actor"], theta["critic"]
         fixed_actor = jax.lax.stop_gradient(actor_p)
         fixed_critic = jax.lax.stop_gradient(critic_p)
-        lg_n, pre_n = nets.actor.apply(fixed_actor, batch["nobs"])
-        oh_n, un_n = madfrl.greedy(lg_n, pre_n, None, nets.group)
-        q_next = q(fixed_critic, batch["nobs"], madfrl.features_from(oh_n, un_n, nets.group))
+        lg_n, pre_n = sp.f_actor.apply(fixed_actor, batch["nobs"])
+        oh_n, un_n = madfrl.greedy(lg_n, pre_n, None, sp.f_group)
+        q_next = q(fixed_critic, batch["nobs"], madfrl.features_from(oh_n, un_n, sp.f_group))
         target = batch["rew"] * cfg.reward_scale + cfg.gamma * (1.0 - batch["term"]) * q_next
         td = jnp.mean((q(critic_p, batch["obs"], batch["feat"]) - target) ** 2)
-        lg, pre = nets.actor.apply(actor_p, batch["obs"])
+        lg, pre = sp.f_actor.apply(actor_p, batch["obs"])
         actor_loss = -jnp.mean(madfrl.actor_objective(
             functools.partial(q, fixed_critic, batch["obs"]), batch["key"], lg, pre,
-            batch["masks"], nets.group, cfg.gumbel_temperature))
+            batch["masks"], sp.f_group, cfg.gumbel_temperature))
         return td + actor_loss
 
     return task_loss
@@ -202,9 +181,7 @@ def make_meta_train(env, config: Config, sample_tasks=None):
                 return jnp.mean(post), jnp.mean(pre)
 
             (loss, pre), grads = jax.value_and_grad(outer, has_aux=True)(theta)
-            updates, opt = tx.update(grads, opt, theta)
-            return (optax.apply_updates(theta, updates), opt), {"meta_loss": loss,
-                                                                 "pre_loss": pre}
+            return core.opt_step(tx, theta, opt, grads), {"meta_loss": loss, "pre_loss": pre}
 
         (theta, _), metrics = jax.lax.scan(iteration, (theta, opt),
                                            jax.random.split(k_run, cfg.meta_iterations))
@@ -265,7 +242,7 @@ def make_adapt(env, config: Config, ks: Sequence[int]):
 def follower_policy_params(env, config: Config, follower: dict) -> dict:
     """MADFRL policy params with one follower ``{"actor", "critic"}`` copied to every
     follower (the critic only where greedy modes use it, ``madfrl.uses_critic``)."""
-    n = env.num_agents(_nets(env, config.madfrl).cls)
+    n = env.num_agents(madfrl._spec(env, config.madfrl).f_cls)
     out = {"follower": core.broadcast_agents(follower["actor"], n), "leader": None}
     if madfrl.uses_critic(env, config.madfrl):
         out["follower_critic"] = core.broadcast_agents(follower["critic"], n)
@@ -277,7 +254,7 @@ def make_adaptation_eval(env, config: Config, ks: Sequence[int], horizon: int):
     follower reward per DT per slot (eq. 33, unscaled) over one ``horizon``-slot rollout of
     :func:`make_adapt`'s θ' copied to every follower, greedy, the leader playing the
     adapter's ``fixed_actions``."""
-    adapt, cls = make_adapt(env, config, ks), _nets(env, config.madfrl).cls
+    adapt, cls = make_adapt(env, config, ks), madfrl._spec(env, config.madfrl).f_cls
     posted = dataclasses.replace(config.madfrl, learn_leader=False)  # leader: adapter's action
 
     def greedy_return(key, follower, params):
