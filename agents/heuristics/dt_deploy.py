@@ -152,15 +152,10 @@ def assignment_lower_bounds(tables: np.ndarray, counts: np.ndarray) -> np.ndarra
 
 def optimal_action(env, state, params, bound: bool = True) -> tuple[np.ndarray, float]:
     """``(action (I,), objective)``: the exact minimiser of α·L_sum + β·ς·m (= −reward)
-    of this step subject to the capacities (13d).
-
-    For a fixed count vector (users per node) every user's cost at every node is fixed, so
-    the problem is an assignment: ``scipy.optimize.linear_sum_assignment`` on the I × I
-    matrix whose columns are n_j copies of node j. Branch and bound: vectors are solved in
-    increasing :func:`assignment_lower_bounds` and the search stops when the bound reaches
-    the best value found, so the result is the exact minimum over all feasible vectors
-    (``bound=False`` solves every one: the tests check both agree). The state's exogenous
-    draws do not depend on actions, so the per-step optimum is also the episode optimum.
+    of this step subject to the capacities (13d): one assignment problem per count vector
+    (``scipy.optimize.linear_sum_assignment`` on I × I, n_j columns for node j), solved in
+    increasing :func:`assignment_lower_bounds` until the bound reaches the best value
+    (``bound=False`` solves every one). Method: docs/dt_deploy.md, "References and baselines".
     """
     counts = count_vector_array(env.num_users, env.num_end_devices,
                                 float(params.end_capacity), float(params.cloud_capacity))

@@ -1,15 +1,8 @@
 """Baselines and references for ``edge_assoc`` (Lu et al., IEEE TII 2021, Sec. V; described
 in ``docs/edge_assoc.md``, "References and baselines"): factories ``name(env, **kw) ->
 policy(key, obs, state, params) -> {"bs": {"bid", "batch_frac", "bandwidth"}}``, pure and
-jit-able, found by ``agents.heuristics.get("edge_assoc", name, env)``.
-
-``greedy``/``search`` (the spec's "search reference" of live-regime criterion 3) search
-only the association, with b and the bandwidth rule fixed, against the env's own objective
-T/(1 − θ_G) of the current round: an oracle that reads the round's CPU and fading draws
-from the state, as the MADDPG agents do through the observation.
-
-Decision (paper silent): the "fixed b" of the baselines is the midpoint of
-[b_min, b_max] unless ``batch`` is given.
+jit-able, found by ``agents.heuristics.get("edge_assoc", name, env)``. The baselines' fixed
+b is the midpoint of [b_min, b_max] unless ``batch`` is given.
 """
 
 from __future__ import annotations

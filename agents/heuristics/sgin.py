@@ -143,20 +143,12 @@ def magcs(env) -> Callable:
 
 
 def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int = 8):
-    """Sequential best response on P2', ``rounds`` sweeps over all DTs.
-
-    Each DT i, in index order, picks the (offload, LEO, channel, f, drop)
-    maximising its own reward of this slot (the env's ``reward``: eq. 33 or
-    the drift-plus-penalty Q·(D + dropped − A) + V·F) given every other DT's
-    current choice: D from the exact SINR at the candidate (LEO, channel) under
-    the others' current transmissions (eq. 4-5), C_n the MBS's privacy overhead
-    with DT i's f among the verifiers (eq. 7-10). f ranges over ``cpu_levels``
-    grid levels of the mode's range; under ``payoff="cloud"`` also over the kink
-    where the bought f just serves min(link, Q) (the value is piecewise linear
-    in f, so the kink or an end is optimal up to the small verification term),
-    and ``drop`` ∈ {0, 1}. S_B = S_min (block size only costs, so it is weakly
-    dominant). Starts from MAMCC's choice; ties keep local computing.
-    """
+    """Sequential best response on P2', ``rounds`` sweeps over all DTs in index order: each
+    DT picks the (offload, LEO, channel, f, drop) maximising its own reward of this slot
+    given the others' current choices, f over ``cpu_levels`` levels of the mode's range
+    (and, under ``payoff="cloud"``, the kink); S_B = S_min; starts from MAMCC's choice.
+    What is evaluated exactly and why these candidates: docs/sgin.md, "References and
+    baselines"."""
     n, m, n_mbs = env.num_followers, env.users_per_mbs, env.num_mbs
     n_ch = env.num_channels
     cloud = _cloud(env)
@@ -250,12 +242,10 @@ def price_grid_around(price, points: int = 11, low: float = 0.5, high: float = 1
 
 def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int = 4,
                             rounds: int = 2, cpu_levels: int = 8, **keys):
-    """Stackelberg reference (docs/sgin.md, live regime): the best *fixed* price (posted
-    from the reset on; a leader that re-prices myopically every slot drifts to λ_min) over
-    whole episodes with best-response followers, on ``price_grid``
-    (default ``price_grid_around(params.price)``, i.e. [0.5, 1.5]·λ₀ in 11 points), by mean
-    episode profit on ``num_episodes`` evaluation episodes (``keys``: ``seed``, ``key``
-    or ``keys`` of :func:`agents.heuristics.best_of`).
+    """Stackelberg reference (docs/sgin.md): the best *fixed* price over whole episodes with
+    best-response followers, on ``price_grid`` (default ``price_grid_around(params.price)``,
+    [0.5, 1.5]·λ₀ in 11 points), by mean episode profit on ``num_episodes`` evaluation
+    episodes (``keys``: ``seed``, ``key`` or ``keys`` of :func:`agents.heuristics.best_of`).
 
     Returns ``(price, mean episode profit per grid price, grid)``.
     """
