@@ -3,10 +3,10 @@
 Every function takes pytrees whose leaves carry a leading **client axis** (``stacked``:
 leaf shape ``(C, ...)``) and/or the matching global pytree (``global_params``); pure
 ``jnp`` (no loops over clients), so it jits, vmaps over seeds and differentiates. Sizes
-are static. Who aggregates is :func:`jaxsg.consensus.select_aggregator`; a scenario's
-client weights come from its adapter's ``federated_weights``. SGIN decisions (the sign
-of eq. 34, the unit-free weights of eq. 36, local critics, the server step size u):
-docs/sgin.md, "Federated aggregation (eq. 34-36)".
+are static. Who aggregates (election by reputation) is
+:func:`jaxsg.consensus.select_aggregator`; a scenario's client weights come from its
+adapter's ``federated_weights``. SGIN decisions (the sign of eq. 34, the unit-free weights
+of eq. 36, local critics, the server step size u): docs/sgin.md, "Federated aggregation".
 """
 
 from __future__ import annotations

@@ -1,15 +1,12 @@
 """Real federated learning for ``edge_assoc``: hierarchical FedAvg with DPoS verification.
 
-Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6). One global round, jitted, with the N
-digital twins (DTs) stacked on a client axis: local SGD on ⌈b_j·D_j⌉ samples per DT, BS
-averages (eq. 4, ``group_average``), an optional attack by ``poisoned`` BSs, verification
-(``"dpos"``: the elected producers check each BS update on their own held-out shards,
-majority rule, ``jaxsg.consensus.dpos_*``; ``"mbs_oracle"``: the MBS on the whole held-out
-set), then the MBS aggregate of the included BSs (eq. 5 ``"fedavg"``, ``"median"`` or
-``"trimmed_mean"``). Data: scikit-learn's digits (default) or an ``.npz`` file with
-``x_train, y_train, x_test, y_test`` (the paper's CNN, :class:`PaperCNN`).
-The round step by step, the data and the decisions (``verify_tol``, eq. 5 uniform, where
-the attack acts): docs/edge_assoc.md, "Real FL task".
+Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6). One jitted global round (:class:`FLTask`)
+with the N digital twins stacked on a client axis: local SGD on ⌈b_j·D_j⌉ samples per DT,
+BS averages (eq. 4), an optional attack by ``poisoned`` BSs, ``verifier`` ``"dpos"`` (the
+elected producers' majority, ``jaxsg.consensus.dpos_*``) or ``"mbs_oracle"``, then the MBS
+``aggregation`` of the included BSs (eq. 5). Data: scikit-learn's digits or an ``.npz``
+file (:func:`load_dataset`). The round step by step, the data and the decisions
+(``verify_tol``, eq. 5 uniform, where the attack acts): docs/edge_assoc.md, "Real FL task".
 
 CLI: ``python -m agents.fl_task [--dataset digits|file.npz] [--rounds 20]`` prints test
 accuracy per round under average association; a missing file is one line naming the path

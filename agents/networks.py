@@ -87,7 +87,7 @@ class MLPHead(nn.Module):
 
 
 class HybridDistribution(distrax.Joint):
-    """Joint distribution over a dict hybrid action (see the module docstring), continuous
+    """Joint distribution over a dict hybrid action (docs/learners.md), continuous
     values in [−1, 1]; every component shares one batch shape (e.g. ``(num_envs,
     n_agents)``) and ``log_prob`` / ``entropy`` sum over them. ``continuous`` maps a name
     to ``(loc, scale)`` (``kind="tanh_normal"``) or ``(α, β)`` (``kind="beta"``). A pytree:
