@@ -43,7 +43,7 @@ class Config:
     clip_eps: float = 0.2
     ent_coef: float = 0.01
     vf_coef: float = 0.5
-    lr: float = 1e-3  # better than 3e-4 on the small sgin config (64-unit MLPs)
+    lr: float = 1e-3  # why: docs/learners.md §MAPPO
     anneal_lr: bool = True
     max_grad_norm: float = 0.5
     actor_hidden: Sequence[int] = (64, 64)
