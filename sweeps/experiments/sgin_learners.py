@@ -101,13 +101,17 @@ LEARN_LEADER = False
 #: measured at the defaults (48 DTs, 1 seed, λ₀ fixed) MADFRL from scratch scored −777 per
 #: DT-slot after 230 updates (all local) and −94.5 after 1000 (best constant −125.4).
 #: ``agent_id=False``: one network fits any number of DTs (Figs. 4-5 sweep M with the
-#: policies trained at the default M).
+#: policies trained at the default M). ``hidden=(128, 128)`` for both MADFRL rows: at
+#: (64, 64) MADFRL from scratch failed on one of the grid's 3 training seeds (−147.3 per
+#: DT-slot against the best constant's −121.8) and MAML-MADFRL on 1 of 4 other seeds
+#: (−166.3); at (128, 128) 9 of 9 and 7 of 7 seeds beat it, for about 100 s more training
+#: CPU at the default scale (probes in docs/sgin.md).
 _SMOKE_MADFRL = madfrl.Config(num_envs=2, num_updates=4, batch_size=8, buffer_size=8,
                               warmup_updates=1, learn_leader=LEARN_LEADER, gamma=0.0,
                               agent_id=False)
 _DEFAULT_MADFRL = madfrl.Config(num_envs=4, num_updates=1000, batch_size=64, gamma=0.0,
                                 buffer_size=256, warmup_updates=8, learn_leader=LEARN_LEADER,
-                                agent_id=False)
+                                agent_id=False, hidden=(128, 128))
 
 #: Training budget per scale (MAML-MADFRL's; MADFRL-scratch and MAPPO get the same number
 #: of env steps, :func:`learner_configs`). ``mappo``: everything but ``num_updates``.
