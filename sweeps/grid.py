@@ -137,7 +137,7 @@ from sweeps.io import (  # noqa: E402
     write_records_jsonl,
 )
 from sweeps.methods import Overrides  # noqa: E402
-from sweeps.platform import configure_cpu_runtime  # noqa: E402
+from sweeps.platform import configure_compilation_cache, configure_cpu_runtime  # noqa: E402
 
 __all__ = [
     "ExperimentResult",
@@ -646,6 +646,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run this experiment (repeatable; default: every default experiment)")
     parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                         help="output root; a run writes OUT/<scale>/seed-<seed> (default: results)")
+    parser.add_argument("--xla-cache", type=str, default=None, metavar="DIR",
+                        help="JAX's persistent compilation cache: the grid's cells rebuild the "
+                        "same programs, which then compile once (default: OUT/.xla-cache; "
+                        "'' turns it off; a cache configured already is kept)")
     parser.add_argument("--list", action="store_true",
                         help="list experiments with their number of cells at --scale, then exit")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -743,6 +747,9 @@ def main(argv: list[str] | None = None, hang_guard: bool | None = None) -> int:
         if shard is None and count > 1 and not args.report_only:
             shard = (index, count)
 
+    if not args.list and not args.report_only:
+        configure_compilation_cache(Path(args.out, ".xla-cache") if args.xla_cache is None
+                                    else args.xla_cache)
     registered = list_experiments()
     if args.experiment:
         selected = []

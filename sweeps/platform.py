@@ -12,6 +12,12 @@ below 0.10 (0.9.2 finished the same probe 6 of 6 times). Single-threaded Eigen
 costs nothing measurable for our small matmuls. XLA reads ``XLA_FLAGS`` when it
 creates the CPU backend, so call this before the first computation. Set
 ``JAXSG_CPU_DEFAULTS=1`` to keep JAX's defaults.
+
+:func:`configure_compilation_cache` turns on JAX's persistent compilation cache. Why:
+a grid rebuilds the same programs (env steps, rollouts, references) cell after cell as
+new closures, which the in-memory jit cache does not share; the on-disk cache, keyed
+by XLA on the program, the jax/jaxlib versions and the flags, does. It changes no
+number: a hit loads the executable the compiler would have built.
 """
 
 from __future__ import annotations
@@ -41,3 +47,19 @@ def configure_cpu_runtime() -> bool:
 
     jax.config.update("jax_cpu_enable_async_dispatch", False)
     return True
+
+
+def configure_compilation_cache(path) -> str | None:
+    """Turn on JAX's persistent compilation cache at ``path`` (every program, however
+    fast it compiled) unless a cache directory is configured already (the test
+    configuration's, or ``JAX_COMPILATION_CACHE_DIR``); ``path`` None or "" does nothing.
+    Returns the directory in use (None: no cache)."""
+    import jax
+
+    current = jax.config.jax_compilation_cache_dir
+    if current or not path:
+        return current or None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return str(path)

@@ -7,7 +7,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 # The test configuration owns the platform settings (set before any test creates the
 # backend); importing library packages changes nothing.
-from sweeps.platform import configure_cpu_runtime  # noqa: E402
+from sweeps.platform import configure_compilation_cache, configure_cpu_runtime  # noqa: E402
 
 configure_cpu_runtime()
 
@@ -18,12 +18,7 @@ configure_cpu_runtime()
 _CACHE_DIR = os.environ.get(
     "JAXSG_TEST_CACHE_DIR", os.path.join(tempfile.gettempdir(), "jaxsg-test-xla-cache")
 )
-if _CACHE_DIR:
-    import jax  # noqa: E402
-
-    jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+configure_compilation_cache(_CACHE_DIR)
 
 
 # Per-test CPU seconds (the worker running the test and its subprocesses: setup +

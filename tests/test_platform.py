@@ -37,3 +37,19 @@ def test_configure_cpu_runtime_respects_opt_out(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "")
     assert not configure_cpu_runtime()
     assert os.environ["XLA_FLAGS"] == ""
+
+
+def test_configure_compilation_cache_writes_there_keeps_a_configured_one(tmp_path):
+    code = (
+        "import sys, jax, jax.numpy as jnp\n"
+        "from sweeps.platform import configure_compilation_cache as c\n"
+        "assert c('') is None and not jax.config.jax_compilation_cache_dir\n"
+        "assert c(sys.argv[1]) == sys.argv[1]\n"
+        "assert c(sys.argv[2]) == sys.argv[1]  # a configured cache is kept\n"
+        "jax.jit(lambda x: jnp.sin(x) * 3)(jnp.ones(3)).block_until_ready()\n"
+    )
+    first, second = tmp_path / "first", tmp_path / "second"
+    env = {k: v for k, v in _env_without_flags().items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    subprocess.run([sys.executable, "-c", code, str(first), str(second)], env=env,
+                   check=True, cwd=os.getcwd())
+    assert any(first.iterdir()) and not second.exists()
