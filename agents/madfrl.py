@@ -377,11 +377,15 @@ def make_train(env, config: Config):
     def group_update(gs: AgentGroupState, actor, group, batch, key, masks, gamma):
         """One critic and one actor step for every agent of a group (vmapped)."""
         obs, feat, nobs = batch["obs"], batch["feat"], batch["nobs"]
-        # target: a' from the target actor at s' (greedy), bootstrapped unless terminated
-        oh_n, un_n = greedy(*core.stacked_apply(actor.apply, gs.target_actor, nobs), None, group)
-        q_next = critic_apply(sp, gs.target_critic)(nobs, features_from(oh_n, un_n, group))
-        target = jax.lax.stop_gradient(
-            batch["rew"] * cfg.reward_scale + gamma * (1.0 - batch["term"][:, None]) * q_next)
+        # target: a' from the target actor at s' (greedy), bootstrapped unless terminated;
+        # γ = 0 (a Python float) skips the target networks' forward passes
+        target = batch["rew"] * cfg.reward_scale
+        if gamma != 0.0:
+            oh_n, un_n = greedy(*core.stacked_apply(actor.apply, gs.target_actor, nobs), None,
+                                group)
+            q_next = critic_apply(sp, gs.target_critic)(nobs, features_from(oh_n, un_n, group))
+            target = target + gamma * (1.0 - batch["term"][:, None]) * q_next
+        target = jax.lax.stop_gradient(target)
         weight = batch["valid"][:, None]  # 0: a transition that is not one (see prev_leader)
         norm = jnp.maximum(weight.sum(), 1.0)
 
