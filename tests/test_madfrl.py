@@ -160,6 +160,20 @@ def test_trained_params_carry_the_critics_the_greedy_modes_use():
         assert env.action_space("follower", params).contains(action["follower"])
 
 
+def test_gamma_zero_skips_the_bootstrap_and_trains_like_a_negligible_discount():
+    """γ = 0 takes the target r·κ without the target networks; a tiny γ > 0 goes through
+    them. A few updates must agree to float32 rounding (a wrong shortcut target, e.g. a
+    missing reward scale, moves the critics far more)."""
+    env, params = jaxsg.make("sgin", **SMALL)
+    cfg = dataclasses.replace(FOLLOWER_CONFIG, num_envs=2, num_updates=6, batch_size=8,
+                              buffer_size=8, warmup_updates=1, gamma=0.0)
+    runs = [jax.jit(madfrl.make_train(env, dataclasses.replace(cfg, gamma=g)))(
+        jax.random.PRNGKey(3), params)[0] for g in (0.0, 1e-12)]
+    gap = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+              for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1])))
+    assert gap < 1e-4, gap
+
+
 def env_of_small():
     return jaxsg.make("sgin", **SMALL)[0]
 
