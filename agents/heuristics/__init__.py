@@ -1,10 +1,6 @@
-"""Heuristic baselines and exact/game-theoretic references, one module per scenario
-(``docs/<scenario>.md``, "References and baselines").
-
-``get(scenario, name, env, **kwargs)`` is the one entry point: it looks ``name`` up in
-``agents.heuristics.<scenario>.POLICIES`` and returns the policy (``policy(key, obs,
-state, params) -> action``, :mod:`jaxsg.policy`). :func:`best_of` is the one search of the
-references that pick the best of a grid of candidates on evaluation episodes.
+"""Heuristic baselines and references, one module per scenario (``docs/<scenario>.md``,
+"References and baselines"), each with a ``POLICIES`` table of factories ``name(env,
+**kw) -> policy``; :func:`get` is the entry point, :func:`best_of` the one grid search.
 """
 
 import importlib
@@ -45,15 +41,11 @@ def recorded(policy, **attrs):
 
 def best_of(env, policy_of, candidates, score, params=None, lowest: bool = False, keys=None,
             key=None, seed: int = 0, num_episodes: int = 16, horizon=None, params_of=None):
-    """``(index of the best candidate, (G,) mean score)``: the mean of ``score(trajectory)``
-    of ``policy_of(c)`` over the evaluation episodes for every candidate ``c`` (the leading
-    axis of the pytree ``candidates``); best = highest (``lowest``: lowest, first on ties).
-
-    Episodes: ``keys``, else ``num_episodes`` split from ``key`` (default
-    ``PRNGKey(seed)``), each a :func:`jaxsg.wrappers.rollout` of ``horizon`` steps (default
-    ``env.horizon``) under ``params_of(c, params)`` (default ``params``; None:
-    ``env.default_params``); one compiled call vmapped over candidates × keys (common
-    random numbers)."""
+    """``(index of the best candidate, (G,) mean score)``: the mean ``score(trajectory)`` of
+    ``policy_of(c)`` for every candidate ``c`` (leading axis of ``candidates``), highest
+    (``lowest``: lowest) first on ties, over the episodes of ``keys`` (else ``num_episodes``
+    from ``key`` or ``PRNGKey(seed)``) of ``horizon`` steps under ``params_of(c, params)``;
+    one compiled call over candidates × keys (common random numbers)."""
     horizon = env.horizon if horizon is None else horizon
     params = env.default_params if params is None else params
     if keys is None:

@@ -1,8 +1,5 @@
-"""Baselines and references for ``dt_deploy`` (described, with their measured quality
-and cost, in ``docs/dt_deploy.md``, "References and baselines"): factories ``name(env,
-**kw) -> policy(key, obs, state, params) -> action``, found by
-``agents.heuristics.get("dt_deploy", name, env)``. The exact optimum
-(:func:`optimal_action`) is host-side (NumPy/SciPy, not jit-able, evaluation only).
+"""Baselines and references for ``dt_deploy`` (docs/dt_deploy.md, "References and
+baselines"); the exact optimum (:func:`optimal_action`) is host-side (NumPy/SciPy).
 """
 
 from __future__ import annotations
@@ -33,9 +30,8 @@ def user_costs(env, state, counts, params) -> jnp.ndarray:
 
 
 def greedy(env) -> Callable:
-    """Simultaneous greedy: each user picks the available node minimising its own
-    α·L_i + β·ς·[off-device] given the *other* users' last admitted placement (node load =
-    others' load + 1); users do not see each other's choices of this step, so they herd."""
+    """Simultaneous greedy: each user's cheapest available node given the *other* users'
+    last admitted placement (load = others' + 1)."""
 
     def act(key, state, params):
         mask = env.avail_actions(state, params)["user"]["action"]
@@ -48,13 +44,8 @@ def greedy(env) -> Callable:
 
 
 def sequential_greedy(env) -> Callable:
-    """Users best-respond one at a time in priority order, seeing this step's placements.
-
-    User order: increasing ``state.priority`` (the admission order of 13d, ties by index).
-    User k picks the node minimising α·L_k + β·ς·[off-device] with the node counts of the
-    users already placed this step plus itself, among the nodes not yet full; later users
-    are not seen. A ``lax.scan`` over users; no admission overflow by construction.
-    """
+    """Users best-respond one at a time in increasing ``state.priority`` (13d's admission
+    order), each to the node counts placed so far plus itself, among nodes not yet full."""
     k_nodes = env.num_nodes
 
     def act(key, state, params):
@@ -75,9 +66,8 @@ def sequential_greedy(env) -> Callable:
 
 
 def constant_choices(env) -> tuple[str, ...]:
-    """The constant policies: every user local, on its nearest end device (distances are
-    fixed per episode, so the rule is a constant of the episode), on end device e for each
-    e, on the cloud. Requests beyond a node's capacity deploy locally (admission, 13d)."""
+    """The constant policies: every user local, on its nearest end device, on end device e
+    for each e, or on the cloud."""
     ends = tuple(f"end_{e}" for e in range(1, env.num_end_devices + 1))
     return ("local", "nearest_end") + ends + ("cloud",)
 
@@ -101,10 +91,9 @@ def constant(env, choice: str = "local", index=None) -> Callable:
 
 
 def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:
-    """The constant policy (of ``constant_choices``) with the smallest mean per-step
-    objective α·L_sum + β·ς·m (= −reward) on ``num_episodes`` episodes from ``key`` (default
-    ``PRNGKey(0)``; pass the evaluation keys). ``policy.choice`` and ``policy.scores`` (the
-    mean of every choice) record the selection."""
+    """The ``constant_choices`` policy of least mean per-step α·L_sum + β·ς·m (= −reward) on
+    ``num_episodes`` episodes from ``key`` (default ``PRNGKey(0)``); ``policy.choice`` and
+    ``policy.scores`` (every choice's mean) record the selection."""
     choices = constant_choices(env)
     best, cost = best_of(env, lambda i: constant(env, index=i), jnp.arange(len(choices)),
                          lambda tr: -jnp.mean(tr["metrics"]["team_reward"]), params,
@@ -135,13 +124,8 @@ def count_vector_array(num_users: int, num_end: int, end_cap: float,
 
 
 def assignment_lower_bounds(tables: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``(V,)`` lower bounds on the assignment value of every count vector.
-
-    Two relaxations of "each user takes one slot, node j has exactly n_j slots": rows
-    (every user at its cheapest node with a slot, Σ_i min_j c[i, j]) and columns (node j's
-    n_j slots filled by its n_j cheapest users, Σ_j Σ_{n_j smallest} c[:, j], a user
-    possibly counted at several nodes). The larger of the two is a valid bound.
-    """
+    """``(V,)`` lower bounds on the assignment value of every count vector: the larger of
+    the row and column relaxations (docs/dt_deploy.md, "References and baselines")."""
     rows = tables.min(axis=2).sum(axis=1)
     finite = np.where(np.isfinite(tables), tables, 0.0)
     csum = np.cumsum(np.sort(finite, axis=1), axis=1)  # (V, I, K): sum of k+1 smallest
@@ -151,12 +135,9 @@ def assignment_lower_bounds(tables: np.ndarray, counts: np.ndarray) -> np.ndarra
 
 
 def optimal_action(env, state, params, bound: bool = True) -> tuple[np.ndarray, float]:
-    """``(action (I,), objective)``: the exact minimiser of α·L_sum + β·ς·m (= −reward)
-    of this step subject to the capacities (13d): one assignment problem per count vector
-    (``scipy.optimize.linear_sum_assignment`` on I × I, n_j columns for node j), solved in
-    increasing :func:`assignment_lower_bounds` until the bound reaches the best value
-    (``bound=False`` solves every one). Method: docs/dt_deploy.md, "References and baselines".
-    """
+    """``(action (I,), objective)``: the exact minimiser of this step's α·L_sum + β·ς·m
+    (= −reward) under the capacities (13d), by branch and bound over count vectors
+    (``bound=False``: every one); docs/dt_deploy.md, "References and baselines"."""
     counts = count_vector_array(env.num_users, env.num_end_devices,
                                 float(params.end_capacity), float(params.cloud_capacity))
     tables = np.asarray(_cost_tables(env, state, jnp.asarray(counts, jnp.float32), params),

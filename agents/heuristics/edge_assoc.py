@@ -1,8 +1,6 @@
-"""Baselines and references for ``edge_assoc`` (Lu et al., IEEE TII 2021, Sec. V; described
-in ``docs/edge_assoc.md``, "References and baselines"): factories ``name(env, **kw) ->
-policy(key, obs, state, params) -> {"bs": {"bid", "batch_frac", "bandwidth"}}``, pure and
-jit-able, found by ``agents.heuristics.get("edge_assoc", name, env)``. The baselines' fixed
-b is the midpoint of [b_min, b_max] unless ``batch`` is given.
+"""Baselines and references for ``edge_assoc`` (Lu et al., IEEE TII 2021, Sec. V;
+docs/edge_assoc.md, "References and baselines"), pure and jit-able; a fixed b is the
+midpoint of [b_min, b_max] unless ``batch`` is given.
 """
 
 from __future__ import annotations
@@ -60,9 +58,8 @@ def _constant(env, bids, batch, bandwidth) -> Callable:
 
 def constant(env, association: str = "round_robin", batch: float | None = None,
              bandwidth: str = "uniform") -> Callable:
-    """One fixed action every round (``best_constant``'s grid element). The defaults are
-    the paper's ``average``: equal K_i (user j → BS j mod M), uniform τ (1/M' per
-    subchannel over the M' active BSs), fixed b."""
+    """One fixed action every round; the defaults are the paper's ``average`` (user j →
+    BS j mod M, uniform τ: 1/M' per subchannel over the M' active BSs, fixed b)."""
     return _constant(env, _bids(env, association), batch, _bandwidth_rule(env, bandwidth))
 
 
@@ -70,8 +67,7 @@ average = constant
 
 
 def orthogonal(env, batch: float | None = None) -> Callable:
-    """Average association; subchannel c exclusively to BS c mod M (no sharing, hence no
-    interference under either ``interference_model``)."""
+    """Average association; subchannel c to BS c mod M alone (no interference)."""
     return constant(env, batch=batch, bandwidth="orthogonal")
 
 
@@ -89,10 +85,8 @@ def random_association(env, batch: float | None = None) -> Callable:
 
 def search_association(env, state, params, batch_frac, bandwidth, iters: int):
     """``(assoc (N,) int32, its objective)`` for fixed ``batch_frac`` (N,) and ``bandwidth``
-    (M, C): users in decreasing D_j, each to the BS minimising the objective of the users
-    placed so far (unplaced users count nowhere), then ``iters`` best-improvement moves
-    (each evaluates all N·M single-user moves, vmapped, and applies the best if it lowers
-    the objective); cost O(iters·N²·M) per round."""
+    (M, C): greedy placement in decreasing D_j, then ``iters`` best-improvement moves over
+    all N·M single-user moves (docs/edge_assoc.md, "References and baselines")."""
     n, m = env.num_users, env.num_bs
 
     def objective(assoc):
@@ -145,19 +139,16 @@ def greedy(env, batch: float | None = None, bandwidth: str = "uniform") -> Calla
 
 
 def constant_choices(env, params) -> list[tuple]:
-    """The (association, b, bandwidth) grid of ``best_constant``: round robin or in
-    proportion to the BSs' peak CPU (neither reads the state) × ``BATCH_GRID`` points of
-    [b_min, b_max] × uniform or orthogonal bandwidth."""
+    """The (association, b, bandwidth) grid of ``best_constant``: :data:`ASSOCIATIONS` ×
+    ``BATCH_GRID`` points of [b_min, b_max] × uniform or orthogonal bandwidth."""
     bs = np.linspace(float(params.batch_frac_min), float(params.batch_frac_max), BATCH_GRID)
     return list(itertools.product(ASSOCIATIONS, [round(float(b), 4) for b in bs],
                                   ("uniform", "orthogonal")))
 
 
 def best_constant(env, params=None, key=None, num_episodes: int = 16) -> Callable:
-    """The ``constant_choices`` point with the smallest mean T/(1 − θ_G) on
-    ``num_episodes`` episodes from ``key`` (default ``PRNGKey(0)``; pass the evaluation
-    keys); one compile, the grid is data. ``policy.choice`` and ``policy.scores`` record
-    the selection."""
+    """The ``constant_choices`` point of least mean T/(1 − θ_G) on ``num_episodes`` episodes
+    from ``key`` (default ``PRNGKey(0)``); ``policy.choice``, ``policy.scores`` record it."""
     params = env.default_params if params is None else params
     choices = constant_choices(env, params)
     grid = (jnp.stack([_bids(env, a) for a, _, _ in choices]),

@@ -1,12 +1,6 @@
-"""Baselines and references for ``sgin`` (described in ``docs/sgin.md``, "References and
-baselines"): factories ``name(env, **kw) -> policy(key, obs, state, params) -> action``,
-pure and jit-able, found by ``agents.heuristics.get("sgin", name, env)``.
-
-Heuristics choose f in Hz and S_B in bits; :func:`_follower_action` encodes them in the
-env's action (``cpu_ghz`` under ``payoff="paper"``; the mode-relative fraction ``cpu`` and
-``drop`` under ``payoff="cloud"``). MAMCC and MAGCS use the mid-range f of the chosen mode.
-Unless stated, the leader posts ``params.price`` (a fixed posted price), so a follower
-heuristic means the same in ``price_mode="leader"`` and ``"fixed"``.
+"""Baselines and references for ``sgin``, pure and jit-able (docs/sgin.md, "References and
+baselines"): f in Hz and S_B in bits, encoded by :func:`_follower_action`; unless stated,
+the leader posts ``params.price``.
 """
 
 from __future__ import annotations
@@ -107,10 +101,7 @@ def mamcc(env) -> Callable:
 
 
 def magcs(env) -> Callable:
-    """MAGCS: the LEO with the least path loss; channels greedy one DT at a time within each
-    MBS (least interference given last slot's other-cell power and the choices made so far
-    in the cell: a ``lax.scan`` over the DTs of every MBS at once); offload iff that rate
-    beats local."""
+    """MAGCS: least-path-loss LEO, channels greedy per MBS, offload iff faster (docs/sgin.md)."""
     n_mbs, m = env.num_mbs, env.users_per_mbs
     cells = jnp.arange(n_mbs)
 
@@ -143,12 +134,8 @@ def magcs(env) -> Callable:
 
 
 def best_response_follower(env, state, params, rounds: int = 2, cpu_levels: int = 8):
-    """Sequential best response on P2', ``rounds`` sweeps over all DTs in index order: each
-    DT picks the (offload, LEO, channel, f, drop) maximising its own reward of this slot
-    given the others' current choices, f over ``cpu_levels`` levels of the mode's range
-    (and, under ``payoff="cloud"``, the kink); S_B = S_min; starts from MAMCC's choice.
-    What is evaluated exactly and why these candidates: docs/sgin.md, "References and
-    baselines"."""
+    """Sequential best response on P2': ``rounds`` sweeps over the DTs in index order, f over
+    ``cpu_levels`` levels of the mode's range (docs/sgin.md, "References and baselines")."""
     n, m, n_mbs = env.num_followers, env.users_per_mbs, env.num_mbs
     n_ch = env.num_channels
     cloud = _cloud(env)
@@ -242,13 +229,10 @@ def price_grid_around(price, points: int = 11, low: float = 0.5, high: float = 1
 
 def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int = 4,
                             rounds: int = 2, cpu_levels: int = 8, **keys):
-    """Stackelberg reference (docs/sgin.md): the best *fixed* price over whole episodes with
-    best-response followers, on ``price_grid`` (default ``price_grid_around(params.price)``,
-    [0.5, 1.5]·λ₀ in 11 points), by mean episode profit on ``num_episodes`` evaluation
-    episodes (``keys``: ``seed``, ``key`` or ``keys`` of :func:`agents.heuristics.best_of`).
-
-    Returns ``(price, mean episode profit per grid price, grid)``.
-    """
+    """Stackelberg reference: the best fixed price on ``price_grid`` (default
+    :func:`price_grid_around`) by mean episode profit with best-response followers, on the
+    episodes of ``keys`` (:func:`agents.heuristics.best_of`). Returns ``(price, profit per
+    grid price, grid)``."""
     params = env.default_params if params is None else params
     grid = price_grid_around(params.price) if price_grid is None else jnp.asarray(
         price_grid, jnp.float32)
@@ -261,10 +245,9 @@ def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int
 
 
 def stackelberg(env, price=None, rounds: int = 2, cpu_levels: int = 8, **search) -> Callable:
-    """Leader posts one fixed price — ``price`` or, if None, the Stackelberg reference
-    price of ``stackelberg_fixed_price(env, **search)`` (found once, here) — and the
-    followers best-respond. For an exactly fixed-price episode evaluate with
-    ``params.replace(price=policy.price)`` (slot 0 runs at the reset price)."""
+    """Best-response followers; the leader posts ``price`` (None: found once by
+    :func:`stackelberg_fixed_price`). Evaluate with ``params.replace(price=policy.price)``
+    for a fixed price from slot 0 on (slot 0 runs at the reset price)."""
     if price is None:
         price, _, _ = stackelberg_fixed_price(env, rounds=rounds, cpu_levels=cpu_levels,
                                               **search)
@@ -276,12 +259,8 @@ CONSTANT_CPU_LEVELS = tuple(i / 10 for i in range(11))
 
 def constant_action_grid(env, cpu_levels=CONSTANT_CPU_LEVELS, leo_ranks=(0, 1),
                          channel_offsets=(0,)) -> dict:
-    """The grid of constant actions in the learner's encoding, as ``(G,)`` arrays
-    ``offload, drop, leo_rank, channel_offset, cpu``: local (offload 0) × drop ×
-    cpu level, and offload × drop × LEO gain rank × channel offset × cpu level
-    (LEO and channel do not matter locally; ``drop`` only under
-    ``payoff="cloud"``). ``cpu`` is the fraction of the mode's range (cloud) or of
-    [f_min, f_max] (paper). Default: 22 local + 44 offload = 66 points."""
+    """The constant actions of :func:`constant_policy` as ``(G,)`` arrays ``offload, drop,
+    leo_rank, channel_offset, cpu`` (the grid: docs/sgin.md, "References and baselines")."""
     drops = (0, 1) if _cloud(env) else (0,)
     ranks = tuple(r for r in leo_ranks if r < env.num_leo)
     rows = [(0, d, 0, 0, c) for d in drops for c in cpu_levels]
@@ -293,9 +272,9 @@ def constant_action_grid(env, cpu_levels=CONSTANT_CPU_LEVELS, leo_ranks=(0, 1),
 
 
 def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callable:
-    """Every DT plays the same action every slot: LEO = its ``leo_rank``-th best by gain
-    (0 = best), channel = (m + ``channel_offset``) mod R for DT m of its MBS, CPU at
-    fraction ``cpu`` of the mode's range, the block S_min. Arguments may be traced."""
+    """Every DT plays the same action every slot: its ``leo_rank``-th best LEO by gain,
+    channel (m + ``channel_offset``) mod R for DT m of its MBS, fraction ``cpu`` of the
+    mode's f range, S_min. Arguments may be traced."""
     n = env.num_followers
 
     def follower(key, state, params):
@@ -311,13 +290,9 @@ def constant_policy(env, offload, drop, leo_rank, channel_offset, cpu) -> Callab
 
 def best_constant_search(env, params=None, num_episodes: int = 8, grid: dict | None = None,
                          **keys):
-    """Mean episode return (follower reward summed over the horizon, mean over DTs and
-    episodes) of every constant action of ``grid`` (default
-    ``constant_action_grid(env)``) on ``num_episodes`` evaluation episodes (``keys``:
-    ``seed``, ``key`` or ``keys`` of :func:`agents.heuristics.best_of`).
-
-    Returns ``(best grid point as a dict of Python numbers, returns (G,), grid)``.
-    """
+    """Mean episode return (follower reward summed over slots, mean over DTs) of every point
+    of ``grid`` (default :func:`constant_action_grid`) on the episodes of ``keys``
+    (:func:`agents.heuristics.best_of`). Returns ``(best point as a dict, returns (G,), grid)``."""
     grid = constant_action_grid(env) if grid is None else grid
     best, values = best_of(env, lambda pt: constant_policy(env, **pt), grid,
                            lambda tr: tr["reward"]["follower"].sum(0).mean(), params,
@@ -326,10 +301,8 @@ def best_constant_search(env, params=None, num_episodes: int = 8, grid: dict | N
 
 
 def best_constant(env, action: dict | None = None, **search) -> Callable:
-    """The best constant policy (docs/evaluation.md §2): ``action`` (a grid point of
-    ``constant_action_grid``) or, if None, the best point of
-    ``best_constant_search(env, **search)`` (found once, here). A learner that does
-    not beat it has learned nothing about the state."""
+    """The best constant policy (docs/evaluation.md §2): ``action`` (a grid point) or, if
+    None, the best of :func:`best_constant_search` (found once, here)."""
     if action is None:
         action, _, _ = best_constant_search(env, **search)
     return recorded(constant_policy(env, **action), action=dict(action))

@@ -1,16 +1,7 @@
-"""Baselines and references for ``spectrum`` (``docs/spectrum.md``, "References and
-baselines"), found by ``agents.heuristics.get("spectrum", name, env)``.
-
-Every policy ``policy(key, obs, state, params) -> {"satellite": (S,) int}`` moves on the
-env's action grid (one price level and one power level per step, eq. 11), under the
-learners' constraint: same grids, same one-level steps, same start in the middle of both.
-The searches (:func:`average_budget_fair`, :func:`best_constant`) run on the evaluation
-episodes (``keys`` of :func:`agents.heuristics.best_of`: ``keys``, else ``num_episodes``
-from ``seed``; ``horizon``), so a comparison uses the same episodes for every method;
-their policies carry the search: ``power_level`` (and ``price_level``) chosen,
-``mean_revenue`` the table of mean revenue per satellite per step over the candidates.
-:func:`myopic_optimal_price` (the exact revenue-maximising single posted price) is the
-env's, re-exported.
+"""Baselines and references for ``spectrum`` (docs/spectrum.md, "References and
+baselines"): one-level steps on the learners' price and power grids (eq. 11). Searches run
+on the episodes of ``keys`` (:func:`agents.heuristics.best_of`); their policies carry
+``power_level`` (and ``price_level``) and ``mean_revenue`` (per candidate).
 """
 
 from __future__ import annotations
@@ -41,10 +32,8 @@ def _average_budget(env, power):
 
 
 def average_budget(env, power="hold"):
-    """The paper's baseline: step one level towards the grid level nearest the mean budget
-    of the (visible) users seen in the last step (``state.last_mean_budget``); hold before
-    any step was seen (mean 0). ``power``: ``"hold"`` the initial level, ``"max"`` climb
-    to the highest, an int step to that level and hold it."""
+    """The paper's baseline: step toward the price level nearest ``state.last_mean_budget``
+    (hold while it is 0). ``power``: ``"hold"``, ``"max"`` or a level to step to and hold."""
     top = env.num_power_levels - 1
     levels = {"hold": None, "max": top, **{i: i for i in range(top + 1)}}
     if isinstance(power, bool) or power not in levels:
@@ -66,16 +55,14 @@ def _revenue(trajectory):
 
 
 def average_budget_fair(env, params=None, **keys):
-    """The fair comparison: average-budget pricing with the learners' power freedom, as the
-    best fixed power level on the evaluation keys (the paper gives no rule for it)."""
+    """Average-budget pricing at the best fixed power level on the evaluation keys."""
     best, table = best_of(env, lambda lv: _average_budget(env, lv),
                           jnp.arange(env.num_power_levels), _revenue, params, **keys)
     return recorded(_average_budget(env, best), power_level=best, mean_revenue=table)
 
 
 def best_constant(env, params=None, **keys):
-    """The best constant policy (docs/evaluation.md §2): the (price level, power level)
-    pair, steered to and held, with the highest mean revenue on the evaluation keys."""
+    """The (price, power) level pair, steered to and held, of highest mean revenue."""
     n_power = 1 if env.price_only else env.num_power_levels
     pl, wl = jnp.meshgrid(jnp.arange(env.num_price_levels), jnp.arange(n_power), indexing="ij")
     power = (lambda c: None) if env.price_only else (lambda c: c[1])
@@ -88,10 +75,8 @@ def best_constant(env, params=None, **keys):
 
 
 def myopic_optimal(env, reputation_weight=None):
-    """One-step oracle (beyond the paper): it knows this step's budgets (the state holds the
-    step's draws) and takes, per satellite, the action maximising U'_s +
-    ``reputation_weight``·ΔR_s (None: ``params.reputation_weight``), exactly, by
-    evaluating ``env.outcome`` for every action (9, or 3 with ``price_only``)."""
+    """One-step oracle: per satellite the action maximising U'_s + ``reputation_weight``·ΔR_s
+    (None: ``params.reputation_weight``) by ``env.outcome`` of every action."""
 
     def act(key, state, params):
         w = params.reputation_weight if reputation_weight is None else reputation_weight
