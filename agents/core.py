@@ -31,8 +31,7 @@ COUNT0 = Bound(0, math.inf, integer=True)
 UNIT = Bound(0.0, 1.0)
 POSITIVE = Bound(0.0, math.inf, low_inclusive=False, high_inclusive=False)
 NON_NEGATIVE = Bound(0.0, math.inf, high_inclusive=False)
-#: Bounds of fields many configs share, by name: :func:`check_config` applies those a config
-#: has; its ``BOUNDS`` table adds to or overrides them.
+#: Bounds of fields many configs share (a config's ``BOUNDS`` adds to or overrides them).
 COMMON_BOUNDS = dict(num_envs=COUNT, num_updates=COUNT, buffer_size=COUNT, batch_size=COUNT,
                      warmup_updates=COUNT0, gamma=UNIT, lr=POSITIVE, max_grad_norm=POSITIVE,
                      reward_scale=POSITIVE, eps_start=UNIT, eps_end=UNIT,
@@ -40,12 +39,9 @@ COMMON_BOUNDS = dict(num_envs=COUNT, num_updates=COUNT, buffer_size=COUNT, batch
 
 
 def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None:
-    """Validate a frozen dataclass ``config``: its numeric fields against ``bounds``
-    (default: :data:`COMMON_BOUNDS` and its class attribute ``BOUNDS``; ``None`` values are
-    skipped, a field left to the scenario adapter), its ``bool`` fields' type and its string
-    options against ``CHOICES`` (``{field: (allowed, ...)}``, if the class has one), with
-    the same ``ValueError`` format as env params: the field and its allowed range or
-    values."""
+    """Validate a frozen dataclass ``config`` (``ValueError`` naming the field and its range,
+    as for env params): numeric fields against ``bounds`` (default :data:`COMMON_BOUNDS` and
+    the class's ``BOUNDS``; ``None`` skipped), ``bool`` fields' type, ``CHOICES`` options."""
     where = type(config).__name__
     fields = dataclasses.fields(config)
     names = {f.name for f in fields}
@@ -200,13 +196,9 @@ def adam(lr, max_grad_norm: float, eps: float = 1e-8) -> optax.GradientTransform
 
 
 def gae(rewards, values, next_values, terminated, done, gamma, lam):
-    """Advantages and returns over a leading time axis.
-
-    ``δ_t = r_t + γ(1 − terminated_t)V(final obs_t) − V_t`` and
-    ``A_t = δ_t + γλ(1 − done_t)A_{t+1}``: truncation bootstraps from the true
-    last observation's value, and no advantage crosses an episode boundary.
-    ``terminated``/``done`` broadcast against ``rewards`` (e.g. ``(T, E, 1)``).
-    """
+    """Advantages and returns over a leading time axis: ``δ_t = r_t + γ(1 − terminated_t)
+    V(final obs_t) − V_t``, ``A_t = δ_t + γλ(1 − done_t)A_{t+1}``; ``terminated``/``done``
+    broadcast against ``rewards`` (e.g. ``(T, E, 1)``)."""
     term = jnp.asarray(terminated, jnp.float32)
     done = jnp.asarray(done, jnp.float32)
 
@@ -224,11 +216,8 @@ def gae(rewards, values, next_values, terminated, done, gamma, lam):
 
 def double_q_target(reward, q_next_online, q_next_target, continuation, mask=None,
                     double: bool = True):
-    """``r + c·Q_T(s', argmax_a Q(s', a))`` (``double=False``: argmax of Q_T itself).
-
-    ``q_next_*`` have the actions on the last axis; ``mask`` (bool, same shape)
-    restricts the argmax to available actions. No gradient flows through it.
-    """
+    """``r + c·Q_T(s', argmax_a Q(s', a))`` (``double=False``: argmax of Q_T), no gradient;
+    actions on the last axis, ``mask`` (bool, same shape) restricts the argmax."""
     chooser = q_next_online if double else q_next_target
     if mask is not None:
         mask = mask | ~jnp.any(mask, axis=-1, keepdims=True)

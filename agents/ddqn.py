@@ -1,11 +1,7 @@
-"""Federated DDQN with an elected aggregator (spectrum paper, Alg. 1-2).
-
-One double deep Q-network per agent of the learning class (stacked on the agent axis),
-ε-greedy (eq. 19), trained on y = κ·r + γ·Q_T(s', argmax_a Q(s', a)) (eq. 15-18) from
-:mod:`agents.replay`; the target is replaced every ``local_round`` updates (Alg. 1).
-``federated=True`` (Alg. 2): every ``aggregation_rounds`` local rounds the adapter's
-``election`` names the aggregator and weights, the FedAvg model is issued to every agent
-and the adapter's ``settle`` writes the block. Details: docs/learners.md §Federated DDQN.
+"""Federated DDQN with an elected aggregator (spectrum paper, Alg. 1-2): one double DQN per
+agent, ε-greedy (eq. 19), y = κ·r + γ·Q_T(s', argmax_a Q(s', a)) (eq. 15-18); with
+``federated=True`` the adapter's elected FedAvg (Alg. 2). Details: docs/learners.md
+§Federated DDQN.
 
 Metrics per update: the env metrics (:func:`agents.core.env_metrics`), ``reward`` per
 agent, the adapter's training metrics, the block log ``aggregator`` (−2: no aggregation

@@ -1,12 +1,6 @@
-"""Federated aggregation over parameters stacked along a client axis.
-
-Every function takes pytrees whose leaves carry a leading **client axis** (``stacked``:
-leaf shape ``(C, ...)``) and/or the matching global pytree (``global_params``); pure
-``jnp`` (no loops over clients), so it jits, vmaps over seeds and differentiates. Sizes
-are static. Who aggregates (election by reputation) is
-:func:`jaxsg.consensus.select_aggregator`; a scenario's client weights come from its
-adapter's ``federated_weights``. SGIN decisions (the sign of eq. 34, the unit-free weights
-of eq. 36, local critics, the server step size u): docs/sgin.md, "Federated aggregation".
+"""Federated aggregation over pytrees whose leaves carry a leading client axis (``stacked``:
+``(C, ...)``) and/or the global pytree, in pure ``jnp`` (jit, vmap, grad). SGIN decisions
+(eq. 34-36, local critics, server step u): docs/sgin.md, "Federated aggregation".
 """
 
 from __future__ import annotations
@@ -90,11 +84,8 @@ def coordinate_median(stacked: PyTree) -> PyTree:
 
 
 def trimmed_mean(stacked: PyTree, trim_fraction: float) -> PyTree:
-    """Coordinate-wise trimmed mean: drop the k = ⌊trim_fraction·C⌋ smallest and largest values.
-
-    ``trim_fraction`` in [0, 0.5); it may be traced. k is capped at
-    (C − 1) // 2 so at least one value per coordinate remains.
-    """
+    """Coordinate-wise mean without the k = ⌊trim_fraction·C⌋ smallest and largest values
+    (``trim_fraction`` in [0, 0.5), may be traced; k ≤ (C − 1) // 2)."""
     if isinstance(trim_fraction, (int, float)) and not 0.0 <= trim_fraction < 0.5:
         raise ValueError(f"trim_fraction must be in [0, 0.5); got {trim_fraction}")
     c = _num_clients(stacked)

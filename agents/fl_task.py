@@ -1,12 +1,8 @@
 """Real federated learning for ``edge_assoc``: hierarchical FedAvg with DPoS verification.
 
-Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6). One jitted global round (:class:`FLTask`)
-with the N digital twins stacked on a client axis: local SGD on ⌈b_j·D_j⌉ samples per DT,
-BS averages (eq. 4), an optional attack by ``poisoned`` BSs, ``verifier`` ``"dpos"`` (the
-elected producers' majority, ``jaxsg.consensus.dpos_*``) or ``"mbs_oracle"``, then the MBS
-``aggregation`` of the included BSs (eq. 5). Data: scikit-learn's digits or an ``.npz``
-file (:func:`load_dataset`). The round step by step, the data and the decisions
-(``verify_tol``, eq. 5 uniform, where the attack acts): docs/edge_assoc.md, "Real FL task".
+Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6): one jitted global round (:class:`FLTask`)
+over the N DTs stacked on a client axis. The round, data and decisions: docs/edge_assoc.md,
+"Real FL task".
 
 CLI: ``python -m agents.fl_task [--dataset digits|file.npz] [--rounds 20]`` prints test
 accuracy per round under average association; a missing file is one line naming the path
@@ -133,10 +129,8 @@ class ClientData(NamedTuple):
 
 def partition(x, y, num_users: int, kind: str = "iid", alpha: float = 0.5, seed: int = 0,
               sizes=None) -> ClientData:
-    """Split (x, y) over ``num_users`` clients, padded to the largest client (by cycling).
-
-    ``sizes`` (N,) optional relative client sizes (e.g. the env's D_j); IID only.
-    """
+    """Split (x, y) over ``num_users`` clients, padded to the largest by cycling; ``sizes``
+    (N,): relative client sizes (e.g. the env's D_j), IID only."""
     rng = np.random.default_rng(seed)
     n = len(y)
     if kind == "iid":
@@ -200,12 +194,9 @@ class FLState(NamedTuple):
 
 
 class FLTask:
-    """Data, model and the jitted hierarchical round of one FL configuration.
-
-    ``task.round(state, assoc, batch_frac, poisoned, key) -> (state, metrics)``
-    and ``task.run(state, assocs, batch_fracs, poisoned, key)`` (``lax.scan`` over
-    rounds; ``assocs``/``batch_fracs`` shaped (T, N)) are pure and jit-able.
-    """
+    """Data, model and the jitted round of one FL configuration: ``task.round(state, assoc,
+    batch_frac, poisoned, key) -> (state, metrics)``; ``task.run`` scans rounds of
+    ``assocs``/``batch_fracs`` (T, N)."""
 
     def __init__(self, config: FLConfig = FLConfig(), sizes=None):
         self.config = cfg = config

@@ -1,12 +1,8 @@
-"""MADDPG (Lowe et al. 2017) as the DTWN paper's Algorithm 1 (Lu et al., TII 2021, Sec. IV-B).
-
-Every agent of the env's single agent class has a deterministic actor π_i(o_i) → u_i ∈
-[−1, 1]^A (tanh) mapped onto its Box components (:class:`ActionCodec`), Ornstein-Uhlenbeck
-exploration (eq. 21), a centralised critic Q_i(s, u_1, …, u_M) (eq. 23) trained on
-y = r_i·``reward_scale`` + γ·Q_i^T(s', π^T(o')), the actor step of eq. 22 and soft targets
-(eq. 24-25, β = ``tau``). ``train(key, env_params, gamma=None)``: a traced ``gamma``
-overrides ``config.gamma`` (one compile for a γ sweep); ``metrics`` per iteration: the
-reward, every scalar env metric, the critic/actor losses. Decisions: docs/learners.md §MADDPG.
+"""MADDPG (Lowe et al. 2017) as the DTWN paper's Algorithm 1 (Lu et al., TII 2021, Sec. IV-B):
+tanh actors π_i(o_i) → [−1, 1]^A on the Box components (:class:`ActionCodec`), OU noise
+(eq. 21), centralised critics Q_i(s, u_1, …, u_M) (eq. 23), the actor step of eq. 22, soft
+targets (eq. 24-25, β = ``tau``). Metrics per iteration: the reward, every scalar env
+metric, the losses. Decisions: docs/learners.md §MADDPG.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
-"""MADFRL — multi-agent deep federated RL (SGIN paper Alg. 3, Sec. IV-B/C).
-
-One deterministic actor-critic per follower, stacked on the agent axis and vmapped; each
-critic Q_i(s_i, a_i) sees only its follower's observation and action (privacy). Critic:
-(r·κ + γ·Q'_i(s'_i, π'_i(s'_i)) − Q_i(s_i, a_i))² with soft targets and :mod:`agents.replay`;
-actor: −Q_i through straight-through Gumbel-softmax and tanh heads (:func:`actor_objective`);
-a DDPG leader with reward Σ(λ − c)·f (eq. 11) sets the price (``learn_leader``); every
-``federated.period`` updates the follower actors are aggregated (eq. 34-36), critics stay
-local. Scenario knowledge comes from the adapter (``agents.adapters``).
+"""MADFRL — multi-agent deep federated RL (SGIN paper Alg. 3, Sec. IV-B/C): a deterministic
+actor-critic per follower (stacked, vmapped; each critic Q_i(s_i, a_i) local), a DDPG leader
+that sets the price (``learn_leader``), FedAvg of the follower actors (eq. 34-36).
 
 ``make_train(env, config) -> train(key, env_params, init=None) -> (policy_params,
 metrics)``, one ``lax.scan``; ``init``: one follower ``{"actor", "critic"}`` copied to every
-follower (e.g. ``agents.maml_madfrl``'s θ). ``make_policy``: the heuristics' signature.
-Decisions (exploration, action encoding, greedy modes by the critic, the committing
-leader) and their measurements: docs/learners.md §MADFRL.
+follower (e.g. ``agents.maml_madfrl``'s θ). Decisions: docs/learners.md §MADFRL.
 """
 
 from __future__ import annotations
@@ -72,20 +64,16 @@ class Config:
     ranked_heads: tuple[tuple[str, str], ...] | None = None
     mode_heads: tuple[tuple[str, str], ...] | None = None
     learn_leader: bool = True
-    #: the leader commits to one price per episode (a Stackelberg leader); False: it
-    #: re-prices every slot, credited one step late (docs/learners.md §MADFRL)
+    #: one leader price per episode (Stackelberg); False: per slot (docs/learners.md §MADFRL)
     leader_commit: bool = True
-    #: the leader plays one value per Box head, broadcast to all its components (None: the
-    #: adapter's ``leader_shared``; False: one value per component)
+    #: one leader value per Box head for all its components (None: the adapter's)
     leader_shared: bool | None = None
     #: the per-slot leader's discount (None: ``gamma``; unused when it commits)
     leader_gamma: float | None = None
-    #: the leader's ε-uniform exploration rate, constant (None: the followers' schedule);
-    #: 1: every training episode draws its price uniformly (evaluation stays greedy)
+    #: the leader's constant ε-uniform exploration rate (None: the followers' schedule)
     leader_eps: float | None = 1.0
-    #: how a greedy follower picks a mode head's option: "critic" — argmax_k Q_i(s, k,
-    #: x_k(s)) under its own critic (P-DQN's rule; params carry ``follower_critic``);
-    #: "actor" — the mode logits' argmax (docs/sgin.md, "Greedy modes by the critic")
+    #: greedy mode heads: "critic", argmax_k Q_i(s, k, x_k(s)) (params carry
+    #: ``follower_critic``), or "actor", the mode logits' argmax
     mode_choice: str = "critic"
     #: actor aggregation; "fedavg" weights come from the adapter's ``federated_weights``
     federated: FederatedConfig | None = FederatedConfig(rule="fedavg", period=10)
@@ -215,11 +203,9 @@ PRE_TANH_LIMIT = 3.0  #: tanh'(3) ≈ 0.01: a mean kept below it can still move
 
 
 def actor_objective(q_fn, key, logits, pre, masks, group, temperature):
-    """The actor's objective per sample: ``q_fn(features)`` at the relaxed action, less
-    a hinge on pre-tanh means beyond ``PRE_TANH_LIMIT``. With mode heads it is valued per
-    option k of the mode's discrete head d (P-DQN style, Xiong et al. 2018): Q_k = Q(s, d =
-    k, x_k); the blocks ascend Σ_k Q_k, d's logits ascend log p(argmax_k Q_k). Why and
-    measured: docs/learners.md §MADFRL."""
+    """The actor's objective per sample: ``q_fn(features)`` at the relaxed action, less a
+    hinge on pre-tanh means beyond ``PRE_TANH_LIMIT``; with mode heads Σ_k Q_k + log
+    p(argmax_k Q_k) (P-DQN style; docs/learners.md §MADFRL)."""
     oh, unit = relaxed(key, logits, pre, masks, group, temperature)
     total = -sum(jnp.sum(jax.nn.relu(jnp.abs(v) - PRE_TANH_LIMIT) ** 2, -1) for v in pre.values())
     by = {d for _, d in group.modes}
@@ -267,8 +253,7 @@ class TrainState:
     buffer: replay.Replay
     env_state: Any
     obs: dict
-    #: the leader's previous (observation, action features, valid) per env: its
-    #: transition is stored one step late, credited with the profit of its own price
+    #: the leader's previous (observation, action features, valid) per env (docs/learners.md)
     prev_leader: dict
     key: jnp.ndarray
     update: jnp.ndarray

@@ -1,10 +1,6 @@
-"""Model-agnostic meta-learning (MAML) with a differentiable inner loop.
-
-SGIN paper Sec. IV-B(1), eq. 31-32, Alg. 2: the inner loop adapts w' = w − α∇_w L_Γ(w)
-(K steps); the outer loop updates w ← w − β∇_w Σ_Γ L_Γ(w'), differentiating *through* the
-inner loop (second order by default). ``loss_fn(params, task) -> scalar`` is
-user-supplied (any pytrees); a task *batch* has a leading task axis on every leaf. Task
-distributions are the adapter's ``sample_tasks`` (``agents.adapters``).
+"""MAML with a differentiable inner loop (SGIN paper Sec. IV-B(1), eq. 31-32, Alg. 2):
+w' = w − α∇_w L_Γ(w) (K steps), w ← w − β∇_w Σ_Γ L_Γ(w') through the inner loop, for any
+``loss_fn(params, task) -> scalar``; a task batch has a leading task axis on every leaf.
 """
 
 from __future__ import annotations
@@ -30,10 +26,8 @@ def adapt(
     lr: float,
     first_order: bool = False,
 ) -> PyTree:
-    """Inner loop: ``steps`` SGD steps p ← p − lr·∇_p loss_fn(p, task) in a ``lax.scan``
-    (``steps``, ``first_order`` static; ``lr`` may be traced). Differentiating the result
-    gives exact second-order MAML gradients; ``first_order=True`` stops the inner
-    gradient (FOMAML: d p_K / d p_0 = I), with the same adapted parameters."""
+    """``steps`` SGD steps p ← p − lr·∇_p loss_fn(p, task) in a ``lax.scan`` (``lr`` may be
+    traced); ``first_order=True`` stops the inner gradient (FOMAML), same adapted params."""
     steps = int(steps)
     if steps < 0:
         raise ValueError(f"steps must be >= 0; got {steps}")

@@ -1,12 +1,7 @@
-"""MAPPO (multi-agent PPO with a centralised critic) for hybrid actions.
-
-PureJaxRL structure: rollout, GAE and epochs × minibatches are ``lax.scan``s inside one
-scan over updates (``config.num_envs`` vmapped envs); ``policy_params`` are the actor's.
-The learning class (``agent_class``, default the adapter's) shares one
-:class:`~agents.networks.HybridActor` over MADFRL's action encoding
-(:func:`agents.networks.encoding`); other classes play the adapter's ``fixed_actions``.
-The critic is V(every class's observations flattened, one-hot agent id) per agent.
-Decisions (encoding, mode blocks, reward normalisation, loss): docs/learners.md §MAPPO.
+"""MAPPO (multi-agent PPO with a centralised critic) for hybrid actions, PureJaxRL-style:
+the learning class shares one :class:`~agents.networks.HybridActor` over MADFRL's action
+encoding; other classes play the adapter's ``fixed_actions``; ``policy_params`` are the
+actor's. Decisions: docs/learners.md §MAPPO.
 
 CPU hazard: ``jax.jit(jax.vmap(train))`` can wedge without the XLA flags of
 :mod:`sweeps.platform`; ``tests/test_mappo.py`` trains in a subprocess with them.
@@ -31,8 +26,6 @@ from jaxsg.wrappers import scalar_metrics
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Static MAPPO hyperparameters (hashable; sizes and loop lengths)."""
-
     num_envs: int = 16
     num_steps: int = 20  # rollout length per env per update
     num_updates: int = 100

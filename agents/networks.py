@@ -1,16 +1,7 @@
-"""Flax (linen) networks shared by the learners, and the action encoding they share.
-
-* :class:`MLP` torsos (orthogonal init, gain √2, zero biases); :func:`mlp_head` /
-  :class:`MLPHead` (a torso and one linear output), :class:`ValueCritic`, :class:`QCritic`.
-* :class:`HybridActor` → :class:`HybridDistribution`, a ``distrax.Joint`` over a dict
-  action: one ``Categorical`` per discrete head (``avail_actions`` masks) and one bounded
-  head per continuous one (``continuous_dist``: ``"tanh_normal"`` or ``"beta"``), values in
-  [−1, 1], clipped to ``±(1 − 2·BOUND_EPS)``; output gain 0.01 (near-uniform start).
-* The encoded action (:class:`Group`, :func:`encoding`, :func:`head_orders`,
-  :func:`to_env_action`), one block for MADFRL and MAPPO: ``relative_heads``,
-  ``ranked_heads``, ``mode_heads``, each defaulting to the scenario adapter's.
-
-Decisions and their measurements: docs/learners.md §Networks and the shared action encoding.
+"""Flax (linen) networks shared by the learners (:class:`MLP` torsos, heads, critics, the
+:class:`HybridActor` → :class:`HybridDistribution` over dict actions) and the action
+encoding MADFRL and MAPPO share (:class:`Group`, :func:`encoding`, :func:`to_env_action`).
+Decisions: docs/learners.md §Networks and the shared action encoding.
 """
 
 from __future__ import annotations
@@ -87,11 +78,9 @@ class MLPHead(nn.Module):
 
 
 class HybridDistribution(distrax.Joint):
-    """Joint distribution over a dict hybrid action (docs/learners.md), continuous
-    values in [−1, 1]; every component shares one batch shape (e.g. ``(num_envs,
-    n_agents)``) and ``log_prob`` / ``entropy`` sum over them. ``continuous`` maps a name
-    to ``(loc, scale)`` (``kind="tanh_normal"``) or ``(α, β)`` (``kind="beta"``). A pytree:
-    it crosses ``jit``/``vmap`` boundaries."""
+    """``distrax.Joint`` over a dict hybrid action: a ``Categorical`` per name of ``logits``,
+    a bounded head in [−1, 1] per name of ``continuous``, ``(loc, scale)`` (``kind=
+    "tanh_normal"``) or ``(α, β)`` (``"beta"``); one batch shape; a pytree."""
 
     def __init__(self, logits: Mapping[str, jnp.ndarray],
                  continuous: Mapping[str, tuple[jnp.ndarray, jnp.ndarray]], kind="tanh_normal"):

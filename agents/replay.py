@@ -1,9 +1,6 @@
-"""A pure-JAX uniform replay buffer over any pytree of items (one transition, or one whole
-episode for recurrent learners), itself a pytree so it lives in ``lax.scan`` carries and
-vmaps over seeds: ``data`` holds ``capacity`` items on a leading axis, written in a ring
-(oldest overwritten first), ``count`` how many were ever added. ``sample`` before anything
-was added returns zero items; callers gate learning on ``size(buf) >= warmup``
-(:func:`agents.core.gate`, never a Python ``if``).
+"""A pure-JAX uniform replay buffer (a pytree: it lives in ``lax.scan`` carries and vmaps)
+over any pytree of items, written in a ring. ``sample`` before any ``add`` returns zero
+items; callers gate learning on ``size(buf) >= warmup`` (:func:`agents.core.gate`).
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """Recurrent value-decomposition MARL: IQL, VDN (the paper's "proposed" sum mixing) and QMIX.
 
-Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): each agent has a GRU + FC Q-network
-(:class:`AgentQNet`) fed its observation features and last action; VDN's joint value is
-the sum of the agents' values (eq. 22), trained with the TD loss of eq. (23) from an
-episode replay buffer with target networks. QMIX (Rashid et al. 2018) mixes with a
-state-conditioned monotone hypernetwork (:class:`QMixer`); IQL trains every agent on its
-own TD error. Decisions (reset alignment, bootstrap targets, rewards, greedy-eval
-selection, Huber loss): docs/learners.md §Value decomposition.
-
-    train = make_train(env, Config(mixer="vdn"))
-    policy_params, metrics = jax.jit(train)(key, params)
-    jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, params)          # many seeds
+Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): GRU agent Q-networks
+(:class:`AgentQNet`); VDN sums the agents' values (eq. 22), QMIX (Rashid et al. 2018) mixes
+them by a monotone hypernetwork (:class:`QMixer`), IQL trains each agent on its own TD
+error. Decisions: docs/learners.md §Value decomposition.
 """
 
 from __future__ import annotations
@@ -36,8 +29,8 @@ MIXERS = ("none", "vdn", "qmix")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Static hyperparameters (hashable). ``lr``, ``eps_decay_fraction`` and
-    ``target_update_interval`` are the defaults of the traced :data:`HPARAMS`."""
+    """Static hyperparameters; ``lr``, ``eps_decay_fraction``, ``target_update_interval``:
+    the defaults of the traced :data:`HPARAMS`."""
 
     mixer: str = "vdn"
     num_envs: int = 8
@@ -76,8 +69,7 @@ class Config:
         core.check_config(self)
 
 
-#: The hyperparameters ``train`` also takes traced (``hparams``), with their dtypes: a grid
-#: of them is one ``jit(vmap(train))`` call (:func:`make_sweep`).
+#: The hyperparameters ``train`` also takes traced (``hparams``), with their dtypes.
 HPARAMS = {"lr": jnp.float32, "eps_decay_fraction": jnp.float32,
            "target_update_interval": jnp.int32}
 
@@ -134,11 +126,8 @@ class QMixer(nn.Module):
 
 
 def unroll(net: AgentQNet, agent_params, h0, inputs, resets):
-    """Unroll over a leading time axis: ``inputs (T, ..., d)``, ``resets (T, ...)``.
-
-    Returns ``(hs, qs)`` with ``hs[t]`` the hidden state *after* step t and ``qs[t]`` its
-    Q-values; ``resets[t]`` zeroes the memory before step t is consumed.
-    """
+    """``(hs, qs)`` over a leading time axis (``inputs (T, ..., d)``, ``resets (T, ...)``):
+    ``hs[t]`` the hidden state after step t, ``resets[t]`` zeroing it before step t."""
 
     def body(h, xr):
         x, r = xr

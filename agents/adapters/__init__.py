@@ -1,9 +1,5 @@
-"""Scenario adapters: everything a generic learner needs from one scenario.
-
-``for_env(env)`` returns the adapter of ``env``'s scenario (the
-:class:`~agents.adapters.base.Adapter` defaults for an env without one), so
-generic learner modules never name a scenario, read its state fields or info
-keys, or call its methods.
+"""Scenario adapters: everything a generic learner needs from one scenario (docs/design.md,
+"Agents"); :func:`for_env` finds one.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""DT deployment (recurrent value decomposition) for the learners: the reward × 1/I, IQL's
-per-user reward (:meth:`DtDeployAdapter.agent_rewards`) and the delay features
-(:meth:`DtDeployAdapter.observation_features`). Why, and what was measured:
-``docs/dt_deploy.md``, "Learners: what they see and how they are trained".
+"""DT deployment for the learners: reward × 1/I, IQL's per-user reward, delay features
+(docs/dt_deploy.md, "Learners: what they see and how they are trained").
 """
 
 from __future__ import annotations

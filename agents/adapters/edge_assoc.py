@@ -1,6 +1,5 @@
-"""Edge association (MADDPG, DTWN paper) for the learners: the BSs learn; rewards
-−T/(1 − θ_G) in seconds are used unscaled (scale 1; why: ``docs/edge_assoc.md``,
-"MADDPG at the default scale").
+"""Edge association for the learners: the BSs learn; rewards −T/(1 − θ_G) in s, unscaled
+(docs/edge_assoc.md, "MADDPG at the default scale").
 """
 
 from __future__ import annotations

@@ -1,11 +1,5 @@
-"""SGIN (satellite-ground digital twins, Stackelberg offloading) for the learners.
-
-Followers learn; the leader posts ``params.price`` unless a learner learns it. MADFRL's
-heads: the channel head is an offset from the follower's index, the LEO head ranks the
-follower's own links by observed path loss, the ``cpu`` head has one value per offload
-mode (docs/learners.md, "Networks and the shared action encoding"). Federated weights:
-:func:`sgin_weights` (eq. 36, docs/sgin.md "Federated aggregation"). MAML tasks Γ =
-arrival regimes: :func:`sample_tasks`.
+"""SGIN for the learners: followers learn, the leader posts ``params.price`` unless learned;
+the action encoding (docs/learners.md §Networks), eq. 36's weights, MAML's arrival regimes.
 """
 
 from __future__ import annotations
@@ -26,12 +20,8 @@ TASK_V_RANGE = (5.0, 20.0)
 
 
 def sgin_weights(task_bits: jnp.ndarray, distance_m: jnp.ndarray) -> jnp.ndarray:
-    """SGIN aggregation weights (eq. 36, unit-free form; docs/sgin.md decision 2).
-
-    w = ½·D/ΣD + ½·L/ΣL with D the follower's task bits and L its LEO distance
-    (any unit). Inputs (C,) are clipped at 0; a term whose total is 0 becomes
-    uniform. The result is (C,), non-negative and sums to 1.
-    """
+    """Eq. 36, unit-free (docs/sgin.md decision 2): w = ½·D/ΣD + ½·L/ΣL, D task bits and L
+    LEO distance (C,), clipped at 0 (a term of total 0 is uniform); w sums to 1."""
     d = jnp.asarray(task_bits, jnp.result_type(float))
     dist = jnp.asarray(distance_m, jnp.result_type(float))
     d, dist = jnp.broadcast_arrays(d, dist)
@@ -55,11 +45,10 @@ def _check_interval(name: str, value, ndim_ok=(1, 2)) -> None:
 
 
 def sample_tasks(key, base_params, num_tasks: int, arrival_ranges=None, v_range=None):
-    """Tasks Γ as arrival regimes: ``base_params`` with every leaf given a leading
-    axis of ``num_tasks`` and ``arrival_min_bits``/``arrival_max_bits``/``v_weight``
-    drawn per task. ``arrival_ranges`` (bits) is (K, 2) — one regime drawn per task —
-    or (2,) — two uniform draws sorted into A_min <= A_max; ``v_range`` = (lo, hi).
-    Defaults: :data:`TASK_ARRIVALS_MBIT`, :data:`TASK_V_RANGE`."""
+    """Tasks Γ: ``base_params`` with a leading axis of ``num_tasks`` and ``arrival_min_bits``,
+    ``arrival_max_bits``, ``v_weight`` drawn per task. ``arrival_ranges`` (bits): (K, 2), a
+    row per task, or (2,), two uniform draws sorted; ``v_range`` (lo, hi); defaults
+    :data:`TASK_ARRIVALS_MBIT`, :data:`TASK_V_RANGE`."""
     if arrival_ranges is None:
         arrival_ranges = np.asarray(TASK_ARRIVALS_MBIT) * MBIT
     v_range = TASK_V_RANGE if v_range is None else v_range
@@ -101,9 +90,7 @@ class SginAdapter(Adapter):
         return {"leader": jnp.full((1, env.num_agents("follower")), params.price, jnp.float32)}
 
     def leader_bounds(self, env, params):
-        """A learning leader prices in [0.5, 1.5]·λ₀ (λ₀ = ``params.price``): the grid of
-        the Stackelberg reference (``heuristics.sgin.price_grid_around``), clipped to
-        [λ_min, λ_max]; its untrained actor posts λ₀."""
+        """[0.5, 1.5]·λ₀ (the Stackelberg grid) clipped to [λ_min, λ_max] (docs/learners.md)."""
         shape = (1, env.num_agents("follower"))
         low = jnp.maximum(0.5 * params.price, params.price_min)
         high = jnp.minimum(1.5 * params.price, params.price_max)

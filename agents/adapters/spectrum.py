@@ -1,7 +1,5 @@
-"""Spectrum leasing (reputation-elected federated DDQN) for the learners: satellites learn;
-rewards are scaled by 1/(p_max·capacity) (revenue in [0, 1]); the election and block
-settlement on the ledger the batched env state carries across episodes
-(``docs/spectrum.md``, "The learners' ledger").
+"""Spectrum leasing for the learners: satellites learn, rewards × 1/(p_max·capacity), the
+election and block settlement (docs/spectrum.md, "The learners' ledger").
 """
 
 from __future__ import annotations
