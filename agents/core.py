@@ -1,7 +1,5 @@
-"""Building blocks shared by every learner, written once and scenario-free: config
-validation, the agent axis (ids, stacked per-agent networks), schedules and target updates
-(optax), warm-up gating, GAE and double-Q targets, OU noise, env metrics and atomic
-checkpoints."""
+"""Building blocks shared by every learner, scenario-free (the list: docs/extending.md,
+"Building blocks")."""
 
 from __future__ import annotations
 
@@ -134,9 +132,8 @@ def hard_update(online: PyTree, target: PyTree, step: jnp.ndarray, period: int) 
 
 
 def gate(pred: jnp.ndarray, new: PyTree, old: PyTree) -> PyTree:
-    """``new`` where ``pred`` else ``old``, leaf by leaf (warm-up gating, events). A
-    ``pred`` of shape ``(C,)`` selects along the leading axis of ``new``'s leaves (client c
-    of a stacked pytree; ``old`` may be stacked or a global pytree that broadcasts)."""
+    """``new`` where ``pred`` else ``old``, leaf by leaf; a ``pred`` of shape ``(C,)`` selects
+    along the leading axis (``old`` may be stacked or broadcast)."""
     pred = jnp.asarray(pred)
     return jax.tree.map(lambda a, b: jnp.where(
         pred.reshape(pred.shape + (1,) * (jnp.ndim(a) - pred.ndim)), a, b), new, old)
@@ -172,9 +169,8 @@ class ActorCritic:
 
 def actor_critic_step(ac: ActorCritic, critic_loss: Callable, actor_loss: Callable, actor_tx,
                       critic_tx, tau: float):
-    """A critic step on ``critic_loss(critic) -> (loss, aux)``, an actor step on
-    ``actor_loss(actor, new critic)`` (sums of per-agent losses), soft target updates (τ):
-    ``(ActorCritic, critic loss, actor loss, aux)``."""
+    """Critic step on ``critic_loss(critic) -> (loss, aux)``, actor step on ``actor_loss(actor,
+    new critic)``, soft targets: ``(ActorCritic, critic loss, actor loss, aux)``."""
     (c_loss, aux), grads = jax.value_and_grad(critic_loss, has_aux=True)(ac.critic)
     critic, c_opt = stacked_step(critic_tx, ac.critic, ac.critic_opt, grads)
     a_loss, grads = jax.value_and_grad(actor_loss)(ac.actor, critic)

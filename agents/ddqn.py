@@ -1,12 +1,8 @@
 """Federated DDQN with an elected aggregator (spectrum paper, Alg. 1-2): one double DQN per
-agent, ε-greedy (eq. 19), y = κ·r + γ·Q_T(s', argmax_a Q(s', a)) (eq. 15-18); with
-``federated=True`` the adapter's elected FedAvg (Alg. 2). Details: docs/learners.md
-§Federated DDQN.
-
-Metrics per update: the env metrics (:func:`agents.core.env_metrics`), ``reward`` per
-agent, the adapter's training metrics, the block log ``aggregator`` (−2: no aggregation
-this update, −1: nobody elected, else the id) with ``aggregator_reputation``, ``loss``,
-``q_mean``, ``epsilon``.
+agent, ε-greedy (eq. 19), y = κ·r + γ·Q_T(s', argmax_a Q(s', a)) (eq. 15-18), elected FedAvg
+if ``federated`` (docs/learners.md §Federated DDQN). Metrics per update: the env's,
+``reward`` per agent, the adapter's, ``aggregator`` (−2: no aggregation, −1: nobody
+elected, else the id), ``aggregator_reputation``, ``loss``, ``q_mean``, ``epsilon``.
 """
 
 from __future__ import annotations

@@ -55,20 +55,16 @@ def weighted_average(stacked: PyTree, weights: jnp.ndarray) -> PyTree:
 def group_average(
     stacked: PyTree, weights: jnp.ndarray, group_ids: jnp.ndarray, num_groups: int
 ) -> tuple[PyTree, jnp.ndarray, jnp.ndarray]:
-    """Per-group weighted averages (first level of hierarchical FL, e.g. DT → BS):
-    ``(group_params (G, ...), group_weight (G,), group_count (G,))``.
-
-    ``weights`` (C,) are clipped at 0 and normalised *within* each group (a non-empty group
-    whose weights are all 0 takes the plain mean); ``group_ids`` (C,) in [0, num_groups)
-    (ids outside are dropped); empty groups get all-zero parameters and count 0.
-    """
+    """Per-group weighted averages (hierarchical FL, e.g. DT → BS): ``(group_params (G, ...),
+    group_weight (G,), group_count (G,))``; ``weights`` (C,) clipped at 0 and normalised
+    within each group (all 0: the plain mean), ``group_ids`` (C,) in [0, num_groups) (others
+    dropped); an empty group gets zero parameters and count 0."""
     c = _num_clients(stacked)
     w = jnp.maximum(jnp.broadcast_to(jnp.asarray(weights, jnp.result_type(float)), (c,)), 0.0)
     ids = jnp.asarray(group_ids, jnp.int32)
     seg = lambda v: jax.ops.segment_sum(v, ids, num_segments=num_groups)
     total = seg(w)
     count = seg(jnp.ones((c,), w.dtype))
-    # Within-group normalised weight of each client (plain mean if the group's weights are 0).
     tot_c, cnt_c = total[ids], count[ids]
     w_in = jnp.where(tot_c > 0, w / jnp.where(tot_c > 0, tot_c, 1.0), 1.0 / jnp.maximum(cnt_c, 1))
 
@@ -123,10 +119,8 @@ class FederatedConfig:
 
 def aggregate(config: FederatedConfig, global_params: PyTree, stacked: PyTree,
               weights: jnp.ndarray | None = None) -> PyTree:
-    """New global model Z ← Z + u·(agg(stacked) − Z) (eq. 34-35 for "fedavg") under
-    ``config.rule``: "fedavg" weighted by ``weights`` (C,) (data sizes in McMahan et al.;
-    uniform if None), unweighted "median" and "trimmed_mean" (``config.trim_fraction``).
-    Issue it to the clients with :func:`broadcast`."""
+    """New global model Z ← Z + u·(agg(stacked) − Z) (eq. 34-35): "fedavg" weighted by
+    ``weights`` (C,) (None: uniform), unweighted "median" or "trimmed_mean"."""
     core.check_config(config)  # also a config whose fields were set after construction
     c = _num_clients(stacked)
     if config.rule == "fedavg":

@@ -1,8 +1,7 @@
 """Real federated learning for ``edge_assoc``: hierarchical FedAvg with DPoS verification.
 
-Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6): one jitted global round (:class:`FLTask`)
-over the N DTs stacked on a client axis. The round, data and decisions: docs/edge_assoc.md,
-"Real FL task".
+Lu et al., IEEE TII 2021, Sec. II-B/C (eq. 4-6), one jitted round (:class:`FLTask`) over the
+DTs on a client axis (docs/edge_assoc.md, "Real FL task").
 
 CLI: ``python -m agents.fl_task [--dataset digits|file.npz] [--rounds 20]`` prints test
 accuracy per round under average association; a missing file is one line naming the path
@@ -293,7 +292,6 @@ class FLTask:
         data_bs = jax.ops.segment_sum(c.count, assoc, num_segments=m)
         coins0 = jnp.where(state.round == 0, dpos_stakes(data_bs, cfg.s_ini), state.coins)
         _, producers = dpos_elect(coins0, cfg.num_producers)
-        # verification
         prev_loss = self.loss(w, self.x_val, self.y_val)
         bs_loss = jax.vmap(self.loss, in_axes=(0, None, None))(bs_params, self.x_val, self.y_val)
         if cfg.verifier == "dpos":
@@ -317,7 +315,6 @@ class FLTask:
             filled = core.gate(verified, bs_params, w)
             new = (coordinate_median(filled) if cfg.aggregation == "median"
                    else trimmed_mean(filled, cfg.trim_fraction))
-        # included BSs are paid, rejected ones are not
         coins = dpos_award(coins0, verified, cfg.coin_reward)
         new_state = FLState(new, coins, state.round + 1)
         metrics = {
@@ -325,8 +322,7 @@ class FLTask:
             "test_accuracy": self.accuracy(new, self.x_test, self.y_test),
             "val_loss": self.loss(new, self.x_val, self.y_val),
             "bs_val_loss": bs_loss,
-            # (V, B) loss increase of BS b's update on verifier v's shard (dpos) or on the
-            # MBS's held-out set (mbs_oracle, same for every v)
+            # (V, B): BS b's loss increase on verifier v's shard (the MBS's set if mbs_oracle)
             "verify_loss_excess": excess,
             "verified": verified,
             "producers": producers,

@@ -1,8 +1,7 @@
 """MADDPG (Lowe et al. 2017) as the DTWN paper's Algorithm 1 (Lu et al., TII 2021, Sec. IV-B):
 tanh actors π_i(o_i) → [−1, 1]^A on the Box components (:class:`ActionCodec`), OU noise
 (eq. 21), centralised critics Q_i(s, u_1, …, u_M) (eq. 23), the actor step of eq. 22, soft
-targets (eq. 24-25, β = ``tau``). Metrics per iteration: the reward, every scalar env
-metric, the losses. Decisions: docs/learners.md §MADDPG.
+targets (eq. 24-25, β = ``tau``); metrics: reward, scalar env metrics, losses (docs/learners.md).
 """
 
 from __future__ import annotations
@@ -44,15 +43,9 @@ class Config:
     critic_lr: float = 2e-3
     max_grad_norm: float = 10.0
     reward_scale: float | None = None  # None: the scenario adapter's scale (edge_assoc: 1)
-    #: "linear": learn on r·scale; "log_cost": on −log(−r)·scale, for rewards that are a
-    #: negative cost (r < 0; r ≥ 0 gives a non-finite critic loss, never clipped)
-    reward_transform: str = "linear"
-    #: weight of the actor's penalty mean(z²) on its pre-tanh output z: keeps actions out of
-    #: tanh saturation, where the policy gradient vanishes (0: the plain eq. 22 step)
-    preact_l2: float = 0.0
-    #: the trained policy returned: the online actors, or the target actors (their Polyak
-    #: average with rate ``tau``, which smooths the last updates' oscillation)
-    policy_from: str = "actor"
+    reward_transform: str = "linear"  # or "log_cost" (:func:`shaped_reward`)
+    preact_l2: float = 0.0  # weight of the actor's penalty mean(z²) on its pre-tanh output z
+    policy_from: str = "actor"  # the policy returned: the online or the "target" actors
     ou_theta: float = 0.15
     noise_start: float = 0.3
     noise_end: float = 0.05

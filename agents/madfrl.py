@@ -2,9 +2,8 @@
 actor-critic per follower (stacked, vmapped; each critic Q_i(s_i, a_i) local), a DDPG leader
 that sets the price (``learn_leader``), FedAvg of the follower actors (eq. 34-36).
 
-``make_train(env, config) -> train(key, env_params, init=None) -> (policy_params,
-metrics)``, one ``lax.scan``; ``init``: one follower ``{"actor", "critic"}`` copied to every
-follower (e.g. ``agents.maml_madfrl``'s θ). Decisions: docs/learners.md §MADFRL.
+``train(key, env_params, init=None)``: ``init``, one follower ``{"actor", "critic"}`` copied
+to every follower (``agents.maml_madfrl``'s θ). Decisions: docs/learners.md §MADFRL.
 """
 
 from __future__ import annotations
@@ -223,10 +222,9 @@ def actor_objective(q_fn, key, logits, pre, masks, group, temperature):
 
 def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, high,
                   key=None, eps=0.0, apply_critic=None):
-    """The followers' decision (training, data collection and the policy): ranked heads and
-    masks, ``apply_actor`` on :func:`follower_obs`, :func:`explore` with ``key`` or else
-    :func:`greedy` (mode heads by ``apply_critic(input, features)`` if given), env actions.
-    Returns ``(one-hots, unit values, env action, ranked masks, network input)``."""
+    """The followers' decision: :func:`explore` with ``key``, else :func:`greedy` (mode heads
+    by ``apply_critic(input, features)`` if given). Returns ``(one-hots, unit values, env
+    action, ranked masks, network input)``."""
     ad = for_env(env)
     relative, ranked, _ = encoding(cfg, ad)
     orders = head_orders(env, obs, ranked, ad.learning_class(env))
@@ -241,7 +239,6 @@ def act_followers(env, cfg: Config, apply_actor, obs, masks, group: Group, low, 
     return oh, un, to_env_action(oh, un, group, low, high, relative, orders), masks, x
 
 
-# -------------------------------------------------------------- training
 AgentGroupState = core.ActorCritic  # stacked actors, critics, targets, optimisers
 
 

@@ -1,10 +1,7 @@
 """MAPPO (multi-agent PPO with a centralised critic) for hybrid actions, PureJaxRL-style:
 the learning class shares one :class:`~agents.networks.HybridActor` over MADFRL's action
-encoding; other classes play the adapter's ``fixed_actions``; ``policy_params`` are the
-actor's. Decisions: docs/learners.md §MAPPO.
-
-CPU hazard: ``jax.jit(jax.vmap(train))`` can wedge without the XLA flags of
-:mod:`sweeps.platform`; ``tests/test_mappo.py`` trains in a subprocess with them.
+encoding; other classes play the adapter's ``fixed_actions``. Decisions (and a CPU hazard
+of ``jit(vmap(train))``): docs/learners.md §MAPPO.
 """
 
 from __future__ import annotations
@@ -167,9 +164,8 @@ def init_policy_params(env, config: Config, key: chex.PRNGKey):
 
 
 def make_train(env, config: Config, fixed_actions: Callable | None = None):
-    """Build ``train(key, params) -> (policy_params, metrics)``; ``metrics`` per update
-    (leading axis ``num_updates``): raw ``reward_mean`` per agent-step, the env's scalar
-    ``info`` metrics averaged over the rollout, and ``actor_loss``, ``value_loss``,
+    """``train(key, params) -> (policy_params, metrics)``; ``metrics`` per update: raw
+    ``reward_mean`` per agent-step, the env's scalar metrics, ``actor_loss``, ``value_loss``,
     ``entropy``, ``approx_kl``, ``clip_frac``, ``reward_std`` (the normalising std)."""
     nets, ad = _build(env, config), for_env(env)
     fixed_actions = ad.fixed_actions if fixed_actions is None else fixed_actions
@@ -285,10 +281,8 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
 
 def make_policy(env, config: Config, policy_params, deterministic: bool = True,
                 fixed_actions: Callable | None = None):
-    """Policy ``policy(key, obs, state, params) -> action`` from trained actor parameters:
-    the mode of every encoded head (``deterministic=True``, the evaluation policy; the key
-    is unused) or a sample (the stochastic policy PPO trained), decoded to the env action.
-    Other classes play ``fixed_actions`` (default: the adapter's)."""
+    """The trained actor's policy: the mode of every encoded head (``deterministic``, for
+    evaluation) or a sample; other classes play ``fixed_actions`` (default: the adapter's)."""
     nets = _build(env, config)
     fixed_actions = for_env(env).fixed_actions if fixed_actions is None else fixed_actions
     cls = nets.agent_class

@@ -55,9 +55,8 @@ class MLP(nn.Module):
 
 
 def mlp_head(x, features: int, gain: float, out: str, hidden, activation) -> jnp.ndarray:
-    """Inside a compact ``__call__``: an :class:`MLP` torso named ``"torso"`` on ``x``, then a
-    linear layer of ``features`` units, orthogonal ``gain``, named ``out`` (the parameter
-    names every critic, Q-network and deterministic actor here has)."""
+    """Inside a compact ``__call__``: an :class:`MLP` ``"torso"`` on ``x``, then a linear
+    layer of ``features`` units, orthogonal ``gain``, named ``out``."""
     h = MLP(hidden, activation, name="torso")(x)
     return orthogonal_dense(features, gain, name=out)(h)
 
@@ -148,7 +147,7 @@ class HybridDistribution(distrax.Joint):
         return sum(self.component_log_probs(value).values())
 
     def component_entropies(self) -> dict:
-        """Per-component entropies (tanh-normal heads: the approximation above)."""
+        """Per-component entropies (tanh-normal heads: the base Normal's, docs/learners.md)."""
         out = {k: self.distributions[k].entropy() for k in self._discrete_names}
         for k, (a, b) in self._params.items():
             out[k] = (distrax.Normal(a, b).entropy() if self._kind == "tanh_normal"
@@ -177,11 +176,9 @@ def mask_logits(logits: jnp.ndarray, mask: jnp.ndarray | None) -> jnp.ndarray:
 
 
 class HybridActor(nn.Module):
-    """Hybrid-action policy on an :class:`MLP` torso: ``discrete`` ``((name, options),
-    ...)``, ``continuous`` ``(name, ...)``. ``__call__(x, masks=None)``: ``x`` ``batch +
-    (features,)``, ``masks[name]`` boolean ``batch + (options,)`` (missing: all available)
-    → :class:`HybridDistribution` of batch shape ``batch`` (continuous values in [−1, 1];
-    :func:`to_env_action` maps them onto the action bounds)."""
+    """Hybrid-action policy on an :class:`MLP` torso (``discrete`` ``((name, options), ...)``,
+    ``continuous`` ``(name, ...)``): ``__call__(x (batch, features), masks=None)`` →
+    :class:`HybridDistribution` of batch shape ``batch``; ``masks[name]`` bool (missing: all)."""
 
     discrete: Sequence[tuple[str, int]]
     continuous: Sequence[str] = ()
@@ -250,13 +247,11 @@ def box_bounds(space: spaces.Space) -> tuple[dict, dict]:
     return {k: s.low for k, s in boxes.items()}, {k: s.high for k, s in boxes.items()}
 
 
-# -------------------------------------------------------------- encoded actions
 @struct.dataclass
 class Group:
-    """One agent class's hybrid action as a learner encodes it: ``discrete`` ((name,
-    options), ...), ``continuous`` ((name, size), ...) and ``modes`` ((continuous head,
-    discrete head), ...): that continuous head has one block per option of the discrete
-    head, and the chosen option's block is played (:func:`select_modes`)."""
+    """One agent class's encoded hybrid action: ``discrete`` ((name, options), ...),
+    ``continuous`` ((name, size), ...), ``modes`` ((continuous, discrete head), ...), whose
+    continuous head has one block per option (:func:`select_modes`)."""
 
     discrete: tuple = struct.field(pytree_node=False)
     continuous: tuple = struct.field(pytree_node=False)  # (name, size)
@@ -315,13 +310,9 @@ def masks_in_rank_order(masks: dict, orders: dict) -> dict:
 
 
 def to_env_action(onehots, unit, group, low, high, relative=(), orders=None):
-    """One-hots → ints (an all-zero row → ``INVALID_ACTION``, the env flags it); unit values
-    in [−1, 1] → the action bounds.
-
-    Heads in ``relative`` are offsets: agent i (last axis) choosing k sends (k + i) mod n
-    (only for heads whose options are all available). Heads in ``orders``
-    (:func:`head_orders`) are ranks: rank r → option ``orders[k][..., r]``.
-    """
+    """One-hots → ints (an all-zero row → ``INVALID_ACTION``), unit values in [−1, 1] → the
+    bounds; ``relative`` heads are offsets (agent i choosing k sends (k + i) mod n),
+    ``orders`` heads ranks (rank r → option ``orders[k][..., r]``)."""
     action = {k: jnp.argmax(onehots[k], -1).astype(jnp.int32) for k, _ in group.discrete}
     invalid = {k: ~jnp.any(onehots[k] > 0, -1) for k, _ in group.discrete}
     sizes = dict(group.discrete)

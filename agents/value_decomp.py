@@ -1,9 +1,8 @@
 """Recurrent value-decomposition MARL: IQL, VDN (the paper's "proposed" sum mixing) and QMIX.
 
-Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): GRU agent Q-networks
-(:class:`AgentQNet`); VDN sums the agents' values (eq. 22), QMIX (Rashid et al. 2018) mixes
-them by a monotone hypernetwork (:class:`QMixer`), IQL trains each agent on its own TD
-error. Decisions: docs/learners.md §Value decomposition.
+Tao et al. (arXiv 2409.05480) Sec. 5.2, eq. (21)-(23): GRU Q-networks (:class:`AgentQNet`)
+summed (VDN, eq. 22), mixed monotonically (QMIX, :class:`QMixer`) or trained independently
+(IQL). Decisions: docs/learners.md §Value decomposition.
 """
 
 from __future__ import annotations
@@ -88,7 +87,6 @@ def hparams_grid(config: Config | None = None, **axes) -> tuple[dict, list[dict]
     return {f: jnp.asarray([r[f] for r in rows], d) for f, d in HPARAMS.items()}, rows
 
 
-# ------------------------------------------------------------------ networks
 class AgentQNet(nn.Module):
     """One recurrent step ``(h, x, reset) -> (h', q)``: Dense(fc) + ReLU → ``GRUCell`` →
     Dense(|A|); ``reset`` zeroes h first."""
@@ -178,7 +176,6 @@ def init_agent_params(env, config: Config, key: chex.PRNGKey):
                        jnp.zeros((sp.n,), bool))
 
 
-# ------------------------------------------------------------------ acting
 class ActState(NamedTuple):
     env_state: Any
     obs: dict
@@ -247,13 +244,11 @@ def make_actor(env, config: Config):
     return reset_fn, step_fn
 
 
-# ------------------------------------------------------------------ training
 def make_train(env, config: Config):
-    """Build ``train(key, params, hparams=None) -> (agent_params, metrics)``; ``hparams``
-    (a dict of :data:`HPARAMS` entries, traced) overrides the config's values.
-    Per-iteration ``metrics``: ``return_mean`` (team return per episode, exploring
-    envs), ``<metric>`` (env metrics, episode means), their ``eval_`` versions on the
-    greedy envs, ``td_loss``, ``epsilon``, ``q_taken_mean``."""
+    """``train(key, params, hparams=None) -> (agent_params, metrics)``; ``hparams``: traced
+    :data:`HPARAMS` overrides. Per-iteration ``metrics``: ``return_mean`` (team return per
+    episode), env metrics (episode means), their ``eval_`` versions on the greedy envs,
+    ``td_loss``, ``epsilon``, ``q_taken_mean``."""
     spec = _spec(env, config)
     net, mixer = spec.net, QMixer(config.mixer_embed, config.hyper_hidden)
     n, horizon = spec.n, env.horizon
@@ -381,15 +376,13 @@ def make_train(env, config: Config):
 
 
 def make_sweep(env, config: Config):
-    """``sweep(seed_keys (S, 2), params, grid (G,)) -> (agent_params, metrics)``
-    with leading axes (G, S): every grid point × training seed in one compiled call
-    (``jit(vmap(vmap(train)))``). Build ``grid`` with :func:`hparams_grid`."""
+    """``sweep(seed_keys (S, 2), params, grid (G,)) -> (agent_params, metrics)``, leading axes
+    (G, S), one compiled call; ``grid`` from :func:`hparams_grid`."""
     train = make_train(env, config)
     over_seeds = jax.vmap(train, in_axes=(0, None, None))
     return jax.jit(jax.vmap(over_seeds, in_axes=(None, None, 0)))
 
 
-# ------------------------------------------------------------------ evaluation
 def make_policy(env, config: Config, policy_params, eps: float = 0.0) -> RecurrentPolicy:
     """The trained agents as a :class:`jaxsg.policy.RecurrentPolicy` (greedy by default,
     ε-greedy if ``eps`` > 0); the carry (GRU state, last action) restarts per episode."""

@@ -63,8 +63,7 @@ class Adapter:
         return env_states
 
     def train_metrics(self, env, before, after) -> dict:
-        """Extra per-update training metrics from the batched env states before and
-        after this update's settlement."""
+        """Extra training metrics from the batched env states before and after settlement."""
         return {}
 
     def sample_tasks(self, key, base_params, num_tasks: int):

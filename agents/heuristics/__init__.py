@@ -41,11 +41,10 @@ def recorded(policy, **attrs):
 
 def best_of(env, policy_of, candidates, score, params=None, lowest: bool = False, keys=None,
             key=None, seed: int = 0, num_episodes: int = 16, horizon=None, params_of=None):
-    """``(index of the best candidate, (G,) mean score)``: the mean ``score(trajectory)`` of
-    ``policy_of(c)`` for every candidate ``c`` (leading axis of ``candidates``), highest
-    (``lowest``: lowest) first on ties, over the episodes of ``keys`` (else ``num_episodes``
-    from ``key`` or ``PRNGKey(seed)``) of ``horizon`` steps under ``params_of(c, params)``;
-    one compiled call over candidates × keys (common random numbers)."""
+    """``(index of the best, (G,) mean score(trajectory))`` of ``policy_of(c)`` per candidate
+    (leading axis of ``candidates``; ``lowest``: least, first on ties) on the episodes of
+    ``keys`` (else ``num_episodes`` from ``key``/``PRNGKey(seed)``) under ``params_of(c,
+    params)``, in one compiled call (common random numbers)."""
     horizon = env.horizon if horizon is None else horizon
     params = env.default_params if params is None else params
     if keys is None:

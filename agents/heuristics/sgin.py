@@ -113,8 +113,7 @@ def magcs(env) -> Callable:
         visible = jnp.any(state.visible, -1).reshape(n_mbs, m)
 
         def assign(own_rx, k):
-            """DT k of every MBS picks its least-interfered channel; ``own_rx`` (N, O, R):
-            the power of its cell's DTs placed so far."""
+            """DT k of every MBS: least-interfered channel; ``own_rx`` (N, O, R) so far."""
             leo_k = leo[:, k]
             interference = (other_rx[cells, leo_k]
                             + params.intra_cell_interference * own_rx[cells, leo_k])  # (N, R)
@@ -229,10 +228,9 @@ def price_grid_around(price, points: int = 11, low: float = 0.5, high: float = 1
 
 def stackelberg_fixed_price(env, params=None, price_grid=None, num_episodes: int = 4,
                             rounds: int = 2, cpu_levels: int = 8, **keys):
-    """Stackelberg reference: the best fixed price on ``price_grid`` (default
-    :func:`price_grid_around`) by mean episode profit with best-response followers, on the
-    episodes of ``keys`` (:func:`agents.heuristics.best_of`). Returns ``(price, profit per
-    grid price, grid)``."""
+    """Stackelberg reference: the best fixed price of ``price_grid`` (:func:`price_grid_around`)
+    by mean episode profit, on the episodes of ``keys`` (:func:`agents.heuristics.best_of`):
+    ``(price, profit per grid price, grid)``."""
     params = env.default_params if params is None else params
     grid = price_grid_around(params.price) if price_grid is None else jnp.asarray(
         price_grid, jnp.float32)

@@ -1,8 +1,6 @@
-"""Baselines and references for ``spectrum`` (docs/spectrum.md, "References and
-baselines"): one-level steps on the learners' price and power grids (eq. 11). Searches run
-on the episodes of ``keys`` (:func:`agents.heuristics.best_of`); their policies carry
-``power_level`` (and ``price_level``) and ``mean_revenue`` (per candidate).
-"""
+"""Baselines and references for ``spectrum``: one-level steps on the learners' price and
+power grids (eq. 11); searches on the episodes of ``keys`` (:func:`agents.heuristics.best_of`)
+record their choice (docs/spectrum.md, "References and baselines")."""
 
 from __future__ import annotations
 
