@@ -36,16 +36,15 @@ COMMON_BOUNDS = dict(num_envs=COUNT, num_updates=COUNT, buffer_size=COUNT, batch
                      eps_decay_fraction=UNIT)
 
 
-def check_config(config: Any, bounds: Mapping[str, Bound] | None = None) -> None:
+def check_config(config: Any) -> None:
     """Validate a frozen dataclass ``config`` (``ValueError`` naming the field and its range,
-    as for env params): numeric fields against ``bounds`` (default :data:`COMMON_BOUNDS` and
-    the class's ``BOUNDS``; ``None`` skipped), ``bool`` fields' type, ``CHOICES`` options."""
+    as for env params): numeric fields against :data:`COMMON_BOUNDS` and the class's
+    ``BOUNDS`` (``None`` skipped), ``bool`` fields' type, ``CHOICES`` options."""
     where = type(config).__name__
     fields = dataclasses.fields(config)
     names = {f.name for f in fields}
-    if bounds is None:
-        bounds = {k: b for k, b in COMMON_BOUNDS.items() if k in names}
-        bounds.update(type(config).BOUNDS)
+    bounds = {k: b for k, b in COMMON_BOUNDS.items() if k in names}
+    bounds.update(type(config).BOUNDS)
     for f in fields:
         value = getattr(config, f.name)
         if f.type in ("bool", bool) and not isinstance(value, (bool, jnp.bool_)):

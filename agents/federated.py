@@ -55,10 +55,9 @@ def weighted_average(stacked: PyTree, weights: jnp.ndarray) -> PyTree:
 def group_average(
     stacked: PyTree, weights: jnp.ndarray, group_ids: jnp.ndarray, num_groups: int
 ) -> tuple[PyTree, jnp.ndarray, jnp.ndarray]:
-    """Per-group weighted averages (hierarchical FL, e.g. DT → BS): ``(group_params (G, ...),
-    group_weight (G,), group_count (G,))``; ``weights`` (C,) clipped at 0 and normalised
-    within each group (all 0: the plain mean), ``group_ids`` (C,) in [0, num_groups) (others
-    dropped); an empty group gets zero parameters and count 0."""
+    """Per-group weighted averages (e.g. DT → BS): ``(params (G, ...), weight (G,), count
+    (G,))``; ``weights`` (C,) clipped at 0, normalised per group (all 0: the plain mean);
+    ``group_ids`` (C,) outside [0, num_groups) dropped; an empty group: zeros, count 0."""
     c = _num_clients(stacked)
     w = jnp.maximum(jnp.broadcast_to(jnp.asarray(weights, jnp.result_type(float)), (c,)), 0.0)
     ids = jnp.asarray(group_ids, jnp.int32)
@@ -135,9 +134,8 @@ def aggregate(config: FederatedConfig, global_params: PyTree, stacked: PyTree,
 
 def maybe_aggregate(config: FederatedConfig, step: jnp.ndarray, global_params: PyTree,
                     stacked: PyTree, weights: jnp.ndarray | None = None):
-    """``(global_params, stacked)`` after aggregating and issuing when ``(step + 1) %
-    period == 0`` (``step``, traced, counts local updates from 0), else the inputs; both
-    branches are computed and selected with :func:`agents.core.gate`."""
+    """``(global_params, stacked)`` aggregated and issued when ``(step + 1) % period == 0``
+    (``step`` traced, from 0), else the inputs (both computed, :func:`agents.core.gate`)."""
     new_global = aggregate(config, global_params, stacked, weights)
     do = (jnp.asarray(step) + 1) % config.period == 0
     return (core.gate(do, new_global, global_params),

@@ -76,10 +76,10 @@ class FLConfig:
         check_dataset(self.dataset)
 
 
-def check_dataset(dataset: str) -> str:
+def check_dataset(dataset: str) -> None:
     """``"digits"`` or an existing ``.npz`` path; ValueError naming the path otherwise."""
     if dataset == "digits":
-        return dataset
+        return
     if not isinstance(dataset, (str, os.PathLike)):
         raise ValueError(f"dataset must be 'digits' or a path to an .npz file, got {dataset!r}")
     if not os.path.isfile(dataset):
@@ -87,7 +87,6 @@ def check_dataset(dataset: str) -> str:
             f"dataset file not found: '{dataset}' (expected 'digits' or an existing .npz "
             f"file with arrays {', '.join(NPZ_KEYS)})"
         )
-    return str(dataset)
 
 
 def load_dataset(dataset: str = "digits", seed: int = 0) -> dict:

@@ -56,21 +56,16 @@ class Config:
     eps_decay_fraction: float = 1.0
     noise_std: float = 0.3
     hidden: Sequence[int] = (64, 64)
-    #: append a one-hot follower index to each follower's observation
-    agent_id: bool = True
+    agent_id: bool = True  #: append a one-hot follower index to each observation
     #: None: the adapter's (``to_env_action``, ``head_orders``, ``select_modes``)
     relative_heads: tuple[str, ...] | None = None
     ranked_heads: tuple[tuple[str, str], ...] | None = None
     mode_heads: tuple[tuple[str, str], ...] | None = None
     learn_leader: bool = True
-    #: one leader price per episode (Stackelberg); False: per slot (docs/learners.md §MADFRL)
-    leader_commit: bool = True
-    #: one leader value per Box head for all its components (None: the adapter's)
-    leader_shared: bool | None = None
-    #: the per-slot leader's discount (None: ``gamma``; unused when it commits)
-    leader_gamma: float | None = None
-    #: the leader's constant ε-uniform exploration rate (None: the followers' schedule)
-    leader_eps: float | None = 1.0
+    leader_commit: bool = True  #: one price per episode; False: per slot (docs/learners.md)
+    leader_shared: bool | None = None  #: one value per Box head (None: the adapter's)
+    leader_gamma: float | None = None  #: the per-slot leader's discount (None: ``gamma``)
+    leader_eps: float | None = 1.0  #: constant ε-uniform rate (None: the followers' schedule)
     #: greedy mode heads: "critic", argmax_k Q_i(s, k, x_k(s)) (params carry
     #: ``follower_critic``), or "actor", the mode logits' argmax
     mode_choice: str = "critic"

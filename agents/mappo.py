@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import chex
 import jax
@@ -163,12 +163,11 @@ def init_policy_params(env, config: Config, key: chex.PRNGKey):
     return nets.actor.init(key, jnp.zeros((nets.n, nets.obs_dim + nets.n), jnp.float32))
 
 
-def make_train(env, config: Config, fixed_actions: Callable | None = None):
+def make_train(env, config: Config):
     """``train(key, params) -> (policy_params, metrics)``; ``metrics`` per update: raw
     ``reward_mean`` per agent-step, the env's scalar metrics, ``actor_loss``, ``value_loss``,
     ``entropy``, ``approx_kl``, ``clip_frac``, ``reward_std`` (the normalising std)."""
     nets, ad = _build(env, config), for_env(env)
-    fixed_actions = ad.fixed_actions if fixed_actions is None else fixed_actions
     n, cls, classes = nets.n, nets.agent_class, tuple(env.agent_classes)
     E, T, M = config.num_envs, config.num_steps, config.num_minibatches
     batch_size = E * T
@@ -195,7 +194,7 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
         opt_state = tx.init(net_params)
         low, high = nw.box_bounds(env.action_space(cls, params))
         others = jax.tree.map(lambda a: jnp.broadcast_to(a, (E,) + a.shape),
-                              fixed_actions(env, params))
+                              ad.fixed_actions(env, params))
         obs, env_state = reset(k_reset, params)
         stats = RunningStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
 
@@ -279,12 +278,11 @@ def make_train(env, config: Config, fixed_actions: Callable | None = None):
     return train
 
 
-def make_policy(env, config: Config, policy_params, deterministic: bool = True,
-                fixed_actions: Callable | None = None):
+def make_policy(env, config: Config, policy_params, deterministic: bool = True):
     """The trained actor's policy: the mode of every encoded head (``deterministic``, for
-    evaluation) or a sample; other classes play ``fixed_actions`` (default: the adapter's)."""
+    evaluation) or a sample; other classes play the adapter's ``fixed_actions``."""
     nets = _build(env, config)
-    fixed_actions = for_env(env).fixed_actions if fixed_actions is None else fixed_actions
+    ad = for_env(env)
     cls = nets.agent_class
 
     def policy(key, obs, state, params):
@@ -292,7 +290,7 @@ def make_policy(env, config: Config, policy_params, deterministic: bool = True,
                                         env.avail_actions(state, params)[cls])
         encoded = dist.mode() if deterministic else dist.sample(seed=key)
         low, high = nw.box_bounds(env.action_space(cls, params))
-        return {cls: decode(nets, encoded, low, high, orders), **fixed_actions(env, params)}
+        return {cls: decode(nets, encoded, low, high, orders), **ad.fixed_actions(env, params)}
 
     policy.__name__ = "mappo"
     return policy

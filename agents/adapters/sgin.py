@@ -45,10 +45,9 @@ def _check_interval(name: str, value, ndim_ok=(1, 2)) -> None:
 
 
 def sample_tasks(key, base_params, num_tasks: int, arrival_ranges=None, v_range=None):
-    """Tasks Γ: ``base_params`` with a leading axis of ``num_tasks`` and ``arrival_min_bits``,
-    ``arrival_max_bits``, ``v_weight`` drawn per task. ``arrival_ranges`` (bits): (K, 2), a
-    row per task, or (2,), two uniform draws sorted; ``v_range`` (lo, hi); defaults
-    :data:`TASK_ARRIVALS_MBIT`, :data:`TASK_V_RANGE`."""
+    """Tasks Γ: ``base_params`` with a leading task axis, A_min, A_max and V drawn per task from
+    ``arrival_ranges`` (bits; (K, 2): a row per task, (2,): two sorted uniform draws) and
+    ``v_range`` (lo, hi); defaults :data:`TASK_ARRIVALS_MBIT`, :data:`TASK_V_RANGE`."""
     if arrival_ranges is None:
         arrival_ranges = np.asarray(TASK_ARRIVALS_MBIT) * MBIT
     v_range = TASK_V_RANGE if v_range is None else v_range

@@ -25,9 +25,8 @@ def _cloud(env) -> bool:
 
 def _follower_action(env, params, offload, leo, channel, cpu_hz, block_bits, drop=None,
                      cpu_frac=None):
-    """Action dict in ``env``'s encoding from physical choices (f in Hz, S_B in bits):
-    ``cpu_ghz`` for ``payoff="paper"``; the mode-relative fraction ``cpu`` (``cpu_frac``
-    if given, else from f) and ``drop`` for ``payoff="cloud"``."""
+    """The env's action from f (Hz) and S_B (bits): ``cpu_ghz`` (paper payoff), or the mode's
+    fraction ``cpu`` (``cpu_frac`` if given, else from f) and ``drop`` (cloud payoff)."""
     offload = jnp.asarray(offload).astype(bool)
     vec = lambda x, dtype: jnp.broadcast_to(jnp.asarray(x, dtype), offload.shape)  # noqa: E731
     action = {"offload": vec(offload, jnp.int32), "leo": vec(leo, jnp.int32),
