@@ -2,8 +2,9 @@
 actor-critic per follower (stacked, vmapped; each critic Q_i(s_i, a_i) local), a DDPG leader
 that sets the price (``learn_leader``), FedAvg of the follower actors (eq. 34-36).
 
-``train(key, env_params, init=None)``: ``init``, one follower ``{"actor", "critic"}`` copied
-to every follower (``agents.maml_madfrl``'s θ). Decisions: docs/learners.md §MADFRL.
+``train(key, env_params, init=None)``: ``init``, one follower ``{"actor"[, "critic"]}``
+copied to every follower (``agents.maml_madfrl``'s θ), the rest random. Decisions:
+docs/learners.md §MADFRL.
 """
 
 from __future__ import annotations
@@ -341,14 +342,13 @@ def make_train(env, config: Config):
     with_critic = uses_critic(env, cfg)
 
     def init_group(key, actor, obs_dim, n_feat, n_agents, init=None):
-        if init is None:
-            k_a, k_c = jax.random.split(key)
-            actor_p = core.stacked_init(actor.init, k_a, n_agents, jnp.zeros((obs_dim,)))
-            critic_p = core.stacked_init(critic.init, k_c, n_agents, jnp.zeros((obs_dim,)),
-                                         jnp.zeros((n_feat,)))
-        else:  # one given actor-critic copied to every agent of the group
-            actor_p = core.broadcast_agents(init["actor"], n_agents)
-            critic_p = core.broadcast_agents(init["critic"], n_agents)
+        init = {} if init is None else init  # a given network is copied to every agent
+        k_a, k_c = jax.random.split(key)
+        actor_p = core.broadcast_agents(init["actor"], n_agents) if "actor" in init else \
+            core.stacked_init(actor.init, k_a, n_agents, jnp.zeros((obs_dim,)))
+        critic_p = core.broadcast_agents(init["critic"], n_agents) if "critic" in init else \
+            core.stacked_init(critic.init, k_c, n_agents, jnp.zeros((obs_dim,)),
+                              jnp.zeros((n_feat,)))
         return core.ActorCritic.create(actor_p, critic_p, actor_tx, critic_tx)
 
     def group_update(gs: AgentGroupState, actor, group, batch, key, masks, gamma):

@@ -1,16 +1,11 @@
 """MAML-MADFRL — the SGIN paper's proposed method (Alg. 2 + Alg. 3, Sec. IV-B/C).
 
-A meta-trained follower initialisation θ = {actor, critic} (MAML, Alg. 2, eq. 31-32, over
-the adapter's ``sample_tasks``; :func:`make_meta_train`), then MADFRL training from it
-(Alg. 3) with federated actor aggregation (eq. 34-36). Each meta-iteration, per task: a
-support set collected by θ's exploring policy, ``maml.adapt`` (second order by default),
-a query set collected by the adapted policy, and an Adam step of θ on the mean query loss.
-The task loss is MADFRL's own (:func:`make_task_loss`).
-
-:func:`make_train` chains both (``train(key, env_params) -> (policy_params, metrics)``).
-Shared training calls :func:`make_meta_train` and ``madfrl.make_train``'s ``train(...,
-init=theta)`` itself, then :func:`make_adapt` per axis value; :func:`make_adaptation_eval`
-gives the reward after k inner steps. Decisions: docs/learners.md §MAML-MADFRL.
+A meta-trained follower actor-critic θ (MAML, Alg. 2, eq. 31-32, over the adapter's
+``sample_tasks``; :func:`make_meta_train`, task loss :func:`make_task_loss`), then MADFRL
+training (Alg. 3) from θ's actor with fresh critics (:func:`fine_tune_init`) and federated
+actor aggregation (eq. 34-36). :func:`make_train` chains both (``train(key, env_params) ->
+(policy_params, metrics)``); :func:`make_adapt` and :func:`make_adaptation_eval` adapt θ
+k inner steps per task. Decisions: docs/learners.md §MAML-MADFRL.
 """
 
 from __future__ import annotations
@@ -44,6 +39,7 @@ class Config:
     #: second order by default (DESIGN.md; measured: docs/learners.md §MAML-MADFRL)
     first_order: bool = False
     eps: float = 0.2  # exploration while collecting task data
+    warm_critic: bool = False  #: MADFRL also starts from θ's critic (:func:`fine_tune_init`)
 
     BOUNDS: ClassVar = dict(
         meta_iterations=core.COUNT, num_tasks=core.COUNT, num_envs=core.COUNT,
@@ -190,6 +186,12 @@ def make_meta_train(env, config: Config, sample_tasks=None):
     return meta_train
 
 
+def fine_tune_init(config: Config, theta: dict) -> dict:
+    """MADFRL's ``init`` from θ: its actor (Alg. 3 line 3 initialises the critics afresh);
+    with ``config.warm_critic`` its critic too (docs/learners.md §MAML-MADFRL)."""
+    return theta if config.warm_critic else {"actor": theta["actor"]}
+
+
 def make_pretrain(env, config: Config):
     """The non-meta baseline: :func:`make_meta_train` with ``inner_steps = 0`` (θ minimises
     the mean task loss directly, so the comparison isolates the inner loop)."""
@@ -204,7 +206,7 @@ def make_train(env, config: Config):
     def train(key, env_params):
         k_meta, k_rl = jax.random.split(key)
         theta, meta_metrics = meta_train(k_meta, env_params)
-        policy_params, metrics = madfrl_train(k_rl, env_params, theta)
+        policy_params, metrics = madfrl_train(k_rl, env_params, fine_tune_init(config, theta))
         return policy_params, dict(metrics, **meta_metrics)
 
     return train

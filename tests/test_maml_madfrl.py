@@ -65,17 +65,26 @@ def test_maml_madfrl_leader_prices_like_stackelberg(maml_run):
     assert np.all(out["profit"] >= LEADER_SHARE * out["stackelberg_profit"]), out
 
 
-def test_meta_initialisation_is_what_madfrl_starts_from():
-    """``init`` replaces the random initialisation of every follower (zero updates → init)."""
+@pytest.mark.parametrize("warm_critic", [False, True])
+def test_madfrl_starts_from_the_meta_actor_and_fresh_or_warm_critics(warm_critic):
+    """``fine_tune_init`` hands MADFRL θ's actor, copied to every follower (zero updates →
+    init); its critics are random per follower unless ``warm_critic`` (then θ's critic)."""
     env, params = jaxsg.make("sgin", **SMALL)
     theta = mm.init_follower(env, CONFIG.madfrl, jax.random.PRNGKey(3))
     cfg = madfrl.Config(num_envs=2, num_updates=2, batch_size=8, buffer_size=8,
                         warmup_updates=10, federated=None)  # warmup > updates: no learning
-    policy_params, _ = jax.jit(madfrl.make_train(env, cfg))(jax.random.PRNGKey(0), params, theta)
-    got, want = jax.tree.leaves(policy_params["follower"]), jax.tree.leaves(theta["actor"])
-    for g, w in zip(got, want):
-        stacked = np.broadcast_to(w, (env.num_followers,) + w.shape)
-        np.testing.assert_array_equal(np.asarray(g), stacked)
+    init = mm.fine_tune_init(dataclasses.replace(CONFIG, warm_critic=warm_critic), theta)
+    policy_params, _ = jax.jit(madfrl.make_train(env, cfg))(jax.random.PRNGKey(0), params, init)
+    n = env.num_followers
+
+    def copies(tree, one):
+        return all(np.array_equal(np.asarray(g), np.broadcast_to(w, (n,) + w.shape))
+                   for g, w in zip(jax.tree.leaves(tree), jax.tree.leaves(one)))
+
+    assert copies(policy_params["follower"], theta["actor"])
+    assert copies(policy_params["follower_critic"], theta["critic"]) == warm_critic
+    kernel = np.asarray(jax.tree.leaves(policy_params["follower_critic"])[-1])
+    assert (np.ptp(kernel, axis=0).max() > 0) != warm_critic  # fresh: one init per follower
 
 
 def test_adaptation_eval_k0_is_the_initial_policy_and_steps_change_it():

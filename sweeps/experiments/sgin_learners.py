@@ -31,10 +31,11 @@ Decisions:
   ``madfrl.Config.mode_choice``), MAML-MADFRL by its actor's logits
   (:data:`MAML_MODE_CHOICE` has the measurements).
 * **Shared training**: MAML-MADFRL meta-trains θ over :func:`sample_swept`'s tasks
-  (``maml_madfrl.make_meta_train``'s ``sample_tasks``), then runs MADFRL + FL from θ on
-  the randomised env; at each evaluated point it adapts ``inner_steps`` SGD steps from
-  {the followers' mean actor, θ's critic} on one support batch there
-  (``maml_madfrl.make_adapt``) and plays the adapted actor at every follower. MADFRL
+  (``maml_madfrl.make_meta_train``'s ``sample_tasks``), then runs MADFRL + FL from θ's
+  actor with fresh critics (``maml_madfrl.fine_tune_init``) on the randomised env; at
+  each evaluated point it adapts ``inner_steps`` SGD steps from {the followers' mean
+  actor, θ's critic} on one support batch there (``maml_madfrl.make_adapt``) and plays
+  the adapted actor at every follower. MADFRL
   from scratch and MAPPO train on the same randomised env with the same env-step budget
   and play one policy at every point. Training runs at the default M with
   ``agent_id=False``, so the follower network serves Figs. 4-5's other M. The price is
@@ -280,7 +281,8 @@ def shared_trained(method: str, ctx: RunContext) -> dict:
         def one(key):
             k_meta, k_rl = jax.random.split(key)
             theta, _ = meta(k_meta, params)
-            return {"policy": rl(k_rl, params, theta)[0], "theta": theta}
+            return {"policy": rl(k_rl, params, mm.fine_tune_init(cfg, theta))[0],
+                    "theta": theta}
     elif method in ("madfrl", "mappo"):
         train = (madfrl if method == "madfrl" else mappo).make_train(swept, cfg)
 
