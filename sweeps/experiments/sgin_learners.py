@@ -106,8 +106,9 @@ LEARN_LEADER = False
 #: (64, 64) MADFRL from scratch failed on one of the grid's 3 training seeds (−147.3 per
 #: DT-slot against the best constant's −121.8) and MAML-MADFRL on 1 of 4 other seeds
 #: (−166.3); at (128, 128) MADFRL from scratch beat it in 26 of 26 runs measured and
-#: MAML-MADFRL in 24 of 28, for about 100 s more training CPU at the default scale
-#: (docs/sgin.md, "Session 9").
+#: MAML-MADFRL in 24 of 28 from θ's actor and critic, 35 of 36 from θ's actor with fresh
+#: critics (``maml_madfrl.fine_tune_init``), for about 100 s more training CPU at the
+#: default scale (docs/sgin.md, "Session 9"; docs/learners.md §MAML-MADFRL).
 _SMOKE_MADFRL = madfrl.Config(num_envs=2, num_updates=4, batch_size=8, buffer_size=8,
                               warmup_updates=1, learn_leader=LEARN_LEADER, gamma=0.0,
                               agent_id=False)
