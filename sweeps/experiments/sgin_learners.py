@@ -181,9 +181,12 @@ def _ceil_div(a: int, b: int) -> int:
 #: MADFRL from scratch keeps madfrl's default, its own critic). MAML-MADFRL's evaluation
 #: plays the followers' mean actor at every DT for any M (Figs. 4-5), and a mean of its 48
 #: fine-tuned critics chose worse than the logits. Measured at the defaults (shared
-#: training, 4 seeds from PRNGKey 11, 4 episodes; best constant −121.8 per DT-slot): mean
-#: actor by its logits −110.0 / −166.3 / −87.2 / −103.7, by the mean critic −152.3 / −166.3
-#: / −114.1 / −233.0, per-DT actors by their own critics −126.0 / −166.9 / −85.0 / −113.1.
+#: training, 4 episodes; best constant −121.8 per DT-slot), (64, 64) from θ's actor and
+#: critic, 4 seeds from PRNGKey 11: mean actor by its logits −110.0 / −166.3 / −87.2 /
+#: −103.7, by the mean critic −152.3 / −166.3 / −114.1 / −233.0, per-DT actors by their own
+#: critics −126.0 / −166.9 / −85.0 / −113.1; (128, 128) from θ's actor with fresh critics,
+#: 20 seeds (PRNGKey 13, 17, the grid's): mean −87.6 by the logits, −87.9 by per-DT
+#: critics, −291.1 by the mean critic.
 MAML_MODE_CHOICE = "actor"
 
 
