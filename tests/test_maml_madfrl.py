@@ -106,6 +106,8 @@ def test_config_validation():
         mm.Config(inner_lr=0.0)
     with pytest.raises(ValueError, match="num_tasks"):
         mm.Config(num_tasks=0)
+    with pytest.raises(ValueError, match="warm_critic"):
+        mm.Config(warm_critic=1)
 
 
 def test_meta_train_draws_tasks_from_a_given_sampler():
